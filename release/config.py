@@ -1,0 +1,261 @@
+"""`release.toml` -> a typed, validated `Config`.
+
+All validation happens at load time: an unknown key, a wrong type or a missing field is a
+`ConfigError` whose one-line message names the key (`[model].revision: ...`). Relative
+paths in the file are relative to the directory that holds it (`Config.root`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from release.errors import ConfigError
+
+DEFAULT_CONFIG = "release.toml"
+_FUNC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HANDLER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    """What model to pin: a hub repository (default source) or a local directory."""
+
+    repo: str | None = None
+    path: str | None = None
+    revision: str = "main"
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+    lock: str = "model/model.lock.json"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.repo is None) == (self.path is None):
+            raise ValueError("give exactly one of repo = \"ORG/NAME\" or path = \"DIR\"")
+        if self.repo is not None and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", self.repo):
+            raise ValueError(f"repo {self.repo!r} is not ORG/NAME")
+        if not self.include:
+            raise ValueError("include must list at least one glob")
+        return self
+
+
+class ImageConfig(_Section):
+    base: str
+    registry: str = "oci:.release/registry"
+    requirements: str = "handlers/requirements.lock"
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    python: str = "3.11"
+    model_dir: str = "/opt/model"
+    workdir: str = "/var/task"
+    max_size: int | None = Field(default=None, gt=0)
+
+
+class SigningConfig(_Section):
+    mode: str = "sigstore"
+    identity: str | None = None
+    issuer: str | None = None
+    trusted_root: str | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v == "sigstore" or v.startswith(("key:", "awskms:")):
+            return v
+        raise ValueError("must be \"sigstore\", \"key:PATH\" or \"awskms:KEY-ID\"")
+
+
+class CanaryConfig(_Section):
+    corpus: str = "model/canary.jsonl"
+    # thresholds (see release/canary/stats.py for the formulas)
+    share_alpha: float = Field(default=1e-3, gt=0, lt=1)
+    share_min_shift: float = Field(default=0.02, ge=0, le=1)
+    max_flip_rate: float = Field(default=0.05, ge=0, le=1)
+    confident_flip_conf: float = Field(default=0.9, ge=0, le=1)
+    max_confident_flip_rate: float = Field(default=0.005, ge=0, le=1)
+    ks_alpha: float = Field(default=1e-3, gt=0, lt=1)
+    accuracy_max_drop: float = Field(default=0.01, ge=0, le=1)
+    accuracy_alpha: float = Field(default=0.01, gt=0, lt=1)
+    min_accuracy: float = Field(default=0.8, ge=0, le=1)
+    low_confidence: float = Field(default=0.6, ge=0, le=1)
+    max_low_confidence_rate: float = Field(default=0.2, ge=0, le=1)
+    identical_tolerance: float = Field(default=1e-4, ge=0)
+
+
+class TrafficConfig(_Section):
+    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    bake_seconds: int = Field(default=300, ge=0)
+    min_samples: int = Field(default=3000, ge=0)
+    deadline_seconds: int = Field(default=3600, ge=0)
+    looks: int = Field(default=3, ge=1)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+
+
+class EnvironmentConfig(_Section):
+    target: Literal["lambda", "local"] = "local"
+    functions: dict[str, str] = Field(default_factory=dict)
+    alias: str = "live"
+    region: str | None = None
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    alarms: list[str] = Field(default_factory=list)
+
+
+class LedgerConfig(_Section):
+    url: str = "sqlite:.release/ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v.startswith(("sqlite:", "dynamodb:")):
+            return v
+        raise ValueError("must be \"sqlite:PATH\" or \"dynamodb:TABLE\"")
+
+
+class GateConfig(_Section):
+    policy: str = "policy/release"
+    vulnerabilities: str | None = None
+
+
+class ConfigFile(_Section):
+    model: ModelConfig
+    image: ImageConfig
+    functions: dict[
+        Annotated[str, Field(pattern=_FUNC_NAME.pattern)],
+        Annotated[str, Field(pattern=_HANDLER.pattern)],
+    ]
+    signing: SigningConfig = Field(default_factory=SigningConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @model_validator(mode="after")
+    def _functions(self) -> ConfigFile:
+        if not self.functions:
+            raise ValueError("[functions] must map at least one function to a handler")
+        for env_name, env in self.environments.items():
+            unknown = sorted(set(env.functions) - set(self.functions))
+            if unknown:
+                raise ValueError(
+                    f"[environments.{env_name}].functions names {', '.join(unknown)}, "
+                    "not in [functions]"
+                )
+        return self
+
+
+class Config:
+    """A loaded config: the validated file plus the directory its paths are relative to."""
+
+    def __init__(self, file: ConfigFile, path: Path) -> None:
+        self.file = file
+        self.path = path
+        self.root = path.parent
+
+    # convenient accessors
+    @property
+    def model(self) -> ModelConfig:
+        return self.file.model
+
+    @property
+    def image(self) -> ImageConfig:
+        return self.file.image
+
+    @property
+    def functions(self) -> dict[str, str]:
+        return self.file.functions
+
+    @property
+    def signing(self) -> SigningConfig:
+        return self.file.signing
+
+    @property
+    def canary(self) -> CanaryConfig:
+        return self.file.canary
+
+    @property
+    def ledger(self) -> LedgerConfig:
+        return self.file.ledger
+
+    @property
+    def gate(self) -> GateConfig:
+        return self.file.gate
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.file.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.file.environments)) or "none"
+            raise ConfigError(
+                f"{self.path.name}: no [environments.{name}] (configured: {known})"
+            ) from None
+
+    def resolve(self, relative: str | os.PathLike[str]) -> Path:
+        """A path from the config, made absolute against the config's directory."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def lock_path(self) -> Path:
+        return self.resolve(self.model.lock)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where local state lives (`.release/` next to the config)."""
+        return self.root / ".release"
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "literal"))]
+    if not parts:
+        return "(top level)"
+    if len(parts) == 1:
+        return f"[{parts[0]}]" if parts[0] not in ("functions",) else "[functions]"
+    section, *rest = parts
+    return f"[{section}]." + ".".join(rest)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    where = _loc(tuple(err["loc"]))
+    if kind == "extra_forbidden":
+        return f"unknown key {where}"
+    if kind == "missing":
+        return f"missing required key {where}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    got = err.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{where}: {msg.lower()}, got {got!r}"
+    return f"{where}: {msg}"
+
+
+def parse(data: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config(ConfigFile.model_validate(data), path)
+    except ValidationError as exc:
+        lines = [f"{path.name}: {_describe(e)}" for e in exc.errors(include_url=False)]
+        raise ConfigError(lines[0], details=lines[1:]) from None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file (default: ./release.toml or $RELEASE_CONFIG)."""
+    p = Path(path or os.environ.get("RELEASE_CONFIG") or DEFAULT_CONFIG).absolute()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p.name} not found in {p.parent} (use --config)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p.name}: not valid TOML: {exc}") from None
+    return parse(data, p)

@@ -1,0 +1,87 @@
+"""One error hierarchy for the whole tool.
+
+Every failure a user can cause or meet is a `ReleaseError` subclass carrying the one-line
+message they see and the exit code the CLI returns:
+
+    0  done / allowed
+    1  a check said no (verification, gate, canary)
+    2  bad usage, config or input
+    3  an outside system failed (registry, AWS, hub, docker)
+
+Exactly one boundary (`release.cli.main`) catches `ReleaseError`; anything else is a bug
+and shows its traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REMOTE = 3
+
+
+class ReleaseError(Exception):
+    """Root of every error the tool reports to a user."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: further lines (e.g. every mismatching file); printed after the message
+        self.details: list[str] = list(details or [])
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- 1: a check said no -------------------------------------------------------------
+class CheckFailed(ReleaseError):
+    """A verification, gate or canary check said no."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class VerificationFailed(CheckFailed):
+    """Bytes, signatures, identities or subjects do not match what was claimed."""
+
+
+class GateDenied(CheckFailed):
+    """The release policy denied the digest."""
+
+
+class CanaryFailed(CheckFailed):
+    """The canary found the candidate's behaviour moved beyond its thresholds."""
+
+
+class SizeLimitExceeded(CheckFailed):
+    """The image is larger than a configured or platform limit."""
+
+
+# --- 2: bad usage, config or input ---------------------------------------------------
+class UsageError(ReleaseError):
+    """The command line or an input file is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """release.toml (or a file it names) is missing or invalid."""
+
+
+class NotADigest(UsageError):
+    """A tag or other mutable reference was given where a digest is required."""
+
+    @classmethod
+    def from_ref(cls, ref: str) -> NotADigest:
+        return cls(
+            f"{ref!r} is not a digest: give sha256:<64 hex> or REPO@sha256:<64 hex> "
+            "(tags never decide anything)"
+        )
+
+
+# --- 3: an outside system failed -----------------------------------------------------
+class RemoteError(ReleaseError):
+    """The hub, a registry, AWS or the Docker engine failed or could not be reached."""
+
+    exit_code = EXIT_REMOTE
