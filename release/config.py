@@ -39,7 +39,7 @@ class ModelConfig(_Section):
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
         if (self.repo is None) == (self.path is None):
-            raise ValueError("give exactly one of repo = \"ORG/NAME\" or path = \"DIR\"")
+            raise ValueError('give exactly one of repo = "ORG/NAME" or path = "DIR"')
         if self.repo is not None and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", self.repo):
             raise ValueError(f"repo {self.repo!r} is not ORG/NAME")
         if not self.include:
@@ -69,7 +69,7 @@ class SigningConfig(_Section):
     def _mode(cls, v: str) -> str:
         if v == "sigstore" or v.startswith(("key:", "awskms:")):
             return v
-        raise ValueError("must be \"sigstore\", \"key:PATH\" or \"awskms:KEY-ID\"")
+        raise ValueError('must be "sigstore", "key:PATH" or "awskms:KEY-ID"')
 
 
 class CanaryConfig(_Section):
@@ -115,7 +115,7 @@ class LedgerConfig(_Section):
     def _url(cls, v: str) -> str:
         if v.startswith(("sqlite:", "dynamodb:")):
             return v
-        raise ValueError("must be \"sqlite:PATH\" or \"dynamodb:TABLE\"")
+        raise ValueError('must be "sqlite:PATH" or "dynamodb:TABLE"')
 
 
 class GateConfig(_Section):

@@ -176,9 +176,7 @@ class HubSource:
         if isinstance(exc, hfe.RevisionNotFoundError):
             return ConfigError(f"hub: revision not found in {self.name}: {what}")
         if isinstance(exc, hfe.RepositoryNotFoundError):
-            return ConfigError(
-                f"hub: repository {self.name} not found (or HF_TOKEN lacks access)"
-            )
+            return ConfigError(f"hub: repository {self.name} not found (or HF_TOKEN lacks access)")
         if isinstance(exc, hfe.EntryNotFoundError):
             return RemoteError(f"hub: {what} not found in {self.name}")
         return RemoteError(f"hub: {what} failed: {_short(exc)}")
@@ -239,7 +237,11 @@ class LocalSource:
         if not self.root.is_dir():
             raise ConfigError(
                 f"[model].path: {self.name} is not a directory"
-                + (" (generate it: python model/examples/generate.py)" if "examples" in self.name else "")
+                + (
+                    " (generate it: python model/examples/generate.py)"
+                    if "examples" in self.name
+                    else ""
+                )
             )
         files = []
         for dirpath, dirnames, filenames in os.walk(self.root):
@@ -279,7 +281,9 @@ def git_tree_id(files: Sequence[tuple[str, str]]) -> str:
         entries = []
         for name, child in node.items():
             if isinstance(child, dict):
-                entries.append((name + "/", b"40000 " + name.encode() + b"\0" + bytes.fromhex(write(child))))
+                entries.append(
+                    (name + "/", b"40000 " + name.encode() + b"\0" + bytes.fromhex(write(child)))
+                )
             else:
                 assert isinstance(child, str)
                 entries.append((name, b"100644 " + name.encode() + b"\0" + bytes.fromhex(child)))
@@ -290,7 +294,9 @@ def git_tree_id(files: Sequence[tuple[str, str]]) -> str:
 
 
 # --- selection ------------------------------------------------------------------------
-def select(files: Iterable[RemoteFile], include: Sequence[str], exclude: Sequence[str]) -> list[RemoteFile]:
+def select(
+    files: Iterable[RemoteFile], include: Sequence[str], exclude: Sequence[str]
+) -> list[RemoteFile]:
     """Files whose path matches an include glob and no exclude glob (fnmatch on the full
     posix path; `*` also matches `/`). Paths model-signing ignores are never selected."""
     out = []
@@ -311,7 +317,11 @@ class Cache:
 
     def __init__(self, root: Path | None = None) -> None:
         env = os.environ.get("RELEASE_CACHE_DIR")
-        base = root or (Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "release")
+        base = root or (
+            Path(env)
+            if env
+            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "release"
+        )
         self.root = base
         self.blobs = base / "blobs" / "sha256"
         self.tmp = base / "tmp"
@@ -605,9 +615,7 @@ def verify_dir(directory: Path, lock: ModelLock, *, progress: bool = True) -> Ve
             changed.append((p, f"size {size}, lock says {lf.size}"))
             continue
         to_hash.append((p, full, lf))
-    prog = (
-        Progress("verify", sum(lf.size for _, _, lf in to_hash)) if progress else NullProgress()
-    )
+    prog = Progress("verify", sum(lf.size for _, _, lf in to_hash)) if progress else NullProgress()
     try:
         with ThreadPoolExecutor(_workers()) as pool:
             hashes = list(pool.map(lambda t: hash_file(t[1], progress=prog)[1], to_hash))

@@ -1,0 +1,138 @@
+"""The `release` command line: parse, call one library function, print the typed result.
+
+No logic lives here. Data (digests, JSON) goes to stdout; progress and verdicts go to
+stderr. With `--json` exactly one JSON document is printed on stdout, errors included
+(`{"error": ..., "exit_code": ...}`).
+
+Exit codes: 0 done/allowed, 1 a check said no, 2 bad usage/config/input, 3 an outside
+system failed. Every option can also be set through a `RELEASE_*` environment variable
+(README lists them).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from release import __version__
+from release.errors import EXIT_USAGE, ReleaseError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Out:
+    """Where a command's output goes, decided once from --json."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def info(self, line: str = "") -> None:
+        """Human output: stdout normally, stderr under --json."""
+        click.echo(line, err=self.as_json)
+
+    def status(self, line: str) -> None:
+        """Verdicts and progress: always stderr."""
+        click.echo(line, err=True)
+
+    def data(self, doc: Any) -> None:
+        if self.as_json:
+            click.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def common(f: F) -> F:
+    """--config and --json on every command."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="RELEASE_CONFIG",
+        default=None,
+        help="Platform config file [env: RELEASE_CONFIG; default: ./release.toml].",
+    )
+    @click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        envvar="RELEASE_JSON",
+        help="Print one JSON document on stdout; human output goes to stderr [env: RELEASE_JSON].",
+    )
+    @functools.wraps(f)
+    def wrapper(*args: Any, config_path: Path | None, as_json: bool, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        ctx.meta["release.json"] = as_json
+        return f(*args, config_path=config_path, out=Out(as_json), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_config(path: Path | None) -> Any:
+    from release import config
+
+    return config.load(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="release")
+def cli() -> None:
+    """Hash-pin a model, build ONE Lambda image for many handlers, attest, canary, gate and
+    promote it by digest.
+
+    \b
+    Exit codes: 0 done/allowed, 1 a check said no, 2 bad usage/config/input,
+    3 an outside system failed (registry, AWS, hub, docker).
+    """
+
+
+# --- command modules: each area registers its commands on `cli` -----------------------
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        __import__(f"release.cli.{name}")
+
+
+#: command modules under release/cli/ (each defines click commands on `cli`)
+COMMAND_MODULES: list[str] = ["model"]
+
+
+# --- entry point ----------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """The one boundary that turns `ReleaseError` into a message and an exit code."""
+    _register()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="release", standalone_mode=False)
+    except ReleaseError as exc:
+        _report(exc.message, exc.details, exc.exit_code, _json_requested(args))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("release: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+def _report(message: str, details: list[str], code: int, ctx_json: bool) -> None:
+    click.echo(f"release: error: {message}", err=True)
+    for d in details:
+        click.echo(f"  {d}", err=True)
+    if ctx_json:
+        click.echo(json.dumps({"error": message, "details": details, "exit_code": code}, indent=2))
+
+
+def _json_requested(args: list[str]) -> bool:
+    return "--json" in args or os.environ.get("RELEASE_JSON", "") not in ("", "0", "false")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
