@@ -1,0 +1,6 @@
+"""Root conftest: shared fixtures are pytest plugins under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.tools",
+    "tests.fixtures.hub",
+]
