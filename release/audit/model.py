@@ -1,0 +1,86 @@
+"""The audit report's data: what was released, when, by whom, on what evidence.
+
+Built by `release.audit.collect` from the ledger, the registry's attestations and the
+verification library; rendered by `release.audit.render` as self-contained HTML (inline
+SVG charts, printable), Markdown (the GitHub Actions job summary) or JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class CanarySummary:
+    passed: bool
+    n: int
+    candidate_shares: dict[str, float]
+    baseline_shares: dict[str, float] | None
+    bin_edges: list[float]
+    candidate_hist: list[float]  # fractions per confidence bin
+    baseline_hist: list[float] | None
+    checks: list[Check] = field(default_factory=list)
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class SbomSummary:
+    components: int
+    packages: int
+    licenses: dict[str, int]
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    seq: int
+    time: str
+    action: str
+    env: str
+    actor: str
+    digest: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    digest: str
+    time: str
+    actor: str
+    signer: str | None
+    workflow_run: str | None
+    source_commit: str | None
+    model_repo: str | None
+    model_commit: str | None
+    model_digest: str | None
+    model_files: list[tuple[str, str]]  # (path, sha256)
+    sbom: SbomSummary | None
+    canary: CanarySummary | None
+    decision_allow: bool | None
+    decision_reasons: list[str]
+    verification: list[Check]
+    timeline: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    generated: str
+    env: str | None
+    chain_ok: bool
+    chain_detail: str
+    events: int
+    releases: list[ReleaseRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
