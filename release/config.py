@@ -241,7 +241,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     try:
         return Config(ConfigFile.model_validate(data), path)
     except ValidationError as exc:
-        lines = [f"{path.name}: {_describe(e)}" for e in exc.errors(include_url=False)]
+        lines = [f"{path.name}: {_describe(dict(e))}" for e in exc.errors(include_url=False)]
         raise ConfigError(lines[0], details=lines[1:]) from None
 
 

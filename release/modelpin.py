@@ -33,7 +33,7 @@ from release._progress import NullProgress, Progress
 from release.config import Config, ModelConfig
 from release.errors import ConfigError, RemoteError, UsageError, VerificationFailed
 
-LOCK_SCHEMA = 1
+LOCK_SCHEMA: Literal[1] = 1
 #: paths model-signing ignores by default; never part of a model
 IGNORED = (".git", ".gitattributes", ".github", ".gitignore")
 
@@ -149,8 +149,11 @@ class Resolved:
 
 
 class ModelSource(Protocol):
-    kind: Literal["hub", "local"]
-    name: str
+    @property
+    def kind(self) -> Literal["hub", "local"]: ...
+
+    @property
+    def name(self) -> str: ...
 
     def resolve(self, revision: str) -> Resolved: ...
 
@@ -604,9 +607,9 @@ def verify_dir(directory: Path, lock: ModelLock, *, progress: bool = True) -> Ve
     to_hash = []
     changed = list(odd)
     for p, lf in locked.items():
-        full = present.get(p)
-        if full is None:
+        if p not in present:
             continue
+        full = present[p]
         if full.is_symlink() or not full.is_file():
             changed.append((p, "not a regular file"))
             continue

@@ -224,13 +224,13 @@ def _release_html(r: ReleaseRecord) -> str:
             )
         parts.append("</table>")
     if r.canary:
-        c = r.canary
-        acc = f", accuracy {c.accuracy:.1%}" if c.accuracy is not None else ""
-        parts.append(f"<h3>Canary {_badge(c.passed)} <span class=meta>n={c.n}{acc}</span></h3>")
-        parts.append(canary_charts(c))
-        if c.checks:
+        cs = r.canary
+        acc = f", accuracy {cs.accuracy:.1%}" if cs.accuracy is not None else ""
+        parts.append(f"<h3>Canary {_badge(cs.passed)} <span class=meta>n={cs.n}{acc}</span></h3>")
+        parts.append(canary_charts(cs))
+        if cs.checks:
             parts.append("<table><tr><th>check</th><td><b>value / threshold</b></td></tr>")
-            for ch in c.checks:
+            for ch in cs.checks:
                 parts.append(
                     f"<tr><th>{_badge(ch.ok)} {escape(ch.name)}</th><td>{escape(_check_text(ch))}</td></tr>"
                 )
