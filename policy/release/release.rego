@@ -1,0 +1,105 @@
+# The release gate: may this digest be promoted?
+#
+# `input` is the typed Evidence document (release/evidence.py) that `release verify`
+# collected and re-verified for one digest. Every string in `deny` is a reason the
+# promotion is refused; the digest is allowed only when there are none.
+# Teams edit this file (and its tests in release_test.rego), not Python.
+#
+# The checks are functions of the document (`reasons(doc)`), so the unit tests call them
+# with documents directly; every field of the Evidence is always present, so checks
+# compare with `== true` / `== false`.
+package release.gate
+
+import rego.v1
+
+# Attestations every release must carry, by the short names of release/evidence.py.
+required_predicates := ["provenance", "sbom", "model", "canary"]
+
+# The most findings of each severity a release may ship with (when a report is configured).
+max_findings := {"critical": 0, "high": 0}
+
+deny := reasons(input)
+
+default allow := false
+
+allow if count(deny) == 0
+
+reasons(doc) := ((((signature_reasons(doc) | sbom_reasons(doc)) | provenance_reasons(doc)) | model_reasons(doc)) | canary_reasons(doc)) | vulnerability_reasons(doc)
+
+# --- signatures and signers ------------------------------------------------------------
+signature_reasons(doc) := {msg |
+	some name in required_predicates
+	sig := object.get(doc.signatures, name, {"present": false})
+	sig.present == false
+	msg := sprintf("%s attestation: missing", [name])
+} | {msg |
+	some name in required_predicates
+	sig := object.get(doc.signatures, name, {"present": false})
+	sig.present == true
+	sig.ok == false
+	msg := sprintf("%s attestation: %s", [name, sig.reason])
+}
+
+# --- SBOM ----------------------------------------------------------------------------
+sbom_reasons(doc) := {msg |
+	doc.sbom.present == false
+	msg := "sbom: missing"
+} | {msg |
+	doc.sbom.present == true
+	doc.sbom.subject_ok == false
+	msg := sprintf("sbom: subject is not this image (%s)", [doc.sbom.reason])
+} | {msg |
+	doc.sbom.present == true
+	doc.sbom.subject_ok == true
+	doc.sbom.model_files_match_lock == false
+	msg := sprintf("sbom: model files do not match the lock (%s)", [doc.sbom.reason])
+} | {msg |
+	doc.sbom.present == true
+	doc.sbom.subject_ok == true
+	doc.sbom.model_files_match_lock == true
+	doc.sbom.ok == false
+	msg := sprintf("sbom: %s", [doc.sbom.reason])
+}
+
+# --- provenance ----------------------------------------------------------------------
+provenance_reasons(doc) := {msg |
+	doc.provenance.ok == false
+	msg := sprintf("provenance: %s", [doc.provenance.reason])
+} | {msg |
+	is_string(doc.provenance.expected_workflow)
+	doc.provenance.workflow != doc.provenance.expected_workflow
+	msg := sprintf("provenance: built by %v, expected %v", [doc.provenance.workflow, doc.provenance.expected_workflow])
+} | {msg |
+	is_string(doc.provenance.expected_commit)
+	doc.provenance.commit != doc.provenance.expected_commit
+	msg := sprintf("provenance: built from commit %v, expected %v", [doc.provenance.commit, doc.provenance.expected_commit])
+}
+
+# --- the model layer -----------------------------------------------------------------
+model_reasons(doc) := {msg |
+	doc.model_layer.ok == false
+	msg := sprintf("model layer: does not match the lock (%s)", [doc.model_layer.reason])
+}
+
+# --- canary --------------------------------------------------------------------------
+canary_reasons(doc) := {msg |
+	doc.canary.passed == false
+	msg := sprintf("canary: failed (%s)", [doc.canary.reason])
+} | {msg |
+	doc.canary.passed == true
+	doc.canary.ok == false
+	msg := sprintf("canary: %s", [doc.canary.reason])
+}
+
+# --- vulnerabilities -----------------------------------------------------------------
+vulnerability_reasons(doc) := {msg |
+	doc.vulnerabilities.configured == true
+	doc.vulnerabilities.ok == false
+	msg := sprintf("vulnerabilities: %s", [doc.vulnerabilities.reason])
+} | {msg |
+	doc.vulnerabilities.configured == true
+	some severity
+	limit := max_findings[severity]
+	doc.vulnerabilities[severity] > limit
+	msg := sprintf("vulnerabilities: %d %s findings (at most %d allowed)", [doc.vulnerabilities[severity], severity, limit])
+}

@@ -1,0 +1,102 @@
+# Unit tests of the release gate, run by pytest through regopy
+# (tests/deploy/test_policy.py) and by `opa test policy/release`.
+# Each test names the one thing wrong with an otherwise good release and calls the
+# policy's `reasons(doc)` with that document.
+package release.gate_test
+
+import rego.v1
+
+import data.release.gate
+
+sig(name) := {
+	"ok": true, "reason": "", "present": true,
+	"predicate_type": name,
+	"signer": "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+	"issuer": "https://token.actions.githubusercontent.com",
+	"bundle_digest": null,
+}
+
+good := {
+	"schema_version": 1,
+	"digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+	"repository": "registry/app",
+	"env": "prod",
+	"signatures": {
+		"provenance": sig("https://slsa.dev/provenance/v1"),
+		"sbom": sig("https://cyclonedx.org/bom"),
+		"model": sig("https://model_signing/signature/v1.0"),
+		"canary": sig("https://release.dev/canary-report/v1"),
+	},
+	"sbom": {"ok": true, "reason": "", "present": true, "subject_ok": true, "model_files_match_lock": true},
+	"provenance": {
+		"ok": true, "reason": "",
+		"workflow": ".github/workflows/release.yml", "expected_workflow": ".github/workflows/release.yml",
+		"commit": "abc", "expected_commit": "abc",
+	},
+	"model_layer": {"ok": true, "reason": "", "lock_digest": null, "missing": [], "changed": [], "extra": []},
+	"canary": {"ok": true, "reason": "", "passed": true, "report_digest": null, "failed_checks": []},
+	"vulnerabilities": {"ok": true, "reason": "", "configured": false, "source": null, "critical": 0, "high": 0, "medium": 0, "low": 0},
+}
+
+with_field(section, patch) := object.union(good, {section: object.union(good[section], patch)})
+
+test_good_release_has_no_reasons if {
+	count(gate.reasons(good)) == 0
+}
+
+test_unsigned_is_denied if {
+	doc := object.union(good, {"signatures": object.remove(good.signatures, ["provenance"])})
+	"provenance attestation: missing" in gate.reasons(doc)
+}
+
+test_wrong_identity_is_denied if {
+	bad := object.union(sig("https://slsa.dev/provenance/v1"), {"ok": false, "reason": "signed by https://evil.example/wf, expected the release workflow"})
+	doc := object.union(good, {"signatures": object.union(good.signatures, {"provenance": bad})})
+	"provenance attestation: signed by https://evil.example/wf, expected the release workflow" in gate.reasons(doc)
+}
+
+test_sbom_missing_is_denied if {
+	doc := with_field("sbom", {"ok": false, "present": false, "reason": "no SBOM stored"})
+	"sbom: missing" in gate.reasons(doc)
+}
+
+test_sbom_model_mismatch_is_denied if {
+	doc := with_field("sbom", {"ok": false, "model_files_match_lock": false, "reason": "onnx/model.onnx sha256 differs"})
+	"sbom: model files do not match the lock (onnx/model.onnx sha256 differs)" in gate.reasons(doc)
+}
+
+test_model_layer_mismatch_is_denied if {
+	doc := with_field("model_layer", {"ok": false, "reason": "changed: onnx/model.onnx"})
+	"model layer: does not match the lock (changed: onnx/model.onnx)" in gate.reasons(doc)
+}
+
+test_canary_failed_is_denied if {
+	doc := with_field("canary", {"ok": false, "passed": false, "reason": "flip rate 0.12 > 0.05"})
+	"canary: failed (flip rate 0.12 > 0.05)" in gate.reasons(doc)
+}
+
+test_wrong_workflow_is_denied if {
+	doc := with_field("provenance", {"workflow": ".github/workflows/other.yml"})
+	"provenance: built by .github/workflows/other.yml, expected .github/workflows/release.yml" in gate.reasons(doc)
+}
+
+test_wrong_commit_is_denied if {
+	doc := with_field("provenance", {"commit": "def"})
+	"provenance: built from commit def, expected abc" in gate.reasons(doc)
+}
+
+test_critical_vulnerability_is_denied if {
+	doc := with_field("vulnerabilities", {"configured": true, "critical": 2})
+	"vulnerabilities: 2 critical findings (at most 0 allowed)" in gate.reasons(doc)
+}
+
+test_findings_ignored_when_no_report_is_configured if {
+	doc := with_field("vulnerabilities", {"configured": false, "critical": 2})
+	count(gate.reasons(doc)) == 0
+}
+
+test_every_reason_is_reported if {
+	doc := object.union(with_field("canary", {"ok": false, "passed": false, "reason": "x"}), {"sbom": object.union(good.sbom, {"present": false})})
+	reasons := gate.reasons(doc)
+	count(reasons) == 2
+}

@@ -1,0 +1,196 @@
+"""`release gate|promote|rollback|status` and `release ledger verify|events`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from release.cli import Out, cli, common, load_config
+
+_ENV = click.option(
+    "--env",
+    "env",
+    required=True,
+    envvar="RELEASE_ENV",
+    help="Environment from [environments.ENV] [env: RELEASE_ENV].",
+)
+_ACTOR = click.option(
+    "--actor",
+    envvar="RELEASE_ACTOR",
+    help="Who is acting, for the ledger [env: RELEASE_ACTOR; default: $GITHUB_ACTOR or user@host].",
+)
+
+
+def _decision_lines(out: Out, decision: Any) -> None:
+    verdict = "allow" if decision.allow else "deny"
+    out.status(f"{verdict}: {decision.digest} for {decision.env}")
+    for r in decision.reasons:
+        out.status(f"  - {r}")
+
+
+@cli.command("gate")
+@click.argument("digest")
+@_ENV
+@click.option(
+    "--evidence",
+    "evidence_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="RELEASE_GATE_EVIDENCE",
+    help="Evaluate the policy over this Evidence JSON document instead of collecting it "
+    "(a policy dry run; not recorded in the ledger) [env: RELEASE_GATE_EVIDENCE].",
+)
+@_ACTOR
+@common
+def gate_cmd(
+    config_path: Path | None, out: Out, digest: str, env: str, evidence_file: Path | None,
+    actor: str | None,
+) -> None:
+    """Collect and verify the Evidence for DIGEST and evaluate the release policy
+    (policy/release/*.rego) over it. Prints allow or deny with every reason; exit 1 on deny.
+
+    DIGEST is sha256:<64 hex> or REPO@sha256:<64 hex>; a tag exits 2.
+    """
+    from pydantic import ValidationError
+
+    from release import gate, promote
+    from release.digest import parse_reference
+    from release.errors import UsageError
+    from release.evidence import Evidence
+
+    ref = parse_reference(digest)
+    cfg = load_config(config_path)
+    cfg.environment(env)
+    if evidence_file is not None:
+        try:
+            ev = Evidence.model_validate_json(evidence_file.read_bytes())
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UsageError(f"{evidence_file.name}: not an Evidence document: {where}: {first['msg']}") from None
+        if ev.digest != ref.digest:
+            raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
+        decision = gate.evaluate(ev, gate.policy_for(cfg))
+    else:
+        decision = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor).decision
+    if not decision.allow and not out.as_json:
+        raise promote.denied(decision)
+    _decision_lines(out, decision)
+    out.data(decision.to_dict())
+    if not decision.allow:
+        raise SystemExit(1)
+
+
+@cli.command("promote")
+@click.argument("digest")
+@_ENV
+@_ACTOR
+@common
+def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor: str | None) -> None:
+    """Gate DIGEST, then move every function of ENV to it together - or none.
+
+    Deny: exit 1, nothing touched. Another promotion of ENV running: exit 1. A target
+    failure part-way puts every function back on its previous version: exit 3. Every
+    step is a ledger event.
+    """
+    from release import promote
+    from release.digest import parse_reference
+
+    ref = parse_reference(digest)
+    cfg = load_config(config_path)
+    res = promote.promote(cfg, ref, env, promote.load_provider(), actor=actor)
+    _promoted(out, res)
+
+
+def _promoted(out: Out, res: Any) -> None:
+    _decision_lines(out, res.decision)
+    verb = "promoted" if res.action == "promote" else "rolled back to"
+    out.status(f"{verb} {res.digest} in {res.env} (ledger seq {res.event.seq})")
+    for f in res.functions:
+        out.status(f"  {f.name}: {f.target_name} version {f.version}")
+    out.info(res.digest)
+    out.data(res.predicate())
+
+
+@cli.command("rollback")
+@_ENV
+@_ACTOR
+@common
+def rollback_cmd(config_path: Path | None, out: Out, env: str, actor: str | None) -> None:
+    """Put ENV back on its previous promoted digest, re-verified and gated first; every
+    function together, like a promotion."""
+    from release import promote
+
+    cfg = load_config(config_path)
+    res = promote.rollback(cfg, env, promote.load_provider(), actor=actor)
+    _promoted(out, res)
+
+
+@cli.command("status")
+@_ENV
+@common
+def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
+    """The live digest of ENV, since when and by whom, and what every function runs
+    (exit 1 when a Lambda alias has drifted from what the ledger says)."""
+    from release import promote
+
+    cfg = load_config(config_path)
+    st = promote.status(cfg, env)
+    doc = st.to_dict()
+    if st.live is None:
+        out.status(f"{env}: nothing promoted yet")
+    else:
+        out.status(f"{env}: {st.live.digest} since {st.live.time} by {st.live.actor} ({st.live.action})")
+        for f in st.functions:
+            out.status(f"  {f.name}: {f.target_name} {f.version or '-'}")
+        out.info(st.live.digest)
+    for d in st.drift:
+        out.status(f"  drift: {d}")
+    out.data(doc)
+    if st.drift:
+        raise SystemExit(1)
+
+
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The append-only, hash-chained ledger of gates, promotions and rollbacks."""
+
+
+@ledger_group.command("verify")
+@common
+def ledger_verify(config_path: Path | None, out: Out) -> None:
+    """Recompute every event's hash and link: exit 1 naming the first edited, inserted or
+    deleted event."""
+    from release.ledger import open_ledger
+
+    cfg = load_config(config_path)
+    st = open_ledger(cfg).verify_chain()
+    out.data({"ok": st.ok, "events": st.events, "head": st.head, "problems": list(st.problems)})
+    if st.ok:
+        out.status(st.detail)
+        return
+    if not out.as_json:
+        from release.errors import VerificationFailed
+
+        raise VerificationFailed(f"ledger chain broken: {st.problems[0]}", details=list(st.problems[1:]))
+    for p in st.problems:
+        out.status(f"ledger: {p}")
+    raise SystemExit(1)
+
+
+@ledger_group.command("events")
+@click.option("--env", "env", envvar="RELEASE_ENV", help="Only this environment [env: RELEASE_ENV].")
+@click.option("--digest", help="Only this digest.")
+@common
+def ledger_events(config_path: Path | None, out: Out, env: str | None, digest: str | None) -> None:
+    """List ledger events, oldest first."""
+    from release.digest import parse_reference
+    from release.ledger import open_ledger
+
+    cfg = load_config(config_path)
+    dig = parse_reference(digest).digest if digest else None
+    evs = open_ledger(cfg).events(env=env, digest=dig)
+    for e in evs:
+        out.info(f"{e.seq:>5} {e.time} {e.env:<10} {e.action:<16} {e.digest} {e.actor}")
+    out.data([e.to_dict() for e in evs])

@@ -1,0 +1,266 @@
+"""The `lambda` target: every function of an environment to `REPO@DIGEST`, or none.
+
+For each function in `[environments.ENV].functions` (function -> Lambda function name):
+`update_function_code(ImageUri=REPO@DIGEST)` and `update_function_configuration(
+ImageConfig.Command=[its handler])`, wait until the update succeeded, `publish_version`.
+Only when every function has a new version is every alias moved to it (routing cleared).
+Any failure at any step puts every function back: aliases to their previous versions
+(or removed if they did not exist), `$LATEST` code and CMD to what they were. The error is
+then raised as `RemoteError` (exit 3) naming the step.
+
+Checks real Lambda would also make, done here because test doubles do not: the image URI
+must be an ECR repository by digest, an alias routes only to numbered versions, weights
+lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from release.config import Config
+from release.deploy import DeployResult, FunctionState, StepCallback
+from release.digest import Reference
+from release.errors import ConfigError, RemoteError, UsageError
+
+_ECR_REPO = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
+)
+_VERSION = re.compile(r"^[1-9][0-9]*$")
+
+
+def image_uri(repository: str, ref: Reference) -> str:
+    """`ECR-REPO@sha256:...`, refusing anything Lambda would not run."""
+    if not _ECR_REPO.match(repository):
+        raise ConfigError(
+            f"the lambda target needs an ECR repository "
+            f"(ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME), got {repository!r}: "
+            "give REPO@sha256:... or set [image].registry to the ECR repository"
+        )
+    return f"{repository}@{ref.digest}"
+
+
+def validate_routing(weights: dict[str, float]) -> dict[str, float]:
+    """Alias routing as Lambda accepts it: numbered versions only, weights in [0, 1]."""
+    for version, w in weights.items():
+        if not _VERSION.match(version):
+            raise UsageError(f"alias routing to {version!r}: only numbered versions can take traffic")
+        if not 0.0 <= w <= 1.0:
+            raise UsageError(f"alias routing weight {w} for version {version} is outside [0, 1]")
+    return weights
+
+
+def _aws_error(exc: Exception) -> str:
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict) and "Error" in resp:
+        err = resp["Error"]
+        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
+    return str(exc) or type(exc).__name__
+
+
+def _code(exc: Exception) -> str:
+    resp = getattr(exc, "response", None)
+    return str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
+
+
+@dataclass
+class _Before:
+    """What one function looked like before we touched it."""
+
+    name: str
+    function: str
+    image_uri: str | None
+    command: list[str] | None
+    alias_version: str | None
+    code_changed: bool = False
+    alias_changed: bool = False
+    new_version: str | None = None
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, function: str, cause: Exception) -> None:
+        super().__init__(f"{step} {function}: {_aws_error(cause)}")
+        self.step = step
+        self.function = function
+        self.cause = cause
+
+
+class LambdaTarget:
+    kind = "lambda"
+
+    def __init__(
+        self,
+        cfg: Config,
+        env: str,
+        *,
+        client: Any = None,
+        poll_seconds: float = 0.25,
+        timeout_seconds: float = 300.0,
+    ) -> None:
+        e = cfg.environment(env)
+        if not e.functions:
+            raise ConfigError(f"[environments.{env}].functions is empty: nothing to deploy")
+        self.cfg = cfg
+        self.env = env
+        self.alias = e.alias
+        self.functions = dict(sorted(e.functions.items()))
+        self.commands = {name: cfg.functions[name] for name in self.functions}
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        if client is None:
+            import boto3
+
+            client = boto3.client("lambda", region_name=e.region) if e.region else boto3.client("lambda")
+        self.client = client
+
+    # --- helpers ----------------------------------------------------------------------
+    def repository(self, ref: Reference) -> str:
+        if ref.repository:
+            return ref.repository
+        reg = self.cfg.image.registry
+        if reg.startswith("oci:"):
+            raise ConfigError(
+                f"[environments.{self.env}] is a lambda target but [image].registry is an OCI "
+                "layout: push to ECR and give ECR-REPO@sha256:..."
+            )
+        return reg
+
+    def _call(self, step: str, function: str, op: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, op)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StepFailed(step, function, exc) from exc
+
+    def _wait_updated(self, step: str, function: str) -> None:
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            conf = self._call(step, function, "get_function_configuration", FunctionName=function)
+            status = conf.get("LastUpdateStatus", "Successful")
+            state = conf.get("State", "Active")
+            if status == "Failed" or state == "Failed":
+                reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or "no reason given"
+                raise StepFailed(step, function, RuntimeError(f"update failed: {reason}"))
+            if status == "Successful" and state == "Active":
+                return
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    step, function, TimeoutError(f"still {status}/{state} after {self.timeout_seconds:.0f}s")
+                )
+            time.sleep(self.poll_seconds)
+
+    def _snapshot(self, name: str, function: str) -> _Before:
+        fn = self._call("read", function, "get_function", FunctionName=function)
+        uri = fn.get("Code", {}).get("ImageUri")
+        cmd = fn.get("Configuration", {}).get("ImageConfigResponse", {}).get("ImageConfig", {}).get("Command")
+        if fn.get("Configuration", {}).get("PackageType", "Image") != "Image":
+            raise ConfigError(f"Lambda function {function} is not an image function (PackageType Image)")
+        try:
+            alias = self._call("read", function, "get_alias", FunctionName=function, Name=self.alias)
+            version: str | None = str(alias["FunctionVersion"])
+        except StepFailed as exc:
+            if _code(exc.cause) != "ResourceNotFoundException":
+                raise
+            version = None
+        return _Before(name, function, uri, list(cmd) if cmd else None, version)
+
+    # --- the target -------------------------------------------------------------------
+    def deploy(self, ref: Reference, on_step: StepCallback) -> DeployResult:
+        uri = image_uri(self.repository(ref), ref)
+        before: list[_Before] = []
+        try:
+            for name, function in self.functions.items():
+                before.append(self._snapshot(name, function))
+            for b in before:
+                b.code_changed = True
+                self._call("update-code", b.function, "update_function_code",
+                           FunctionName=b.function, ImageUri=uri)
+                self._wait_updated("update-code", b.function)
+                self._call("update-config", b.function, "update_function_configuration",
+                           FunctionName=b.function, ImageConfig={"Command": [self.commands[b.name]]})
+                self._wait_updated("update-config", b.function)
+                on_step("deploy.update", {"function": b.function, "image": uri,
+                                          "command": self.commands[b.name]})
+            for b in before:
+                pub = self._call("publish", b.function, "publish_version", FunctionName=b.function,
+                                 Description=f"release {ref.digest}")
+                version = str(pub.get("Version", ""))
+                if not _VERSION.match(version):
+                    raise StepFailed("publish", b.function,
+                                     RuntimeError(f"published version {version!r} is not a number"))
+                if pub.get("ImageUri") not in (None, uri):
+                    raise StepFailed("publish", b.function,
+                                     RuntimeError(f"published version runs {pub.get('ImageUri')}, not {uri}"))
+                b.new_version = version
+                on_step("deploy.publish", {"function": b.function, "version": version})
+            for b in before:
+                assert b.new_version is not None
+                b.alias_changed = True
+                self._point_alias(b.function, b.new_version, exists=b.alias_version is not None)
+                on_step("deploy.alias", {"function": b.function, "alias": self.alias,
+                                         "version": b.new_version})
+        except StepFailed as failure:
+            problems = self._restore(before, on_step)
+            msg = (f"lambda {failure.step} failed for {failure.function}: {_aws_error(failure.cause)}; "
+                   "every function was put back on its previous version")
+            if problems:
+                msg = (f"lambda {failure.step} failed for {failure.function}: {_aws_error(failure.cause)}; "
+                       "AND putting functions back failed - check them now")
+            raise RemoteError(msg, details=problems) from None
+        return DeployResult(
+            uri,
+            tuple(FunctionState(b.name, b.function, b.new_version, uri) for b in before),
+        )
+
+    def _point_alias(self, function: str, version: str, *, exists: bool) -> None:
+        validate_routing({version: 1.0})
+        if exists:
+            self._call("alias", function, "update_alias", FunctionName=function, Name=self.alias,
+                       FunctionVersion=version, RoutingConfig={"AdditionalVersionWeights": {}})
+        else:
+            self._call("alias", function, "create_alias", FunctionName=function, Name=self.alias,
+                       FunctionVersion=version)
+
+    def _restore(self, before: list[_Before], on_step: StepCallback) -> list[str]:
+        """Put every touched function back; returns what could not be restored."""
+        problems: list[str] = []
+        for b in reversed(before):
+            try:
+                if b.alias_changed:
+                    if b.alias_version is not None:
+                        self._point_alias(b.function, b.alias_version, exists=True)
+                    else:
+                        self._call("rollback", b.function, "delete_alias",
+                                   FunctionName=b.function, Name=self.alias)
+                if b.code_changed and b.image_uri:
+                    self._wait_updated("rollback", b.function)
+                    self._call("rollback", b.function, "update_function_code",
+                               FunctionName=b.function, ImageUri=b.image_uri)
+                    self._wait_updated("rollback", b.function)
+                    if b.command:
+                        self._call("rollback", b.function, "update_function_configuration",
+                                   FunctionName=b.function, ImageConfig={"Command": b.command})
+                        self._wait_updated("rollback", b.function)
+                if b.alias_changed or b.code_changed:
+                    on_step("deploy.restore", {"function": b.function,
+                                               "version": b.alias_version or "",
+                                               "image": b.image_uri or ""})
+            except StepFailed as exc:
+                problems.append(f"{b.function}: {exc}")
+        return problems
+
+    def live(self) -> list[FunctionState]:
+        out = []
+        for name, function in self.functions.items():
+            b = self._snapshot_or_raise(name, function)
+            out.append(FunctionState(name, function, b.alias_version, None))
+        return out
+
+    def _snapshot_or_raise(self, name: str, function: str) -> _Before:
+        try:
+            return self._snapshot(name, function)
+        except StepFailed as exc:
+            raise RemoteError(f"lambda: cannot read {function}: {_aws_error(exc.cause)}") from None

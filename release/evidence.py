@@ -1,0 +1,133 @@
+"""Evidence: everything verified about one digest, typed; the input document of the gate.
+
+`release.verify.collect` (the same code `release verify` and the audit use) builds one
+`Evidence` per digest from the registry, the stored Sigstore bundles and the lock; the
+gate hands it unchanged (as JSON) to the Rego policy in `policy/release/` as `input`.
+
+Every claim is a value with `ok` and, when not ok, a one-line `reason` saying what was
+found; the policy decides what must hold. A claim that could not be checked is `ok =
+false` with the reason, never missing: absence of evidence is a failed claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from release._io import canonical_json
+
+PROVENANCE = "https://slsa.dev/provenance/v1"
+SBOM = "https://cyclonedx.org/bom"
+MODEL_SIGNATURE = "https://model_signing/signature/v1.0"
+CANARY = "https://release.dev/canary-report/v1"
+PROMOTION = "https://release.dev/promotion/v1"
+
+#: short names the policy uses for the predicate types it requires
+PREDICATES: dict[str, str] = {
+    "provenance": PROVENANCE,
+    "sbom": SBOM,
+    "model": MODEL_SIGNATURE,
+    "canary": CANARY,
+}
+
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Claim(_Doc):
+    """One checked claim: ok, or not ok with the reason."""
+
+    ok: bool
+    reason: str = ""
+
+
+class Signature(Claim):
+    """A stored attestation of one predicate type: signature verified, signer as expected."""
+
+    predicate_type: str
+    present: bool
+    signer: str | None = None
+    issuer: str | None = None
+    #: the bundle's manifest digest in the registry (recorded in the ledger)
+    bundle_digest: str | None = Field(default=None, pattern=_DIGEST)
+
+
+class SbomClaim(Claim):
+    present: bool
+    subject_ok: bool
+    #: every model file listed with the locked sha256, and nothing else
+    model_files_match_lock: bool
+
+
+class ProvenanceClaim(Claim):
+    workflow: str | None = None
+    expected_workflow: str | None = None
+    commit: str | None = None
+    expected_commit: str | None = None
+
+
+class ModelLayerClaim(Claim):
+    """The image's model layer, re-hashed, against model.lock.json."""
+
+    lock_digest: str | None = Field(default=None, pattern=_DIGEST)
+    missing: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    extra: list[str] = Field(default_factory=list)
+
+
+class CanaryClaim(Claim):
+    passed: bool
+    report_digest: str | None = Field(default=None, pattern=_DIGEST)
+    failed_checks: list[str] = Field(default_factory=list)
+
+
+class VulnerabilityClaim(Claim):
+    """A vulnerability report (ECR scan, CycloneDX VEX or SARIF) when configured."""
+
+    configured: bool
+    source: str | None = None
+    critical: int = Field(default=0, ge=0)
+    high: int = Field(default=0, ge=0)
+    medium: int = Field(default=0, ge=0)
+    low: int = Field(default=0, ge=0)
+
+
+class Evidence(_Doc):
+    """The Rego input document."""
+
+    schema_version: Literal[1] = 1
+    digest: str = Field(pattern=_DIGEST)
+    repository: str
+    env: str
+    signatures: dict[str, Signature]
+    sbom: SbomClaim
+    provenance: ProvenanceClaim
+    model_layer: ModelLayerClaim
+    canary: CanaryClaim
+    vulnerabilities: VulnerabilityClaim
+
+    def to_input(self) -> dict[str, object]:
+        """The JSON document the policy sees as `input`."""
+        return self.model_dump(mode="json")
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the canonical JSON of this document (recorded in the ledger)."""
+        return "sha256:" + hashlib.sha256(canonical_json(self.to_input())).hexdigest()
+
+    def digests(self) -> dict[str, str]:
+        """Evidence digests for the ledger: this document and every bundle and report."""
+        out = {"evidence": self.sha256}
+        for name, sig in sorted(self.signatures.items()):
+            if sig.bundle_digest:
+                out[f"bundle:{name}"] = sig.bundle_digest
+        if self.canary.report_digest:
+            out["canary-report"] = self.canary.report_digest
+        if self.model_layer.lock_digest:
+            out["model-lock"] = self.model_layer.lock_digest
+        return out

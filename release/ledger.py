@@ -1,0 +1,559 @@
+"""The ledger: an append-only, hash-chained record of every gate, promotion and rollback.
+
+Every event is `{seq, time, actor, env, action, digest, evidence, decision, prev_hash,
+hash}`. `hash` is `sha256:` over the canonical JSON of every other field, and `prev_hash`
+is the hash of the event before it (`GENESIS` for the first), so editing, inserting or
+deleting an event anywhere but at the tail breaks the chain: `verify_chain` names the
+first event that no longer fits.
+
+Backends (`[ledger].url`): `sqlite:PATH` (default, a file next to the config) and
+`dynamodb:TABLE` (teams; every append is a conditional write on `seq`, so two writers can
+never both claim the same place in the chain). Both also hold the per-environment
+promotion lock: of two concurrent promotions of one environment exactly one proceeds.
+
+The live digest of an environment is the digest of its latest `promote` or `rollback`
+event (`Ledger.current`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time as _time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from release._io import canonical_json
+from release.config import Config
+from release.errors import CheckFailed, ConfigError, RemoteError, UsageError
+
+GENESIS = "sha256:" + "0" * 64
+#: actions that change what is live in an environment
+LIVE_ACTIONS = frozenset({"promote", "rollback"})
+#: how long a promotion lock is honoured before another promotion may take it over
+LOCK_TTL_SECONDS = 3600
+_APPEND_RETRIES = 20
+
+
+class PromotionLocked(CheckFailed):
+    """Another promotion of the same environment holds the lock."""
+
+    @classmethod
+    def held(cls, env: str, owner: str, since: str) -> PromotionLocked:
+        return cls(
+            f"environment {env!r} is locked by another promotion ({owner}, since {since}); "
+            "wait for it to finish, then run the command again"
+        )
+
+
+# --- events ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    time: str
+    actor: str
+    env: str
+    action: str
+    digest: str
+    evidence: dict[str, str] = field(default_factory=dict)
+    decision: dict[str, Any] | None = None
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """Every field the hash covers (all but `hash`)."""
+        d = asdict(self)
+        del d["hash"]
+        return d
+
+    def compute_hash(self) -> str:
+        import hashlib
+
+        return "sha256:" + hashlib.sha256(canonical_json(self.body())).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(
+            seq=int(d["seq"]),
+            time=str(d["time"]),
+            actor=str(d["actor"]),
+            env=str(d["env"]),
+            action=str(d["action"]),
+            digest=str(d["digest"]),
+            evidence={str(k): str(v) for k, v in dict(d.get("evidence") or {}).items()},
+            decision=d.get("decision"),
+            prev_hash=str(d["prev_hash"]),
+            hash=str(d["hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    ok: bool
+    events: int
+    head: str | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def detail(self) -> str:
+        if self.ok:
+            return f"chain intact: {self.events} events, head {self.head or GENESIS}"
+        return self.problems[0]
+
+
+def default_actor() -> str:
+    """Who is acting: $RELEASE_ACTOR, else the CI actor, else user@host."""
+    for var in ("RELEASE_ACTOR", "GITHUB_ACTOR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- storage backends -----------------------------------------------------------------
+class LedgerStore(Protocol):
+    """Where events live. `insert` must fail (return False) if `seq` is already taken."""
+
+    location: str
+
+    def read_all(self) -> list[dict[str, Any]]: ...
+
+    def last(self) -> dict[str, Any] | None: ...
+
+    def insert(self, row: dict[str, Any]) -> bool: ...
+
+    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
+        """(acquired, holder, since)."""
+        ...
+
+    def release_lock(self, env: str, owner: str) -> None: ...
+
+
+class SqliteStore:
+    """`sqlite:PATH`: one file; `seq` is the primary key, locks a table keyed by env."""
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.location = f"sqlite:{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.executescript(
+                    """
+                    CREATE TABLE IF NOT EXISTS events (
+                      seq INTEGER PRIMARY KEY, time TEXT NOT NULL, actor TEXT NOT NULL,
+                      env TEXT NOT NULL, action TEXT NOT NULL, digest TEXT NOT NULL,
+                      evidence TEXT NOT NULL, decision TEXT, prev_hash TEXT NOT NULL,
+                      hash TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS locks (
+                      env TEXT PRIMARY KEY, owner TEXT NOT NULL, since TEXT NOT NULL,
+                      expires REAL NOT NULL);
+                    """
+                )
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open ledger {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            yield db
+        finally:
+            db.close()
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+        seq, t, actor, env, action, digest, evidence, decision, prev, h = r
+        return {
+            "seq": seq,
+            "time": t,
+            "actor": actor,
+            "env": env,
+            "action": action,
+            "digest": digest,
+            "evidence": json.loads(evidence),
+            "decision": json.loads(decision) if decision is not None else None,
+            "prev_hash": prev,
+            "hash": h,
+        }
+
+    _COLS = "seq, time, actor, env, action, digest, evidence, decision, prev_hash, hash"
+
+    def read_all(self) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {self._COLS} FROM events ORDER BY seq").fetchall()
+        return [self._row(r) for r in rows]
+
+    def last(self) -> dict[str, Any] | None:
+        with self._connect() as db:
+            r = db.execute(f"SELECT {self._COLS} FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return self._row(r) if r else None
+
+    def insert(self, row: dict[str, Any]) -> bool:
+        values = (
+            row["seq"],
+            row["time"],
+            row["actor"],
+            row["env"],
+            row["action"],
+            row["digest"],
+            json.dumps(row["evidence"], sort_keys=True),
+            json.dumps(row["decision"], sort_keys=True) if row["decision"] is not None else None,
+            row["prev_hash"],
+            row["hash"],
+        )
+        try:
+            with self._connect() as db:
+                db.execute(f"INSERT INTO events ({self._COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
+        now = _time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                r = db.execute("SELECT owner, since, expires FROM locks WHERE env = ?", (env,)).fetchone()
+                if r is not None and r[2] > now and not _stale_local_owner(r[0]):
+                    db.execute("ROLLBACK")
+                    return False, r[0], r[1]
+                since = _now()
+                db.execute(
+                    "INSERT OR REPLACE INTO locks (env, owner, since, expires) VALUES (?,?,?,?)",
+                    (env, owner, since, now + ttl),
+                )
+                db.execute("COMMIT")
+                return True, owner, since
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def release_lock(self, env: str, owner: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM locks WHERE env = ? AND owner = ?", (env, owner))
+
+
+def _stale_local_owner(owner: str) -> bool:
+    """A lock taken by a process of this host that no longer exists is stale."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class DynamoStore:
+    """`dynamodb:TABLE`: partition key `pk` (S), sort key `seq` (N).
+
+    Events live under `pk = "events"`; every put is conditional on the `seq` not existing.
+    Locks are items `pk = "lock#ENV", seq = 0`, taken with a conditional put.
+    """
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        import boto3
+
+        self.table = table
+        self.location = f"dynamodb:{table}"
+        self.client = client or boto3.client("dynamodb")
+        self._ensure_table()
+
+    def _err(self, op: str, exc: Exception) -> RemoteError:
+        return RemoteError(
+            f"DynamoDB {op} on table {self.table} failed: {_aws_message(exc)} "
+            "(check AWS credentials, region and the table)"
+        )
+
+    def _ensure_table(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.describe_table(TableName=self.table)
+            return
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise self._err("DescribeTable", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("DescribeTable", exc) from None
+        try:
+            self.client.create_table(
+                TableName=self.table,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "seq", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "seq", "AttributeType": "N"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise self._err("CreateTable", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("CreateTable", exc) from None
+
+    @staticmethod
+    def _item(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": {"S": "events"},
+            "seq": {"N": str(row["seq"])},
+            "event": {"S": json.dumps(row, sort_keys=True)},
+        }
+
+    def _query(self, forward: bool, limit: int | None) -> list[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": "events"}},
+            "ScanIndexForward": forward,
+            "ConsistentRead": True,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        try:
+            while True:
+                resp = self.client.query(**kwargs)
+                out.extend(json.loads(i["event"]["S"]) for i in resp.get("Items", []))
+                if limit or "LastEvaluatedKey" not in resp:
+                    return out
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._err("Query", exc) from None
+
+    def read_all(self) -> list[dict[str, Any]]:
+        return self._query(True, None)
+
+    def last(self) -> dict[str, Any] | None:
+        rows = self._query(False, 1)
+        return rows[0] if rows else None
+
+    def insert(self, row: dict[str, Any]) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=self._item(row),
+                ConditionExpression="attribute_not_exists(seq)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise self._err("PutItem", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("PutItem", exc) from None
+        return True
+
+    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        now = _time.time()
+        since = _now()
+        key = {"pk": {"S": f"lock#{env}"}, "seq": {"N": "0"}}
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **key,
+                    "owner": {"S": owner},
+                    "since": {"S": since},
+                    "expires": {"N": repr(now + ttl)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires < :now",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+            return True, owner, since
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise self._err("PutItem (lock)", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("PutItem (lock)", exc) from None
+        try:
+            item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
+        except (ClientError, BotoCoreError) as exc:
+            raise self._err("GetItem (lock)", exc) from None
+        return False, item.get("owner", {}).get("S", "?"), item.get("since", {}).get("S", "?")
+
+    def release_lock(self, env: str, owner: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"lock#{env}"}, "seq": {"N": "0"}},
+                ConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise self._err("DeleteItem (lock)", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("DeleteItem (lock)", exc) from None
+
+
+def _aws_message(exc: Exception) -> str:
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict) and "Error" in resp:
+        err = resp["Error"]
+        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
+    return str(exc)
+
+
+# --- the ledger -----------------------------------------------------------------------
+class Ledger:
+    """Append-only, hash-chained events over a `LedgerStore`."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    def append(
+        self,
+        env: str,
+        action: str,
+        digest: str,
+        actor: str | None = None,
+        evidence: dict[str, str] | None = None,
+        decision: dict[str, Any] | None = None,
+    ) -> Event:
+        """Add one event at the tail. A concurrent writer that took the same `seq` makes
+        this retry on top of it; the chain never forks."""
+        who = actor or default_actor()
+        for _ in range(_APPEND_RETRIES):
+            last = self.store.last()
+            seq = int(last["seq"]) + 1 if last else 1
+            prev = str(last["hash"]) if last else GENESIS
+            ev = Event(
+                seq=seq,
+                time=_now(),
+                actor=who,
+                env=env,
+                action=action,
+                digest=digest,
+                evidence=dict(evidence or {}),
+                decision=json.loads(json.dumps(decision)) if decision is not None else None,
+                prev_hash=prev,
+            )
+            ev = Event(**{**ev.body(), "hash": ev.compute_hash()})
+            if self.store.insert(ev.to_dict()):
+                return ev
+            _time.sleep(0.01)
+        raise RemoteError(
+            f"ledger {self.location}: could not append after {_APPEND_RETRIES} attempts "
+            "(too many concurrent writers); run the command again"
+        )
+
+    def events(self, env: str | None = None, digest: str | None = None) -> list[Event]:
+        out = [Event.from_dict(r) for r in self.store.read_all()]
+        if env is not None:
+            out = [e for e in out if e.env == env]
+        if digest is not None:
+            out = [e for e in out if e.digest == digest]
+        return out
+
+    def current(self, env: str) -> Event | None:
+        """The event that made the environment's live digest live (None: never promoted)."""
+        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        return live[-1] if live else None
+
+    def previous(self, env: str) -> Event | None:
+        """The last live event before the current one whose digest differs from it."""
+        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        if not live:
+            return None
+        cur = live[-1].digest
+        for e in reversed(live[:-1]):
+            if e.digest != cur:
+                return e
+        return None
+
+    def verify_chain(self) -> ChainStatus:
+        """Recompute every hash and link; name the first event that does not fit."""
+        rows = self.store.read_all()
+        problems: list[str] = []
+        prev = GENESIS
+        expected_seq = 1
+        for r in rows:
+            try:
+                ev = Event.from_dict(r)
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"event at seq {r.get('seq')!r} is malformed: {exc}")
+                break
+            if ev.seq != expected_seq:
+                problems.append(
+                    f"event seq {ev.seq} follows seq {expected_seq - 1}: "
+                    f"{'an event was deleted' if ev.seq > expected_seq else 'an event was inserted'}"
+                )
+            if ev.prev_hash != prev:
+                problems.append(
+                    f"event seq {ev.seq}: prev_hash does not match the hash of the event before it "
+                    "(an event was inserted, deleted or edited)"
+                )
+            if ev.compute_hash() != ev.hash:
+                problems.append(f"event seq {ev.seq}: contents do not match its hash (edited)")
+            prev = ev.hash
+            expected_seq = ev.seq + 1
+        head = rows[-1]["hash"] if rows else None
+        return ChainStatus(ok=not problems, events=len(rows), head=head, problems=tuple(problems))
+
+    @contextlib.contextmanager
+    def lock(self, env: str) -> Iterator[str]:
+        """Hold the promotion lock of `env`; PromotionLocked if another promotion has it."""
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        ok, holder, since = self.store.acquire_lock(env, owner, LOCK_TTL_SECONDS)
+        if not ok:
+            raise PromotionLocked.held(env, holder, since)
+        try:
+            yield owner
+        finally:
+            self.store.release_lock(env, owner)
+
+
+def open_ledger(cfg: Config, *, dynamodb_client: Any = None) -> Ledger:
+    """The ledger `[ledger].url` names (sqlite paths are relative to the config)."""
+    url = cfg.ledger.url
+    scheme, _, rest = url.partition(":")
+    if not rest:
+        raise ConfigError(f"[ledger].url {url!r} names no path or table")
+    if scheme == "sqlite":
+        return Ledger(SqliteStore(cfg.resolve(rest)))
+    if scheme == "dynamodb":
+        return Ledger(DynamoStore(rest, client=dynamodb_client))
+    raise UsageError(f"[ledger].url {url!r}: unknown scheme {scheme!r}")

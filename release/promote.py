@@ -1,0 +1,249 @@
+"""Gate, promote, roll back and report an environment - by digest, every function at once.
+
+`promote(cfg, ref, env, evidence_provider)`:
+1. the provider collects and re-verifies the Evidence for the digest (in production
+   `release.verify.collect`; tests inject their own) and the gate evaluates the release
+   policy over it; the decision is a ledger event. Deny: `GateDenied` (exit 1), nothing
+   touched.
+2. the environment's promotion lock is taken (another promotion running:
+   `PromotionLocked`, exit 1);
+3. the target moves every function to the digest, recording each step in the ledger; a
+   failure part-way puts every function back (`promote.failed` event, the error re-raised);
+4. the `promote` event makes the digest the environment's live digest.
+
+`rollback` promotes the previous live digest again, re-verified and gated like any other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from release.config import Config
+from release.deploy import FunctionState, Target, target_for
+from release.digest import Reference, parse_reference
+from release.errors import GateDenied, ReleaseError, UsageError, VerificationFailed
+from release.evidence import Evidence
+from release.gate import Decision, evaluate, policy_for
+from release.ledger import Event, Ledger, open_ledger
+
+#: (config, image reference, environment) -> verified Evidence
+EvidenceProvider = Callable[[Config, Reference, str], Evidence]
+
+DEFAULT_PROVIDER = "release.verify:collect"
+
+
+def load_provider(spec: str | None = None) -> EvidenceProvider:
+    """The evidence provider `MODULE:FUNCTION` ($RELEASE_EVIDENCE_PROVIDER, default
+    `release.verify:collect`)."""
+    spec = spec or os.environ.get("RELEASE_EVIDENCE_PROVIDER") or DEFAULT_PROVIDER
+    module, _, func = spec.partition(":")
+    if not module or not func:
+        raise UsageError(f"evidence provider {spec!r} is not MODULE:FUNCTION")
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(
+            f"evidence provider {spec!r}: module {module} is not available in this installation"
+        )
+    fn = getattr(importlib.import_module(module), func, None)
+    if not callable(fn):
+        raise UsageError(f"evidence provider {spec!r}: {module} has no function {func}")
+    return fn  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    decision: Decision
+    evidence: Evidence
+    event: Event | None
+
+
+def gate(
+    cfg: Config,
+    ref: Reference,
+    env: str,
+    provider: EvidenceProvider,
+    *,
+    ledger: Ledger | None = None,
+    actor: str | None = None,
+) -> GateResult:
+    """Collect the Evidence, evaluate the policy, record the decision. Never raises on deny."""
+    cfg.environment(env)  # unknown environment: ConfigError before any work
+    evidence = provider(cfg, ref, env)
+    if evidence.digest != ref.digest or evidence.env != env:
+        raise VerificationFailed(
+            f"evidence is about {evidence.digest} in {evidence.env!r}, not {ref.digest} in {env!r}"
+        )
+    decision = evaluate(evidence, policy_for(cfg))
+    led = ledger or open_ledger(cfg)
+    event = led.append(
+        env,
+        "gate",
+        ref.digest,
+        actor=actor,
+        evidence={**evidence.digests(), "policy": decision.policy_digest},
+        decision={"allow": decision.allow, "reasons": list(decision.reasons)},
+    )
+    return GateResult(decision, evidence, event)
+
+
+def denied(decision: Decision) -> GateDenied:
+    n = len(decision.reasons)
+    return GateDenied(
+        f"gate denied {decision.digest} for {decision.env}: {n} reason{'s' if n != 1 else ''}",
+        details=list(decision.reasons),
+    )
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    env: str
+    digest: str
+    reference: str
+    action: str
+    previous: str | None
+    decision: Decision
+    functions: tuple[FunctionState, ...]
+    event: Event
+
+    def predicate(self) -> dict[str, Any]:
+        """The promotion predicate (attestations/promotion.schema.json)."""
+        return {
+            "env": self.env,
+            "action": self.action,
+            "digest": self.digest,
+            "reference": self.reference,
+            "previous": self.previous,
+            "functions": {
+                f.name: {"function": f.target_name, "version": f.version or ""} for f in self.functions
+            },
+            "decision": {
+                "allow": self.decision.allow,
+                "reasons": list(self.decision.reasons),
+                "policy_digest": self.decision.policy_digest,
+                "evidence_digest": self.decision.evidence_digest,
+            },
+            "ledger": {"seq": self.event.seq, "hash": self.event.hash, "time": self.event.time},
+            "actor": self.event.actor,
+        }
+
+
+def promote(
+    cfg: Config,
+    ref: Reference,
+    env: str,
+    provider: EvidenceProvider,
+    *,
+    target: Target | None = None,
+    ledger: Ledger | None = None,
+    actor: str | None = None,
+    action: str = "promote",
+) -> PromotionResult:
+    """Gate, then every function of `env` to `ref`, or nothing (see module docstring)."""
+    led = ledger or open_ledger(cfg)
+    g = gate(cfg, ref, env, provider, ledger=led, actor=actor)
+    if not g.decision.allow:
+        raise denied(g.decision)
+    tgt = target or target_for(cfg, env)
+    with led.lock(env):
+        cur = led.current(env)
+        previous = cur.digest if cur else None
+        led.append(env, f"{action}.start", ref.digest, actor=actor,
+                   evidence={"from": previous or "", "target": tgt.kind})
+
+        def on_step(step: str, detail: dict[str, str]) -> None:
+            led.append(env, step, ref.digest, actor=actor, evidence=detail)
+
+        try:
+            result = tgt.deploy(ref, on_step)
+        except ReleaseError as exc:
+            led.append(env, f"{action}.failed", ref.digest, actor=actor,
+                       evidence={"error": exc.message, "live": previous or ""})
+            raise
+        evidence = {
+            **g.evidence.digests(),
+            "policy": g.decision.policy_digest,
+            "reference": result.reference,
+            "from": previous or "",
+            **{f"version:{f.name}": f.version or "" for f in result.functions},
+        }
+        event = led.append(
+            env,
+            action,
+            ref.digest,
+            actor=actor,
+            evidence=evidence,
+            decision={"allow": True, "reasons": list(g.decision.reasons)},
+        )
+    return PromotionResult(env, ref.digest, result.reference, action, previous, g.decision,
+                           result.functions, event)
+
+
+def rollback(
+    cfg: Config,
+    env: str,
+    provider: EvidenceProvider,
+    *,
+    target: Target | None = None,
+    ledger: Ledger | None = None,
+    actor: str | None = None,
+) -> PromotionResult:
+    """Promote the previous live digest again (re-verified and gated first)."""
+    led = ledger or open_ledger(cfg)
+    cfg.environment(env)
+    prev = led.previous(env)
+    if prev is None:
+        raise UsageError(f"environment {env!r} has no earlier promoted digest to roll back to")
+    ref = parse_reference(prev.evidence.get("reference") or prev.digest)
+    if ref.digest != prev.digest:
+        raise VerificationFailed(
+            f"ledger event {prev.seq}: reference {ref} does not match digest {prev.digest}"
+        )
+    return promote(cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback")
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    env: str
+    target: str
+    live: Event | None
+    functions: tuple[FunctionState, ...]
+    drift: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        live = self.live
+        return {
+            "env": self.env,
+            "target": self.target,
+            "digest": live.digest if live else None,
+            "reference": live.evidence.get("reference") if live else None,
+            "since": live.time if live else None,
+            "by": live.actor if live else None,
+            "action": live.action if live else None,
+            "functions": {
+                f.name: {"function": f.target_name, "version": f.version} for f in self.functions
+            },
+            "drift": list(self.drift),
+        }
+
+
+def status(cfg: Config, env: str, *, target: Target | None = None,
+           ledger: Ledger | None = None) -> EnvStatus:
+    """The live digest (from the ledger) and, per function, what the target runs; any
+    difference between the two is reported as drift."""
+    led = ledger or open_ledger(cfg)
+    tgt = target or target_for(cfg, env)
+    live = led.current(env)
+    fns = tuple(tgt.live())
+    drift: list[str] = []
+    if live is not None and tgt.kind == "lambda":
+        for f in fns:
+            want = live.evidence.get(f"version:{f.name}")
+            if want and f.version != want:
+                drift.append(
+                    f"{f.target_name}: alias points at version {f.version}, the ledger says {want}"
+                )
+    return EnvStatus(env, tgt.kind, live, fns, tuple(drift))

@@ -1,0 +1,212 @@
+"""Fixtures of the deploy tests: a moto server (Lambda, DynamoDB, IAM) on 127.0.0.1,
+Lambda image functions, Evidence documents and a project directory with a config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from release.evidence import PREDICATES, Evidence
+from tests.fixtures.tools import free_port
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/app"
+FUNCTIONS = {"scorer": "ma-scorer", "remediator": "ma-remediator", "analysis": "ma-analysis"}
+HANDLERS = {
+    "scorer": "handlers.scorer.lambda_handler",
+    "remediator": "handlers.remediator.lambda_handler",
+    "analysis": "handlers.analysis.lambda_handler",
+}
+
+
+def digest_of(ch: str) -> str:
+    return "sha256:" + ch * 64
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server on a free local port, stopped after the session."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment pointing boto3 at moto (also passed to CLI subprocesses)."""
+    urllib.request.urlopen(
+        urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
+    ).close()
+    env = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return env
+
+
+def boto(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture
+def lambdas(aws_env: dict[str, str]) -> dict[str, str]:
+    """Image functions on digest `sha256:aaaa...` with alias `live` -> version 1."""
+    iam = boto("iam")
+    role = iam.create_role(
+        RoleName="fn-role",
+        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}',
+    )["Role"]["Arn"]
+    lam = boto("lambda")
+    old = f"{ECR}@{digest_of('a')}"
+    for name, fn in FUNCTIONS.items():
+        lam.create_function(
+            FunctionName=fn,
+            Role=role,
+            PackageType="Image",
+            Code={"ImageUri": old},
+            ImageConfig={"Command": [HANDLERS[name]]},
+            Publish=True,
+        )
+        lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
+    return FUNCTIONS
+
+
+def write_config(root: Path, *, target: str = "local", ledger: str = "sqlite:.release/ledger.db") -> Path:
+    """A project directory with release.toml and the release policy (copied from the repo)."""
+    import shutil
+
+    from tests.fixtures.tools import REPO
+
+    shutil.copytree(REPO / "policy" / "release", root / "policy" / "release", dirs_exist_ok=True)
+    fns = ", ".join(f'{k} = "{v}"' for k, v in FUNCTIONS.items())
+    handlers = "\n".join(f'{k} = "{v}"' for k, v in HANDLERS.items())
+    cfg = root / "release.toml"
+    cfg.write_text(
+        f"""
+[model]
+path = "model"
+
+[image]
+base = "oci:base@{digest_of('0')}"
+registry = "{ECR if target == 'lambda' else 'oci:.release/registry'}"
+
+[functions]
+{handlers}
+
+[environments.prod]
+target = "{target}"
+functions = {{ {fns} }}
+alias = "live"
+
+[ledger]
+url = "{ledger}"
+"""
+    )
+    return cfg
+
+
+def sig(name: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "reason": "",
+        "present": True,
+        "predicate_type": PREDICATES[name],
+        "signer": "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+        "issuer": "https://token.actions.githubusercontent.com",
+        **kw,
+    }
+
+
+def good_evidence(digest: str, env: str = "prod", repository: str = ECR) -> dict[str, Any]:
+    """An Evidence document (JSON) for a release that satisfies the policy."""
+    return {
+        "digest": digest,
+        "repository": repository,
+        "env": env,
+        "signatures": {name: sig(name, bundle_digest=digest_of(str(i + 1))) for i, name in enumerate(PREDICATES)},
+        "sbom": {"ok": True, "present": True, "subject_ok": True, "model_files_match_lock": True},
+        "provenance": {
+            "ok": True,
+            "workflow": ".github/workflows/release.yml",
+            "expected_workflow": ".github/workflows/release.yml",
+            "commit": "c" * 40,
+            "expected_commit": "c" * 40,
+        },
+        "model_layer": {"ok": True, "lock_digest": digest_of("e")},
+        "canary": {"ok": True, "passed": True},
+        "vulnerabilities": {"ok": True, "configured": False},
+    }
+
+
+def evidence(doc: dict[str, Any]) -> Evidence:
+    return Evidence.model_validate(doc)
+
+
+class FileProvider:
+    """Evidence from `<config dir>/evidence/<hex>.json` (the test's stand-in for
+    release.verify.collect; the gate's Rego decision over it is the real thing)."""
+
+    def __call__(self, cfg: Any, ref: Any, env: str) -> Evidence:
+        p = cfg.root / "evidence" / f"{ref.digest.split(':', 1)[1]}.json"
+        return Evidence.model_validate_json(p.read_text())
+
+
+def put_evidence(root: Path, doc: dict[str, Any]) -> None:
+    import json
+
+    d = root / "evidence"
+    d.mkdir(exist_ok=True)
+    (d / f"{doc['digest'].split(':', 1)[1]}.json").write_text(json.dumps(doc))
+
+
+#: RELEASE_EVIDENCE_PROVIDER for CLI runs in tests
+PROVIDER_ENV = {"RELEASE_EVIDENCE_PROVIDER": "tests.deploy.conftest:file_provider"}
+file_provider = FileProvider()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_config(tmp_path)
+    return tmp_path
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    from tests.fixtures.tools import REPO
+
+    pp = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return {**PROVIDER_ENV, "PYTHONPATH": pp, **(extra or {})}
