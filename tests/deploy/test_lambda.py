@@ -1,0 +1,241 @@
+"""Promotion to Lambda (moto server): every function together, or none.
+
+Gate decisions are real (the Rego policy over Evidence documents); the Lambda API is moto's
+over HTTP. Faults are injected by wrapping the boto3 client, never the code under test.
+Known moto deviations are avoided: after a failed promotion we check each alias's version
+and `$LATEST`'s image (moto reports the newest image for old versions too).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from release.config import load
+from release.deploy.lambda_ import LambdaTarget, validate_routing
+from release.digest import parse_reference
+from release.errors import ConfigError, GateDenied, RemoteError, UsageError
+from release.ledger import open_ledger
+from release.promote import promote, rollback, status
+from tests.deploy.conftest import (
+    ECR,
+    FUNCTIONS,
+    HANDLERS,
+    boto,
+    cli_env,
+    digest_of,
+    file_provider,
+    good_evidence,
+    put_evidence,
+    write_config,
+)
+from tests.fixtures.tools import run_cli
+
+pytestmark = pytest.mark.aws
+
+OLD, NEW = digest_of("a"), digest_of("b")
+
+
+class Faulty:
+    """A boto3 Lambda client that fails `op` once for `function` (the real call is not made)."""
+
+    def __init__(self, client: Any, op: str, function: str) -> None:
+        self._client = client
+        self._op = op
+        self._function = function
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._client, name)
+        if name != self._op:
+            return real
+
+        def call(**kw: Any) -> Any:
+            if kw.get("FunctionName") == self._function and not self.fired:
+                self.fired = True
+                raise ClientError(
+                    {"Error": {"Code": "ServiceException", "Message": "injected fault"}}, name
+                )
+            return real(**kw)
+
+        return call
+
+
+def _state() -> dict[str, tuple[str, str, list[str]]]:
+    """function -> (alias version, $LATEST image, $LATEST command)."""
+    lam = boto("lambda")
+    out = {}
+    for fn in FUNCTIONS.values():
+        alias = lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"]
+        f = lam.get_function(FunctionName=fn)
+        out[fn] = (
+            alias,
+            f["Code"]["ImageUri"],
+            f["Configuration"]["ImageConfigResponse"]["ImageConfig"]["Command"],
+        )
+    return out
+
+
+def _setup(tmp_path: Path, *digests: str, mutate: Any = None) -> Any:
+    cfg_path = write_config(tmp_path, target="lambda")
+    for d in digests:
+        doc = good_evidence(d)
+        put_evidence(tmp_path, mutate(doc) if mutate else doc)
+    return load(cfg_path)
+
+
+def test_promote_moves_every_function_then_rollback(lambdas: dict[str, str], tmp_path: Path) -> None:
+    cfg = _setup(tmp_path, NEW, OLD)
+    before = _state()
+    res = promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
+    after = _state()
+    for name, fn in FUNCTIONS.items():
+        assert after[fn] == ("2", f"{ECR}@{NEW}", [HANDLERS[name]]), fn
+        assert before[fn][0] == "1"
+        pub = boto("lambda").get_function_configuration(FunctionName=fn, Qualifier="2")
+        assert pub["Description"] == f"release {NEW}"
+    assert res.reference == f"{ECR}@{NEW}" and res.previous is None
+    assert {f.name: f.version for f in res.functions} == {n: "2" for n in FUNCTIONS}
+    led = open_ledger(cfg)
+    actions = [e.action for e in led.events(env="prod")]
+    assert actions == (
+        ["gate", "promote.start"]
+        + ["deploy.update"] * 3
+        + ["deploy.publish"] * 3
+        + ["deploy.alias"] * 3
+        + ["promote"]
+    )
+    assert led.current("prod").digest == NEW
+    st = status(cfg, "prod")
+    assert st.drift == () and {f.version for f in st.functions} == {"2"}
+
+    # a second promotion, then roll back to NEW
+    promote(cfg, parse_reference(f"{ECR}@{OLD}"), "prod", file_provider, actor="ci")
+    assert {v[0] for v in _state().values()} == {"3"}
+    rb = rollback(cfg, "prod", file_provider, actor="ci")
+    assert (rb.action, rb.digest, rb.previous) == ("rollback", NEW, OLD)
+    assert {v[1] for v in _state().values()} == {f"{ECR}@{NEW}"}
+    assert led.current("prod").action == "rollback"
+    assert led.verify_chain().ok
+
+    # an alias moved behind the ledger's back is drift
+    boto("lambda").update_alias(FunctionName="ma-scorer", Name="live", FunctionVersion="1")
+    st = status(cfg, "prod")
+    assert st.drift == ("ma-scorer: alias points at version 1, the ledger says 4",)
+
+
+@pytest.mark.parametrize("op", ["update_function_code", "update_function_configuration", "publish_version", "update_alias"])
+@pytest.mark.parametrize("function", ["ma-analysis", "ma-remediator", "ma-scorer"])
+def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
+    lambdas: dict[str, str], tmp_path: Path, op: str, function: str
+) -> None:
+    cfg = _setup(tmp_path, NEW)
+    before = _state()
+    client = Faulty(boto("lambda"), op, function)
+    target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05)
+    with pytest.raises(RemoteError) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    assert client.fired
+    step = {"update_function_code": "update-code", "update_function_configuration": "update-config",
+            "publish_version": "publish", "update_alias": "alias"}[op]
+    assert info.value.exit_code == 3
+    assert info.value.message == (
+        f"lambda {step} failed for {function}: ServiceException: injected fault; "
+        "every function was put back on its previous version"
+    )
+    assert _state() == before
+    led = open_ledger(cfg)
+    events = led.events(env="prod")
+    assert events[-1].action == "promote.failed"
+    assert events[-1].evidence["error"] == info.value.message
+    assert led.current("prod") is None
+    assert led.verify_chain().ok
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: {**d, "signatures": {k: v for k, v in d["signatures"].items() if k != "provenance"}}, "provenance attestation: missing"),
+        (lambda d: {**d, "signatures": {**d["signatures"], "provenance": {**d["signatures"]["provenance"], "ok": False, "reason": "signed by mallory@example.com"}}}, "provenance attestation: signed by mallory@example.com"),
+        (lambda d: {**d, "canary": {**d["canary"], "ok": False, "passed": False, "reason": "flip rate 0.2 > 0.05"}}, "canary: failed (flip rate 0.2 > 0.05)"),
+        (lambda d: {**d, "model_layer": {**d["model_layer"], "ok": False, "reason": "changed: onnx/model.onnx"}}, "model layer: does not match the lock (changed: onnx/model.onnx)"),
+        (lambda d: {**d, "sbom": {**d["sbom"], "ok": False, "present": False}}, "sbom: missing"),
+    ],
+    ids=["unsigned", "wrong-identity", "canary-failed", "model-mismatch", "sbom-missing"],
+)
+def test_denied_promotion_touches_nothing(lambdas: dict[str, str], tmp_path: Path, mutate: Any, reason: str) -> None:
+    cfg = _setup(tmp_path, NEW, mutate=mutate)
+    before = _state()
+    with pytest.raises(GateDenied) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
+    assert info.value.message == f"gate denied {NEW} for prod: 1 reason"
+    assert info.value.details == [reason]
+    assert _state() == before
+    assert [e.action for e in open_ledger(cfg).events()] == ["gate"]
+
+
+def test_real_lambda_rules_are_checked_here() -> None:
+    from release.deploy.lambda_ import image_uri
+
+    with pytest.raises(ConfigError) as info:
+        image_uri("registry.local:5000/app", parse_reference(NEW))
+    assert info.value.message.startswith("the lambda target needs an ECR repository")
+    with pytest.raises(UsageError, match=r"only numbered versions can take traffic"):
+        validate_routing({"$LATEST": 0.1})
+    with pytest.raises(UsageError, match=r"outside \[0, 1\]"):
+        validate_routing({"2": 1.5})
+    assert validate_routing({"2": 0.1}) == {"2": 0.1}
+
+
+def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
+    cfg = _setup(tmp_path, NEW, OLD)
+    env = cli_env(aws_env)
+    r = run_cli("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
+    assert r.code == 0, r.stderr
+    assert r.stdout == NEW + "\n"
+    assert f"promoted {NEW} in prod (ledger seq 12)" in r.stderr.splitlines()
+    r = run_cli("status", "--env", "prod", "--config", cfg.path, "--json", env=env)
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["digest"], doc["by"], doc["drift"]) == (NEW, "alice", [])
+    assert doc["functions"]["scorer"] == {"function": "ma-scorer", "version": "2"}
+    r = run_cli("rollback", "--env", "prod", "--config", cfg.path, env=env)
+    assert r.code == 2
+    assert r.stderr.splitlines()[0] == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
+    r = run_cli("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
+    assert r.code == 2
+    assert r.stderr.splitlines()[0].startswith("release: error: 'app:v2' is not a digest")
+
+
+def test_two_concurrent_promotions_one_wins(lambdas: dict[str, str], tmp_path: Path, slow_aws: dict[str, str]) -> None:
+    cfg = _setup(tmp_path, NEW, OLD)
+    env = cli_env(slow_aws)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "release", "promote", d, "--env", "prod", "--config", str(cfg.path)],
+            env={**__import__("os").environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for d in (NEW, OLD)
+    ]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    codes = sorted(c for c, _ in results)
+    assert codes[0] == 0, results
+    assert codes[1] == 1, results
+    loser = next(err for c, err in results if c == 1)
+    assert loser.splitlines()[-1].startswith("release: error: environment 'prod' is locked by another promotion (")
+    led = open_ledger(cfg)
+    live = led.current("prod")
+    assert [e.action for e in led.events()].count("promote") == 1
+    assert {v[1] for v in _state().values()} == {f"{ECR}@{live.digest}"}
