@@ -3,7 +3,10 @@
 For each function in `[environments.ENV].functions` (function -> Lambda function name):
 `update_function_code(ImageUri=REPO@DIGEST)` and `update_function_configuration(
 ImageConfig.Command=[its handler])`, wait until the update succeeded, `publish_version`.
-Only when every function has a new version is every alias moved to it (routing cleared).
+Then the live canary: every alias keeps its old version and sends `traffic.canary_weight`
+of requests to the new one while a `CanaryWatch` looks (default: the environment's
+CloudWatch `alarms` for `traffic.bake_seconds`; any alarm firing fails the canary, exit 1).
+Only then is every alias moved to its new version (routing cleared).
 Any failure at any step puts every function back: aliases to their previous versions
 (or removed if they did not exist), `$LATEST` code and CMD to what they were. The error is
 then raised as `RemoteError` (exit 3) naming the step.
@@ -18,12 +21,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, StepCallback
 from release.digest import Reference
-from release.errors import ConfigError, RemoteError, UsageError
+from release.errors import CanaryFailed, ConfigError, RemoteError, UsageError
 
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
@@ -79,6 +82,72 @@ class _Before:
     new_version: str | None = None
 
 
+@dataclass(frozen=True)
+class CanaryShift:
+    """One function taking canary traffic: `weight` of its alias goes to `new_version`."""
+
+    function: str
+    alias: str
+    old_version: str
+    new_version: str
+    weight: float
+
+
+class CanaryWatch(Protocol):
+    """Watches the canary traffic; raises CanaryFailed to stop the promotion."""
+
+    def __call__(self, shifts: list[CanaryShift]) -> None: ...
+
+
+class AlarmWatch:
+    """The default watch: for `bake_seconds`, every configured CloudWatch alarm must stay
+    out of ALARM (a missing alarm is a config error, found before anything is touched)."""
+
+    def __init__(self, alarms: list[str], bake_seconds: float, *, client: Any = None,
+                 poll_seconds: float = 5.0, region: str | None = None) -> None:
+        self.alarms = list(alarms)
+        self.bake_seconds = bake_seconds
+        self.poll_seconds = poll_seconds
+        if client is None and self.alarms:
+            import boto3
+
+            client = boto3.client("cloudwatch", region_name=region) if region else boto3.client("cloudwatch")
+        self.client = client
+
+    def _states(self) -> dict[str, tuple[str, str]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            resp = self.client.describe_alarms(AlarmNames=self.alarms)
+        except (ClientError, BotoCoreError) as exc:
+            raise RemoteError(f"CloudWatch describe_alarms failed: {_aws_error(exc)}") from None
+        found = {}
+        for kind in ("MetricAlarms", "CompositeAlarms"):
+            for a in resp.get(kind, []):
+                found[a["AlarmName"]] = (a.get("StateValue", ""), a.get("StateReason", ""))
+        return found
+
+    def check_configured(self) -> None:
+        if not self.alarms:
+            return
+        missing = sorted(set(self.alarms) - set(self._states()))
+        if missing:
+            raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
+                              "alarms do not exist: create them or fix the names")
+
+    def __call__(self, shifts: list[CanaryShift]) -> None:
+        deadline = time.monotonic() + self.bake_seconds
+        while True:
+            if self.alarms:
+                for name, (state, reason) in sorted(self._states().items()):
+                    if state == "ALARM":
+                        raise CanaryFailed(f"alarm {name} fired during the canary: {reason or 'ALARM'}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(self.poll_seconds, left))
+
+
 class StepFailed(Exception):
     def __init__(self, step: str, function: str, cause: Exception) -> None:
         super().__init__(f"{step} {function}: {_aws_error(cause)}")
@@ -98,6 +167,8 @@ class LambdaTarget:
         client: Any = None,
         poll_seconds: float = 0.25,
         timeout_seconds: float = 300.0,
+        watch: CanaryWatch | None = None,
+        cloudwatch: Any = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -114,6 +185,13 @@ class LambdaTarget:
 
             client = boto3.client("lambda", region_name=e.region) if e.region else boto3.client("lambda")
         self.client = client
+        self.canary_weight = e.traffic.canary_weight
+        self.watch: CanaryWatch | None = watch
+        self._alarm_watch: AlarmWatch | None = None
+        if watch is None and e.alarms:
+            self._alarm_watch = AlarmWatch(e.alarms, e.traffic.bake_seconds, client=cloudwatch,
+                                           region=e.region)
+            self.watch = self._alarm_watch
 
     # --- helpers ----------------------------------------------------------------------
     def repository(self, ref: Reference) -> str:
@@ -171,6 +249,8 @@ class LambdaTarget:
     def deploy(self, ref: Reference, on_step: StepCallback) -> DeployResult:
         uri = image_uri(self.repository(ref), ref)
         before: list[_Before] = []
+        if self._alarm_watch is not None:
+            self._alarm_watch.check_configured()
         try:
             for name, function in self.functions.items():
                 before.append(self._snapshot(name, function))
@@ -196,12 +276,18 @@ class LambdaTarget:
                                      RuntimeError(f"published version runs {pub.get('ImageUri')}, not {uri}"))
                 b.new_version = version
                 on_step("deploy.publish", {"function": b.function, "version": version})
+            self._canary(before, on_step)
             for b in before:
                 assert b.new_version is not None
                 b.alias_changed = True
                 self._point_alias(b.function, b.new_version, exists=b.alias_version is not None)
                 on_step("deploy.alias", {"function": b.function, "alias": self.alias,
                                          "version": b.new_version})
+        except CanaryFailed as failed:
+            problems = self._restore(before, on_step)
+            tail = ("every function was put back on its previous version" if not problems
+                    else "AND putting functions back failed - check them now")
+            raise CanaryFailed(f"{failed.message}; {tail}", details=problems) from None
         except StepFailed as failure:
             problems = self._restore(before, on_step)
             msg = (f"lambda {failure.step} failed for {failure.function}: {_aws_error(failure.cause)}; "
@@ -214,6 +300,26 @@ class LambdaTarget:
             uri,
             tuple(FunctionState(b.name, b.function, b.new_version, uri) for b in before),
         )
+
+    def _canary(self, before: list[_Before], on_step: StepCallback) -> None:
+        """Route canary traffic to the new versions and let the watch look. Skipped on a
+        first deployment (no old version to share the alias with) or without a watch."""
+        if self.watch is None or any(b.alias_version is None for b in before):
+            return
+        shifts = []
+        for b in before:
+            assert b.new_version is not None and b.alias_version is not None
+            weights = validate_routing({b.new_version: self.canary_weight})
+            b.alias_changed = True
+            self._call("canary", b.function, "update_alias", FunctionName=b.function,
+                       Name=self.alias, FunctionVersion=b.alias_version,
+                       RoutingConfig={"AdditionalVersionWeights": weights})
+            shifts.append(CanaryShift(b.function, self.alias, b.alias_version, b.new_version,
+                                      self.canary_weight))
+            on_step("canary.shift", {"function": b.function, "version": b.new_version,
+                                     "weight": repr(self.canary_weight)})
+        self.watch(shifts)
+        on_step("canary.passed", {"functions": ",".join(b.function for b in before)})
 
     def _point_alias(self, function: str, version: str, *, exists: bool) -> None:
         validate_routing({version: 1.0})

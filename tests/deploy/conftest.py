@@ -106,7 +106,9 @@ def lambdas(aws_env: dict[str, str]) -> dict[str, str]:
     return FUNCTIONS
 
 
-def write_config(root: Path, *, target: str = "local", ledger: str = "sqlite:.release/ledger.db") -> Path:
+def write_config(
+    root: Path, *, target: str = "local", ledger: str = "sqlite:.release/ledger.db", env_extra: str = ""
+) -> Path:
     """A project directory with release.toml and the release policy (copied from the repo)."""
     import shutil
 
@@ -132,6 +134,7 @@ registry = "{ECR if target == 'lambda' else 'oci:.release/registry'}"
 target = "{target}"
 functions = {{ {fns} }}
 alias = "live"
+{env_extra}
 
 [ledger]
 url = "{ledger}"

@@ -82,8 +82,8 @@ def _state() -> dict[str, tuple[str, str, list[str]]]:
     return out
 
 
-def _setup(tmp_path: Path, *digests: str, mutate: Any = None) -> Any:
-    cfg_path = write_config(tmp_path, target="lambda")
+def _setup(tmp_path: Path, *digests: str, mutate: Any = None, env_extra: str = "") -> Any:
+    cfg_path = write_config(tmp_path, target="lambda", env_extra=env_extra)
     for d in digests:
         doc = good_evidence(d)
         put_evidence(tmp_path, mutate(doc) if mutate else doc)
@@ -239,3 +239,71 @@ def test_two_concurrent_promotions_one_wins(lambdas: dict[str, str], tmp_path: P
     live = led.current("prod")
     assert [e.action for e in led.events()].count("promote") == 1
     assert {v[1] for v in _state().values()} == {f"{ECR}@{live.digest}"}
+
+
+CANARY_ENV = """alarms = ["ma-errors"]
+traffic = { canary_weight = 0.25, bake_seconds = 1 }"""
+
+
+def _alarm(state: str) -> None:
+    cw = boto("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName="ma-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cw.set_alarm_state(AlarmName="ma-errors", StateValue=state, StateReason=f"test says {state}")
+
+
+def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path) -> None:
+    _alarm("OK")
+    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    seen: list[Any] = []
+    from release.deploy.lambda_ import AlarmWatch
+
+    class Recording(AlarmWatch):
+        def __call__(self, shifts: list[Any]) -> None:
+            seen.extend(shifts)
+            routing = boto("lambda").get_alias(FunctionName="ma-scorer", Name="live")
+            seen.append((routing["FunctionVersion"], routing["RoutingConfig"]["AdditionalVersionWeights"]))
+            super().__call__(shifts)
+
+    target = LambdaTarget(cfg, "prod", watch=Recording(["ma-errors"], 1, poll_seconds=0.2))
+    promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    assert [(s.function, s.old_version, s.new_version, s.weight) for s in seen[:3]] == [
+        (fn, "1", "2", 0.25) for fn in sorted(FUNCTIONS.values())
+    ]
+    assert seen[3] == ("1", {"2": 0.25})
+    alias = boto("lambda").get_alias(FunctionName="ma-scorer", Name="live")
+    assert alias["FunctionVersion"] == "2"
+    assert alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}) == {}
+    actions = [e.action for e in open_ledger(cfg).events()]
+    assert actions.count("canary.shift") == 3 and "canary.passed" in actions
+
+
+def test_alarm_during_canary_puts_everything_back(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
+    _alarm("ALARM")
+    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    before = _state()
+    r = run_cli("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
+    assert r.code == 1
+    assert r.stderr.splitlines()[-1] == (
+        "release: error: alarm ma-errors fired during the canary: test says ALARM; "
+        "every function was put back on its previous version"
+    )
+    assert _state() == before
+    for fn in FUNCTIONS.values():
+        alias = boto("lambda").get_alias(FunctionName=fn, Name="live")
+        assert alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}) == {}
+    assert open_ledger(cfg).events()[-1].action == "promote.failed"
+
+
+def test_missing_alarm_is_a_config_error_before_anything_moves(lambdas: dict[str, str], tmp_path: Path) -> None:
+    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    before = _state()
+    with pytest.raises(ConfigError) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
+    assert info.value.message == (
+        "CloudWatch alarm(s) ma-errors named in [environments] alarms do not exist: "
+        "create them or fix the names"
+    )
+    assert _state() == before
