@@ -1,0 +1,290 @@
+"""Run a candidate image's OWN model and analysis code over the canary corpus.
+
+`run(cfg, ref, baseline=...)` extracts the image's "model", "code" (and "deps") layers
+into a temporary directory, re-hashes the model files against the lock baked into the
+image (/opt/release/model.lock.json) and refuses on any mismatch (VerificationFailed,
+before anything runs), then runs the image's `handlers.common.model.SentimentModel` over
+the corpus in a child Python process whose import path starts at the extracted code, so
+the repository's own handlers/ can never stand in for the image's. The model is loaded
+once and the corpus is scored in batches; per-batch latency is measured in the child.
+
+`run_on_model_dir` is the core, usable on any directory triple (model, lock, code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from release.canary import report as rpt
+from release.errors import CanaryFailed, UsageError, VerificationFailed
+
+DEFAULT_BATCH = 64
+#: where things live inside the image (ARCHITECTURE contract 1)
+IMAGE_MODEL_DIR = "opt/model"
+IMAGE_LOCK = "opt/release/model.lock.json"
+IMAGE_CODE_DIR = "var/task"
+IMAGE_DEPS_DIR = "opt/deps"
+
+
+# --- the corpus -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorpusItem:
+    id: str
+    text: str
+    expected: str | None = None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    items: list[CorpusItem]
+    meta: rpt.Corpus
+
+
+def read_corpus(path: Path, name: str | None = None) -> Corpus:
+    """JSONL, one `{"id", "text"[, "expected"]}` per line; ids unique, expected one of
+    NEGATIVE/POSITIVE. Any bad line -> UsageError naming the line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"canary corpus {path} not found (set [canary].corpus)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read canary corpus {path}: {exc.strerror}") from None
+    items: list[CorpusItem] = []
+    seen: set[str] = set()
+    for no, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{no}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not JSON: {exc.msg}") from None
+        if not isinstance(obj, dict) or set(obj) - {"id", "text", "expected"}:
+            raise UsageError(f'{where}: expected {{"id", "text"[, "expected"]}}')
+        iid, text, exp = obj.get("id"), obj.get("text"), obj.get("expected")
+        if not isinstance(iid, str) or not iid or not isinstance(text, str):
+            raise UsageError(f"{where}: id and text must be non-empty strings")
+        if exp is not None and exp not in rpt.LABELS:
+            raise UsageError(f"{where}: expected must be NEGATIVE or POSITIVE, got {exp!r}")
+        if iid in seen:
+            raise UsageError(f"{where}: duplicate id {iid!r}")
+        seen.add(iid)
+        items.append(CorpusItem(iid, text, exp))
+    if not items:
+        raise UsageError(f"canary corpus {path} has no items")
+    meta = rpt.Corpus(
+        path=name or path.name, sha256=hashlib.sha256(raw).hexdigest(), items=len(items)
+    )
+    return Corpus(items, meta)
+
+
+# --- running a model directory ----------------------------------------------------------
+@dataclass(frozen=True)
+class ModelRun:
+    items: list[rpt.Item]
+    latency: rpt.Latency
+    model: str  # "<repo>@<commit>" from the lock
+    model_digest: str  # the lock's root digest
+
+
+# The child process: import path = the extracted code (and deps) first, nothing from the
+# caller's working directory (-I), one load, batched predict, JSON out.
+_RUNNER = r"""
+import json, sys, time
+code_dir, model_dir, lock_path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path[:0] = [code_dir, *sys.argv[5:]]
+t0 = time.perf_counter()
+import handlers.common.model as mm
+texts = json.loads(sys.stdin.buffer.read())
+model = mm.SentimentModel.load(model_dir, lock_path=lock_path)
+load = time.perf_counter() - t0
+out, lat = [], []
+for i in range(0, len(texts), batch):
+    s = time.perf_counter()
+    preds = model.predict(texts[i:i + batch], batch_size=batch)
+    lat.append(time.perf_counter() - s)
+    out.extend([p.label, float(p.confidence), [float(x) for x in p.logits]] for p in preds)
+sys.stdout.write(json.dumps({"module": mm.__file__, "load_s": load, "batches": lat, "outputs": out}))
+"""
+
+
+def verify_model_dir(model_dir: Path, lock_path: Path, where: str) -> Any:
+    """Re-hash every model file against the lock; VerificationFailed listing every
+    missing/changed/extra file. Returns the lock."""
+    from release import modelpin
+
+    if not lock_path.is_file():
+        raise VerificationFailed(f"{where}: no model lock at {lock_path.name}; cannot verify the model")
+    try:
+        lock = modelpin.read_lock(lock_path)
+    except UsageError as exc:
+        raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
+    if not model_dir.is_dir():
+        raise VerificationFailed(f"{where}: no model directory")
+    res = modelpin.verify_dir(model_dir, lock, progress=False)
+    if not res.ok:
+        raise VerificationFailed(
+            f"{where}: model does not match the lock baked in the image "
+            f"({len(res.problems())} problem(s)); refusing to run it",
+            details=res.problems(),
+        )
+    return lock
+
+
+def run_on_model_dir(
+    model_dir: Path,
+    lock_path: Path,
+    code_dir: Path,
+    corpus: Sequence[CorpusItem],
+    *,
+    deps_dirs: Sequence[Path] = (),
+    batch_size: int = DEFAULT_BATCH,
+    where: str = "model",
+    python: str | None = None,
+) -> ModelRun:
+    """Verify `model_dir` against `lock_path`, then score `corpus` with the
+    `handlers.common.model.SentimentModel` found in `code_dir` (nowhere else)."""
+    lock = verify_model_dir(model_dir, lock_path, where)
+    if not (code_dir / "handlers" / "common" / "model.py").is_file():
+        raise VerificationFailed(
+            f"{where}: no handlers/common/model.py in the image's code; cannot run its model"
+        )
+    texts = [c.text for c in corpus]
+    with tempfile.TemporaryDirectory(prefix="release-canary-") as cwd:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
+        proc = subprocess.run(
+            [
+                python or sys.executable,
+                "-I",
+                "-c",
+                _RUNNER,
+                str(code_dir.resolve()),
+                str(model_dir.resolve()),
+                str(lock_path.resolve()),
+                str(batch_size),
+                *(str(d.resolve()) for d in deps_dirs),
+            ],
+            input=json.dumps(texts).encode(),
+            capture_output=True,
+            cwd=cwd,
+            env=env,
+            check=False,
+        )
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        if "ModelLoadError" in last:
+            raise VerificationFailed(f"{where}: the image's runtime refused the model: {last}")
+        raise CanaryFailed(
+            f"{where}: the image's analysis runtime failed: {last}", details=lines[-15:]
+        )
+    doc = json.loads(proc.stdout)
+    module = Path(doc["module"]).resolve()
+    if not module.is_relative_to(code_dir.resolve()):
+        raise VerificationFailed(f"{where}: analysis code was imported from {module}, not the image")
+    outs = doc["outputs"]
+    if len(outs) != len(corpus):
+        raise CanaryFailed(f"{where}: the runtime returned {len(outs)} outputs for {len(corpus)} texts")
+    items = [
+        rpt.Item(
+            id=c.id,
+            label=label,
+            confidence=conf,
+            logits=(logits[0], logits[1]),
+            expected=c.expected,  # type: ignore[arg-type]
+        )
+        for c, (label, conf, logits) in zip(corpus, outs, strict=True)
+    ]
+    lat_ms = np.asarray(doc["batches"], dtype=np.float64) * 1000.0
+    total_s = float(lat_ms.sum()) / 1000.0
+    latency = rpt.Latency(
+        batch_size=batch_size,
+        batches=len(lat_ms),
+        load_ms=float(doc["load_s"]) * 1000.0,
+        p50_ms=float(np.percentile(lat_ms, 50)) if len(lat_ms) else 0.0,
+        p90_ms=float(np.percentile(lat_ms, 90)) if len(lat_ms) else 0.0,
+        p99_ms=float(np.percentile(lat_ms, 99)) if len(lat_ms) else 0.0,
+        items_per_second=len(corpus) / total_s if total_s > 0 else 0.0,
+    )
+    return ModelRun(items, latency, f"{lock.repo}@{lock.commit}", lock.digest)
+
+
+def report_for_run(
+    run: ModelRun,
+    corpus: Corpus,
+    t: Any,
+    *,
+    digest: str | None = None,
+    baseline: rpt.CanaryReport | None = None,
+    baseline_source: Literal["report", "digest", "promoted"] = "report",
+) -> rpt.CanaryReport:
+    return rpt.build(
+        subject=rpt.Subject(digest=digest, model=run.model, model_digest=run.model_digest),
+        corpus=corpus.meta,
+        items=run.items,
+        t=t,
+        latency=run.latency,
+        baseline=baseline,
+        baseline_source=baseline_source,
+    )
+
+
+# --- running an image -------------------------------------------------------------------
+def run_image(
+    cfg: Any,
+    ref: str,
+    corpus: Corpus,
+    t: Any,
+    *,
+    baseline: rpt.CanaryReport | None = None,
+    baseline_source: Literal["report", "digest", "promoted"] = "report",
+    batch_size: int = DEFAULT_BATCH,
+) -> rpt.CanaryReport:
+    """The canary report of image `ref` (`sha256:...` in the configured registry, or
+    `REPO@sha256:...`): its own model (verified against its own lock) and code."""
+    from release.digest import parse_reference
+    from release.image.inspect import open_image
+    from release.image.registry import open_registry
+
+    r = parse_reference(ref)
+    registry = open_registry(r.repository or cfg.image.registry, cfg.root)
+    image = open_image(registry, r.digest)
+    short = r.digest[:19]
+    with tempfile.TemporaryDirectory(prefix="release-canary-image-") as tmp:
+        root = Path(tmp)
+        roles = {layer.role for layer in image.layers}
+        missing = {"model", "code"} - roles
+        if missing:
+            raise VerificationFailed(
+                f"image {short}: no {' or '.join(sorted(missing))} layer "
+                "(dev.release.layer.role); not an image built by `release build`"
+            )
+        image.extract(["model", "code"], root)
+        run = run_on_model_dir(
+            root / IMAGE_MODEL_DIR,
+            root / IMAGE_LOCK,
+            root / IMAGE_CODE_DIR,
+            corpus.items,
+            batch_size=batch_size,
+            where=f"image {short}",
+        )
+    return report_for_run(
+        run,
+        corpus,
+        t,
+        digest=r.digest,
+        baseline=baseline,
+        baseline_source=baseline_source,
+    )

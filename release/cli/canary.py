@@ -1,0 +1,176 @@
+"""`release canary DIGEST` and `release canary compare BASELINE CANDIDATE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from release.cli import Out, cli, common, load_config
+
+
+class _DigestGroup(click.Group):
+    """`release canary DIGEST ...` runs the hidden `run` command; `release canary compare
+    ...` the subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("canary", cls=_DigestGroup)
+def canary() -> None:
+    """Run the candidate image's own model over the canary corpus and compare it, item by
+    item, with a baseline.
+
+    \b
+    release canary DIGEST [--baseline DIGEST|REPORT] [-o report.json]
+    release canary compare BASELINE.json CANDIDATE.json [-o report.json]
+
+    Exit 1 when a check fails (each failed check is named with its value and threshold).
+    """
+
+
+_OUTPUT = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RELEASE_CANARY_OUTPUT",
+    help="Write the canary report (JSON) here [env: RELEASE_CANARY_OUTPUT].",
+)
+
+
+@canary.command("run", hidden=True)
+@click.argument("digest")
+@click.option(
+    "--baseline",
+    envvar="RELEASE_CANARY_BASELINE",
+    help="A canary report file, or the digest of an image to run as the baseline "
+    "(default: none: absolute checks only) [env: RELEASE_CANARY_BASELINE].",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RELEASE_CANARY_CORPUS",
+    help="Canary corpus, JSONL {id, text[, expected]} (default: [canary].corpus) "
+    "[env: RELEASE_CANARY_CORPUS].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    envvar="RELEASE_CANARY_BATCH_SIZE",
+    help="Texts per inference batch [env: RELEASE_CANARY_BATCH_SIZE].",
+)
+@_OUTPUT
+@common
+def canary_run(
+    config_path: Path | None,
+    out: Out,
+    digest: str,
+    baseline: str | None,
+    corpus: Path | None,
+    batch_size: int,
+    output: Path | None,
+) -> None:
+    """Run image DIGEST's own model (re-hashed against the lock baked in the image first;
+    refused on mismatch) and analysis code over the canary corpus; compare with the
+    baseline; write the report."""
+    from release.canary import offline
+    from release.canary import report as rpt
+    from release.digest import parse_reference
+
+    cfg = load_config(config_path)
+    parse_reference(digest)  # a tag is refused before anything runs
+    t = rpt.thresholds(cfg.canary)
+    corpus_path = corpus or cfg.resolve(cfg.canary.corpus)
+    cor = offline.read_corpus(corpus_path)
+    base, source = None, "report"
+    if baseline:
+        if Path(baseline).is_file():
+            base = rpt.read_report(Path(baseline))
+        else:
+            parse_reference(baseline)
+            out.status(f"running baseline {baseline} ...")
+            base = offline.run_image(cfg, baseline, cor, t, batch_size=batch_size)
+            source = "digest"
+    else:
+        out.status("no baseline: first release, absolute checks only")
+    report = offline.run_image(
+        cfg, digest, cor, t, baseline=base, baseline_source=source, batch_size=batch_size  # type: ignore[arg-type]
+    )
+    _finish(out, report, output)
+
+
+@canary.command("compare")
+@click.argument("baseline", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("candidate", type=click.Path(dir_okay=False, path_type=Path))
+@_OUTPUT
+@common
+def canary_compare(
+    config_path: Path | None, out: Out, baseline: Path, candidate: Path, output: Path | None
+) -> None:
+    """The canary checks on two existing reports, item by item (no image needed).
+
+    Thresholds come from [canary] in the config when one is found, else the defaults.
+    """
+    from release.canary import report as rpt
+    from release.config import CanaryConfig
+
+    section: Any = CanaryConfig()
+    if config_path is not None or Path("release.toml").is_file():
+        section = load_config(config_path).canary
+    t = rpt.thresholds(section)
+    result = rpt.compare(rpt.read_report(baseline), rpt.read_report(candidate), t)
+    _finish(out, result, output)
+
+
+def _finish(out: Out, report: Any, output: Path | None) -> None:
+    from release.canary import report as rpt
+
+    if output is not None:
+        rpt.write_report(output, report)
+    out.info(_table(report))
+    if output is not None:
+        out.status(f"report -> {output} (sha256:{report.sha256})")
+    out.data(_summary(report, output))
+    if report.passed:
+        out.status(f"canary passed: {len(report.checks)} checks on {report.n} items")
+        return
+    exc = rpt.failure(report)
+    if out.as_json:
+        for line in [f"release: error: {exc.message}", *(f"  {d}" for d in exc.details)]:
+            out.status(line)
+        raise SystemExit(exc.exit_code)
+    raise exc
+
+
+def _table(report: Any) -> str:
+    from release.canary import report as rpt
+
+    lines = []
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in sorted(report.label_shares.items()))
+    acc = f", accuracy {report.accuracy.accuracy:.1%}" if report.accuracy else ""
+    base = (
+        f" vs {report.baseline.source} {report.baseline.digest or report.baseline.report_sha256[:12]}"
+        f" ({report.baseline.paired_items} paired)"
+        if report.baseline
+        else " (no baseline)"
+    )
+    lines.append(f"canary: {report.n} items{base}; {shares}{acc}")
+    for c in report.checks:
+        lines.append(f"  {'ok  ' if c.passed else 'FAIL'} {rpt.describe(c)}")
+    return "\n".join(lines)
+
+
+def _summary(report: Any, output: Path | None) -> dict[str, Any]:
+    doc: dict[str, Any] = report.to_json()
+    doc.pop("items")
+    for c in doc["checks"]:
+        c["items"] = c["items"][:50]
+    doc["report_sha256"] = report.sha256
+    doc["output"] = str(output) if output else None
+    return doc
