@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.tools",
     "tests.fixtures.hub",
+    "tests.fixtures.aws",
+    "tests.fixtures.registry",
 ]

@@ -32,51 +32,6 @@ def digest_of(ch: str) -> str:
     return "sha256:" + ch * 64
 
 
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto server on a free local port, stopped after the session."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
-def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment pointing boto3 at moto (also passed to CLI subprocesses)."""
-    urllib.request.urlopen(
-        urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
-    ).close()
-    env = {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return env
-
-
 def boto(service: str) -> Any:
     import boto3
 
