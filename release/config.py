@@ -96,6 +96,11 @@ class TrafficConfig(_Section):
     deadline_seconds: int = Field(default=3600, ge=0)
     looks: int = Field(default=3, ge=1)
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    # live canary (release/canary/live.py): where the handlers' EMF metrics are, and the
+    # error-rate / p99 regressions that fail it
+    metrics_namespace: str = "Release/Handlers"
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    max_p99_increase: float = Field(default=0.2, ge=0)
 
 
 class EnvironmentConfig(_Section):

@@ -4,8 +4,10 @@ For each function in `[environments.ENV].functions` (function -> Lambda function
 `update_function_code(ImageUri=REPO@DIGEST)` and `update_function_configuration(
 ImageConfig.Command=[its handler])`, wait until the update succeeded, `publish_version`.
 Then the live canary: every alias keeps its old version and sends `traffic.canary_weight`
-of requests to the new one while a `CanaryWatch` looks (default: the environment's
-CloudWatch `alarms` for `traffic.bake_seconds`; any alarm firing fails the canary, exit 1).
+of requests to the new one while a `CanaryWatch` looks (default: `release.canary.live.
+LiveCanary`: the environment's CloudWatch `alarms` and the new-vs-stable comparison of the
+handlers' and Lambda's metrics per `ExecutedVersion`; a failed or inconclusive canary rolls
+back, exit 1; `traffic.bake_seconds = 0` turns the canary off).
 Only then is every alias moved to its new version (routing cleared).
 Any failure at any step puts every function back: aliases to their previous versions
 (or removed if they did not exist), `$LATEST` code and CMD to what they were. The error is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,9 +97,10 @@ class CanaryShift:
 
 
 class CanaryWatch(Protocol):
-    """Watches the canary traffic; raises CanaryFailed to stop the promotion."""
+    """Watches the canary traffic; raises CanaryFailed to stop the promotion. `on_step`
+    records what it saw (each look) in the ledger."""
 
-    def __call__(self, shifts: list[CanaryShift]) -> None: ...
+    def __call__(self, shifts: list[CanaryShift], on_step: StepCallback | None = None) -> None: ...
 
 
 class AlarmWatch:
@@ -135,7 +139,7 @@ class AlarmWatch:
             raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
                               "alarms do not exist: create them or fix the names")
 
-    def __call__(self, shifts: list[CanaryShift]) -> None:
+    def __call__(self, shifts: list[CanaryShift], on_step: StepCallback | None = None) -> None:
         deadline = time.monotonic() + self.bake_seconds
         while True:
             if self.alarms:
@@ -169,6 +173,8 @@ class LambdaTarget:
         timeout_seconds: float = 300.0,
         watch: CanaryWatch | None = None,
         cloudwatch: Any = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -187,11 +193,16 @@ class LambdaTarget:
         self.client = client
         self.canary_weight = e.traffic.canary_weight
         self.watch: CanaryWatch | None = watch
-        self._alarm_watch: AlarmWatch | None = None
-        if watch is None and e.alarms:
-            self._alarm_watch = AlarmWatch(e.alarms, e.traffic.bake_seconds, client=cloudwatch,
-                                           region=e.region)
-            self.watch = self._alarm_watch
+        self._checked: Any = None
+        if watch is None and e.traffic.bake_seconds > 0:
+            from release.canary.live import LiveCanary
+
+            live = LiveCanary(e.traffic, e.alarms, cloudwatch=cloudwatch, region=e.region,
+                              clock=clock or time.monotonic, sleep=sleep or time.sleep)
+            self._checked = live
+            self.watch = live
+        elif hasattr(watch, "check_configured"):
+            self._checked = watch
 
     # --- helpers ----------------------------------------------------------------------
     def repository(self, ref: Reference) -> str:
@@ -249,8 +260,8 @@ class LambdaTarget:
     def deploy(self, ref: Reference, on_step: StepCallback) -> DeployResult:
         uri = image_uri(self.repository(ref), ref)
         before: list[_Before] = []
-        if self._alarm_watch is not None:
-            self._alarm_watch.check_configured()
+        if self._checked is not None:
+            self._checked.check_configured()
         try:
             for name, function in self.functions.items():
                 before.append(self._snapshot(name, function))
@@ -303,7 +314,8 @@ class LambdaTarget:
 
     def _canary(self, before: list[_Before], on_step: StepCallback) -> None:
         """Route canary traffic to the new versions and let the watch look. Skipped on a
-        first deployment (no old version to share the alias with) or without a watch."""
+        first deployment (no old version to share the alias with) or without a watch
+        (`traffic.bake_seconds = 0` and none given)."""
         if self.watch is None or any(b.alias_version is None for b in before):
             return
         shifts = []
@@ -318,7 +330,7 @@ class LambdaTarget:
                                       self.canary_weight))
             on_step("canary.shift", {"function": b.function, "version": b.new_version,
                                      "weight": repr(self.canary_weight)})
-        self.watch(shifts)
+        self.watch(shifts, on_step)
         on_step("canary.passed", {"functions": ",".join(b.function for b in before)})
 
     def _point_alias(self, function: str, version: str, *, exists: bool) -> None:

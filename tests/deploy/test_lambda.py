@@ -82,7 +82,11 @@ def _state() -> dict[str, tuple[str, str, list[str]]]:
     return out
 
 
-def _setup(tmp_path: Path, *digests: str, mutate: Any = None, env_extra: str = "") -> Any:
+#: promotions without the live canary (it has its own tests in test_live_canary.py)
+NO_CANARY = "traffic = { bake_seconds = 0 }"
+
+
+def _setup(tmp_path: Path, *digests: str, mutate: Any = None, env_extra: str = NO_CANARY) -> Any:
     cfg_path = write_config(tmp_path, target="lambda", env_extra=env_extra)
     for d in digests:
         doc = good_evidence(d)
@@ -261,11 +265,11 @@ def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path
     from release.deploy.lambda_ import AlarmWatch
 
     class Recording(AlarmWatch):
-        def __call__(self, shifts: list[Any]) -> None:
+        def __call__(self, shifts: list[Any], on_step: Any = None) -> None:
             seen.extend(shifts)
             routing = boto("lambda").get_alias(FunctionName="ma-scorer", Name="live")
             seen.append((routing["FunctionVersion"], routing["RoutingConfig"]["AdditionalVersionWeights"]))
-            super().__call__(shifts)
+            super().__call__(shifts, on_step)
 
     target = LambdaTarget(cfg, "prod", watch=Recording(["ma-errors"], 1, poll_seconds=0.2))
     promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
