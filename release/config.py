@@ -59,9 +59,21 @@ class ImageConfig(_Section):
 
 
 class SigningConfig(_Section):
+    """How `release attest` signs and what `release verify` accepts.
+
+    mode: "sigstore" (keyless) | "key:PATH" | "awskms:KEY-ID".
+    Verify policy: keyless -> `identity` (exact) or `identity_regex` (full match) plus
+    `issuer`; key modes -> `public_key` (PEM path or "awskms:KEY-ID"), default the
+    PATH.pub written next to `key:PATH` or the KMS key's own public key.
+    `trusted_root`: a pinned Sigstore trusted_root.json (default: the public-good root
+    shipped with sigstore-python); verification never uses the network.
+    """
+
     mode: str = "sigstore"
     identity: str | None = None
+    identity_regex: str | None = None
     issuer: str | None = None
+    public_key: str | None = None
     trusted_root: str | None = None
 
     @field_validator("mode")
@@ -126,6 +138,8 @@ class LedgerConfig(_Section):
 class GateConfig(_Section):
     policy: str = "policy/release"
     vulnerabilities: str | None = None
+    #: the workflow provenance must name (e.g. ".github/workflows/release.yml"); unset: not checked
+    workflow: str | None = None
 
 
 class ConfigFile(_Section):

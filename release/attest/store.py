@@ -1,0 +1,65 @@
+"""Bundles stored with the image: OCI 1.1 referrers (or the `sha256-<hex>` fallback tag).
+
+Each bundle is one artifact manifest whose subject is the image, artifactType
+`application/vnd.dev.sigstore.bundle.v0.3+json`, one layer holding the bundle JSON and
+the annotation `dev.sigstore.bundle.predicateType` - the layout cosign v3 and
+`gh attestation verify --bundle-from-oci` read. The registry plumbing (Referrers API or
+fallback tag, OCI layout) is `release.image.registry`'s `attach`/`referrers`.
+
+The annotation only selects; the predicate type that counts is the one inside the
+signed statement (verify.py checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from release.attest.bundle import ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, PREDICATE_ANNOTATION
+from release.digest import Digest, parse_digest
+from release.errors import VerificationFailed
+
+
+@dataclass(frozen=True)
+class StoredBundle:
+    #: the referrer manifest digest (recorded in the ledger as the bundle digest)
+    referrer: Digest
+    predicate_type: str
+    bundle: bytes
+
+
+def attach_bundle(registry: Any, digest: Digest, bundle: bytes, predicate_type: str) -> Digest:
+    return Digest(
+        registry.attach(
+            parse_digest(digest),
+            ARTIFACT_TYPE,
+            bundle,
+            BUNDLE_MEDIA_TYPE,
+            {PREDICATE_ANNOTATION: predicate_type},
+        )
+    )
+
+
+def fetch_bundles(
+    registry: Any, digest: Digest, predicate_type: str | None = None
+) -> list[StoredBundle]:
+    """Every stored bundle about `digest` (optionally of one predicate type), verified to
+    be the bytes its manifest names; newest last (the referrers index order)."""
+    import json
+
+    out = []
+    for desc in registry.referrers(parse_digest(digest), ARTIFACT_TYPE):
+        ptype = (desc.get("annotations") or {}).get(PREDICATE_ANNOTATION, "")
+        if predicate_type is not None and ptype != predicate_type:
+            continue
+        ref = parse_digest(desc["digest"])
+        data, _ = registry.get_manifest(ref)
+        manifest = json.loads(data)
+        layers = manifest.get("layers") or []
+        if len(layers) != 1:
+            raise VerificationFailed(f"referrer {ref} has {len(layers)} layers, expected 1 bundle")
+        if (manifest.get("subject") or {}).get("digest") != digest:
+            raise VerificationFailed(f"referrer {ref} has another subject than {digest}")
+        bundle = registry.get_blob(parse_digest(layers[0]["digest"]))
+        out.append(StoredBundle(ref, ptype, bundle))
+    return out
