@@ -1,0 +1,1 @@
+"""Shared runtime of the handlers: settings, model, AWS clients, observability, invoke."""

@@ -1,0 +1,289 @@
+"""The baked-in sentiment model: ONNX Runtime + `tokenizers`, verified before use.
+
+`SentimentModel.load(model_dir, lock_path)` re-hashes every file of `model_dir` against the
+model lock baked into the image (sha256 and size of each file, the lock's root digest,
+missing / changed / extra files, symlinks refused) and raises `ModelLoadError` on any
+mismatch: an unverified model is never served (fail closed). `get_model()` loads once
+per container (per model_dir/lock pair) and reuses it on every warm invocation.
+
+`predict(texts, batch_size)` tokenizes with the model's own tokenizer.json, truncates to
+the model's token limit (512, or less if the config says so), pads per batch and returns
+one `Prediction(label, confidence, logits, truncated)` per text, labels read from
+config.json `id2label`. Any runtime failure is an `InferenceError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_TOKENS = 512
+_CHUNK = 1 << 20
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be verified or loaded; nothing may be served with it."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class InferenceError(RuntimeError):
+    """The model failed on an input batch."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    logits: tuple[float, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    digest: str
+    model: str  # "<repo>@<commit>"
+    files: dict[str, tuple[int, str]] = field(repr=False)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def read_lock(lock_path: Path) -> LockInfo:
+    try:
+        doc = json.loads(lock_path.read_bytes())
+        files = {}
+        for f in doc["files"]:
+            path, size, sha = f["path"], int(f["size"]), str(f["sha256"]).lower()
+            if not isinstance(path, str) or len(sha) != 64:
+                raise ValueError(f"bad file entry {f!r}")
+            files[path] = (size, sha)
+        digest = str(doc["digest"])
+        model = f"{doc.get('repo', '?')}@{doc.get('commit', '?')}"
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"model lock {lock_path} not found; refusing to load an unverified model"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"model lock {lock_path} is unreadable: {exc}") from None
+    if not files:
+        raise ModelLoadError(f"model lock {lock_path} lists no files")
+    root = hashlib.sha256(b"".join(bytes.fromhex(files[p][1]) for p in sorted(files))).hexdigest()
+    if digest != "sha256:" + root:
+        raise ModelLoadError(
+            f"model lock {lock_path} is inconsistent: its digest does not match its files"
+        )
+    return LockInfo(digest=digest, model=model, files=files)
+
+
+def verify_dir(model_dir: Path, lock: LockInfo) -> list[str]:
+    """Every problem of `model_dir` against the lock (empty = verified)."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    if not model_dir.is_dir():
+        return [f"{model_dir}: not a directory"]
+    for root, dirs, names in os.walk(model_dir, followlinks=False):
+        for d in list(dirs):
+            if os.path.islink(os.path.join(root, d)):
+                rel = os.path.relpath(os.path.join(root, d), model_dir).replace(os.sep, "/")
+                problems.append(f"symlink: {rel}")
+                dirs.remove(d)
+        for name in names:
+            full = Path(root, name)
+            rel = os.path.relpath(full, model_dir).replace(os.sep, "/")
+            if full.is_symlink():
+                problems.append(f"symlink: {rel}")
+                continue
+            if rel not in lock.files:
+                problems.append(f"extra: {rel}")
+                continue
+            seen.add(rel)
+            size, sha = lock.files[rel]
+            actual_size = full.stat().st_size
+            if actual_size != size:
+                problems.append(f"changed: {rel} (size {actual_size} != {size})")
+            elif _sha256(full) != sha:
+                problems.append(f"changed: {rel} (sha256 differs)")
+    problems.extend(f"missing: {p}" for p in sorted(set(lock.files) - seen))
+    return sorted(problems)
+
+
+def _softmax(logits: Any) -> Any:
+    import numpy as np
+
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SentimentModel:
+    """A verified, loaded model. Thread-safe for predict (ONNX Runtime sessions are)."""
+
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Any,
+        labels: list[str],
+        max_tokens: int,
+        pad_id: int,
+        lock: LockInfo,
+        load_ms: float,
+    ) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self.labels = labels
+        self.max_tokens = max_tokens
+        self._pad_id = pad_id
+        self.lock = lock
+        self.load_ms = load_ms
+        self._inputs = {i.name for i in session.get_inputs()}
+        outs = [o.name for o in session.get_outputs()]
+        self._output = "logits" if "logits" in outs else outs[0]
+
+    @property
+    def digest(self) -> str:
+        return self.lock.digest
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike[str],
+        lock_path: str | os.PathLike[str] | None = None,
+        *,
+        max_tokens: int = MAX_TOKENS,
+        intra_op_threads: int = 0,
+    ) -> SentimentModel:
+        """Verify `model_dir` against the lock (default: $MODEL_LOCK, else
+        /opt/release/model.lock.json), then load it. ModelLoadError on any problem."""
+        t0 = time.perf_counter()
+        model_dir = Path(model_dir)
+        lock_file = Path(
+            lock_path
+            if lock_path is not None
+            else os.environ.get("MODEL_LOCK", "/opt/release/model.lock.json")
+        )
+        lock = read_lock(lock_file)
+        problems = verify_dir(model_dir, lock)
+        if problems:
+            raise ModelLoadError(
+                f"model in {model_dir} does not match the lock ({len(problems)} problem(s): "
+                f"{'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''}); refusing to serve it",
+                problems,
+            )
+        try:
+            cfg = json.loads((model_dir / "config.json").read_bytes())
+            id2label = cfg["id2label"]
+            labels = [str(id2label[str(i)]) for i in range(len(id2label))]
+            limit = min(max_tokens, MAX_TOKENS, int(cfg.get("max_position_embeddings", MAX_TOKENS)))
+            tcfg_path = model_dir / "tokenizer_config.json"
+            if tcfg_path.is_file():
+                tmax = json.loads(tcfg_path.read_bytes()).get("model_max_length")
+                if isinstance(tmax, int) and tmax > 0:
+                    limit = min(limit, tmax)
+            pad_id = int(cfg.get("pad_token_id", 0) or 0)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"model config.json is unusable: {exc}") from None
+        onnx_path = model_dir / "onnx" / "model.onnx"
+        if not onnx_path.is_file():
+            onnx_path = model_dir / "model.onnx"
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            tok.enable_truncation(max_length=limit)
+            tok.no_padding()
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = intra_op_threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # any loader failure means we cannot serve: fail closed
+            raise ModelLoadError(f"model failed to load: {type(exc).__name__}: {exc}") from None
+        load_ms = (time.perf_counter() - t0) * 1000.0
+        return cls(session, tok, labels, limit, pad_id, lock, load_ms)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
+        """One Prediction per text, in order; InferenceError on any runtime failure."""
+        import numpy as np
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        out: list[Prediction] = []
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            try:
+                encs = self._tokenizer.encode_batch(chunk)
+                width = max(len(e.ids) for e in encs)
+                ids = np.full((len(encs), width), self._pad_id, dtype=np.int64)
+                mask = np.zeros((len(encs), width), dtype=np.int64)
+                for i, e in enumerate(encs):
+                    ids[i, : len(e.ids)] = e.ids
+                    mask[i, : len(e.ids)] = 1
+                feed = {"input_ids": ids, "attention_mask": mask}
+                if "token_type_ids" in self._inputs:
+                    feed["token_type_ids"] = np.zeros_like(ids)
+                feed = {k: v for k, v in feed.items() if k in self._inputs}
+                (logits,) = self._session.run([self._output], feed)
+                logits = np.asarray(logits, dtype=np.float64)
+                if logits.shape != (len(chunk), len(self.labels)) or not np.isfinite(logits).all():
+                    raise ValueError(
+                        f"model returned logits of shape {logits.shape} (or non-finite)"
+                    )
+                probs = _softmax(logits)
+            except Exception as exc:  # onnxruntime/tokenizers raise assorted types
+                raise InferenceError(f"inference failed: {type(exc).__name__}: {exc}") from None
+            for i, e in enumerate(encs):
+                k = int(probs[i].argmax())
+                out.append(
+                    Prediction(
+                        label=self.labels[k],
+                        confidence=float(probs[i, k]),
+                        logits=tuple(float(x) for x in logits[i]),
+                        truncated=bool(e.overflowing),
+                    )
+                )
+        return out
+
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple[str, str, int], SentimentModel] = {}
+
+
+def get_model(
+    model_dir: str, lock_path: str, max_tokens: int = MAX_TOKENS, intra_op_threads: int = 0
+) -> tuple[SentimentModel, bool]:
+    """The container's model, loaded once: (model, loaded_now). A failed load is not
+    cached (the next invocation verifies again and fails again, loudly)."""
+    key = (os.path.abspath(model_dir), os.path.abspath(lock_path), max_tokens)
+    with _LOCK:
+        model = _CACHE.get(key)
+        if model is not None:
+            return model, False
+        model = SentimentModel.load(
+            model_dir, lock_path, max_tokens=max_tokens, intra_op_threads=intra_op_threads
+        )
+        _CACHE[key] = model
+        return model, True
+
+
+def clear_cache() -> None:
+    """Forget loaded models (tests simulate a new container with it)."""
+    with _LOCK:
+        _CACHE.clear()

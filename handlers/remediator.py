@@ -1,0 +1,322 @@
+"""Remediation of posture findings: a plan per finding from an action catalog.
+
+Consumes the scorer's findings from SQS (or one finding by direct invoke):
+`{"finding_id", "entity_id", "rule", "severity", "resource", ...}`. The plan comes from
+`CATALOG` (rule id -> action). Dry-run by default ($DRY_RUN=true): the plan is recorded
+with status "planned" and nothing is changed. With DRY_RUN=false, automated actions run
+with boto3 in the account the function's credentials reach and are recorded "executed"
+(or "failed", then retried); manual actions are recorded "manual-required" with their
+steps. A rule without a catalog entry is recorded "unsupported" (not retried).
+
+Idempotent: powertools idempotency with a DynamoDB persistence layer ($IDEMPOTENCY_TABLE,
+key `id`), keyed on (finding_id, dry_run): a re-delivered finding returns the first
+result without acting again (counted as DuplicateRemediationSkipped). What was done is
+recorded in $REMEDIATIONS_TABLE (key `id` = finding_id + mode).
+
+Metrics: RemediationsPlanned, RemediationsExecuted, RemediationsManual,
+RemediationsFailed, RemediationsUnsupported, DuplicateRemediationSkipped, RemediatorErrors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.common import aws, schemas, settings
+from handlers.common.observability import MetricUnit, logger_for, metrics_for, refresh_namespace
+
+logger = logger_for("remediator")
+metrics = metrics_for("remediator")
+
+
+# --- the action catalog -----------------------------------------------------------------
+
+
+def _block_public_bucket(f: dict[str, Any]) -> str:
+    aws.client("s3").put_public_access_block(
+        Bucket=f["resource"],
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    return f"public access blocked on bucket {f['resource']}"
+
+
+def _enable_ebs_encryption(f: dict[str, Any]) -> str:
+    aws.client("ec2").enable_ebs_encryption_by_default()
+    return "EBS encryption by default enabled"
+
+
+def _enable_guardduty(f: dict[str, Any]) -> str:
+    gd = aws.client("guardduty")
+    if gd.list_detectors().get("DetectorIds"):
+        return "GuardDuty detector already present"
+    det = gd.create_detector(Enable=True)["DetectorId"]
+    return f"GuardDuty detector {det} created"
+
+
+def _password_policy(f: dict[str, Any]) -> str:
+    aws.client("iam").update_account_password_policy(
+        MinimumPasswordLength=14,
+        RequireSymbols=True,
+        RequireNumbers=True,
+        RequireUppercaseCharacters=True,
+        RequireLowercaseCharacters=True,
+        PasswordReusePrevention=24,
+        MaxPasswordAge=90,
+    )
+    return "account password policy set (14+ characters, complexity, reuse 24, max age 90 days)"
+
+
+@dataclass(frozen=True)
+class Action:
+    action: str
+    description: str
+    steps: tuple[str, ...]
+    run: Callable[[dict[str, Any]], str] | None = None  # None: manual
+
+    @property
+    def automated(self) -> bool:
+        return self.run is not None
+
+
+CATALOG: dict[str, Action] = {
+    "s3-public-bucket": Action(
+        "block-s3-public-access",
+        "Block all public access on the bucket",
+        ("s3:PutPublicAccessBlock on the bucket with all four settings true",),
+        _block_public_bucket,
+    ),
+    "ebs-encryption-disabled": Action(
+        "enable-ebs-default-encryption",
+        "Turn on EBS encryption by default",
+        ("ec2:EnableEbsEncryptionByDefault in the region",),
+        _enable_ebs_encryption,
+    ),
+    "guardduty-disabled": Action(
+        "enable-guardduty",
+        "Create and enable a GuardDuty detector",
+        ("guardduty:CreateDetector Enable=true (unless one exists)",),
+        _enable_guardduty,
+    ),
+    "weak-password-policy": Action(
+        "set-password-policy",
+        "Enforce a strong IAM account password policy",
+        ("iam:UpdateAccountPasswordPolicy MinimumPasswordLength=14 with complexity",),
+        _password_policy,
+    ),
+    "root-mfa-disabled": Action(
+        "enforce-root-mfa",
+        "Put a hardware MFA device on the root user",
+        (
+            "sign in as root with the break-glass procedure",
+            "assign a FIDO2/hardware MFA device",
+            "store the device in the safe; record its serial in the account register",
+        ),
+    ),
+    "cloudtrail-disabled": Action(
+        "enable-cloudtrail",
+        "Enable an organization CloudTrail to the central log archive",
+        (
+            "create a multi-region trail to the log-archive bucket",
+            "enable log file validation",
+            "start logging",
+        ),
+    ),
+    "sso-not-enforced": Action(
+        "enforce-sso",
+        "Move human access to IAM Identity Center",
+        ("federate the company IdP", "migrate IAM users", "remove console passwords of IAM users"),
+    ),
+    "no-incident-response-plan": Action(
+        "adopt-ir-plan",
+        "Adopt the group incident response plan",
+        ("assign an IR owner", "run the onboarding tabletop exercise"),
+    ),
+    "reported-finding": Action(
+        "triage-reported-finding",
+        "Triage the finding reported by the company",
+        ("open a ticket with the finding", "agree a fix date by severity SLA"),
+    ),
+}
+
+
+# --- idempotent remediation ---------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _duplicate_hook(response: Any, idempotent_data: Any) -> Any:
+    metrics.add_metric(name="DuplicateRemediationSkipped", unit=MetricUnit.Count, value=1)
+    logger.info("duplicate finding: returning the recorded result")
+    if isinstance(response, dict):
+        response = {**response, "duplicate": True}
+    return response
+
+
+def remediate(cfg: settings.Settings, finding: dict[str, Any]) -> dict[str, Any]:
+    """Plan (and, unless dry-run, act on) one finding; record it. Not idempotent by itself."""
+    dry_run = bool(finding["dry_run"])
+    mode = "dry-run" if dry_run else "apply"
+    action = CATALOG.get(finding["rule"])
+    record: dict[str, Any] = {
+        "id": f"{finding['finding_id']}:{mode}",
+        "finding_id": finding["finding_id"],
+        "entity_id": finding["entity_id"],
+        "rule": finding["rule"],
+        "resource": finding["resource"],
+        "severity": finding["severity"],
+        "dry_run": dry_run,
+        "recorded_at": _now(),
+    }
+    error: str | None = None
+    if action is None:
+        record.update(
+            status="unsupported",
+            action=None,
+            detail=f"no catalog action for rule {finding['rule']}",
+        )
+        metrics.add_metric(name="RemediationsUnsupported", unit=MetricUnit.Count, value=1)
+    else:
+        record.update(
+            action=action.action,
+            description=action.description,
+            steps=list(action.steps),
+            automated=action.automated,
+        )
+        if dry_run:
+            record.update(status="planned", detail="dry run: nothing changed")
+            metrics.add_metric(name="RemediationsPlanned", unit=MetricUnit.Count, value=1)
+        elif action.run is None:
+            record.update(status="manual-required", detail="manual action: steps recorded")
+            metrics.add_metric(name="RemediationsManual", unit=MetricUnit.Count, value=1)
+        else:
+            try:
+                record.update(status="executed", detail=action.run(finding))
+                metrics.add_metric(name="RemediationsExecuted", unit=MetricUnit.Count, value=1)
+            except (ClientError, BotoCoreError) as exc:
+                error = (
+                    f"{action.action} failed: {aws.error_code(exc) or type(exc).__name__}: {exc}"
+                )
+                record.update(status="failed", detail=error)
+                metrics.add_metric(name="RemediationsFailed", unit=MetricUnit.Count, value=1)
+    aws.table(cfg.remediations_table).put_item(Item=record)
+    logger.info(
+        "remediation recorded", extra={k: record[k] for k in ("finding_id", "rule", "status")}
+    )
+    if error:
+        raise ActionFailed(error)
+    return {k: v for k, v in record.items() if k != "recorded_at"}
+
+
+class ActionFailed(RuntimeError):
+    """An automated action failed: recorded, and the message is retried."""
+
+
+_LOCK = threading.Lock()
+_IDEMPOTENT: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def _idempotent_remediate(cfg: settings.Settings) -> Callable[..., Any]:
+    """`remediate` wrapped by powertools idempotency on (finding_id, dry_run), per table."""
+    key = (cfg.idempotency_table, aws._key("client", "dynamodb")[2])
+    with _LOCK:
+        fn = _IDEMPOTENT.get(key)
+        if fn is None:
+            store = DynamoDBPersistenceLayer(
+                table_name=cfg.idempotency_table, boto3_client=aws.client("dynamodb")
+            )
+            config = IdempotencyConfig(
+                event_key_jmespath="[finding_id, dry_run]",
+                expires_after_seconds=7 * 24 * 3600,
+                response_hook=_duplicate_hook,
+            )
+
+            @idempotent_function(
+                data_keyword_argument="finding", persistence_store=store, config=config
+            )
+            def run(finding: dict[str, Any]) -> dict[str, Any]:
+                return remediate(settings.load(), finding)
+
+            fn = _IDEMPOTENT[key] = run
+        return fn
+
+
+class BadFinding(ValueError):
+    """The message is not a finding: 400, not retried."""
+
+
+def parse_finding(body: Any) -> dict[str, Any]:
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except ValueError as exc:
+            raise BadFinding(f"finding is not JSON: {exc}") from None
+    problem = schemas.check(schemas.validate_finding, body)
+    if problem:
+        raise BadFinding(problem)
+    return dict(body)
+
+
+def handle(cfg: settings.Settings, body: Any) -> dict[str, Any]:
+    finding = parse_finding(body)
+    finding["dry_run"] = cfg.dry_run
+    result = _idempotent_remediate(cfg)(finding=finding)
+    return {"statusCode": 200, **result}
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    metrics.add_metric(name="RemediatorErrors", unit=MetricUnit.Count, value=1)
+    logger.warning("remediation failed", extra={"status": status, "error": message})
+    return {"statusCode": status, "error": message}
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: Any, context: Any) -> Any:
+    refresh_namespace(metrics)
+    cfg = settings.load()
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+
+        def record_handler(record: Any) -> dict[str, Any]:
+            try:
+                return handle(cfg, record.body)
+            except BadFinding as exc:
+                return _error(400, str(exc))
+            except Exception as exc:
+                _error(500, f"{type(exc).__name__}: {exc}")
+                raise
+
+        return process_partial_response(
+            event=event,
+            record_handler=record_handler,
+            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+            context=context,
+        )
+    try:
+        return handle(cfg, event)
+    except BadFinding as exc:
+        return _error(400, str(exc))
+    except (ActionFailed, ClientError, BotoCoreError) as exc:
+        return _error(500, str(exc))
