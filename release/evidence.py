@@ -86,8 +86,17 @@ class CanaryClaim(Claim):
     failed_checks: list[str] = Field(default_factory=list)
 
 
+class VulnerabilityFinding(_Doc):
+    """One finding not waived by the report itself (the policy may still waive it by id)."""
+
+    id: str
+    severity: Literal["critical", "high", "medium", "low", "unknown"]
+    package: str | None = None
+
+
 class VulnerabilityClaim(Claim):
-    """A vulnerability report (ECR scan, CycloneDX VEX or SARIF) when configured."""
+    """A vulnerability report (ECR scan, CycloneDX VEX or SARIF) when configured
+    (`release.vulnerabilities`); the counts are of `findings`."""
 
     configured: bool
     source: str | None = None
@@ -95,6 +104,7 @@ class VulnerabilityClaim(Claim):
     high: int = Field(default=0, ge=0)
     medium: int = Field(default=0, ge=0)
     low: int = Field(default=0, ge=0)
+    findings: list[VulnerabilityFinding] = Field(default_factory=list)
 
 
 class Evidence(_Doc):

@@ -22,6 +22,14 @@ from release.evidence import Evidence
 PACKAGE = "release.gate"
 
 
+def vulnerability_claim(cfg: Config, ref: Any, repository: str) -> Any:
+    """The vulnerability claim of the Evidence (`release.vulnerabilities`); called by
+    `release.verify`."""
+    from release.vulnerabilities import vulnerability_claim as claim
+
+    return claim(cfg, ref, repository)
+
+
 @dataclass(frozen=True)
 class Decision:
     allow: bool

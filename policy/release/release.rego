@@ -18,6 +18,11 @@ required_predicates := ["provenance", "sbom", "model", "canary"]
 # The most findings of each severity a release may ship with (when a report is configured).
 max_findings := {"critical": 0, "high": 0}
 
+# Findings the team accepted, by id, with the reason (reviewed like code). A waived
+# finding does not count against max_findings. Example:
+#   waivers := {"CVE-2024-12345": "onnxruntime: the vulnerable op is not in our model"}
+waivers := {}
+
 deny := reasons(input)
 
 default allow := false
@@ -100,6 +105,25 @@ vulnerability_reasons(doc) := {msg |
 	doc.vulnerabilities.configured == true
 	some severity
 	limit := max_findings[severity]
-	doc.vulnerabilities[severity] > limit
-	msg := sprintf("vulnerabilities: %d %s findings (at most %d allowed)", [doc.vulnerabilities[severity], severity, limit])
+	n := unwaived(doc.vulnerabilities, severity)
+	n > limit
+	head := sprintf("vulnerabilities: %d %s findings (at most %d allowed)", [n, severity, limit])
+	msg := concat("", [head, listed(unwaived_ids(doc.vulnerabilities, severity))])
 }
+
+# (concat, not sprintf: regopy quotes a computed string given to %s)
+listed(ids) := concat("", [": ", concat(", ", ids)]) if {
+	count(ids) > 0
+} else := ""
+
+# Findings of a severity not waived: from the listed findings when there are any,
+# else the report's count.
+unwaived(v, severity) := count(unwaived_ids(v, severity)) if {
+	count(object.get(v, "findings", [])) > 0
+} else := v[severity]
+
+unwaived_ids(v, severity) := sort([f.id |
+	some f in object.get(v, "findings", [])
+	f.severity == severity
+	not waivers[f.id]
+])

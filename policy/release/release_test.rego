@@ -90,6 +90,28 @@ test_critical_vulnerability_is_denied if {
 	"vulnerabilities: 2 critical findings (at most 0 allowed)" in gate.reasons(doc)
 }
 
+crit(id) := {"id": id, "severity": "critical", "package": "pkg"}
+
+test_listed_critical_findings_are_named if {
+	doc := with_field("vulnerabilities", {"configured": true, "critical": 2, "findings": [crit("CVE-2"), crit("CVE-1")]})
+	"vulnerabilities: 2 critical findings (at most 0 allowed): CVE-1, CVE-2" in gate.reasons(doc)
+}
+
+test_waived_critical_finding_is_allowed if {
+	doc := with_field("vulnerabilities", {"configured": true, "critical": 1, "findings": [crit("CVE-1")]})
+	count(gate.reasons(doc)) == 0 with data.release.gate.waivers as {"CVE-1": "not reachable"}
+}
+
+test_waiver_covers_only_its_own_id if {
+	doc := with_field("vulnerabilities", {"configured": true, "critical": 2, "findings": [crit("CVE-1"), crit("CVE-2")]})
+	"vulnerabilities: 1 critical findings (at most 0 allowed): CVE-2" in gate.reasons(doc) with data.release.gate.waivers as {"CVE-1": "not reachable"}
+}
+
+test_medium_findings_are_allowed if {
+	doc := with_field("vulnerabilities", {"configured": true, "medium": 1, "findings": [{"id": "CVE-3", "severity": "medium", "package": null}]})
+	count(gate.reasons(doc)) == 0
+}
+
 test_findings_ignored_when_no_report_is_configured if {
 	doc := with_field("vulnerabilities", {"configured": false, "critical": 2})
 	count(gate.reasons(doc)) == 0

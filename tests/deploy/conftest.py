@@ -4,10 +4,7 @@ Lambda image functions, Evidence documents and a project directory with a config
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,6 @@ from typing import Any
 import pytest
 
 from release.evidence import PREDICATES, Evidence
-from tests.fixtures.tools import free_port
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,14 @@ def _rego_tests() -> list[str]:
     return [t for _, src in POLICY.tests for t in __import__("re").findall(r"^(test_\w+)\s+if", src, 8)]
 
 
+@functools.cache
+def _rego_results() -> dict[str, gate.PolicyTest]:
+    return {t.name: t for t in gate.run_policy_tests(POLICY)}
+
+
 @pytest.mark.parametrize("name", _rego_tests())
 def test_rego_unit_test(name: str) -> None:
-    results = {t.name: t for t in gate.run_policy_tests(POLICY)}
+    results = _rego_results()
     assert results[name].passed, results[name].detail
 
 
