@@ -117,10 +117,10 @@ def model_signature(lock: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def baked_lock(view: Any) -> dict[str, Any] | None:
-    from release.sbom import MODEL_LOCK, _scan
+def baked_lock(scan: Any) -> dict[str, Any] | None:
+    from release.sbom import MODEL_LOCK
 
-    _files, keep, _roles = _scan(view)
+    _files, keep, _roles = scan
     raw = keep.get(MODEL_LOCK)
     return json.loads(raw) if raw else None
 
@@ -132,12 +132,13 @@ def build(cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None)
 
     want = only or {"provenance", "sbom", "model"}
     view = open_image(registry, digest)
-    lock = baked_lock(view) if want & {"provenance", "model"} else None
+    scan = sbom._scan(view)  # one read of every layer serves all three
+    lock = baked_lock(scan)
     out: list[tuple[str, dict[str, Any]]] = []
     if "provenance" in want:
         out.append((evidence.PROVENANCE, provenance(cfg, view, lock)))
     if "sbom" in want:
-        out.append((evidence.SBOM, sbom.generate(registry, digest)))
+        out.append((evidence.SBOM, sbom.generate(registry, digest, view=view, scan=scan)))
     if "model" in want:
         if lock is None:
             raise UsageError(f"image {digest} has no /opt/release/model.lock.json: no model to attest")

@@ -501,3 +501,34 @@ def verify_statement_result(st: dict[str, Any], bundle: bytes) -> VerifiedStatem
         predicate_type=str(st.get("predicateType")),
         subjects=list(st["subject"]),
     )
+
+
+def verify_stored(
+    registry: Any,
+    digest: str,
+    predicate_type: str,
+    policy: Policy,
+) -> VerifiedStatement:
+    """Fetch the bundles of `predicate_type` stored with `digest` and return the newest
+    one that verifies (its `bundle_digest` is the referrer manifest digest). None stored
+    -> VerificationFailed "no ... attestation"; none valid -> the newest one's reason."""
+    from dataclasses import replace
+
+    from release.attest.store import fetch_bundles
+
+    d = parse_digest(digest)
+    stored = fetch_bundles(registry, d, predicate_type)
+    if not stored:
+        raise VerificationFailed(f"no {predicate_type} attestation is stored for {d}")
+    first_error: VerificationFailed | None = None
+    for sb in reversed(stored):
+        try:
+            vs = verify_statement(sb.bundle, policy, d, predicate_type)
+        except VerificationFailed as exc:
+            first_error = first_error or exc
+            continue
+        return replace(vs, bundle_digest=sb.referrer)
+    assert first_error is not None
+    raise VerificationFailed(
+        f"{predicate_type} bundle {stored[-1].referrer}: {first_error.message}"
+    )

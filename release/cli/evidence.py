@@ -31,8 +31,16 @@ def _open(cfg: Any, ref: str) -> tuple[Any, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the SBOM here (atomically) instead of stdout.",
 )
+@click.option(
+    "--validate",
+    "check",
+    is_flag=True,
+    help="Also validate against the official CycloneDX 1.6 JSON schema (slower start).",
+)
 @common
-def sbom_cmd(config_path: Path | None, out: Out, digest: str, output: Path | None) -> None:
+def sbom_cmd(
+    config_path: Path | None, out: Out, digest: str, output: Path | None, check: bool
+) -> None:
     """CycloneDX 1.6 JSON for the image DIGEST (sha256:<hex> in the configured registry,
     or LOCATION@sha256:<hex>): every Python package of the deps layer, the model as a
     machine-learning-model component with every file's SHA-256 and its model card, the
@@ -43,7 +51,7 @@ def sbom_cmd(config_path: Path | None, out: Out, digest: str, output: Path | Non
 
     cfg = load_config(config_path)
     registry, d = _open(cfg, digest)
-    doc = sbom.generate(registry, d)
+    doc = sbom.generate(registry, d, check=check)
     data = sbom.dumps(doc)
     if output is not None:
         atomic_write_bytes(output, data)

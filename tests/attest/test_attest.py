@@ -226,3 +226,19 @@ def test_not_json_and_wrong_payload_type(signed: Any, signing_key: Path) -> None
 def test_missing_bundle(layout_image: Any) -> None:
     reg, _, other = layout_image
     assert store.fetch_bundles(reg, other, evidence.PROVENANCE) == []
+
+
+def test_verify_stored_missing_and_invalid(layout_image: Any, signing_key: Path, tmp_path: Path) -> None:
+    from release.attest.verify import verify_stored
+
+    reg, _digest, other = layout_image
+    with pytest.raises(VerificationFailed, match=f"^no {evidence.PROVENANCE} attestation is stored for {other}$"):
+        verify_stored(reg, other, evidence.PROVENANCE, _policy(signing_key))
+    sign.attest(reg, other, [(evidence.PROVENANCE, {"b": 1})], sign.KeySigner(signing_key))
+    vs = verify_stored(reg, other, evidence.PROVENANCE, _policy(signing_key))
+    assert vs.predicate == {"b": 1}
+    assert vs.bundle_digest == store.fetch_bundles(reg, other, evidence.PROVENANCE)[-1].referrer
+    wrong = tmp_path / "wrong.pem"
+    sign.KeySigner(wrong)
+    with pytest.raises(VerificationFailed, match=r"^https://slsa.dev/provenance/v1 bundle sha256:[0-9a-f]{64}: signature was made by another key"):
+        verify_stored(reg, other, evidence.PROVENANCE, _policy(wrong))

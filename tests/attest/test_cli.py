@@ -1,0 +1,122 @@
+"""`release attest`, `release sbom`, `release verify-bundle` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from release import evidence
+from release.attest import store
+from release.image.registry import open_registry
+from tests.attest.conftest import build_image
+from tests.fixtures.tools import run_cli
+
+TOML = """
+[model]
+repo = "example/sst2-tiny"
+[image]
+base = "oci:base@sha256:{zeros}"
+registry = "oci:reg"
+requirements = "requirements.lock"
+[functions]
+scorer = "handlers.scorer.lambda_handler"
+[signing]
+mode = "key:keys/signing.pem"
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("proj")
+    (root / "release.toml").write_text(TOML.format(zeros="0" * 64))
+    (root / "requirements.lock").write_text("six==1.17.0\n")
+    reg = open_registry("oci:reg", root)
+    return root, build_image(reg)
+
+
+@pytest.fixture(scope="module")
+def attested(project: tuple[Path, str]) -> tuple[Path, str, Any]:
+    root, digest = project
+    r = run_cli("attest", digest, "--json", cwd=root)
+    assert r.code == 0, r.stderr
+    return root, digest, r
+
+
+def test_attest_generates_key_and_attaches_three(attested: tuple[Path, str, Any]) -> None:
+    root, digest, r = attested
+    assert "generated signing key" in r.stderr
+    assert (root / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600
+    doc = json.loads(r.stdout)
+    assert [a["predicate_type"] for a in doc["attestations"]] == [
+        evidence.PROVENANCE, evidence.SBOM, evidence.MODEL_SIGNATURE,
+    ]
+    reg = open_registry("oci:reg", root)
+    assert len(store.fetch_bundles(reg, digest)) == 3
+
+
+def test_provenance_and_model_statements(attested: tuple[Path, str, Any]) -> None:
+    from release.attest.verify import Policy, verify_stored
+
+    root, digest, _ = attested
+    reg = open_registry("oci:reg", root)
+    pol = Policy.from_key_file(root / "keys" / "signing.pem.pub")
+    prov = verify_stored(reg, digest, evidence.PROVENANCE, pol).predicate
+    assert prov["runDetails"]["builder"]["id"] in ("local",) or prov["runDetails"]["builder"]["id"].startswith("https://")
+    names = {d.get("name") for d in prov["buildDefinition"]["resolvedDependencies"]}
+    assert {"model", "model-lock", "requirements.lock"} <= names
+    commits = [d["digest"].get("gitCommit") for d in prov["buildDefinition"]["resolvedDependencies"]]
+    assert "cd" * 20 in commits
+    model = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol).predicate
+    assert model["serialization"]["method"] == "files"
+    assert any(r["name"] == "onnx/model.onnx" for r in model["resources"])
+    bom = verify_stored(reg, digest, evidence.SBOM, pol).predicate
+    assert bom["specVersion"] == "1.6"
+
+
+def test_verify_bundle_cli(attested: tuple[Path, str, Any], tmp_path: Path) -> None:
+    root, digest, _ = attested
+    reg = open_registry("oci:reg", root)
+    b = store.fetch_bundles(reg, digest, evidence.PROVENANCE)[-1].bundle
+    f = tmp_path / "b.json"
+    f.write_bytes(b)
+    pub = root / "keys" / "signing.pem.pub"
+    ok = run_cli("verify-bundle", "--bundle", f, "--key", pub, digest)
+    assert ok.code == 0, ok.stderr
+    other = "sha256:" + "1" * 64
+    bad = run_cli("verify-bundle", "--bundle", f, "--key", pub, other)
+    assert bad.code == 1
+    assert bad.stderr.strip() == f"release: error: statement is about {digest}, not {other}"
+    usage = run_cli("verify-bundle", "--bundle", f, digest)
+    assert usage.code == 2
+    assert "--certificate-identity" in usage.stderr
+    ident = run_cli(
+        "verify-bundle", "--bundle", f, "--certificate-identity", "x@example.com",
+        "--certificate-oidc-issuer", "https://issuer.example", digest,
+    )
+    assert ident.code == 1
+    assert "bundle has no certificate (signed with a key)" in ident.stderr
+
+
+def test_sbom_cli(project: tuple[Path, str], tmp_path: Path) -> None:
+    root, digest = project
+    out = tmp_path / "sbom.json"
+    r = run_cli("sbom", digest, "-o", out, "--validate", cwd=root)
+    assert r.code == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["metadata"]["component"]["version"] == digest
+    r2 = run_cli("sbom", "oci:reg@" + digest, cwd=root)
+    assert r2.code == 0 and json.loads(r2.stdout) == doc
+    tag = run_cli("sbom", "latest", cwd=root)
+    assert tag.code == 2 and "is not a digest" in tag.stderr
+
+
+def test_attest_extra_predicate_validated(project: tuple[Path, str], tmp_path: Path) -> None:
+    root, digest = project
+    bad = tmp_path / "promo.json"
+    bad.write_text(json.dumps({"env": "prod"}))
+    r = run_cli("attest", digest, "--only", "model", "--predicate", "promotion", bad, cwd=root)
+    assert r.code == 2
+    assert "does not match promotion.schema.json" in r.stderr
