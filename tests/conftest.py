@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.hub",
     "tests.fixtures.aws",
     "tests.fixtures.registry",
+    "tests.fixtures.docker",
 ]

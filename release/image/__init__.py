@@ -1,0 +1,1 @@
+"""The one image: OCI data model, registries, reading images, reproducible builds."""

@@ -1,0 +1,509 @@
+"""`release build`: ONE reproducible Lambda image holding every handler and the model.
+
+    build(cfg, base=..., push=..., backend="native") -> BuiltImage
+
+Inputs: the base image **by digest** (`[image].base`, `$RELEASE_BASE` or `--base`), the
+handlers' `requirements.lock` installed by pip for the target platform and Python, the
+model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
+`handlers/`. Layers, ordered by change rate (contract 1):
+
+    deps    /opt/deps                        pip --target, cached by the lock's digest
+    model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
+    policy  /var/task/policy
+    code    /var/task/handlers
+
+Same inputs => same manifest digest: tars are normalised (see layers.py), the config's
+`created` and the code/policy mtimes come from SOURCE_DATE_EPOCH or the git commit time,
+and the content-addressed layers (deps, model) use a fixed mtime (1980-01-01) so a new
+commit does not invalidate them. The image is written to `[image].registry` or `--push
+REF` (OCI layout, any OCI registry, ECR): blobs that exist are skipped, the manifest is
+put as exact bytes and the digest the registry reports is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from release import modelpin
+from release.config import Config
+from release.digest import Digest
+from release.errors import ConfigError, RemoteError, SizeLimitExceeded, UsageError
+from release.image.base import iso
+from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
+from release.image.layers import (
+    Entry,
+    Layer,
+    LayerCache,
+    gunzip_size,
+    key_of,
+    tree_entries,
+    with_parents,
+)
+from release.image.oci import (
+    DOCKER_LAYER_GZIP,
+    FUNCTIONS_LABEL,
+    MODEL_DIGEST_LABEL,
+    MODEL_LABEL,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    ROLE_ANNOTATION,
+    ImageRef,
+    canonical,
+    descriptor,
+    parse_image_ref,
+)
+from release.image.registry import LayoutRegistry, Registry, open_registry
+
+#: Lambda's limit on an image's uncompressed size
+LAMBDA_MAX_UNCOMPRESSED = 10 * 1024**3
+#: mtime of every entry of the content-addressed layers (deps, model): 1980-01-01
+CONTENT_MTIME = 315532800
+DEPS_DIR = "opt/deps"
+MODEL_LOCK_PATH = "opt/release/model.lock.json"
+PIP_PLATFORMS = {
+    "linux/amd64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    "linux/arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
+_SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    role: str
+    digest: Digest
+    size: int
+    usize: int
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "digest": self.digest,
+            "size": self.size,
+            "uncompressed_size": self.usize,
+            "cached": self.cached,
+        }
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """The result of a build: where it is and what it holds."""
+
+    digest: Digest
+    registry: str
+    base: str
+    layers: list[LayerReport]
+    functions: dict[str, str]
+    size: int  # compressed: manifest + config + layers
+    usize: int  # uncompressed layers
+    backend: str = "native"
+    created: str = ""
+    model: str = ""
+    pushed_blobs: int = 0
+    skipped_blobs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry}@{self.digest}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "ref": self.ref,
+            "registry": self.registry,
+            "size": self.size,
+            "uncompressed_size": self.usize,
+            "base": self.base,
+            "layers": [la.to_json() for la in self.layers],
+            "functions": dict(self.functions),
+            "backend": self.backend,
+            "created": self.created,
+            "model": self.model,
+        }
+
+
+# --- inputs ---------------------------------------------------------------------------
+def base_ref(cfg: Config, override: str | None = None) -> ImageRef:
+    """--base, else $RELEASE_BASE, else [image].base; always by digest (else exit 2)."""
+    value = override or os.environ.get("RELEASE_BASE") or cfg.image.base
+    return parse_image_ref(value, what="base image")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        p = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
+
+
+def source_epoch(root: Path) -> int:
+    """SOURCE_DATE_EPOCH, else the commit time of HEAD."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+    t = _git(root, "log", "-1", "--format=%ct")
+    if t is None:
+        raise UsageError(
+            f"{root} is not a git checkout with a commit: set SOURCE_DATE_EPOCH so the build "
+            "is reproducible"
+        )
+    return int(t)
+
+
+def _source_url(root: Path) -> str | None:
+    url = _git(root, "remote", "get-url", "origin")
+    if url and "@" in url and "://" in url:  # drop credentials
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
+
+
+def _skip(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name in _SKIP_NAMES or name.endswith((".pyc", ".pyo"))
+
+
+# --- layers ---------------------------------------------------------------------------
+def _pip_command(cfg: Config, target: Path, lock: Path) -> list[str]:
+    plats = PIP_PLATFORMS[cfg.image.platform]
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+    for p in plats:
+        cmd += ["--platform", p]
+    cmd += [
+        "--python-version",
+        cfg.image.python,
+        "--implementation",
+        "cp",
+        "--only-binary",
+        ":all:",
+        "--require-hashes",
+        "--no-compile",
+        "--no-warn-script-location",
+        "-r",
+        str(lock),
+    ]
+    return cmd
+
+
+def install_deps(cfg: Config, target: Path) -> None:
+    """pip install the requirements lock into `target` for the image's platform."""
+    lock = cfg.resolve(cfg.image.requirements)
+    if not lock.is_file():
+        raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}")
+    p = subprocess.run(_pip_command(cfg, target, lock), capture_output=True, text=True)
+    if p.returncode != 0:
+        lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
+        msg = lines[-1] if lines else f"pip exited {p.returncode}"
+        if "THESE PACKAGES DO NOT MATCH THE HASHES" in p.stderr:
+            from release.errors import VerificationFailed
+
+            raise VerificationFailed(f"pip: a downloaded wheel does not match {lock.name}: {msg}")
+        raise RemoteError(f"pip install of {lock.name} failed: {msg}")
+    # console scripts carry this machine's interpreter path: not part of the image
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    for record in target.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if not ln.startswith("../")]
+        if kept != lines:
+            record.write_text("".join(kept))
+
+
+def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
+    lock = cfg.resolve(cfg.image.requirements)
+    try:
+        lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
+    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, str(CONTENT_MTIME))
+    hit = cache.lookup(key)
+    if hit is not None:
+        return hit
+    with tempfile.TemporaryDirectory(prefix="release-deps-") as tmp:
+        target = Path(tmp) / "deps"
+        install_deps(cfg, target)
+        entries = with_parents(tree_entries(target, DEPS_DIR, skip=_skip))
+        return cache.build(key, "deps", entries, CONTENT_MTIME)
+
+
+def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin.Cache) -> None:
+    if all(mcache.blob(f.sha256).is_file() for f in lock.files):
+        return
+    with tempfile.TemporaryDirectory(prefix="release-model-") as tmp:
+        modelpin.fetch(cfg, dest=Path(tmp) / "m", lock=lock, cache=mcache, progress=False)
+
+
+def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Layer:
+    """The model files straight from the content-addressed cache, each re-hashed."""
+    mcache = modelpin.Cache()
+    _ensure_model_cached(cfg, lock, mcache)
+    lock_bytes = modelpin.lock_bytes(lock)
+    model_dir = cfg.image.model_dir.strip("/")
+    entries = [
+        Entry(
+            f"{model_dir}/{f.path}",
+            "file",
+            0o644,
+            source=mcache.blob(f.sha256),
+            size=f.size,
+            sha256=f.sha256,
+        )
+        for f in lock.files
+    ]
+    entries.append(Entry(MODEL_LOCK_PATH, "file", 0o644, data=lock_bytes))
+    entries = with_parents(entries)
+    key = key_of("model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME))
+    hit = cache.lookup(key)
+    if hit is not None:
+        # verify before use: the bytes the lock names are still the bytes we have
+        from release.image.layers import _HashingReader
+
+        for e in entries:
+            if e.source is None:
+                continue
+            with open(e.source, "rb") as f:
+                r = _HashingReader(f)
+                while r.read(4 << 20):
+                    pass
+            if r.h.hexdigest() != e.sha256:
+                from release.errors import VerificationFailed
+
+                raise VerificationFailed(
+                    f"{e.path}: sha256 {r.h.hexdigest()}, the lock says {e.sha256} "
+                    f"(cached model file {e.source} is corrupt); nothing was built"
+                )
+        return hit
+    return cache.build(key, "model", entries, CONTENT_MTIME)
+
+
+def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
+    d = cfg.resolve(src)
+    if not d.is_dir():
+        raise ConfigError(f"{src}/ not found next to {cfg.path.name}: the image needs it")
+    entries = with_parents(tree_entries(d, dest, skip=_skip))
+    return cache.build(None, role, entries, mtime)
+
+
+# --- config and manifest ----------------------------------------------------------------
+def _env(base_env: list[str], extra: dict[str, str]) -> list[str]:
+    out = [e for e in base_env if e.split("=", 1)[0] not in extra]
+    return out + [f"{k}={v}" for k, v in extra.items()]
+
+
+def image_config(
+    cfg: Config,
+    base: ImageView,
+    layers: list[Layer],
+    lock: modelpin.ModelLock,
+    epoch: int,
+    annotations: dict[str, str],
+) -> bytes:
+    bc = base.config.get("config") or {}
+    workdir = cfg.image.workdir
+    env = _env(
+        list(bc.get("Env") or []),
+        {
+            "PYTHONPATH": f"/{DEPS_DIR}:{workdir}",
+            "MODEL_DIR": cfg.image.model_dir,
+            "MODEL_LOCK": "/" + MODEL_LOCK_PATH,
+        },
+    )
+    labels = dict(bc.get("Labels") or {})
+    labels.update(annotations)
+    labels[FUNCTIONS_LABEL] = canonical(cfg.functions).decode()
+    labels[MODEL_LABEL] = f"{lock.repo}@{lock.commit}"
+    labels[MODEL_DIGEST_LABEL] = lock.digest
+    entrypoint = bc.get("Entrypoint") or ["python3", "-m", "awslambdaric"]
+    first = next(iter(cfg.functions.values()))
+    created = iso(epoch)
+    history = []
+    for h in base.config.get("history") or []:
+        h = dict(h)
+        h.setdefault("created", created)  # some tools crash on a history entry without it
+        history.append(h)
+    for la in layers:
+        history.append({"created": created, "created_by": f"release build: {la.role} layer"})
+    arch = cfg.image.platform.split("/")[1]
+    doc = {
+        "architecture": arch,
+        "os": "linux",
+        "created": created,
+        "config": {
+            "Env": env,
+            "Entrypoint": entrypoint,
+            "Cmd": [first],
+            "WorkingDir": workdir,
+            "Labels": labels,
+        },
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [la.diff_id for la in base.layers] + [la.diff_id for la in layers],
+        },
+        "history": history,
+    }
+    return canonical(doc)
+
+
+def _manifest(base: ImageView, config: bytes, layers: list[Layer], annotations: dict[str, str]) -> bytes:
+    descs = []
+    for la in base.layers:
+        mt = OCI_LAYER_GZIP if la.media_type in (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP) else la.media_type
+        descs.append({"mediaType": mt, "digest": la.digest, "size": la.size, "annotations": {ROLE_ANNOTATION: "base"}})
+    for la in layers:
+        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": la.digest, "size": la.size, "annotations": {ROLE_ANNOTATION: la.role}})
+    return canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": descs,
+            "annotations": annotations,
+        }
+    )
+
+
+def _base_usize(base: ImageView, cache: LayerCache) -> list[int]:
+    out = []
+    for la in base.layers:
+        n = cache.usize_of(la.digest)
+        if n is None:
+            with local_blob(base.registry, la.digest) as p:
+                n = gunzip_size(p)
+            cache.remember_usize(la.digest, n)
+        out.append(n)
+    return out
+
+
+def _copy_blob(src: Registry, dst: Registry, digest: Digest) -> bool:
+    """Copy one blob unless the destination has it; True when bytes moved."""
+    if dst.has_blob(digest):
+        return False
+    if isinstance(src, LayoutRegistry):
+        dst.put_blob(src.blob_path(digest), digest)
+        return True
+    with local_blob(src, digest) as p:
+        dst.put_blob(p, digest)
+    return True
+
+
+# --- the build ----------------------------------------------------------------------------
+def build(
+    cfg: Config,
+    *,
+    base: str | None = None,
+    push: str | None = None,
+    backend: Literal["native", "docker"] = "native",
+    cache_root: Path | None = None,
+) -> BuiltImage:
+    """Build the image and write it to `push` (default `[image].registry`)."""
+    import time
+
+    bref = base_ref(cfg, base)
+    target_name = push or cfg.image.registry
+    target = open_registry(target_name, cfg.root)  # validates the reference early
+    lock = modelpin.read_lock(cfg.lock_path)
+    modelpin.check_lock_matches_config(cfg, lock)
+    if backend == "docker":
+        from release.image.docker import build_docker
+
+        return build_docker(cfg, bref, target_name, lock)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    epoch = source_epoch(cfg.root)
+    cache = LayerCache(cache_root or modelpin.Cache().root)
+    base_reg = open_registry(bref.location, cfg.root)
+    base_digest = resolve_platform(base_reg, bref.digest, cfg.image.platform)
+    base_img = open_image(base_reg, base_digest)
+    timings["base"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    with ThreadPoolExecutor(4, thread_name_prefix="layer") as pool:
+        futs = [
+            pool.submit(deps_layer, cfg, cache),
+            pool.submit(model_layer, cfg, cache, lock),
+            pool.submit(tree_layer, cfg, cache, "policy", "policy", f"{cfg.image.workdir.strip('/')}/policy", epoch),
+            pool.submit(tree_layer, cfg, cache, "code", "handlers", f"{cfg.image.workdir.strip('/')}/handlers", epoch),
+        ]
+        layers = [f.result() for f in futs]
+    timings["layers"] = time.perf_counter() - t1
+
+    annotations = {"org.opencontainers.image.created": iso(epoch)}
+    revision = _git(cfg.root, "rev-parse", "HEAD")
+    if revision:
+        annotations["org.opencontainers.image.revision"] = revision
+    src_url = _source_url(cfg.root)
+    if src_url:
+        annotations["org.opencontainers.image.source"] = src_url
+    annotations["org.opencontainers.image.base.digest"] = base_digest
+    config = image_config(cfg, base_img, layers, lock, epoch, annotations)
+    manifest = _manifest(base_img, config, layers, annotations)
+
+    base_usizes = _base_usize(base_img, cache)
+    usize = sum(base_usizes) + sum(la.usize for la in layers)
+    reports = [
+        LayerReport("base", la.digest, la.size, n, True)
+        for la, n in zip(base_img.layers, base_usizes, strict=True)
+    ] + [LayerReport(la.role, la.digest, la.size, la.usize, la.cached) for la in layers]
+    size = len(manifest) + len(config) + sum(r.size for r in reports)
+    limit = min(LAMBDA_MAX_UNCOMPRESSED, cfg.image.max_size or LAMBDA_MAX_UNCOMPRESSED)
+    if usize > limit:
+        which = "[image].max_size" if cfg.image.max_size and cfg.image.max_size < LAMBDA_MAX_UNCOMPRESSED else "Lambda's 10 GiB limit"
+        biggest = max(reports, key=lambda r: r.usize)
+        raise SizeLimitExceeded(
+            f"image is {usize} bytes uncompressed, over {which} ({limit} bytes); the largest "
+            f"layer is {biggest.role} ({biggest.usize} bytes); nothing was pushed",
+            details=[f"{r.role}: {r.size} compressed, {r.usize} uncompressed" for r in reports],
+        )
+
+    t2 = time.perf_counter()
+    pushed = skipped = 0
+    for la in base_img.layers:
+        if _copy_blob(base_reg, target, la.digest):
+            pushed += 1
+        else:
+            skipped += 1
+    for la in layers:
+        if target.has_blob(la.digest):
+            skipped += 1
+        else:
+            target.put_blob(la.path, la.digest)
+            pushed += 1
+    target.put_blob(config, descriptor(OCI_CONFIG, config)["digest"])
+    digest = target.put_manifest(manifest, OCI_MANIFEST)
+    timings["push"] = time.perf_counter() - t2
+    timings["total"] = time.perf_counter() - t0
+    return BuiltImage(
+        digest=digest,
+        registry=target.name,
+        base=str(ImageRef(bref.location, base_digest)),
+        layers=reports,
+        functions=dict(cfg.functions),
+        size=size,
+        usize=usize,
+        created=iso(epoch),
+        model=f"{lock.repo}@{lock.commit}",
+        pushed_blobs=pushed,
+        skipped_blobs=skipped,
+        timings=timings,
+    )
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

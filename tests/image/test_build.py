@@ -1,0 +1,222 @@
+"""`release build` / `release base` against real parts: docker-registry, skopeo, dockerd."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from release.image import layers as L
+from release.image.inspect import open_image
+from release.image.registry import open_registry
+from tests.fixtures.tools import require_binary, run_cli
+from tests.image.conftest import copy_project
+
+ROLES = ["base", "deps", "model", "policy", "code"]
+
+
+# --- the pieces -----------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 1, L.BLOCK - 1, L.BLOCK, 3 * L.BLOCK + 17])
+def test_gzip_writer_is_valid_gzip_and_independent_of_write_sizes(n: int) -> None:
+    data = (os.urandom(n // 3) + b"the same words again " * (n // 20 + 1))[:n]
+    outs = []
+    for step in (1000, 65536, max(n, 1)):
+        buf = io.BytesIO()
+        g = L.GzipWriter(buf)
+        for i in range(0, len(data), step):
+            g.write(data[i : i + step])
+        digest, diff_id = g.finish()
+        assert gzip.decompress(buf.getvalue()) == data
+        assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+        outs.append((buf.getvalue(), digest))
+    assert len({o for o, _ in outs}) == 1
+
+
+def test_layer_tar_is_normalised(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "b").mkdir(parents=True)
+    (src / "b" / "x.py").write_text("x = 1\n")
+    (src / "a.sh").write_text("#!/bin/sh\n")
+    os.chmod(src / "a.sh", 0o700)
+    os.chmod(src / "b" / "x.py", 0o600)
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "x.pyc").write_bytes(b"junk")
+    entries = L.with_parents(L.tree_entries(src, "var/task/app", skip=lambda r: "__pycache__" in r))
+    cache = L.LayerCache(tmp_path / "cache")
+    layer = cache.build(None, "code", entries, 1234)
+    with tarfile.open(layer.path) as tf:
+        members = tf.getmembers()
+    assert [m.name for m in members] == [
+        "var", "var/task", "var/task/app", "var/task/app/a.sh", "var/task/app/b", "var/task/app/b/x.py",
+    ]
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", 1234)}
+    modes = {m.name: m.mode for m in members}
+    assert modes["var/task/app/a.sh"] == 0o755 and modes["var/task/app/b/x.py"] == 0o644
+    os.utime(src / "b" / "x.py", (1, 1))
+    again = cache.build(None, "code", L.with_parents(L.tree_entries(src, "var/task/app", skip=lambda r: "__pycache__" in r)), 1234)
+    assert again.digest == layer.digest
+
+
+def test_base_is_reproducible(rootfs_tarball: Path, base_image: str, tmp_path: Path) -> None:
+    r = run_cli("base", "--rootfs", rootfs_tarball, "--out", f"oci:{tmp_path / 'b2'}", "--json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["digest"] == base_image.rpartition("@")[2]
+    reg = open_registry(f"oci:{tmp_path / 'b2'}", tmp_path)
+    img = open_image(reg, doc["digest"])
+    assert [la.role for la in img.layers] == ["base"]
+    assert all(h.get("created") for h in img.config["history"])
+
+
+# --- build ------------------------------------------------------------------------------
+def test_build_into_layout_json_shape_and_contract(build_cli: Callable[..., Any], project: Path) -> None:
+    r, doc = build_cli()  # [image].registry = oci:.release/registry
+    assert r.code == 0, r.stderr
+    assert r.stdout.count("\n") > 3  # one JSON document
+    assert {"digest", "size", "base", "layers", "functions"} <= set(doc)
+    assert [la["role"] for la in doc["layers"]] == ROLES
+    assert all({"digest", "size", "role"} <= set(la) for la in doc["layers"])
+    assert doc["size"] == pytest.approx(sum(la["size"] for la in doc["layers"]), rel=0.01)
+    reg = open_registry("oci:.release/registry", project)
+    img = open_image(reg, doc["digest"])
+    cfg = img.config["config"]
+    assert cfg["WorkingDir"] == "/var/task"
+    env = dict(e.split("=", 1) for e in cfg["Env"])
+    assert env["MODEL_DIR"] == "/opt/model"
+    assert env["MODEL_LOCK"] == "/opt/release/model.lock.json"
+    assert env["PYTHONPATH"] == "/opt/deps:/var/task"
+    assert img.functions == doc["functions"]
+    lock = json.loads((project / "model" / "model.lock.json").read_bytes())
+    assert img.labels["dev.release.model"] == f"{lock['repo']}@{lock['commit']}"
+    assert img.labels["dev.release.model.digest"] == lock["digest"]
+    assert img.labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+    files = {p: sha for p, _, sha in img.iter_files("model")}
+    for f in lock["files"]:
+        assert files["/opt/model/" + f["path"]] == f["sha256"]
+    assert "/opt/release/model.lock.json" in files
+    code = {p for p, _, _ in img.iter_files("code")}
+    assert "/var/task/handlers/common/invoke.py" in code
+    assert not any("__pycache__" in p for p in code)
+    assert any(p.startswith("/var/task/policy/") for p, _, _ in img.iter_files("policy"))
+    deps = {p for p, _, _ in img.iter_files("deps")}
+    assert "/opt/deps/onnxruntime/__init__.py" in deps
+    assert not any(p.startswith("/opt/deps/bin/") for p in deps)
+    # the base-history rule: every entry has `created`
+    assert all(h.get("created") for h in img.config["history"])
+    # a second build is served from the layer cache and gives the same digest
+    r2, doc2 = build_cli()
+    assert r2.code == 0, r2.stderr
+    assert doc2["digest"] == doc["digest"]
+    assert [la["cached"] for la in doc2["layers"]][1:3] == [True, True]
+
+
+def test_two_clean_builds_in_different_dirs_and_clocks_are_identical(
+    build_cli: Callable[..., Any], tmp_path: Path, project: Path
+) -> None:
+    r1, doc1 = build_cli("--push", "oci:out")
+    assert r1.code == 0, r1.stderr
+    other = copy_project(tmp_path / "elsewhere" / "checkout")
+    for p in other.rglob("*"):  # a different clock: every file has another mtime
+        os.utime(p, (1_500_000_000, 1_500_000_000), follow_symlinks=False)
+    os.chmod(other / "handlers" / "__init__.py", 0o600)  # and another umask
+    r2, doc2 = build_cli(
+        "--push", "oci:out", cwd=other,
+        env={"RELEASE_CACHE_DIR": str(tmp_path / "fresh-cache"), "TZ": "Asia/Tokyo"},
+    )
+    assert r2.code == 0, r2.stderr
+    assert not any(la["cached"] for la in doc2["layers"][1:])  # really built from scratch
+    assert doc2["digest"] == doc1["digest"]
+    assert [la["digest"] for la in doc2["layers"]] == [la["digest"] for la in doc1["layers"]]
+
+
+def test_tampered_model_file_in_cache_fails(
+    build_env: dict[str, str], project: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    r = run_cli("model", "fetch", "--dest", tmp_path / "m", cwd=project, env={**build_env, "RELEASE_CACHE_DIR": str(cache)})
+    assert r.code == 0, r.stderr
+    lock = json.loads((project / "model" / "model.lock.json").read_bytes())
+    onnx = next(f for f in lock["files"] if f["path"].endswith(".onnx"))
+    blob = cache / "blobs" / "sha256" / onnx["sha256"]
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    r = run_cli("build", "--push", "oci:tampered", cwd=project, env={**build_env, "RELEASE_CACHE_DIR": str(cache)})
+    assert r.code == 1, r.stderr
+    assert f"opt/model/{onnx['path']}: sha256 " in r.stderr
+    assert f"the lock says {onnx['sha256']}" in r.stderr
+    assert not (project / "tampered").exists() or not list((project / "tampered" / "blobs" / "sha256").glob("*"))
+
+
+def test_base_by_tag_is_refused(build_cli: Callable[..., Any], base_image: str) -> None:
+    tagged = base_image.rpartition("@")[0] + ":latest"
+    r, doc = build_cli("--base", tagged)
+    assert r.code == 2
+    assert f"release: error: base image {tagged!r} is not pinned by digest" in r.stderr
+    assert doc["exit_code"] == 2
+
+
+def test_registry_down_exits_3(build_cli: Callable[..., Any], dead_registry: str) -> None:
+    r, doc = build_cli("--push", f"{dead_registry}/platform")
+    assert r.code == 3
+    assert f"registry {dead_registry} is unreachable" in r.stderr
+    assert doc["exit_code"] == 3
+
+
+def test_size_gate(build_cli: Callable[..., Any], project: Path, tmp_path: Path) -> None:
+    p = copy_project(tmp_path / "small")
+    toml = (p / "release.toml").read_text()
+    (p / "release.toml").write_text(toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1))
+    r, _ = build_cli("--push", "oci:out", cwd=p)
+    assert r.code == 1, r.stderr
+    assert "over [image].max_size (1000000 bytes)" in r.stderr
+    assert not (p / "out").exists()
+
+
+# --- read back by independent clients ----------------------------------------------------------
+def test_pushed_image_read_back_by_skopeo(pushed: dict[str, Any], registry: str, tmp_path: Path) -> None:
+    skopeo = require_binary("skopeo")
+    ref = f"docker://{registry}/platform@{pushed['digest']}"
+    raw = subprocess.run([skopeo, "inspect", "--tls-verify=false", "--raw", ref], capture_output=True, check=True)
+    manifest = json.loads(raw.stdout)
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == pushed["digest"]
+    assert [la["annotations"]["dev.release.layer.role"] for la in manifest["layers"]] == ROLES
+    info = json.loads(subprocess.run([skopeo, "inspect", "--no-tags", "--tls-verify=false", ref], capture_output=True, check=True).stdout)
+    assert json.loads(info["Labels"]["dev.release.functions"]) == pushed["functions"]
+    assert info["Architecture"] == "amd64"
+    out = tmp_path / "copy"
+    subprocess.run(
+        [skopeo, "copy", "--src-tls-verify=false", ref, f"oci:{out}:x"], capture_output=True, check=True
+    )
+    copied = json.loads((out / "index.json").read_text())["manifests"][0]["digest"]
+    assert copied == pushed["digest"]  # copied without re-serialising: same bytes
+
+
+def test_pushed_twice_skips_every_blob(build_cli: Callable[..., Any], pushed: dict[str, Any], registry: str) -> None:
+    r, doc = build_cli("--push", f"{registry}/platform")
+    assert r.code == 0, r.stderr
+    assert doc["digest"] == pushed["digest"]
+
+
+def test_docker_pulls_by_digest_and_runs_each_function(
+    pushed: dict[str, Any], registry: str, docker_engine: Any
+) -> None:
+    ref = f"{registry}/platform@{pushed['digest']}"
+    img = docker_engine.images.pull(ref)
+    assert f"{registry}/platform@{pushed['digest']}" in img.attrs["RepoDigests"]
+    out = docker_engine.containers.run(
+        ref, entrypoint=["python3", "-c", "import json,os,onnxruntime,tokenizers;"
+                         "print(json.dumps({'dir': os.environ['MODEL_DIR'], 'cwd': os.getcwd(), 'uid': os.getuid()}))"],
+        network_mode="none", remove=True, user="1000:1000",
+    )
+    assert json.loads(out) == {"dir": "/opt/model", "cwd": "/var/task", "uid": 1000}
