@@ -11,7 +11,7 @@ Client mistakes are 4xx with one clear message `{"error": ...}` (400 bad JSON or
 404 unknown entity or route, 405 wrong method, 409 duplicate, 413 body too large); only
 a failure of DynamoDB or SQS is a 5xx (503, retry later).
 
-Metrics: EntitiesCreated, OnboardingRejected, OnboardingErrors.
+Metrics: EntitiesCreated, EntitiesRead, OnboardingRejected, OnboardingErrors.
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def get_entity(entity_id: str) -> Response:
     if not item:
         raise ClientMistake(404, f"entity {entity_id} not found")
     item.pop("posture", None)
+    metrics.add_metric(name="EntitiesRead", unit=MetricUnit.Count, value=1)
     return _json(200, item)
 
 

@@ -235,15 +235,15 @@ class ActionFailed(RuntimeError):
 
 
 _LOCK = threading.Lock()
-_IDEMPOTENT: dict[tuple[str, str], Callable[..., Any]] = {}
+_IDEMPOTENT: dict[tuple[str, str], tuple[Callable[..., Any], IdempotencyConfig]] = {}
 
 
-def _idempotent_remediate(cfg: settings.Settings) -> Callable[..., Any]:
+def _idempotent_remediate(cfg: settings.Settings, context: Any) -> Callable[..., Any]:
     """`remediate` wrapped by powertools idempotency on (finding_id, dry_run), per table."""
     key = (cfg.idempotency_table, aws._key("client", "dynamodb")[2])
     with _LOCK:
-        fn = _IDEMPOTENT.get(key)
-        if fn is None:
+        cached = _IDEMPOTENT.get(key)
+        if cached is None:
             store = DynamoDBPersistenceLayer(
                 table_name=cfg.idempotency_table, boto3_client=aws.client("dynamodb")
             )
@@ -259,7 +259,12 @@ def _idempotent_remediate(cfg: settings.Settings) -> Callable[..., Any]:
             def run(finding: dict[str, Any]) -> dict[str, Any]:
                 return remediate(settings.load(), finding)
 
-            fn = _IDEMPOTENT[key] = run
+            cached = _IDEMPOTENT[key] = (run, config)
+        fn, config = cached
+        if context is not None:
+            config.register_lambda_context(
+                context
+            )  # in-progress records expire with the invocation
         return fn
 
 
@@ -279,10 +284,10 @@ def parse_finding(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
-def handle(cfg: settings.Settings, body: Any) -> dict[str, Any]:
+def handle(cfg: settings.Settings, body: Any, context: Any = None) -> dict[str, Any]:
     finding = parse_finding(body)
     finding["dry_run"] = cfg.dry_run
-    result = _idempotent_remediate(cfg)(finding=finding)
+    result = _idempotent_remediate(cfg, context)(finding=finding)
     return {"statusCode": 200, **result}
 
 
@@ -301,7 +306,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
 
         def record_handler(record: Any) -> dict[str, Any]:
             try:
-                return handle(cfg, record.body)
+                return handle(cfg, record.body, context)
             except BadFinding as exc:
                 return _error(400, str(exc))
             except Exception as exc:
@@ -315,7 +320,7 @@ def lambda_handler(event: Any, context: Any) -> Any:
             context=context,
         )
     try:
-        return handle(cfg, event)
+        return handle(cfg, event, context)
     except BadFinding as exc:
         return _error(400, str(exc))
     except (ActionFailed, ClientError, BotoCoreError) as exc:
