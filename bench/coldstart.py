@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Cold start and warm latency: our analysis model path vs a transformers pipeline.
+
+Both sides serve the SAME model: a small DistilBERT (random weights, seeded) built here
+with `transformers` + torch 2.13.0 CPU, saved with save_pretrained (their side) and
+exported to ONNX with torch.onnx.export (our side, with a model lock like the image's).
+
+- ours:   handlers.common.model.get_model(MODEL_DIR, MODEL_LOCK) + predict - exactly what
+          handlers.analysis.lambda_handler calls (the lock verification, i.e. re-hashing
+          every model file, is INCLUDED in our cold start).
+- theirs: transformers.pipeline("sentiment-analysis", model=DIR, device=-1).
+
+Cold start = a fresh Python process: interpreter start + imports + model load + first
+inference, measured from just before the parent spawns the child to the first result
+(page cache warm for both, as on a Lambda worker that already pulled the image).
+Warm = per-text latency (one text per call) over --warm texts after the first, p50/p95.
+Both sides get the same thread count (--threads, default 1: a small Lambda's vCPU).
+
+Torch lives in a separate venv (default bench/.work/venv) so the project's lock never
+pulls it; --setup creates it (`pip install torch==2.13.0 transformers`).
+
+Usage: .venv/bin/python bench/coldstart.py [--runs 5] [--warm 200] [--threads 1]
+       [--dim 384] [--layers 4] [--vocab 30522] [--setup] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / ".work"
+
+BUILD = r"""
+import json, os, shutil, sys
+from pathlib import Path
+import torch
+from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
+out, dim, layers, vocab_size, example_vocab = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+torch.manual_seed(0)
+words = [w for w in Path(example_vocab).read_text().splitlines() if w]
+words += [f"[unused{i}]" for i in range(vocab_size - len(words))]
+hf = out / "hf"; onnx_dir = out / "onnx-model"
+for d in (hf, onnx_dir):
+    shutil.rmtree(d, ignore_errors=True); d.mkdir(parents=True)
+(out / "vocab.txt").write_text("\n".join(words) + "\n")
+tok = DistilBertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True, model_max_length=512)
+cfg = DistilBertConfig(vocab_size=len(words), dim=dim, n_layers=layers, n_heads=max(1, dim // 64),
+                       hidden_dim=4 * dim, max_position_embeddings=512, pad_token_id=0,
+                       id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+model = DistilBertForSequenceClassification(cfg).eval()
+model.save_pretrained(hf); tok.save_pretrained(hf)
+ids = tok(["a short example sentence", "another one"], padding=True, return_tensors="pt")
+(onnx_dir / "onnx").mkdir()
+torch.onnx.export(model, (ids["input_ids"], ids["attention_mask"]), str(onnx_dir / "onnx" / "model.onnx"),
+                  input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                  dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                                "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    if (hf / name).exists():
+        shutil.copy(hf / name, onnx_dir / name)
+params = sum(p.numel() for p in model.parameters())
+print(json.dumps({"params": params}))
+"""
+
+OURS = r"""
+import json, sys, time
+spawn, repo, model_dir, lock, threads = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+texts = json.loads(sys.stdin.read())
+sys.path.insert(0, repo)
+t_imp = time.time()
+from handlers.common.model import get_model
+t_load = time.time()
+model, _ = get_model(model_dir, lock, 512, threads)
+t_first = time.time()
+first = model.predict([texts[0]])[0]
+t_done = time.time()
+lat, out = [], []
+for t in texts[1:]:
+    s = time.perf_counter(); p = model.predict([t])[0]; lat.append((time.perf_counter() - s) * 1000)
+    out.append([p.label, list(p.logits)])
+print(json.dumps({"cold_ms": (t_done - spawn) * 1000, "start_ms": (t_imp - spawn) * 1000,
+                  "import_ms": (t_load - t_imp) * 1000, "load_ms": (t_first - t_load) * 1000,
+                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out}))
+"""
+
+THEIRS = r"""
+import json, sys, time
+spawn, hf_dir, threads = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+texts = json.loads(sys.stdin.read())
+t_imp = time.time()
+import torch
+torch.set_num_threads(threads)
+from transformers import pipeline
+t_load = time.time()
+clf = pipeline("sentiment-analysis", model=hf_dir, device=-1)
+t_first = time.time()
+clf(texts[0], truncation=True)
+t_done = time.time()
+lat, out = [], []
+for t in texts[1:]:
+    s = time.perf_counter(); r = clf(t, truncation=True, top_k=None); lat.append((time.perf_counter() - s) * 1000)
+    best = max(r, key=lambda x: x["score"])
+    out.append([best["label"], None])
+print(json.dumps({"cold_ms": (t_done - spawn) * 1000, "start_ms": (t_imp - spawn) * 1000,
+                  "import_ms": (t_load - t_imp) * 1000, "load_ms": (t_first - t_load) * 1000,
+                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out}))
+"""
+
+
+def texts(n: int) -> list[str]:
+    """Deterministic English-ish texts of 8..80 words from the example lexicon."""
+    sys.path.insert(0, str(REPO / "model" / "examples"))
+    from lexicon import NEGATIVE, NEUTRAL, POSITIVE
+
+    pool = sorted(POSITIVE) + sorted(NEGATIVE) + sorted(NEUTRAL) * 3
+    out = []
+    for i in range(n):
+        h = hashlib.sha256(str(i).encode()).digest()
+        k = 8 + h[0] % 73
+        out.append(" ".join(pool[(h[j % 32] * 7 + j * 13 + i) % len(pool)] for j in range(k)) + ".")
+    return out
+
+
+def write_lock(model_dir: Path, lock_path: Path) -> None:
+    files = []
+    for p in sorted(q for q in model_dir.rglob("*") if q.is_file()):
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        files.append({"path": p.relative_to(model_dir).as_posix(), "size": p.stat().st_size, "sha256": h.hexdigest()})
+    files.sort(key=lambda f: f["path"])
+    root = hashlib.sha256(b"".join(bytes.fromhex(f["sha256"]) for f in files)).hexdigest()
+    lock_path.write_text(json.dumps({"schema": 1, "source": "local", "repo": "bench/distilbert-random",
+                                     "revision": "main", "commit": "0" * 40, "files": files,
+                                     "digest": "sha256:" + root}, indent=2))
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    return env
+
+
+def run_child(cmd: list[str], data: list[str], env: dict[str, str]) -> dict:
+    spawn = time.time()
+    p = subprocess.run([cmd[0], "-I", "-c", cmd[1], f"{spawn:.6f}", *cmd[2:]], input=json.dumps(data),
+                       capture_output=True, text=True, env=env, timeout=900)
+    if p.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="fresh processes per side (cold starts)")
+    ap.add_argument("--warm", type=int, default=200, help="texts timed one by one after the first")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--vocab", type=int, default=30522)
+    ap.add_argument("--venv", type=Path, default=WORK / "venv", help="venv with torch==2.13.0 + transformers")
+    ap.add_argument("--setup", action="store_true", help="create --venv if missing")
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    a = ap.parse_args()
+
+    tpy = a.venv / "bin" / "python"
+    if not tpy.exists():
+        if not a.setup:
+            raise SystemExit(f"no torch venv at {a.venv}; run with --setup (pip install torch==2.13.0 transformers)")
+        subprocess.run([sys.executable, "-m", "venv", str(a.venv)], check=True)
+        subprocess.run([str(tpy), "-m", "pip", "install", "-q", "torch==2.13.0", "transformers"], check=True)
+
+    mdir = WORK / f"distilbert-d{a.dim}-l{a.layers}-v{a.vocab}"
+    lock = mdir / "model.lock.json"
+    if not lock.exists():
+        print(f"building the model in {mdir} ...", file=sys.stderr)
+        p = subprocess.run([str(tpy), "-I", "-c", BUILD, str(mdir), str(a.dim), str(a.layers), str(a.vocab),
+                            str(REPO / "model" / "examples" / "sst2-tiny" / "vocab.txt")],
+                           capture_output=True, text=True, env=child_env(a.threads), timeout=1800)
+        if p.returncode != 0:
+            raise SystemExit(f"model build failed:\n{p.stderr[-3000:]}")
+        (mdir / "params.json").write_text(p.stdout.strip().splitlines()[-1])
+        write_lock(mdir / "onnx-model", lock)
+    params = json.loads((mdir / "params.json").read_text())["params"]
+    data = texts(a.warm + 1)
+    env = child_env(a.threads)
+    ours_cmd = [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(lock), str(a.threads)]
+    theirs_cmd = [str(tpy), THEIRS, str(mdir / "hf"), str(a.threads)]
+    # one untimed run each warms the page cache, then alternate so drift hits both sides
+    run_child(ours_cmd, data[:2], env)
+    run_child(theirs_cmd, data[:2], env)
+    ours, theirs = [], []
+    for i in range(a.runs):
+        print(f"run {i + 1}/{a.runs}", file=sys.stderr)
+        ours.append(run_child(ours_cmd, data if i == 0 else data[:2], env))
+        theirs.append(run_child(theirs_cmd, data if i == 0 else data[:2], env))
+
+    agree = sum(o[0] == t[0] for o, t in zip(ours[0]["outputs"], theirs[0]["outputs"], strict=True))
+    med = statistics.median
+    rows = [
+        ("cold start (ms, median)", med(r["cold_ms"] for r in ours), med(r["cold_ms"] for r in theirs)),
+        ("  interpreter start", med(r["start_ms"] for r in ours), med(r["start_ms"] for r in theirs)),
+        ("  imports", med(r["import_ms"] for r in ours), med(r["import_ms"] for r in theirs)),
+        ("  model load (ours: +ort import, verify)", med(r["load_ms"] for r in ours), med(r["load_ms"] for r in theirs)),
+        ("  first inference", med(r["first_ms"] for r in ours), med(r["first_ms"] for r in theirs)),
+        ("warm p50 per text (ms)", pct(ours[0]["warm_ms"], 0.5), pct(theirs[0]["warm_ms"], 0.5)),
+        ("warm p95 per text (ms)", pct(ours[0]["warm_ms"], 0.95), pct(theirs[0]["warm_ms"], 0.95)),
+    ]
+    print(f"model: DistilBERT dim={a.dim} layers={a.layers} vocab={a.vocab} ({params / 1e6:.1f}M params, "
+          f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}")
+    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(ours[0]['outputs'])}")
+    print(f"{'metric':40} {'ours (onnxruntime)':>19} {'transformers':>13} {'theirs/ours':>12}")
+    for name, o, t in rows:
+        print(f"{name:40} {o:19.1f} {t:13.1f} {t / o if o else float('nan'):11.2f}x")
+    if a.json:
+        a.json.write_text(json.dumps({"rows": [{"metric": n, "ours": o, "transformers": t} for n, o, t in rows],
+                                      "params": params, "agree": agree, "runs": a.runs, "warm": a.warm,
+                                      "threads": a.threads}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
