@@ -130,7 +130,7 @@ def build(cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None)
     from release import sbom
     from release.image.inspect import open_image
 
-    want = only or {"provenance", "sbom", "model"}
+    want = only if only is not None else {"provenance", "sbom", "model"}
     view = open_image(registry, digest)
     scan = sbom._scan(view)  # one read of every layer serves all three
     lock = baked_lock(scan)

@@ -262,9 +262,10 @@ def _keyless(pb_raw: bytes, pb: ParsedBundle, policy: Policy, artifact: bytes | 
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier
     from sigstore.verify.policy import Identity
     from sigstore_models.common.v1 import HashAlgorithm
+
+    from release.attest._sigstore import ReleaseVerifier
 
     if not pb.has_certificate:
         raise VerificationFailed(
@@ -277,7 +278,7 @@ def _keyless(pb_raw: bytes, pb: ParsedBundle, policy: Policy, artifact: bytes | 
     root_path = policy.trusted_root or default_trusted_root()
     try:
         trusted = TrustedRoot.from_file(str(root_path))
-        verifier = Verifier(trusted_root=trusted)
+        verifier = ReleaseVerifier(trusted_root=trusted)
     except OSError as exc:
         raise UsageError(f"trusted root {root_path}: {exc.strerror}") from None
     except (SigstoreError, ValueError) as exc:

@@ -81,8 +81,9 @@ def sbom_cmd(
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["provenance", "sbom", "model"]),
-    help="Produce only these built-in statements (default: all three). Repeatable.",
+    type=click.Choice(["provenance", "sbom", "model", "none"]),
+    help="Produce only these built-in statements (default: all three; `none` with "
+    "--predicate signs just the given files). Repeatable.",
 )
 @common
 def attest_cmd(
@@ -105,7 +106,11 @@ def attest_cmd(
     s = sign.make_signer(mode, cfg.root)
     if isinstance(s, sign.KeySigner) and s.created:
         out.status(f"attest: generated signing key {s.path} (0600) and {s.public_key_path}")
-    preds = statements.build(cfg, registry, d, only=set(only) or None)
+    wanted = set(only) - {"none"}
+    if not only:
+        preds = statements.build(cfg, registry, d)
+    else:
+        preds = statements.build(cfg, registry, d, only=wanted) if wanted else []
     for ptype, path in extra:
         preds.append(statements.load_predicate(ptype, Path(path)))
     done = sign.attest(registry, d, preds, s)

@@ -120,3 +120,14 @@ def test_attest_extra_predicate_validated(project: tuple[Path, str], tmp_path: P
     r = run_cli("attest", digest, "--only", "model", "--predicate", "promotion", bad, cwd=root)
     assert r.code == 2
     assert "does not match promotion.schema.json" in r.stderr
+
+
+def test_attest_only_a_canary_report(project: tuple[Path, str], tmp_path: Path) -> None:
+    root, digest = project
+    report = {"passed": True}
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(report))
+    r = run_cli("attest", digest, "--only", "none", "--predicate", "https://example.com/custom/v1", f, cwd=root)
+    assert r.code == 0, r.stderr
+    assert r.stdout.split()[0] == "https://example.com/custom/v1"
+    assert len(r.stdout.strip().splitlines()) == 1
