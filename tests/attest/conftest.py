@@ -71,7 +71,12 @@ def lock_for(files: dict[str, bytes], commit: str = "ab" * 20) -> dict[str, Any]
     ]
     body = {"schema": 1, "source": "hub", "repo": "example/sst2-tiny", "revision": "main",
             "commit": commit, "files": entries}
-    body["digest"] = "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
+    from types import SimpleNamespace
+
+    from release.modelpin import root_digest
+
+    # the lock's root digest is model-signing's (sha256 over the file digests in path order)
+    body["digest"] = root_digest([SimpleNamespace(**e) for e in entries])  # type: ignore[arg-type]
     return body
 
 
