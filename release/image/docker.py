@@ -1,0 +1,203 @@
+"""`release build --backend docker`: the same content, built by the Docker engine.
+
+The engine (DOCKER_HOST, via the docker SDK) gets the base image by digest - loaded from
+the OCI layout as a docker-archive when the base is `oci:DIR@sha256:...`, else pulled by
+digest - and builds a generated Dockerfile whose four COPY steps are the four layers of
+the native build (deps, model + model lock, policy, code) with the same config (ENV,
+WORKDIR, labels, ENTRYPOINT/CMD). The image is pushed to a registry and the digest the
+registry reports is verified by reading the manifest back.
+
+Docker's image is not reproducible (the config records build times, files keep their
+mtimes); the native backend is the one whose digest is stable. This backend exists for
+teams that must build with the engine, and as the benchmark's reference.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from release import modelpin
+from release.config import Config
+from release.digest import Digest, parse_digest
+from release.errors import RemoteError, UsageError
+from release.image.inspect import local_blob, open_image, resolve_platform
+from release.image.oci import FUNCTIONS_LABEL, MODEL_DIGEST_LABEL, MODEL_LABEL, ImageRef, canonical
+from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
+
+ROLES = ("deps", "model", "policy", "code")
+
+
+def _client() -> Any:
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=900)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise RemoteError(
+            f"Docker engine unreachable ({exc.__class__.__name__}): is dockerd running and "
+            "DOCKER_HOST right?"
+        ) from None
+    return client
+
+
+def _docker_call(what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+    import docker.errors
+
+    try:
+        return fn(*args, **kw)
+    except docker.errors.DockerException as exc:
+        raise RemoteError(f"Docker engine: {what} failed: {str(exc).splitlines()[0][:300]}") from None
+
+
+def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
+    """Get the base into the engine; returns a local name to use in FROM."""
+    reg = open_registry(bref.location, cfg.root)
+    digest = resolve_platform(reg, bref.digest, cfg.image.platform)
+    name = f"release-base:{digest.removeprefix('sha256:')[:20]}"
+    import docker.errors
+
+    try:
+        client.images.get(name)
+        return name
+    except docker.errors.ImageNotFound:
+        pass  # loaded below
+    if not isinstance(reg, LayoutRegistry):
+        _docker_call("pull of the base", client.images.pull, f"{bref.location}@{digest}")
+        _docker_call("tag of the base", client.api.tag, f"{bref.location}@{digest}", "release-base", digest.removeprefix("sha256:")[:20])
+        return name
+    img = open_image(reg, digest)
+    # a docker-archive (`docker save` format) of the base, layers streamed from the layout
+    with tempfile.TemporaryDirectory(prefix="release-base-") as tmp:
+        archive = Path(tmp) / "base.tar"
+        with tarfile.open(archive, "w") as tf:
+            cfg_name = f"{img.manifest['config']['digest'].removeprefix('sha256:')}.json"
+            _add_bytes(tf, cfg_name, img.config_bytes)
+            layer_names = []
+            for la in img.layers:
+                ln = f"{la.digest.removeprefix('sha256:')}.tar.gz"
+                with local_blob(reg, la.digest) as p:
+                    tf.add(p, arcname=ln)
+                layer_names.append(ln)
+            manifest = [{"Config": cfg_name, "RepoTags": [name], "Layers": layer_names}]
+            _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
+        with open(archive, "rb") as f:
+            _docker_call("load of the base", client.images.load, f)
+    return name
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    tf.addfile(ti, io.BytesIO(data))
+
+
+def _copytree(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+
+
+def dockerfile(cfg: Config, base_name: str, lock: modelpin.ModelLock, labels: dict[str, str]) -> str:
+    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH
+
+    first = next(iter(cfg.functions.values()))
+    env = {
+        "PYTHONPATH": f"/{DEPS_DIR}:{cfg.image.workdir}",
+        "MODEL_DIR": cfg.image.model_dir,
+        "MODEL_LOCK": "/" + MODEL_LOCK_PATH,
+    }
+    lines = [
+        f"FROM {base_name}",
+        "COPY deps/ /",
+        "COPY model/ /",
+        "COPY policy/ /",
+        "COPY code/ /",
+        "ENV " + " ".join(f"{k}={v}" for k, v in env.items()),
+        f"WORKDIR {cfg.image.workdir}",
+    ]
+    for k, v in sorted(labels.items()):
+        lines.append(f"LABEL {k}={json.dumps(v)}")
+    lines.append('ENTRYPOINT ["python3", "-m", "awslambdaric"]')
+    lines.append(f"CMD {json.dumps([first])}")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
+    """The build context: one directory per layer, laid out from `/`."""
+    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH, install_deps
+
+    workdir = cfg.image.workdir.strip("/")
+    install_deps(cfg, ctx / "deps" / DEPS_DIR)
+    model_dest = ctx / "model" / cfg.image.model_dir.strip("/")
+    modelpin.fetch(cfg, dest=model_dest, lock=lock, progress=False)  # verified copy
+    lock_file = ctx / "model" / MODEL_LOCK_PATH
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock_file.write_bytes(modelpin.lock_bytes(lock))
+    _copytree(cfg.resolve("policy"), ctx / "policy" / workdir / "policy")
+    _copytree(cfg.resolve("handlers"), ctx / "code" / workdir / "handlers")
+
+
+def build_docker(cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.ModelLock) -> Any:
+    from release.image.build import BuiltImage, LayerReport
+
+    target = open_registry(target_name, cfg.root)
+    if not isinstance(target, DistributionRegistry):
+        raise UsageError(
+            f"--backend docker pushes to a registry: give --push HOST[:PORT]/REPO (not {target_name})"
+        )
+    t0 = time.perf_counter()
+    client = _client()
+    base_name = load_base(client, cfg, bref)
+    labels = {
+        FUNCTIONS_LABEL: canonical(cfg.functions).decode(),
+        MODEL_LABEL: f"{lock.repo}@{lock.commit}",
+        MODEL_DIGEST_LABEL: lock.digest,
+    }
+    tag = f"{target.name}:release-docker"
+    with tempfile.TemporaryDirectory(prefix="release-ctx-") as tmp:
+        ctx = Path(tmp)
+        prepare_context(cfg, lock, ctx)
+        (ctx / "Dockerfile").write_text(dockerfile(cfg, base_name, lock, labels))
+        t_build = time.perf_counter()
+        for chunk in _docker_call(
+            "build", client.api.build, path=str(ctx), tag=tag, rm=True, forcerm=True, decode=True
+        ):
+            if "error" in chunk:
+                raise RemoteError(f"Docker engine: build failed: {chunk['error'].strip()[:300]}")
+        build_s = time.perf_counter() - t_build
+    reported: str | None = None
+    for chunk in _docker_call(
+        "push", client.api.push, target.name, tag="release-docker", stream=True, decode=True
+    ):
+        if "error" in chunk:
+            raise RemoteError(f"Docker engine: push failed: {chunk['error'].strip()[:300]}")
+        aux = chunk.get("aux") or {}
+        if aux.get("Digest"):
+            reported = aux["Digest"]
+    if reported is None:
+        raise RemoteError("Docker engine: push reported no digest")
+    digest: Digest = parse_digest(reported)
+    img = open_image(target, digest)  # verifies the bytes the registry holds are `digest`
+    base_count = len(img.layers) - len(ROLES)
+    roles = ["base"] * base_count + list(ROLES)
+    layers = [LayerReport(r, la.digest, la.size, 0) for r, la in zip(roles, img.layers, strict=True)]
+    return BuiltImage(
+        digest=digest,
+        registry=target.name,
+        base=str(bref),
+        layers=layers,
+        functions=dict(cfg.functions),
+        size=img.size,
+        usize=0,
+        backend="docker",
+        created=str(img.config.get("created", "")),
+        model=f"{lock.repo}@{lock.commit}",
+        timings={"docker_build": build_s, "total": time.perf_counter() - t0},
+    )

@@ -1,0 +1,145 @@
+"""Each function of the built image, run in a real container (`--network none`).
+
+The handlers need DynamoDB and SQS: a moto server is started INSIDE the container's own
+network namespace (`nsenter -n`, host binary), so the container still has no network at
+all and every request stays on its 127.0.0.1. Each function's CMD (from the image's
+`dev.release.functions` label) runs through `python3 -m handlers.common.invoke`, as a
+non-root user, with a sample event; its answer is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.tools import REPO, require_binary
+
+DATA = REPO / "tests" / "handlers" / "data"
+MOTO_PORT = 5000
+AWS = {
+    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+SETUP = """
+import json, boto3
+from tests.handlers.conftest import QUEUES, TABLES, _create_tables
+_create_tables(boto3.client("dynamodb"))
+sqs = boto3.client("sqs")
+out = dict(TABLES)
+for var, name in QUEUES.items():
+    out[var] = sqs.create_queue(QueueName=name)["QueueUrl"]
+print(json.dumps(out))
+"""
+
+
+def _events() -> dict[str, tuple[Any, Any]]:
+    """handler module -> (event, check(result))."""
+    weak = json.loads((DATA / "posture-weak.json").read_text())
+    expected = json.loads((DATA / "expected-scores.json").read_text())["posture-weak.json"]
+
+    def analysis(r: dict[str, Any]) -> None:
+        assert (r["statusCode"], r["id"], r["label"]) == (200, "c1", "POSITIVE"), r
+        assert 0.5 < r["confidence"] <= 1.0
+
+    def scorer(r: dict[str, Any]) -> None:
+        assert r["statusCode"] == 200, r
+        assert (r["score"], r["grade"]) == (expected["score"], expected["grade"])
+        assert sorted({f["rule"] for f in r["findings"]}) == expected["rules"]
+
+    def onboarding(r: dict[str, Any]) -> None:
+        assert r["statusCode"] == 404, r
+        assert json.loads(r["body"]) == {"error": "entity ent-1 not found"}
+
+    def remediator(r: dict[str, Any]) -> None:
+        assert r["statusCode"] == 200, r
+
+    from handlers.scorer import finding_id
+
+    finding = {
+        "finding_id": finding_id("ent-r", "s3-public-bucket", "legacy-exports"),
+        "entity_id": "ent-r",
+        "rule": "s3-public-bucket",
+        "severity": "HIGH",
+        "resource": "legacy-exports",
+        "title": "s3-public-bucket",
+    }
+    get = {
+        "httpMethod": "GET", "path": "/entities/ent-1", "headers": {}, "requestContext": {},
+        "body": None, "isBase64Encoded": False, "queryStringParameters": None, "pathParameters": None,
+    }
+    return {
+        "handlers.analysis": ({"id": "c1", "text": "A wonderful, delightful day!"}, analysis),
+        "handlers.scorer": ({"entity_id": "ent-s", "posture": weak}, scorer),
+        "handlers.onboarding": (get, onboarding),
+        "handlers.remediator": (finding, remediator),
+    }
+
+
+def _in_netns(pid: int, *cmd: str, **kw: Any) -> Any:
+    return subprocess.run(
+        ["nsenter", "-t", str(pid), "-n", *cmd], capture_output=True, text=True, **kw
+    )
+
+
+def test_each_function_cmd_runs_in_a_container(
+    pushed: dict[str, Any], registry: str, docker_engine: Any
+) -> None:
+    require_binary("nsenter")
+    ref = f"{registry}/platform@{pushed['digest']}"
+    docker_engine.images.pull(ref)
+    box = docker_engine.containers.run(
+        ref, entrypoint=["sleep", "600"], network_mode="none", user="1000:1000", detach=True,
+    )
+    moto = None
+    try:
+        box.reload()
+        assert box.attrs["HostConfig"]["NetworkMode"] == "none"
+        pid = int(box.attrs["State"]["Pid"])
+        moto_bin = str(Path(sys.executable).parent / "moto_server")
+        moto = subprocess.Popen(
+            ["nsenter", "-t", str(pid), "-n", moto_bin, "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        env = {**AWS, "PYTHONPATH": str(REPO)}
+        for _ in range(200):
+            p = _in_netns(pid, sys.executable, "-c",
+                          f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{MOTO_PORT}/moto-api/')",
+                          env=env)
+            if p.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("moto did not start in the container's network namespace")
+        p = _in_netns(pid, sys.executable, "-c", SETUP, env=env, cwd=REPO)
+        assert p.returncode == 0, p.stderr
+        settings = {**AWS, **json.loads(p.stdout), "DRY_RUN": "true"}
+        functions = json.loads(box.image.labels["dev.release.functions"])
+        assert functions == pushed["functions"]
+        events = _events()
+        ran = set()
+        for name, cmd in functions.items():
+            module = cmd.rsplit(".", 1)[0]
+            event, check = events[module]
+            code, (out, err) = box.exec_run(
+                ["sh", "-c", f"printf %s {shlex.quote(json.dumps(event))} | python3 -m handlers.common.invoke {cmd}"],
+                environment=settings, demux=True,
+            )
+            assert code == 0, (name, (err or b"").decode()[-3000:])
+            check(json.loads(out))
+            ran.add(module)
+        assert ran == set(events)  # every handler has its sample
+    finally:
+        if moto is not None:
+            moto.terminate()
+            moto.wait(timeout=10)
+        box.remove(force=True)
