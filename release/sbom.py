@@ -61,7 +61,7 @@ def _scan(view: Any) -> tuple[dict[str, tuple[int, str]], dict[str, bytes], dict
             continue
         mode = "r|gz" if layer.media_type in GZIP_LAYERS else "r|"
         with local_blob(view.registry, layer.digest) as path, open(path, "rb") as raw, tarfile.open(
-            fileobj=raw, mode=mode
+            fileobj=raw, mode=mode  # type: ignore[call-overload]
         ) as tf:
             for m in tf:
                 name = m.name.lstrip("./").lstrip("/")
@@ -264,8 +264,7 @@ def generate(
         mfiles = []
         bad = []
         for f in lock["files"]:
-            p = f"{model_dir}/{f['path']}"
-            got = files.get(p)
+            got = files.get(f"{model_dir}/{f['path']}")
             if got is None or got[1] != f["sha256"]:
                 bad.append(f["path"])
             mfiles.append(

@@ -84,7 +84,7 @@ class ReleaseVerifier(Verifier):
 
     def verify_dsse(self, bundle: Any, policy: Any) -> tuple[str, bytes]:
         if not _is_intoto(bundle):
-            return super().verify_dsse(bundle, policy)  # type: ignore[no-any-return]
+            return super().verify_dsse(bundle, policy)
         self._verify_common_signing_cert(bundle, policy)
         envelope = bundle._dsse_envelope
         if envelope is None:

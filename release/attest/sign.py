@@ -223,7 +223,8 @@ class SigstoreSigner:
             bundle = self._get().sign_dsse(dsse.Statement(statement))
         except SigstoreError as exc:
             raise RemoteError(f"keyless signing failed: {exc}") from None
-        return bundle.to_json().encode()
+        data: bytes = bundle.to_json().encode()
+        return data
 
 
 def make_signer(mode: str, root: Path) -> Signer:

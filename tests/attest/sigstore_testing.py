@@ -131,21 +131,34 @@ class TestSigstore:
         return cert
 
     # --- Rekor --------------------------------------------------------------------------
-    def sign(self, statement: bytes, identity: str, issuer: str) -> bytes:
+    def sign(self, statement: bytes, identity: str, issuer: str, kind: str = "dsse") -> bytes:
+        """A bundle with a Rekor v1 `dsse/0.0.1` entry, or with `kind="intoto"` the
+        `intoto/0.0.2` entry `cosign attest` writes (payload and signatures base64-encoded
+        once more inside the entry)."""
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self._leaf(key, identity, issuer)
         sig = key.sign(pae(INTOTO_PAYLOAD_TYPE, statement), ec.ECDSA(hashes.SHA256()))
         pem_b64 = _b64(cert.public_bytes(serialization.Encoding.PEM))
         envelope = {"payload": _b64(statement), "payloadType": INTOTO_PAYLOAD_TYPE,
                     "signatures": [{"sig": _b64(sig)}]}
-        body = json.dumps({
-            "apiVersion": "0.0.1", "kind": "dsse",
-            "spec": {
+        if kind == "intoto":
+            spec = {"content": {
+                "envelope": {"payload": _b64(_b64(statement).encode()), "payloadType": INTOTO_PAYLOAD_TYPE,
+                             "signatures": [{"sig": _b64(_b64(sig).encode()), "publicKey": pem_b64}]},
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest()},
+                "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+            }}
+            version = "0.0.2"
+        else:
+            spec = {
                 "envelopeHash": {"algorithm": "sha256",
                                  "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest()},
                 "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
                 "signatures": [{"signature": _b64(sig), "verifier": pem_b64}],
-            },
+            }
+            version = "0.0.1"
+        body = json.dumps({
+            "apiVersion": version, "kind": kind, "spec": spec,
         }, separators=(",", ":")).encode()
         log_der = _der(self.log_key.public_key())
         log_id = hashlib.sha256(log_der).digest()
@@ -164,7 +177,7 @@ class TestSigstore:
                 "tlogEntries": [{
                     "logIndex": "0",
                     "logId": {"keyId": _b64(log_id)},
-                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "kindVersion": {"kind": kind, "version": version},
                     "integratedTime": str(integrated),
                     "inclusionPromise": {"signedEntryTimestamp": _b64(set_sig)},
                     "inclusionProof": {"logIndex": "0", "rootHash": _b64(root), "treeSize": "1",

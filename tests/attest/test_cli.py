@@ -131,3 +131,44 @@ def test_attest_only_a_canary_report(project: tuple[Path, str], tmp_path: Path) 
     assert r.code == 0, r.stderr
     assert r.stdout.split()[0] == "https://example.com/custom/v1"
     assert len(r.stdout.strip().splitlines()) == 1
+
+
+def test_attest_with_kms_cli(aws_env: dict[str, str], project: tuple[Path, str], tmp_path: Path) -> None:
+    """`--signer awskms:KEY` through the CLI against moto; verified with the KMS key's own
+    public key (policy_from_config with awskms). The provenance statement is < 4096
+    bytes, so KMS signs it RAW, the same in moto as in real KMS."""
+    import boto3
+
+    from release.attest.verify import Policy, policy_from_config, verify_stored
+    from release.config import SigningConfig
+
+    root, digest = project
+    key = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    key_id = key["KeyMetadata"]["KeyId"]
+    r = run_cli("attest", digest, "--signer", f"awskms:{key_id}", "--only", "provenance", cwd=root, env=aws_env)
+    assert r.code == 0, r.stderr
+    pol = policy_from_config(SigningConfig(mode=f"awskms:{key_id}"), root)
+    reg = open_registry("oci:reg", root)
+    vs = verify_stored(reg, digest, evidence.PROVENANCE, pol)
+    assert vs.signer.startswith("key:sha256:")
+    from release.attest.sign import KeySigner
+    from release.errors import VerificationFailed
+
+    KeySigner(tmp_path / "other.pem")
+    with pytest.raises(VerificationFailed, match="another key"):
+        verify_stored(reg, digest, evidence.PROVENANCE, Policy.from_key_file(tmp_path / "other.pem.pub"))
+
+
+def test_attest_kms_unknown_key_exits_3(aws_env: dict[str, str], project: tuple[Path, str]) -> None:
+    root, digest = project
+    r = run_cli("attest", digest, "--signer", "awskms:alias/nope", cwd=root, env=aws_env)
+    assert r.code == 3
+    assert "AWS KMS GetPublicKey alias/nope failed: NotFoundException" in r.stderr
+
+
+def test_keyless_without_token_exits_2(project: tuple[Path, str]) -> None:
+    root, digest = project
+    env = {k: "" for k in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS")}
+    r = run_cli("attest", digest, "--signer", "sigstore", cwd=root, env=env)
+    assert r.code == 2
+    assert "keyless signing needs an ambient OIDC token" in r.stderr

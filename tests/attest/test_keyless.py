@@ -119,3 +119,18 @@ def test_verify_bundle_cli_keyless(instance: TestSigstore, bundle: bytes, tmp_pa
     assert bad.stderr.strip() == (
         f"release: error: certificate identity is '{IDENTITY}', expected https://github.com/evil/x"
     )
+
+
+def test_intoto_entry_as_cosign_writes(instance: TestSigstore) -> None:
+    """Rekor v1 intoto/0.0.2 entries (cosign attest): sigstore-python 4.5 refuses them;
+    release.attest._sigstore verifies them, entry body included."""
+    st = statement("registry/repo", DIGEST, evidence.SBOM, {"bomFormat": "CycloneDX"})  # type: ignore[arg-type]
+    b = instance.sign(st, IDENTITY, ISSUER, kind="intoto")
+    vs = verify_statement(b, _pol(instance), DIGEST, evidence.SBOM)
+    assert vs.signer == IDENTITY
+    # the envelope of another signing under this entry and certificate is rejected
+    doc = json.loads(b)
+    other = json.loads(instance.sign(st, IDENTITY, ISSUER, kind="intoto"))
+    doc["dsseEnvelope"] = other["dsseEnvelope"]
+    with pytest.raises(VerificationFailed, match=r"^signature: "):
+        verify_statement(json.dumps(doc).encode(), _pol(instance), DIGEST, evidence.SBOM)
