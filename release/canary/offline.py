@@ -288,3 +288,38 @@ def run_image(
         baseline=baseline,
         baseline_source=baseline_source,
     )
+
+
+# --- the baseline of an environment -------------------------------------------------------
+def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None:
+    """The signed canary report of the digest live in `env` (ledger + registry), verified
+    against `[signing]`; None when nothing is promoted there yet (a first release: the
+    caller runs the absolute checks only). A promoted digest without a valid signed
+    report is a VerificationFailed naming it (pass --baseline FILE to override)."""
+    from release.attest.verify import policy_from_config, verify_stored
+    from release.digest import parse_reference
+    from release.evidence import CANARY
+    from release.image.registry import open_registry
+    from release.ledger import open_ledger
+
+    cfg.environment(env)
+    cur = open_ledger(cfg).current(env)
+    if cur is None:
+        return None
+    ref = parse_reference(cur.evidence.get("reference") or cur.digest)
+    if ref.digest != cur.digest:
+        raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
+    registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
+    try:
+        vs = verify_stored(registry, ref.digest, CANARY, policy_from_config(cfg.signing, cfg.root))
+    except VerificationFailed as exc:
+        raise VerificationFailed(
+            f"baseline: {ref.digest[:19]} (live in {env}) has no valid signed canary report "
+            f"({exc.message}); give --baseline REPORT",
+        ) from None
+    report = rpt.parse_report(json.dumps(vs.predicate).encode(), f"canary report of {ref.digest[:19]}")
+    if report.subject.digest not in (None, ref.digest):
+        raise VerificationFailed(
+            f"baseline: the signed canary report of {ref.digest[:19]} is about {report.subject.digest}"
+        )
+    return report, ref.digest

@@ -26,7 +26,7 @@ def canary() -> None:
     item, with a baseline.
 
     \b
-    release canary DIGEST [--baseline DIGEST|REPORT] [-o report.json]
+    release canary DIGEST [--baseline DIGEST|REPORT | --env ENV] [-o report.json]
     release canary compare BASELINE.json CANDIDATE.json [-o report.json]
 
     Exit 1 when a check fails (each failed check is named with its value and threshold).
@@ -48,7 +48,8 @@ _OUTPUT = click.option(
     "--baseline",
     envvar="RELEASE_CANARY_BASELINE",
     help="A canary report file, or the digest of an image to run as the baseline "
-    "(default: none: absolute checks only) [env: RELEASE_CANARY_BASELINE].",
+    "(default: the report of the digest live in --env; none: absolute checks only) "
+    "[env: RELEASE_CANARY_BASELINE].",
 )
 @click.option(
     "--corpus",
@@ -65,6 +66,13 @@ _OUTPUT = click.option(
     envvar="RELEASE_CANARY_BATCH_SIZE",
     help="Texts per inference batch [env: RELEASE_CANARY_BATCH_SIZE].",
 )
+@click.option(
+    "--env",
+    "env",
+    envvar="RELEASE_CANARY_ENV",
+    help="Without --baseline: compare with the signed canary report of the digest live in "
+    "this environment (nothing live yet: absolute checks only) [env: RELEASE_CANARY_ENV].",
+)
 @_OUTPUT
 @common
 def canary_run(
@@ -74,6 +82,7 @@ def canary_run(
     baseline: str | None,
     corpus: Path | None,
     batch_size: int,
+    env: str | None,
     output: Path | None,
 ) -> None:
     """Run image DIGEST's own model (re-hashed against the lock baked in the image first;
@@ -89,7 +98,15 @@ def canary_run(
     corpus_path = corpus or cfg.resolve(cfg.canary.corpus)
     cor = offline.read_corpus(corpus_path)
     base, source = None, "report"
-    if baseline:
+    if baseline is None and env:
+        found = offline.promoted_baseline(cfg, env)
+        if found is None:
+            out.status(f"nothing promoted to {env} yet: first release, absolute checks only")
+        else:
+            base, live = found
+            source = "promoted"
+            out.status(f"baseline: the signed canary report of {live} (live in {env})")
+    elif baseline:
         if Path(baseline).is_file():
             base = rpt.read_report(Path(baseline))
         else:

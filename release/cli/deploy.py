@@ -1,7 +1,8 @@
-"""`release gate|promote|rollback|status` and `release ledger verify|events`."""
+"""`release gate|promote|rollback|status|invoke` and `release ledger verify|events`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,31 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
         out.status(f"  drift: {d}")
     out.data(doc)
     if st.drift:
+        raise SystemExit(1)
+
+
+@cli.command("invoke")
+@click.argument("function")
+@click.argument("event", type=click.File("rb"))
+@_ENV
+@common
+def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, env: str) -> None:
+    """Run FUNCTION of the image promoted to ENV (a local environment) from that image's
+    own layers, with the event in EVENT (a JSON file, or - for stdin).
+
+    The handler's JSON result goes to stdout. Exit 1 when the handler raised (its
+    Lambda-style error document is printed), 2 for a bad event or usage.
+    """
+    from release.deploy.local import invoke
+
+    cfg = load_config(config_path)
+    res = invoke(cfg, env, function, event.read())
+    for line in res.stderr.splitlines()[-200:] if res.returncode != 0 else []:
+        out.status(line)
+    click.echo(json.dumps(res.result, indent=None if out.as_json else 2, sort_keys=True))
+    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: "
+               f"{'returned' if res.returncode == 0 else 'raised'}")
+    if res.returncode != 0:
         raise SystemExit(1)
 
 

@@ -1,15 +1,26 @@
 """The `local` target: the environment's live digest is the one the ledger records.
 
 There is nothing to move: promoting writes the ledger event (done by `release.promote`)
-and `release invoke FUNCTION --env ENV EVENT.json` runs the function from the promoted
-image's own layers.
+and `release invoke FUNCTION --env ENV EVENT.json` (`invoke`) runs the function from the
+promoted image's own layers: the deps, code, policy and model layers are unpacked once
+per digest under `.release/invoke/<hex>/` (the model re-hashed against the image's lock
+first) and `python3 -m handlers.common.invoke CMD` runs there with
+PYTHONPATH=<deps>:<code> and MODEL_DIR / MODEL_LOCK pointing into the extraction - the
+interpreter's own site-packages are not on the path (`-S`), so nothing from the
+checkout or the venv can stand in for the image.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, StepCallback
 from release.digest import Reference
+from release.errors import CheckFailed, UsageError, VerificationFailed
 
 
 class LocalTarget:
@@ -37,3 +48,114 @@ class LocalTarget:
                           image_uri=cur.evidence.get("reference") if cur else None)
             for name, target in sorted(self.functions.items())
         ]
+
+
+# --- release invoke ---------------------------------------------------------------------
+#: the image's own layers a function needs, and where they land (ARCHITECTURE contract 1)
+INVOKE_ROLES = ("deps", "code", "policy", "model")
+_DEPS, _CODE, _MODEL, _LOCK = "opt/deps", "var/task", "opt/model", "opt/release/model.lock.json"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    function: str
+    handler: str
+    digest: str
+    returncode: int
+    result: Any  # the handler's JSON result (or the Lambda-style error document)
+    stderr: str
+    root: Path  # the extraction the function ran from
+
+
+def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
+    """The image's deps/code/policy/model layers unpacked under
+    `<state>/invoke/<digest hex>/` (once per digest; later calls reuse it). Returns the
+    root and the ImageView. The model is re-hashed against the lock baked in the image
+    on extraction (refused on mismatch); the handler verifies it again at cold start."""
+    from release._io import staging_dir
+    from release.canary.offline import verify_model_dir
+    from release.image.inspect import open_image
+    from release.image.registry import open_registry
+
+    registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
+    image = open_image(registry, ref.digest)
+    roles = {layer.role for layer in image.layers}
+    missing = [r for r in ("code", "model") if r not in roles]
+    if missing:
+        raise VerificationFailed(
+            f"image {ref.digest[:19]}: no {' or '.join(missing)} layer; not an image built by `release build`"
+        )
+    root = cfg.state_dir / "invoke" / ref.digest.split(":", 1)[1]
+    if (root / ".complete").is_file():
+        return root, image
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with staging_dir(root) as tmp:
+        image.extract([r for r in INVOKE_ROLES if r in roles], tmp)
+        verify_model_dir(tmp / _MODEL, tmp / _LOCK, f"image {ref.digest[:19]}")
+        (tmp / ".complete").write_text(ref.digest + "\n")
+        try:
+            tmp.rename(root)
+        except OSError:
+            if not (root / ".complete").is_file():  # a concurrent extraction won: fine
+                raise
+    return root, image
+
+
+def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0) -> Invocation:
+    """Run FUNCTION of the image promoted to ENV from that image's own layers:
+    `python3 -m handlers.common.invoke <its CMD>` with the image's deps and code on the
+    import path (nothing else: no site-packages), MODEL_DIR/MODEL_LOCK in the extraction."""
+    import os
+    import subprocess
+    import sys
+
+    from release.digest import parse_reference
+    from release.ledger import open_ledger
+
+    e = cfg.environment(env)
+    if e.target != "local":
+        raise UsageError(f"release invoke runs local environments; {env!r} is a {e.target} target")
+    if function not in cfg.functions:
+        known = ", ".join(sorted(cfg.functions))
+        raise UsageError(f"no function {function!r} in [functions] (configured: {known})")
+    cur = open_ledger(cfg).current(env)
+    if cur is None:
+        raise UsageError(f"nothing is promoted to {env!r} yet: release promote DIGEST --env {env}")
+    ref = parse_reference(cur.evidence.get("reference") or cur.digest)
+    if ref.digest != cur.digest:
+        raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
+    root, image = extract_image(cfg, ref)
+    handler = image.functions.get(function)
+    if not handler:
+        raise UsageError(
+            f"image {ref.digest[:19]} has no function {function!r} in its dev.release.functions label"
+        )
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "AWS_REGION", "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+    run_env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("APP_", "POWERTOOLS_"))}
+    run_env.update({
+        "PYTHONPATH": os.pathsep.join([str(root / _DEPS), str(root / _CODE)]),
+        "MODEL_DIR": str(root / _MODEL),
+        "MODEL_LOCK": str(root / _LOCK),
+        "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-S", "-m", "handlers.common.invoke", handler],
+            input=event, capture_output=True, cwd=root / _CODE, env=run_env, timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{function} did not return within {timeout:.0f}s") from None
+    stderr = proc.stderr.decode(errors="replace")
+    if proc.returncode == 2:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "bad event"
+        raise UsageError(f"{function}: {last}")
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
+        raise CheckFailed(f"{function} ({handler}) crashed: {last}",
+                          details=stderr.strip().splitlines()[-15:]) from None
+    return Invocation(function, handler, ref.digest, proc.returncode, result, stderr, root)

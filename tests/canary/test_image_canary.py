@@ -1,0 +1,242 @@
+"""`release canary DIGEST` on real images built by `release build` and pushed to a real
+registry, and `release invoke` of a promoted image from its own layers.
+
+Images (built once per session, one shared layer cache): the example model; the model
+regenerated with a bias towards POSITIVE (share shift) and with its weights scaled down
+(confidence collapse at unchanged share), each re-pinned and built like a real release;
+and the first image with one byte of its model layer changed after the build (tampered).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.tools import REPO, run_cli
+
+EPOCH = "1700000000"
+
+
+def _project(dest: Path, registry_repo: str, model: Path | None = None) -> Path:
+    dest.mkdir(parents=True)
+    for name in ("release.toml", "model", "handlers", "policy"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest / name)
+    toml = (dest / "release.toml").read_text()
+    toml = toml.replace('registry = "oci:.release/registry"', f'registry = "{registry_repo}"')
+    if model is not None:
+        shutil.copytree(model, dest / "model" / "examples" / "alt")
+        toml = toml.replace('path = "model/examples/sst2-tiny"', 'path = "model/examples/alt"')
+    (dest / "release.toml").write_text(toml)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str) -> dict[str, Any]:
+    """name -> {"digest", "project"} for good, biased, collapsed and tampered images."""
+    root = tmp_path_factory.mktemp("canary-images")
+    repo = f"{registry}/canary"
+    env = {"RELEASE_BASE": base_image, "RELEASE_CACHE_DIR": str(root / "cache"),
+           "SOURCE_DATE_EPOCH": EPOCH}
+    out: dict[str, Any] = {}
+    gen = [sys.executable, str(REPO / "model" / "examples" / "generate.py")]
+    for name, args in (("good", None), ("biased", ["--bias", "2.0"]), ("collapsed", ["--scale", "0.2"])):
+        model = None
+        if args is not None:
+            import subprocess
+
+            model = root / f"model-{name}"
+            subprocess.run([*gen, "--out", str(model), *args], check=True, capture_output=True)
+        proj = _project(root / name, repo, model)
+        if model is not None:
+            r = run_cli("model", "pin", cwd=proj, env=env)
+            assert r.code == 0, r.stderr
+        r = run_cli("build", "--json", cwd=proj, env=env)
+        assert r.code == 0, r.stderr
+        out[name] = {"digest": json.loads(r.stdout)["digest"], "project": proj}
+    out["tampered"] = {"digest": _tamper(out["good"]["project"], repo, out["good"]["digest"]),
+                       "project": out["good"]["project"]}
+    out["registry"] = repo
+    return out
+
+
+def _tamper(project: Path, repo: str, digest: str) -> str:
+    """The image with one byte of onnx/model.onnx in its model layer changed (the lock
+    baked in the image unchanged): the kind of swap a compromised registry would make."""
+    from release.image.registry import open_registry
+
+    reg = open_registry(repo, project)
+    manifest = json.loads(reg.get_manifest(digest)[0])
+    config = json.loads(reg.get_blob(manifest["config"]["digest"]))
+    idx = next(i for i, la in enumerate(manifest["layers"])
+               if la.get("annotations", {}).get("dev.release.layer.role") == "model")
+    blob = gzip.decompress(reg.get_blob(manifest["layers"][idx]["digest"]))
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as src, \
+            tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
+            if data is not None and m.name.endswith("onnx/model.onnx"):
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    tar = raw.getvalue()
+    gz = gzip.compress(tar, mtime=0)
+    layer_digest = "sha256:" + hashlib.sha256(gz).hexdigest()
+    reg.put_blob(gz, layer_digest)  # type: ignore[arg-type]
+    config["rootfs"]["diff_ids"][idx] = "sha256:" + hashlib.sha256(tar).hexdigest()
+    cfg_bytes = json.dumps(config, sort_keys=True).encode()
+    cfg_digest = "sha256:" + hashlib.sha256(cfg_bytes).hexdigest()
+    reg.put_blob(cfg_bytes, cfg_digest)  # type: ignore[arg-type]
+    manifest["layers"][idx] = {**manifest["layers"][idx], "digest": layer_digest, "size": len(gz)}
+    manifest["config"] = {**manifest["config"], "digest": cfg_digest, "size": len(cfg_bytes)}
+    return str(reg.put_manifest(json.dumps(manifest).encode(), manifest["mediaType"]))
+
+
+def canary(images: dict[str, Any], *args: Any) -> Any:
+    return run_cli("canary", *args, cwd=images["good"]["project"])
+
+
+@pytest.fixture(scope="session")
+def good_report(images: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reports") / "good.json"
+    r = canary(images, images["good"]["digest"], "-o", out)
+    assert r.code == 0, r.stderr
+    assert "no baseline: first release, absolute checks only" in r.stderr
+    return out
+
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry]
+
+
+def test_same_image_twice_passes(images: dict[str, Any], good_report: Path) -> None:
+    d = images["good"]["digest"]
+    r = canary(images, d, "--baseline", good_report, "--json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["passed"] is True and doc["subject"]["digest"] == d
+    assert {c["name"] for c in doc["checks"]} >= {"share-shift", "flip-rate", "confidence-ks",
+                                                    "identical-outputs", "accuracy"}
+    assert r.stderr.splitlines()[-1] == "canary passed: 8 checks on 600 items"
+    # the report names the model the image carries, from the lock baked in it
+    assert doc["baseline"]["paired_items"] == 600
+
+
+def _failed(r: Any) -> list[str]:
+    lines = r.stderr.splitlines()
+    head = next(ln for ln in lines if ln.startswith("release: error: "))
+    return [head, *[ln.strip() for ln in lines[lines.index(head) + 1:]]]
+
+
+def test_biased_model_fails_share_and_flips(images: dict[str, Any], good_report: Path) -> None:
+    r = canary(images, images["biased"]["digest"], "--baseline", good_report)
+    assert r.code == 1, r.stderr
+    lines = _failed(r)
+    assert lines[0] == (
+        "release: error: canary failed 6 of 7 checks: accuracy, share-shift, flip-rate, "
+        "confident-flips, confidence-ks, accuracy-drop"
+    )
+    assert any(ln.startswith("share-shift: value +") for ln in lines[1:]), lines
+
+
+def test_collapsed_confidence_fails_ks_at_unchanged_share(images: dict[str, Any], good_report: Path) -> None:
+    r = canary(images, images["collapsed"]["digest"], "--baseline", good_report, "--json")
+    assert r.code == 1
+    doc = json.loads(r.stdout)
+    assert doc["failed_checks"] == ["confidence-ks"]
+    assert abs(doc["label_shares"]["POSITIVE"] - 0.52) < 0.01
+
+
+def test_baseline_by_digest_runs_both_images(images: dict[str, Any]) -> None:
+    r = canary(images, images["collapsed"]["digest"], "--baseline", images["good"]["digest"])
+    assert r.code == 1
+    assert any("confidence-ks" in ln for ln in _failed(r))
+
+
+def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> None:
+    d = images["tampered"]["digest"]
+    r = canary(images, d)
+    assert r.code == 1
+    lines = r.stderr.splitlines()
+    head = (f"release: error: image {d[:19]}: model does not match the lock baked in the image "
+            "(1 problem(s)); refusing to run it")
+    assert head in lines, r.stderr
+    [detail] = lines[lines.index(head) + 1:]
+    assert "onnx/model.onnx" in detail and "changed" in detail, detail
+    assert "canary:" not in r.stderr  # nothing ran
+
+
+# --- release invoke -----------------------------------------------------------------------
+def _promote_local(images: dict[str, Any], name: str,
+                   aws: dict[str, str] | None = None) -> tuple[Path, Callable[..., Any]]:
+    """Promote image `name` to the local environment (evidence from a file provider: the
+    gate's decision is real Rego over it) and return (project, invoke)."""
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+
+    proj = images["good"]["project"]
+    d = images[name]["digest"]
+    put_evidence(proj, good_evidence(d, env="local", repository=images["registry"]))
+    r = run_cli("promote", d, "--env", "local", cwd=proj, env=cli_env())
+    assert r.code == 0, r.stderr
+
+    def invoke(function: str, event: Any, *extra: str) -> Any:
+        p = proj / "event.json"
+        p.write_text(json.dumps(event))
+        return run_cli("invoke", function, p, "--env", "local", *extra, cwd=proj, env=cli_env(aws))
+
+    return proj, invoke
+
+
+def test_invoke_runs_the_promoted_image(images: dict[str, Any], aws_env: dict[str, str]) -> None:
+    import boto3
+
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(TableName="analysis-results", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    proj, invoke = _promote_local(images, "good", aws_env)
+    r = invoke("analysis", {"id": "x1", "text": "The concert was wonderful."}, "--json")
+    assert r.code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["statusCode"] == 200 and "POSITIVE" in json.dumps(doc), doc
+    item = ddb.get_item(TableName="analysis-results", Key={"id": {"S": "x1"}})["Item"]
+    assert item["label"] == {"S": "POSITIVE"}
+    d = images["good"]["digest"]
+    root = proj / ".release" / "invoke" / d.split(":")[1]
+    assert (root / ".complete").read_text().strip() == d
+    assert (root / "opt" / "deps").is_dir() and (root / "var" / "task" / "handlers").is_dir()
+    assert r.stderr.splitlines()[-1] == f"analysis (handlers.analysis.lambda_handler) from {d} in local: returned"
+    # the second call reuses the extraction
+    mtime = (root / ".complete").stat().st_mtime_ns
+    r = invoke("analysis", {"id": "x2", "text": "The service was awful."})
+    assert r.code == 0 and "NEGATIVE" in r.stdout
+    assert (root / ".complete").stat().st_mtime_ns == mtime
+
+
+def test_invoke_unknown_function_and_bad_event(images: dict[str, Any]) -> None:
+    proj, invoke = _promote_local(images, "good")
+    r = invoke("nope", {})
+    assert r.code == 2
+    assert r.stderr.splitlines()[-1].startswith("release: error: no function 'nope' in [functions]")
+    (proj / "bad.json").write_text("{not json")
+    r = run_cli("invoke", "analysis", proj / "bad.json", "--env", "local", cwd=proj)
+    assert r.code == 2, r.stderr
+
+
+def test_invoke_refuses_a_tampered_promoted_image(images: dict[str, Any]) -> None:
+    _proj, invoke = _promote_local(images, "tampered")
+    r = invoke("analysis", {"id": "x3", "text": "fine"})
+    assert r.code == 1
+    assert "model does not match the lock baked in the image" in r.stderr
