@@ -11,6 +11,7 @@ import hashlib
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import rfc8785
 from cryptography import x509
@@ -88,12 +89,12 @@ class TestSigstore:
         }))
 
     # --- Fulcio + CT -------------------------------------------------------------------
-    def _leaf(self, key: ec.EllipticCurvePrivateKey, identity: str, issuer: str) -> x509.Certificate:
+    def _leaf(self, key: ec.EllipticCurvePublicKey, identity: str, issuer: str) -> x509.Certificate:
         issuer_v2 = issuer.encode()
         exts: list[tuple[x509.ExtensionType, bool]] = [
             (x509.KeyUsage(True, False, False, False, False, False, False, False, False), True),
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False),
-            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+            (x509.SubjectKeyIdentifier.from_public_key(key), False),
             (x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()), False),
             (x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), True),
             (x509.UnrecognizedExtension(ISSUER_OID_V1, issuer.encode()), False),
@@ -105,7 +106,7 @@ class TestSigstore:
                 x509.CertificateBuilder()
                 .subject_name(x509.Name([]))
                 .issuer_name(self.ca.subject)
-                .public_key(key.public_key())
+                .public_key(key)
                 .serial_number(4242)
                 .not_valid_before(self.now - dt.timedelta(minutes=5))
                 .not_valid_after(self.now + dt.timedelta(minutes=10))
@@ -136,7 +137,7 @@ class TestSigstore:
         `intoto/0.0.2` entry `cosign attest` writes (payload and signatures base64-encoded
         once more inside the entry)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._leaf(key, identity, issuer)
+        cert = self._leaf(key.public_key(), identity, issuer)
         sig = key.sign(pae(INTOTO_PAYLOAD_TYPE, statement), ec.ECDSA(hashes.SHA256()))
         pem_b64 = _b64(cert.public_bytes(serialization.Encoding.PEM))
         envelope = {"payload": _b64(statement), "payloadType": INTOTO_PAYLOAD_TYPE,
@@ -160,16 +161,7 @@ class TestSigstore:
         body = json.dumps({
             "apiVersion": version, "kind": kind, "spec": spec,
         }, separators=(",", ":")).encode()
-        log_der = _der(self.log_key.public_key())
-        log_id = hashlib.sha256(log_der).digest()
-        root = hashlib.sha256(b"\x00" + body).digest()
-        note = f"{ORIGIN}\n1\n{_b64(root)}\n"
-        nsig = self.log_key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
-        checkpoint = note + "\n" + f"\u2014 rekor.test {_b64(log_id[:4] + nsig)}\n"
-        integrated = int(self.now.timestamp())
-        set_payload = rfc8785.dumps({"body": _b64(body), "integratedTime": integrated,
-                                     "logID": log_id.hex(), "logIndex": 0})
-        set_sig = self.log_key.sign(set_payload, ec.ECDSA(hashes.SHA256()))
+        log_id, root, checkpoint, integrated, set_sig = self.log_entry(body)
         doc = {
             "mediaType": BUNDLE_MEDIA_TYPE,
             "verificationMaterial": {
@@ -188,3 +180,100 @@ class TestSigstore:
             "dsseEnvelope": envelope,
         }
         return json.dumps(doc).encode()
+
+    def log_entry(self, body: bytes) -> tuple[bytes, bytes, str, int, bytes]:
+        """Integrate `body` as the only leaf of a fresh log: (log id, root hash, signed
+        checkpoint, integrated time, SET)."""
+        log_der = _der(self.log_key.public_key())
+        log_id = hashlib.sha256(log_der).digest()
+        root = hashlib.sha256(b"\x00" + body).digest()
+        note = f"{ORIGIN}\n1\n{_b64(root)}\n"
+        nsig = self.log_key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
+        checkpoint = note + "\n" + f"\u2014 rekor.test {_b64(log_id[:4] + nsig)}\n"
+        integrated = int(self.now.timestamp())
+        set_payload = rfc8785.dumps({"body": _b64(body), "integratedTime": integrated,
+                                     "logID": log_id.hex(), "logIndex": 0})
+        set_sig = self.log_key.sign(set_payload, ec.ECDSA(hashes.SHA256()))
+        return log_id, root, checkpoint, integrated, set_sig
+
+    # --- Fulcio + Rekor over HTTP (for sigstore-python's Signer) ------------------------
+    def serve(self, dest: Path) -> tuple[Path, Any]:
+        """Start Fulcio (`/api/v2/signingCert`) and Rekor v1 (`/api/v1/log/entries`)
+        endpoints on 127.0.0.1; returns (ClientTrustConfig JSON path, server)."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        inst = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _reply(self, code: int, doc: Any, ctype: str = "application/json") -> None:
+                data = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/api/v2/signingCert":
+                    import jwt
+
+                    token = self.headers["Authorization"].removeprefix("Bearer ")
+                    claims = jwt.decode(token, options={"verify_signature": False}, audience="sigstore")
+                    csr = x509.load_pem_x509_csr(base64.b64decode(req["certificateSigningRequest"]))
+                    pub = csr.public_key()
+                    assert isinstance(pub, ec.EllipticCurvePublicKey)
+                    cert = inst._leaf(pub, claims["sub"], claims["iss"])
+                    chain = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (cert, inst.ca)]
+                    self._reply(201, {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}})
+                elif self.path == "/api/v1/log/entries":
+                    pc = req["spec"]["proposedContent"]
+                    env = json.loads(pc["envelope"])
+                    payload = base64.b64decode(env["payload"])
+                    body = json.dumps({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+                        "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(pc["envelope"].encode()).hexdigest()},
+                        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+                        "signatures": [{"signature": s["sig"], "verifier": pc["verifiers"][0]} for s in env["signatures"]],
+                    }}, separators=(",", ":")).encode()
+                    log_id, root, checkpoint, integrated, set_sig = inst.log_entry(body)
+                    self._reply(201, {"00" * 32: {
+                        "body": _b64(body), "integratedTime": integrated, "logID": log_id.hex(), "logIndex": 0,
+                        "verification": {"signedEntryTimestamp": _b64(set_sig), "inclusionProof": {
+                            "logIndex": 0, "rootHash": root.hex(), "treeSize": 1, "hashes": [],
+                            "checkpoint": checkpoint}},
+                    }})
+                else:
+                    self._reply(404, {"message": "not found"})
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        start = (self.now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def svc(u: str) -> dict[str, Any]:
+            return {"url": u, "majorApiVersion": 1, "validFor": {"start": start}, "operator": "test"}
+
+        cfg = {
+            "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+            "trustedRoot": json.loads(self.path.read_text()),
+            "signingConfig": {
+                "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+                "caUrls": [svc(url)], "oidcUrls": [svc(url + "/oidc")], "rekorTlogUrls": [svc(url)],
+                "tsaUrls": [], "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"},
+            },
+        }
+        out = dest / "trust_config.json"
+        out.write_text(json.dumps(cfg))
+        return out, server
+
+    def token(self, identity: str, issuer: str) -> str:
+        """An OIDC identity token as sigstore-python parses it (unsigned claims)."""
+        import jwt
+
+        now = int(self.now.timestamp())
+        return str(jwt.encode({"aud": "sigstore", "sub": identity, "iss": issuer, "iat": now,
+                               "nbf": now - 5, "exp": now + 600}, "test-secret-of-a-test-identity-provider-0123456789", algorithm="HS256"))

@@ -172,3 +172,34 @@ def test_keyless_without_token_exits_2(project: tuple[Path, str]) -> None:
     r = run_cli("attest", digest, "--signer", "sigstore", cwd=root, env=env)
     assert r.code == 2
     assert "keyless signing needs an ambient OIDC token" in r.stderr
+
+
+def test_attest_keyless_against_test_sigstore(project: tuple[Path, str], tmp_path: Path) -> None:
+    """`--signer sigstore` end to end through sigstore-python's Signer: OIDC token ->
+    Fulcio CSR -> SCT checked -> DSSE signed -> Rekor entry, against a private Sigstore
+    instance on 127.0.0.1 (RELEASE_SIGSTORE_TRUST_CONFIG); then verified offline with its
+    pinned trusted root, identity and issuer."""
+    from release.attest.verify import Policy, verify_stored
+    from tests.attest.sigstore_testing import TestSigstore
+
+    root, digest = project
+    inst = TestSigstore(tmp_path)
+    ident = "https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main"
+    issuer = "https://issuer.test"
+    cfg, server = inst.serve(tmp_path)
+    try:
+        r = run_cli(
+            "attest", digest, "--signer", "sigstore", "--only", "model", "--json", cwd=root,
+            env={"SIGSTORE_ID_TOKEN": inst.token(ident, issuer), "RELEASE_SIGSTORE_TRUST_CONFIG": str(cfg)},
+        )
+    finally:
+        server.shutdown()
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["signer"] == f"sigstore:{ident}"
+    reg = open_registry("oci:reg", root)
+    pol = Policy(identity=ident, issuer=issuer, trusted_root=inst.path)
+    vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol)
+    assert (vs.signer, vs.issuer) == (ident, issuer)
+    bundle = json.loads(store.fetch_bundles(reg, digest, evidence.MODEL_SIGNATURE)[-1].bundle)
+    assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"] == "dsse"
