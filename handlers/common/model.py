@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,21 @@ class LockInfo:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    """sha256 of a file, read once: large files through mmap (no copy out of the page
+    cache; hashlib releases the GIL), small ones with readinto."""
     with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size >= _CHUNK:
+            import mmap
+
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return hashlib.sha256(m).hexdigest()
+        h = hashlib.sha256()
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
-    return h.hexdigest()
+        return h.hexdigest()
 
 
 def read_lock(lock_path: Path) -> LockInfo:
@@ -179,7 +188,16 @@ class SentimentModel:
             else os.environ.get("MODEL_LOCK", "/opt/release/model.lock.json")
         )
         lock = read_lock(lock_file)
-        problems = verify_dir(model_dir, lock)
+        # verify on a worker thread while this one imports the runtime (imports only: no
+        # model byte is parsed before the verification has passed)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(verify_dir, model_dir, lock)
+            try:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise ModelLoadError(f"model runtime unavailable: {exc}") from None
+            problems = pending.result()
         if problems:
             raise ModelLoadError(
                 f"model in {model_dir} does not match the lock ({len(problems)} problem(s): "
@@ -203,9 +221,6 @@ class SentimentModel:
         if not onnx_path.is_file():
             onnx_path = model_dir / "model.onnx"
         try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-
             tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
             tok.enable_truncation(max_length=limit)
             tok.no_padding()
