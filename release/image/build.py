@@ -113,6 +113,7 @@ class BuiltImage:
     pushed_blobs: int = 0
     skipped_blobs: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    docker_digest: str | None = None
 
     @property
     def ref(self) -> str:
@@ -131,6 +132,7 @@ class BuiltImage:
             "backend": self.backend,
             "created": self.created,
             "model": self.model,
+            **({"docker_digest": self.docker_digest} if self.docker_digest else {}),
         }
 
 

@@ -5,7 +5,10 @@ the OCI layout as a docker-archive when the base is `oci:DIR@sha256:...`, else p
 digest - and builds a generated Dockerfile whose four COPY steps are the four layers of
 the native build (deps, model + model lock, policy, code) with the same config (ENV,
 WORKDIR, labels, ENTRYPOINT/CMD). The image is pushed to a registry and the digest the
-registry reports is verified by reading the manifest back.
+registry reports is verified by reading the manifest back. The same config and layer
+blobs are then published under an OCI manifest whose layers carry the role annotations
+(contract 1); that manifest's digest is the one reported (docker's own is kept in its
+`dev.release.docker.digest` annotation and in `--json` as `docker_digest`).
 
 Docker's image is not reproducible (the config records build times, files keep their
 mtimes); the native backend is the one whose digest is stable. This backend exists for
@@ -28,7 +31,17 @@ from release.config import Config
 from release.digest import Digest, parse_digest
 from release.errors import RemoteError, UsageError
 from release.image.inspect import local_blob, open_image, resolve_platform
-from release.image.oci import FUNCTIONS_LABEL, MODEL_DIGEST_LABEL, MODEL_LABEL, ImageRef, canonical
+from release.image.oci import (
+    FUNCTIONS_LABEL,
+    MODEL_DIGEST_LABEL,
+    MODEL_LABEL,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    ROLE_ANNOTATION,
+    ImageRef,
+    canonical,
+)
 from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
 
 ROLES = ("deps", "model", "policy", "code")
@@ -183,11 +196,40 @@ def build_docker(cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.M
             reported = aux["Digest"]
     if reported is None:
         raise RemoteError("Docker engine: push reported no digest")
-    digest: Digest = parse_digest(reported)
-    img = open_image(target, digest)  # verifies the bytes the registry holds are `digest`
-    base_count = len(img.layers) - len(ROLES)
+    docker_digest: Digest = parse_digest(reported)
+    dimg = open_image(target, docker_digest)  # verifies the bytes the registry holds
+    base_count = len(dimg.layers) - len(ROLES)
+    if base_count < 1:
+        raise RemoteError(
+            f"Docker engine built {len(dimg.layers)} layers; expected the base plus {len(ROLES)}"
+        )
     roles = ["base"] * base_count + list(ROLES)
-    layers = [LayerReport(r, la.digest, la.size, 0) for r, la in zip(roles, img.layers, strict=True)]
+    # the same blobs under an OCI manifest carrying the layer roles (contract 1), so the
+    # rest of the pipeline (sbom, canary) reads a docker-built image like a native one
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": dimg.manifest["config"]["digest"],
+                "size": len(dimg.config_bytes),
+            },
+            "layers": [
+                {
+                    "mediaType": OCI_LAYER_GZIP,
+                    "digest": la.digest,
+                    "size": la.size,
+                    "annotations": {ROLE_ANNOTATION: r},
+                }
+                for r, la in zip(roles, dimg.layers, strict=True)
+            ],
+            "annotations": {"dev.release.docker.digest": docker_digest},
+        }
+    )
+    digest = target.put_manifest(manifest, OCI_MANIFEST)
+    img = open_image(target, digest)
+    layers = [LayerReport(la.role, la.digest, la.size, 0) for la in img.layers]
     return BuiltImage(
         digest=digest,
         registry=target.name,
@@ -200,4 +242,5 @@ def build_docker(cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.M
         created=str(img.config.get("created", "")),
         model=f"{lock.repo}@{lock.commit}",
         timings={"docker_build": build_s, "total": time.perf_counter() - t0},
+        docker_digest=docker_digest,
     )

@@ -143,3 +143,41 @@ def test_each_function_cmd_runs_in_a_container(
             moto.terminate()
             moto.wait(timeout=10)
         box.remove(force=True)
+
+
+def test_docker_backend_builds_the_same_content_and_reports_its_digest(
+    build_cli: Any, registry: str, docker_host: str, docker_engine: Any, tmp_path: Path
+) -> None:
+    from release.image.inspect import open_image
+    from release.image.registry import open_registry
+
+    r, doc = build_cli("--backend", "docker", "--push", f"{registry}/dk", env={"DOCKER_HOST": docker_host})
+    assert r.code == 0, r.stderr
+    assert doc["backend"] == "docker" and doc["ref"] == f"{registry}/dk@{doc['digest']}"
+    assert doc["docker_digest"] != doc["digest"]
+    img = open_image(open_registry(f"{registry}/dk", tmp_path), doc["digest"])  # re-hashed
+    assert [la["role"] for la in doc["layers"]][-4:] == ["deps", "model", "policy", "code"]
+    assert [la.digest for la in img.layers] == [la["digest"] for la in doc["layers"]]
+    assert img.functions == doc["functions"]
+    cfg = img.config["config"]
+    assert cfg["WorkingDir"] == "/var/task"
+    assert "MODEL_LOCK=/opt/release/model.lock.json" in cfg["Env"]
+    code = {p for p, _, _ in img.iter_files("code")}
+    assert "/var/task/handlers/common/invoke.py" in code
+    model = {p: sha for p, _, sha in img.iter_files("model")}
+    lock = json.loads((REPO / "model" / "model.lock.json").read_text())
+    assert all(model["/opt/model/" + f["path"]] == f["sha256"] for f in lock["files"])
+    out = docker_engine.containers.run(
+        f"{registry}/dk@{doc['digest']}", entrypoint=["python3", "-c", "import onnxruntime, tokenizers, regopy; print('ok')"],
+        network_mode="none", remove=True, user="1000:1000",
+    )
+    assert out.strip() == b"ok"
+
+
+def test_docker_backend_engine_down_exits_3(build_cli: Any, registry: str, tmp_path: Path) -> None:
+    r, doc = build_cli(
+        "--backend", "docker", "--push", f"{registry}/dk",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"},
+    )
+    assert r.code == 3, r.stderr
+    assert "Docker engine unreachable" in r.stderr and doc["exit_code"] == 3
