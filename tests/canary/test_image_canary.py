@@ -40,6 +40,7 @@ def _project(dest: Path, registry_repo: str, model: Path | None = None) -> Path:
     if model is not None:
         shutil.copytree(model, dest / "model" / "examples" / "alt")
         toml = toml.replace('path = "model/examples/sst2-tiny"', 'path = "model/examples/alt"')
+    toml += '\n[environments.staging]\ntarget = "local"\n'
     (dest / "release.toml").write_text(toml)
     return dest
 
@@ -176,6 +177,39 @@ def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> Non
     [detail] = lines[lines.index(head) + 1:]
     assert "onnx/model.onnx" in detail and "changed" in detail, detail
     assert "canary:" not in r.stderr  # nothing ran
+
+
+def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, Any], good_report: Path) -> None:
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+
+    proj = images["good"]["project"]
+    good, collapsed = images["good"]["digest"], images["collapsed"]["digest"]
+    # nothing live in staging yet: a first release, absolute checks only
+    r = canary(images, collapsed, "--env", "staging")
+    assert r.code == 0, r.stderr
+    assert "nothing promoted to staging yet: first release, absolute checks only" in r.stderr
+    # the good image's report signed and stored with it (the signing key is made here)
+    r = run_cli("attest", good, "--only", "none", "--predicate", "canary", good_report, cwd=proj)
+    assert r.code == 0, r.stderr
+    # live: an image without a signed canary report: refused, naming it
+    biased = images["biased"]["digest"]
+    for d in (biased, good):
+        put_evidence(proj, good_evidence(d, env="staging", repository=images["registry"]))
+    assert run_cli("promote", biased, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    r = canary(images, collapsed, "--env", "staging")
+    assert r.code == 1
+    assert r.stderr.splitlines()[-1].startswith(
+        f"release: error: baseline: {biased[:19]} (live in staging) has no valid signed canary report (")
+    # live: the good image: its signed report is the baseline
+    assert run_cli("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    r = canary(images, collapsed, "--env", "staging", "--json")
+    assert r.code == 1
+    assert f"baseline: the signed canary report of {good} (live in staging)" in r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["baseline"]["source"], doc["baseline"]["digest"]) == ("promoted", good)
+    assert doc["failed_checks"] == ["confidence-ks"]
+    r = canary(images, good, "--env", "staging")
+    assert r.code == 0, r.stderr
 
 
 # --- release invoke -----------------------------------------------------------------------
