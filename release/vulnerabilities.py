@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from release.config import Config
 from release.digest import Reference
@@ -35,6 +35,11 @@ SEVERITIES = ("critical", "high", "medium", "low")
 _WAIVED_VEX = {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
 _ECR = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(.+)$")
 _HEX = re.compile(r"sha256[:-]([0-9a-f]{64})")
+
+
+def _finding(id: str, severity: str | None, package: str | None) -> VulnerabilityFinding:
+    sev = severity if severity in SEVERITIES else "unknown"
+    return VulnerabilityFinding(id=id, severity=cast(Any, sev), package=package)
 
 
 def _severity(s: str | None) -> str | None:
@@ -98,8 +103,7 @@ def from_cyclonedx(doc: dict[str, Any]) -> list[VulnerabilityFinding]:
             if cand and (sev is None or SEVERITIES.index(cand) < SEVERITIES.index(sev)):
                 sev = cand
         affects = [str(a.get("ref", "")) for a in v.get("affects") or []]
-        out.append(VulnerabilityFinding(id=str(v.get("id") or "?"), severity=sev or "unknown",
-                                        package=affects[0] if affects else None))
+        out.append(_finding(str(v.get("id") or "?"), sev, affects[0] if affects else None))
     return out
 
 
@@ -141,8 +145,7 @@ def from_sarif(doc: dict[str, Any]) -> list[VulnerabilityFinding]:
             pkg = None
             if locs:
                 pkg = ((locs[0].get("physicalLocation") or {}).get("artifactLocation") or {}).get("uri")
-            out.append(VulnerabilityFinding(id=str(res.get("ruleId") or "?"),
-                                            severity=sev or "unknown", package=pkg))
+            out.append(_finding(str(res.get("ruleId") or "?"), sev, pkg))
     return out
 
 
@@ -198,18 +201,15 @@ def from_ecr(repository: str, digest: str, *, client: Any = None) -> Vulnerabili
         sf = resp.get("imageScanFindings") or {}
         for f in sf.get("findings") or []:
             attrs = {a.get("key"): a.get("value") for a in f.get("attributes") or []}
-            findings.append(VulnerabilityFinding(
-                id=str(f.get("name") or "?"), severity=_severity(f.get("severity")) or "unknown",
-                package=attrs.get("package_name")))
+            findings.append(_finding(str(f.get("name") or "?"), _severity(f.get("severity")),
+                                     attrs.get("package_name")))
         for f in sf.get("enhancedFindings") or []:
             if (f.get("status") or "ACTIVE") != "ACTIVE":
                 continue
             pv = f.get("packageVulnerabilityDetails") or {}
             pkgs = pv.get("vulnerablePackages") or []
-            findings.append(VulnerabilityFinding(
-                id=str(pv.get("vulnerabilityId") or f.get("title") or "?"),
-                severity=_severity(f.get("severity")) or "unknown",
-                package=pkgs[0].get("name") if pkgs else None))
+            findings.append(_finding(str(pv.get("vulnerabilityId") or f.get("title") or "?"),
+                                     _severity(f.get("severity")), pkgs[0].get("name") if pkgs else None))
         token = resp.get("nextToken")
         if not token:
             return claim(source, findings)
