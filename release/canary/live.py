@@ -118,6 +118,13 @@ def evaluate_look(
     if traffic.min_samples == 0 and n_new == 0:
         checks.append(LiveCheck("L1 positive share", "pass", None, None,
                                 "no predictions and min_samples = 0: not compared"))
+    elif n_new == 0 and n_old == 0:
+        checks.append(LiveCheck(
+            "L1 positive share", "inconclusive", 0.0, float(traffic.min_samples),
+            f"no SentimentPositive/SentimentNegative metrics with {FUNCTION_DIMENSION} and "
+            f"{VERSION_DIMENSION} dimensions in {traffic.metrics_namespace} for either version "
+            "(do the handlers publish them per version?)",
+        ))
     elif n_new < max(traffic.min_samples, 1) or n_old == 0:
         checks.append(LiveCheck(
             "L1 positive share", "inconclusive", n_new, float(traffic.min_samples),

@@ -68,6 +68,26 @@ def test_too_few_canary_predictions_is_inconclusive_not_a_pass() -> None:
     assert c.detail == "2999 canary predictions (need 3000), 27000 stable"
 
 
+def test_no_per_version_metrics_at_all_says_so() -> None:
+    [c] = evaluate_look({"fn": Counts()}, {"fn": Counts()}, TRAFFIC)
+    assert c.verdict == "inconclusive"
+    assert c.detail == (
+        "no SentimentPositive/SentimentNegative metrics with FunctionName and ExecutedVersion "
+        "dimensions in Release/Handlers for either version (do the handlers publish them per version?)"
+    )
+
+
+def test_default_min_samples_has_the_power_the_issue_asks_for() -> None:
+    """3,000 canary predictions (10% weight: 27,000 stable) detect a 5-point shift with
+    ~99% power at alpha 0.01 split over 3 looks (simulated at the final look)."""
+    rng = np.random.default_rng(11)
+    runs = 4000
+    new = rng.binomial(3000, 0.47, size=runs)
+    old = rng.binomial(27000, 0.52, size=runs)
+    hits = sum(two_proportion(a, 3000, b, 27000)[1] < TRAFFIC.alpha / TRAFFIC.looks for a, b in zip(new, old, strict=True))
+    assert hits / runs >= 0.98
+
+
 def test_error_rates_and_p99_are_compared_per_function() -> None:
     old = {"a": Counts(invocations=27000, errors=27, p99_ms=100.0), "b": Counts(invocations=2700)}
     new = {"a": Counts(invocations=3000, errors=90, p99_ms=130.0), "b": Counts(invocations=300, errors=1)}
