@@ -2,8 +2,9 @@
 registry, and `release invoke` of a promoted image from its own layers.
 
 Images (built once per session, one shared layer cache): the example model; the model
-regenerated with a bias towards POSITIVE (share shift) and with its weights scaled down
-(confidence collapse at unchanged share), each re-pinned and built like a real release;
+regenerated with a bias towards POSITIVE (share shift), with its weights scaled down
+(confidence collapse at unchanged share) and with a few lexicon words flipped, each
+re-pinned and built like a real release;
 and the first image with one byte of its model layer changed after the build (tampered).
 """
 
@@ -45,6 +46,20 @@ def _project(dest: Path, registry_repo: str, model: Path | None = None) -> Path:
     return dest
 
 
+#: the example generator with a few lexicon words moved from POSITIVE to NEGATIVE
+FLIP_WORDS = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("gen", sys.argv[1])
+gen = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen)
+for w in sys.argv[3:]:
+    gen.NEGATIVE[w] = gen.POSITIVE.pop(w)
+gen.generate(Path(sys.argv[2]))
+"""
+FLIPPED = ("excellent", "wonderful", "amazing")
+
+
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str) -> dict[str, Any]:
     """name -> {"digest", "project"} for good, biased, collapsed and tampered images."""
@@ -54,13 +69,18 @@ def images(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: 
            "SOURCE_DATE_EPOCH": EPOCH}
     out: dict[str, Any] = {}
     gen = [sys.executable, str(REPO / "model" / "examples" / "generate.py")]
-    for name, args in (("good", None), ("biased", ["--bias", "2.0"]), ("collapsed", ["--scale", "0.2"])):
+    flip = root / "flip.py"
+    flip.write_text(FLIP_WORDS)
+    for name, args in (("good", None), ("biased", ["--bias", "2.0"]), ("collapsed", ["--scale", "0.2"]),
+                       ("flipped", None)):
         model = None
-        if args is not None:
+        if name != "good":
             import subprocess
 
             model = root / f"model-{name}"
-            subprocess.run([*gen, "--out", str(model), *args], check=True, capture_output=True)
+            cmd = ([*gen, "--out", str(model), *args] if args else
+                   [sys.executable, str(flip), gen[1], str(model), *FLIPPED])
+            subprocess.run(cmd, check=True, capture_output=True)
         proj = _project(root / name, repo, model)
         if model is not None:
             r = run_cli("model", "pin", cwd=proj, env=env)
@@ -158,6 +178,17 @@ def test_collapsed_confidence_fails_ks_at_unchanged_share(images: dict[str, Any]
     doc = json.loads(r.stdout)
     assert doc["failed_checks"] == ["confidence-ks"]
     assert abs(doc["label_shares"]["POSITIVE"] - 0.52) < 0.01
+
+
+def test_a_few_flipped_words_fail_flips_and_share(images: dict[str, Any], good_report: Path) -> None:
+    r = canary(images, images["flipped"]["digest"], "--baseline", good_report, "--json")
+    assert r.code == 1
+    doc = json.loads(r.stdout)
+    assert doc["failed_checks"] == ["share-shift", "flip-rate", "confident-flips", "accuracy-drop"]
+    flips = next(c for c in doc["checks"] if c["name"] == "confident-flips")["items"]
+    corpus = {json.loads(ln)["id"]: json.loads(ln)["text"].lower()
+              for ln in (REPO / "model" / "canary.jsonl").read_text().splitlines() if ln}
+    assert flips and all(any(w in corpus[i] for w in FLIPPED) for i in flips)
 
 
 def test_baseline_by_digest_runs_both_images(images: dict[str, Any]) -> None:
