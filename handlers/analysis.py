@@ -277,10 +277,11 @@ def _handle_sqs(
 
 
 def _handle_direct(event: Any, cfg: settings.Settings) -> dict[str, Any]:
+    # a direct invoke carries the item itself, or (API-style) a JSON string in "body"
+    if isinstance(event, dict) and "body" in event and "id" not in event:
+        event = event["body"]
     try:
-        item = parse_item(
-            event.get("body", event) if isinstance(event, dict) and "body" in event else event
-        )
+        item = parse_item(event)
     except Malformed as exc:
         return _error(400, str(exc))
     try:

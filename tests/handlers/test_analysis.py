@@ -230,3 +230,9 @@ def test_emf_is_valid_cloudwatch_emf(
         "AnalysisErrors",
     } <= names
     assert any(d.get("service") == "analysis" for d in docs)
+
+
+def test_direct_invoke_with_a_json_body(handler_env: dict[str, str]) -> None:
+    r = analysis.lambda_handler({"body": json.dumps({"id": "b1", "text": POS})}, Ctx())
+    assert (r["statusCode"], r["label"], r["duplicate"]) == (200, "POSITIVE", False)
+    assert analysis.lambda_handler({"body": "{"}, Ctx())["statusCode"] == 400
