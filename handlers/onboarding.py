@@ -47,7 +47,7 @@ class Unavailable(Exception):
     """DynamoDB or SQS failed: 503."""
 
 
-def _json(status: int, doc: dict[str, Any]) -> Response:
+def _json(status: int, doc: dict[str, Any]) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -65,38 +65,37 @@ def entity_id_for(domain: str) -> str:
     return "ent-" + hashlib.sha256(domain.lower().encode()).hexdigest()[:16]
 
 
-@app.exception_handler(ClientMistake)
-def _client_mistake(exc: ClientMistake) -> Response:
+@app.exception_handler(ClientMistake)  # type: ignore[untyped-decorator]
+def _client_mistake(exc: ClientMistake) -> Response[Any]:
     metrics.add_metric(name="OnboardingRejected", unit=MetricUnit.Count, value=1)
     logger.info("request rejected", extra={"status": exc.status, "error": str(exc)})
     return _json(exc.status, {"error": str(exc), **exc.extra})
 
 
-@app.exception_handler(Unavailable)
-def _unavailable(exc: Unavailable) -> Response:
+@app.exception_handler(Unavailable)  # type: ignore[untyped-decorator]
+def _unavailable(exc: Unavailable) -> Response[Any]:
     metrics.add_metric(name="OnboardingErrors", unit=MetricUnit.Count, value=1)
     logger.error("dependency failed", extra={"error": str(exc)})
     return _json(503, {"error": "service temporarily unavailable; retry later"})
 
 
 @app.not_found
-def _not_found(exc: NotFoundError) -> Response:
+def _not_found(exc: NotFoundError) -> Response[Any]:
     ev = app.current_event
     known = ev.path in ("/entities",) or ev.path.startswith("/entities/")
     if known:
-        return _client_mistake(
-            ClientMistake(405, f"method {ev.http_method} is not allowed on {ev.path}")
-        )
-    return _client_mistake(ClientMistake(404, f"no route {ev.http_method} {ev.path}"))
+        mistake = ClientMistake(405, f"method {ev.http_method} is not allowed on {ev.path}")
+    else:
+        mistake = ClientMistake(404, f"no route {ev.http_method} {ev.path}")
+    response: Response[Any] = _client_mistake(mistake)
+    return response
 
 
 def _body() -> Any:
     ev = app.current_event
-    raw = ev.body
-    if raw is None or raw == "":
+    raw: str | None = ev.decoded_body if ev.is_base64_encoded else ev.body
+    if not raw:
         raise ClientMistake(400, "request body is required (JSON)")
-    if ev.is_base64_encoded:
-        raw = ev.decoded_body
     if len(raw) > MAX_BODY:
         raise ClientMistake(413, f"request body larger than {MAX_BODY} bytes")
     try:
@@ -106,7 +105,7 @@ def _body() -> Any:
 
 
 @app.post("/entities")
-def create_entity() -> Response:
+def create_entity() -> Response[Any]:
     cfg = settings.load()
     doc = _body()
     problem = schemas.check(schemas.validate_new_entity, doc)
@@ -155,7 +154,7 @@ def create_entity() -> Response:
 
 
 @app.get("/entities/<entity_id>")
-def get_entity(entity_id: str) -> Response:
+def get_entity(entity_id: str) -> Response[Any]:
     cfg = settings.load()
     if schemas.check(schemas.validate_scoring_job, {"entity_id": entity_id}):
         raise ClientMistake(400, f"invalid entity id {entity_id[:80]!r}")

@@ -253,7 +253,7 @@ def _idempotent_remediate(cfg: settings.Settings, context: Any) -> Callable[...,
                 response_hook=_duplicate_hook,
             )
 
-            @idempotent_function(
+            @idempotent_function(  # type: ignore[untyped-decorator]
                 data_keyword_argument="finding", persistence_store=store, config=config
             )
             def run(finding: dict[str, Any]) -> dict[str, Any]:

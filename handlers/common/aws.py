@@ -33,7 +33,7 @@ def client(service: str) -> Any:
     key = _key("client", service)
     with _LOCK:
         if key not in _CLIENTS:
-            _CLIENTS[key] = boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+            _CLIENTS[key] = boto3.session.Session().client(service, config=_CONFIG)
         return _CLIENTS[key]
 
 
