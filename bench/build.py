@@ -1,0 +1,192 @@
+"""Benchmark: `release build` (native) against `docker build` of the equivalent Dockerfile.
+
+One run, same inputs (a copy of this repo's release.toml, handlers/, policy/ and the
+example model plus a random `--model-mb` weights file, pinned in the copy):
+
+  1. native clean build   (empty layer cache; pip's own wheel cache may be warm)
+  2. native rebuild       after a one-line change in a handler
+  3. native clean build   again, in another directory with another empty cache -> same digest?
+  4. docker build         of the generated Dockerfile (context prepared beforehand, not timed)
+  5. docker build         again with nocache -> same image id?
+  6. end to end, both pushing to a local docker-registry from an empty cache (pip, model
+     fetch, build, compress, push): `release build --push` vs `release build --backend
+     docker --push` (docker compresses at push time)
+
+Needs: mmdebstrap (the base rootfs is cached under ~/.cache/release-tests/), dockerd (a
+private one is started and stopped). Run:
+
+    .venv/bin/python bench/build.py [--model-mb 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.docker import make_rootfs  # noqa: E402
+from tests.image.conftest import copy_project  # noqa: E402
+
+
+def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-m", "release", *args], cwd=cwd, env={**os.environ, **env},
+        capture_output=True, text=True,
+    )
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"release {' '.join(args)} failed ({p.returncode}): {p.stderr[-2000:]}")
+    return dt, p.stdout.strip().splitlines()[-1]
+
+
+def project(dest: Path, model_mb: int) -> Path:
+    p = copy_project(dest)
+    if model_mb:
+        big = p / "model" / "examples" / "sst2-tiny" / "onnx" / "weights.bin"
+        with open(big, "wb") as f:
+            rnd = __import__("random").Random(42)
+            for _ in range(model_mb):
+                f.write(rnd.randbytes(1 << 20))
+        toml = (p / "release.toml").read_text()
+        (p / "release.toml").write_text(toml.replace('"onnx/model.onnx"]', '"onnx/model.onnx", "onnx/weights.bin"]'))
+    return p
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from tests.fixtures.tools import free_port
+
+    port = free_port()
+    cfg = work / "registry.yml"
+    cfg.write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {work / 'registry'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, f"127.0.0.1:{port}"
+
+
+def start_dockerd() -> tuple[subprocess.Popen[bytes], str, str]:
+    name = "rb-" + uuid.uuid4().hex[:8]
+    sock = f"/tmp/{name}.sock"
+    proc = subprocess.Popen(
+        ["dockerd", "--host", f"unix://{sock}", "--data-root", f"/tmp/{name}", "--exec-root",
+         f"/tmp/{name}-x", "--pidfile", f"/tmp/{name}.pid", "--bridge=none", "--iptables=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import docker
+
+    for _ in range(300):
+        try:
+            docker.DockerClient(base_url=f"unix://{sock}").ping()
+            break
+        except Exception:  # not up yet
+            time.sleep(0.1)
+    return proc, f"unix://{sock}", name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model-mb", type=int, default=256)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="release-bench-"))
+    proc = reg_proc = None
+    try:
+        rootfs = make_rootfs()
+        _, base = run("base", "--rootfs", str(rootfs), "--out", f"oci:{work / 'base'}", cwd=work, env={})
+        env = {"RELEASE_BASE": base, "SOURCE_DATE_EPOCH": "1700000000"}
+        p1 = project(work / "a" / "p", args.model_mb)
+        run("model", "pin", cwd=p1, env={**env, "RELEASE_CACHE_DIR": str(work / "c-pin")})
+        p2 = work / "b" / "checkout"
+        shutil.copytree(p1, p2)
+        env1 = {**env, "RELEASE_CACHE_DIR": str(work / "c1")}
+        env2 = {**env, "RELEASE_CACHE_DIR": str(work / "c2")}
+        t_clean, d_clean = run("build", cwd=p1, env=env1)
+        with open(p1 / "handlers" / "scorer.py", "a") as f:
+            f.write("# one-line change\n")
+        t_re, d_re = run("build", cwd=p1, env=env1)
+        t_clean2, d_clean2 = run("build", cwd=p2, env=env2)
+
+        # docker build of the equivalent Dockerfile, same inputs
+        proc, host, name = start_dockerd()
+        os.environ["DOCKER_HOST"] = host
+        from release import config as cfgmod
+        from release import modelpin
+        from release.image import docker as dk
+        from release.image.build import base_ref
+
+        os.environ.update(env2)
+        cfg = cfgmod.load(p2 / "release.toml")
+        lock = modelpin.read_lock(cfg.lock_path)
+        client = dk._client()
+        base_name = dk.load_base(client, cfg, base_ref(cfg))
+        ctx = work / "ctx"
+        ctx.mkdir()
+        dk.prepare_context(cfg, lock, ctx)
+        (ctx / "Dockerfile").write_text(dk.dockerfile(cfg, base_name, lock, {}))
+        ids, times = [], []
+        for i in range(2):
+            t = time.perf_counter()
+            image, _ = client.images.build(path=str(ctx), tag=f"bench:{i}", nocache=True, rm=True)
+            times.append(time.perf_counter() - t)
+            ids.append(image.id)
+            time.sleep(1.1)  # a later clock for the second build
+        reg_proc, reg = start_registry(work)
+        env3 = {**env, "RELEASE_CACHE_DIR": str(work / "c3"), "DOCKER_HOST": host}
+        env4 = {**env, "RELEASE_CACHE_DIR": str(work / "c4"), "DOCKER_HOST": host}
+        t_push, _ = run("build", "--push", f"{reg}/native", cwd=p2, env=env3)
+        t_dpush, _ = run("build", "--backend", "docker", "--push", f"{reg}/docker", cwd=p2, env=env4)
+        mb = args.model_mb
+        rows = [
+            ("native clean build (incl. pip from its cache)", t_clean, 1.0),
+            ("native rebuild after a 1-line handler change", t_re, t_re / t_clean),
+            ("native clean build, other dir + empty cache", t_clean2, t_clean2 / t_clean),
+            ("docker build, nocache (context ready, no pip)", times[0], times[0] / t_clean),
+            ("docker build, nocache, again", times[1], times[1] / t_clean),
+            ("end to end + push: release build --push", t_push, t_push / t_clean),
+            ("end to end + push: --backend docker --push", t_dpush, t_dpush / t_clean),
+        ]
+        print(f"\nrelease build vs docker build  (model: example + {mb} MiB weights, {os.cpu_count()} cores)\n")
+        print(f"{'step':<50} {'seconds':>8} {'x clean':>8}")
+        for label, t, r in rows:
+            print(f"{label:<50} {t:>8.2f} {r:>8.2f}")
+        same = d_clean.rpartition("@")[2] == d_clean2.rpartition("@")[2]
+        print(f"\nnative: two clean builds identical: {same} ({d_clean.rpartition('@')[2][:19]})")
+        print(f"native: rebuild changed the digest: {d_re != d_clean}")
+        print(f"docker: two builds identical: {ids[0] == ids[1]} ({ids[0][:19]} vs {ids[1][:19]})")
+        print(f"targets: rebuild <= 10% of clean: {t_re <= 0.1 * t_clean}; "
+              f"clean faster than docker build: {t_clean < times[0]}; "
+              f"end to end faster than docker: {t_push < t_dpush} ({t_dpush / t_push:.2f}x)")
+    finally:
+        if reg_proc is not None:
+            reg_proc.terminate()
+            reg_proc.wait(timeout=10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+            subprocess.run(["umount", "-R", f"/tmp/{name}"], capture_output=True)
+            shutil.rmtree(f"/tmp/{name}", ignore_errors=True)
+            shutil.rmtree(f"/tmp/{name}-x", ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
