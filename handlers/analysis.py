@@ -307,7 +307,7 @@ def _handle_direct(event: Any, cfg: settings.Settings) -> dict[str, Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: Any) -> Any:
-    refresh_namespace(metrics)
+    refresh_namespace(metrics, context)
     cfg = settings.load()
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _handle_sqs(event, context, cfg)

@@ -172,7 +172,7 @@ def get_entity(entity_id: str) -> Response[Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    refresh_namespace(metrics)
+    refresh_namespace(metrics, context)
     if not isinstance(event, dict) or "httpMethod" not in event or "path" not in event:
         metrics.add_metric(name="OnboardingRejected", unit=MetricUnit.Count, value=1)
         return {

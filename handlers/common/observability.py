@@ -1,13 +1,16 @@
 """Powertools Logger and Metrics (CloudWatch EMF on stdout), one pair per handler.
 
 The namespace is $METRICS_NAMESPACE (else $POWERTOOLS_METRICS_NAMESPACE, else
-"Release/Handlers"); the `service` dimension is the handler's name unless
-$POWERTOOLS_SERVICE_NAME says otherwise.
+"Release/Handlers", the default of `[environments.*.traffic].metrics_namespace`); the
+dimensions are `service` (the handler's name unless $POWERTOOLS_SERVICE_NAME says
+otherwise), `FunctionName` and `ExecutedVersion` (from the Lambda context), so the live
+canary can compare a new version against the stable one.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,6 +33,16 @@ def metrics_for(service: str) -> Metrics:
     return m
 
 
-def refresh_namespace(metrics: Metrics) -> None:
-    """Apply the current environment's namespace (read per invocation)."""
+def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
+    """Per invocation: apply the current environment's namespace, and add the dimensions
+    the live canary reads per version (release/canary/live.py): `FunctionName` and
+    `ExecutedVersion` (the published version serving this invocation)."""
     metrics.namespace = _namespace()
+    name = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    version = getattr(context, "function_version", None) or os.environ.get(
+        "AWS_LAMBDA_FUNCTION_VERSION"
+    )
+    if isinstance(name, str) and name:
+        metrics.add_dimension(name="FunctionName", value=name)
+    if isinstance(version, str) and version:
+        metrics.add_dimension(name="ExecutedVersion", value=version)

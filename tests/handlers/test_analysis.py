@@ -230,6 +230,23 @@ def test_emf_is_valid_cloudwatch_emf(
         "AnalysisErrors",
     } <= names
     assert any(d.get("service") == "analysis" for d in docs)
+    # the live canary (release/canary/live.py) reads these per function and version
+    from release.canary.live import FUNCTION_DIMENSION, HANDLER_METRICS, VERSION_DIMENSION
+
+    per_version = [
+        d
+        for d in docs
+        for x in d["_aws"]["CloudWatchMetrics"]
+        if any({FUNCTION_DIMENSION, VERSION_DIMENSION} <= set(ds) for ds in x["Dimensions"])
+    ]
+    assert per_version
+    assert {(d[FUNCTION_DIMENSION], d[VERSION_DIMENSION]) for d in per_version} == {
+        ("test-fn", "$LATEST")
+    }
+    carried = {
+        m["Name"] for d in per_version for x in d["_aws"]["CloudWatchMetrics"] for m in x["Metrics"]
+    }
+    assert set(HANDLER_METRICS) <= carried
 
 
 def test_direct_invoke_with_a_json_body(handler_env: dict[str, str]) -> None:
