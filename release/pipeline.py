@@ -240,24 +240,14 @@ def _canary(
 
 
 def _promoted_baseline(cfg: Config, env: str, ref: Reference) -> tuple[Any, str]:
-    """The signed canary report of the digest live in `env` (verified), or none."""
-    from release.canary import report as rpt
-    from release.evidence import CANARY
-    from release.image.registry import open_registry
-    from release.ledger import open_ledger
-    from release.verify import _policy, _verify_attestation
+    """The signed canary report of the digest live in `env` (verified), or none on a first
+    release (`release canary --env ENV` does the same)."""
+    from release.canary import offline
 
-    cur = open_ledger(cfg).current(env)
-    if cur is None or cur.digest == ref.digest:
+    found = offline.promoted_baseline(cfg, env)
+    if found is None:
         return None, "report"
-    reg = open_registry(ref.repository or cfg.image.registry, cfg.root)
-    _policy(cfg)
-    att = _verify_attestation(
-        cfg, reg, Reference("", parse_reference(cur.digest).digest), "canary", CANARY
-    )
-    if not att.ok or att.predicate is None:
-        return None, "report"
-    return rpt.CanaryReport.model_validate(att.predicate), "promoted"
+    return found[0], "promoted"
 
 
 def _gate(
