@@ -99,7 +99,7 @@ def make_base(rootfs: Path, out: str, root: Path, *, epoch: int | None = None) -
         try:
             with open(tmp, "wb") as raw:
                 gz = GzipWriter(raw)
-                with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as w:  # type: ignore[call-overload]
+                with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as w:
                     for n in order:
                         src = by_name[n]
                         if n in data_of:

@@ -35,9 +35,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from release import modelpin
+from release._io import hash_file
 from release.config import Config
 from release.digest import Digest
-from release.errors import ConfigError, RemoteError, SizeLimitExceeded, UsageError
+from release.errors import (
+    ConfigError,
+    RemoteError,
+    SizeLimitExceeded,
+    UsageError,
+    VerificationFailed,
+)
 from release.image.base import iso
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
@@ -215,8 +222,6 @@ def install_deps(cfg: Config, target: Path) -> None:
         lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
         msg = lines[-1] if lines else f"pip exited {p.returncode}"
         if "THESE PACKAGES DO NOT MATCH THE HASHES" in p.stderr:
-            from release.errors import VerificationFailed
-
             raise VerificationFailed(f"pip: a downloaded wheel does not match {lock.name}: {msg}")
         raise RemoteError(f"pip install of {lock.name} failed: {msg}")
     # console scripts carry this machine's interpreter path: not part of the image
@@ -275,20 +280,13 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
     hit = cache.lookup(key)
     if hit is not None:
         # verify before use: the bytes the lock names are still the bytes we have
-        from release.image.layers import _HashingReader
-
         for e in entries:
             if e.source is None:
                 continue
-            with open(e.source, "rb") as f:
-                r = _HashingReader(f)
-                while r.read(4 << 20):
-                    pass
-            if r.h.hexdigest() != e.sha256:
-                from release.errors import VerificationFailed
-
+            size, sha, _ = hash_file(e.source)
+            if sha != e.sha256 or size != e.size:
                 raise VerificationFailed(
-                    f"{e.path}: sha256 {r.h.hexdigest()}, the lock says {e.sha256} "
+                    f"{e.path}: sha256 {sha}, the lock says {e.sha256} "
                     f"(cached model file {e.source} is corrupt); nothing was built"
                 )
         return hit
@@ -365,9 +363,9 @@ def image_config(
 
 def _manifest(base: ImageView, config: bytes, layers: list[Layer], annotations: dict[str, str]) -> bytes:
     descs = []
-    for la in base.layers:
-        mt = OCI_LAYER_GZIP if la.media_type in (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP) else la.media_type
-        descs.append({"mediaType": mt, "digest": la.digest, "size": la.size, "annotations": {ROLE_ANNOTATION: "base"}})
+    for bl in base.layers:
+        mt = OCI_LAYER_GZIP if bl.media_type in (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP) else bl.media_type
+        descs.append({"mediaType": mt, "digest": bl.digest, "size": bl.size, "annotations": {ROLE_ANNOTATION: "base"}})
     for la in layers:
         descs.append({"mediaType": OCI_LAYER_GZIP, "digest": la.digest, "size": la.size, "annotations": {ROLE_ANNOTATION: la.role}})
     return canonical(
@@ -476,8 +474,8 @@ def build(
 
     t2 = time.perf_counter()
     pushed = skipped = 0
-    for la in base_img.layers:
-        if _copy_blob(base_reg, target, la.digest):
+    for bl in base_img.layers:
+        if _copy_blob(base_reg, target, bl.digest):
             pushed += 1
         else:
             skipped += 1

@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from release import modelpin
 from release.config import Config
@@ -43,6 +43,9 @@ from release.image.oci import (
     canonical,
 )
 from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
+
+if TYPE_CHECKING:
+    from release.image.build import BuiltImage
 
 ROLES = ("deps", "model", "policy", "code")
 
@@ -157,7 +160,9 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
     _copytree(cfg.resolve("handlers"), ctx / "code" / workdir / "handlers")
 
 
-def build_docker(cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.ModelLock) -> Any:
+def build_docker(
+    cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.ModelLock
+) -> BuiltImage:
     from release.image.build import BuiltImage, LayerReport
 
     target = open_registry(target_name, cfg.root)

@@ -234,7 +234,7 @@ def _tarinfo(e: Entry, mtime: int) -> tarfile.TarInfo:
 
 def write_tar(entries: list[Entry], mtime: int, out: BinaryIO) -> None:
     """The reproducible tar of `entries` (already sorted) to `out`."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for e in entries:
             ti = _tarinfo(e, mtime)
             if e.kind != "file":
@@ -246,7 +246,7 @@ def write_tar(entries: list[Entry], mtime: int, out: BinaryIO) -> None:
                 with open(e.source, "rb") as f:
                     r = _HashingReader(f)
                     try:
-                        tf.addfile(ti, r)  # type: ignore[arg-type]
+                        tf.addfile(ti, r)  # type: ignore[arg-type,unused-ignore]
                     except tarfile.ReadError:
                         raise VerificationFailed(
                             f"{e.source} changed size while it was being packed"

@@ -220,3 +220,25 @@ def test_docker_pulls_by_digest_and_runs_each_function(
         network_mode="none", remove=True, user="1000:1000",
     )
     assert json.loads(out) == {"dir": "/opt/model", "cwd": "/var/task", "uid": 1000}
+
+
+def test_tampered_model_file_fails_even_when_the_model_layer_is_cached(
+    build_cli: Callable[..., Any], project: Path, layer_cache: Path
+) -> None:
+    r, _ = build_cli("--push", "oci:warm")
+    assert r.code == 0, r.stderr
+    lock = json.loads((project / "model" / "model.lock.json").read_bytes())
+    cfg_file = next(f for f in lock["files"] if f["path"] == "config.json")
+    blob = layer_cache / "blobs" / "sha256" / cfg_file["sha256"]
+    good = blob.read_bytes()
+    os.chmod(blob, 0o644)
+    try:
+        blob.write_bytes(good.replace(b"{", b"{ ", 1))
+        r2, doc2 = build_cli("--push", "oci:warm2")
+        assert r2.code == 1, r2.stderr
+        assert "opt/model/config.json: sha256 " in r2.stderr and "cached model file" in r2.stderr
+        assert doc2["exit_code"] == 1
+        assert not (project / "warm2").exists()
+    finally:
+        blob.write_bytes(good)
+        os.chmod(blob, 0o444)
