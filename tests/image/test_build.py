@@ -200,6 +200,14 @@ def test_pushed_image_read_back_by_skopeo(pushed: dict[str, Any], registry: str,
     )
     copied = json.loads((out / "index.json").read_text())["manifests"][0]["digest"]
     assert copied == pushed["digest"]  # copied without re-serialising: same bytes
+    # umoci reads the history (an entry without `created` crashes it)
+    umoci = require_binary("umoci")
+    stat = subprocess.run([umoci, "stat", "--json", "--image", f"{out}:x"], capture_output=True, text=True)
+    assert stat.returncode == 0, stat.stderr
+    history = json.loads(stat.stdout)["history"]
+    assert [h["created_by"] for h in history][-4:] == [
+        f"release build: {r} layer" for r in ("deps", "model", "policy", "code")
+    ]
 
 
 def test_pushed_twice_skips_every_blob(build_cli: Callable[..., Any], pushed: dict[str, Any], registry: str) -> None:
