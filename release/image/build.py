@@ -15,7 +15,8 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
 Same inputs => same manifest digest: tars are normalised (see layers.py), the config's
 `created` and the code/policy mtimes come from SOURCE_DATE_EPOCH or the git commit time,
 and the content-addressed layers (deps, model) use a fixed mtime (1980-01-01) so a new
-commit does not invalidate them. The image is written to `[image].registry` or `--push
+commit does not invalidate them. Dependencies ship unchecked-hash .pyc files (no mtimes,
+image paths) when the build interpreter is the image's Python. The image is written to `[image].registry` or `--push
 REF` (OCI layout, any OCI registry, ECR): blobs that exist are skipped, the manifest is
 put as exact bytes and the digest the registry reports is checked.
 """
@@ -231,6 +232,20 @@ def install_deps(cfg: Config, target: Path) -> None:
         kept = [ln for ln in lines if not ln.startswith("../")]
         if kept != lines:
             record.write_text("".join(kept))
+    if _compiles(cfg):
+        # bytecode for cold starts (/opt is read-only on Lambda: nothing is cached there at
+        # run time); unchecked-hash pycs hold no mtimes and the image path, not this one
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode",
+             "unchecked-hash", "-d", "/" + DEPS_DIR, str(target)],
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )  # a file that does not compile (py2 test data in some wheels) just gets no pyc
+
+
+def _compiles(cfg: Config) -> bool:
+    """Ship .pyc only when this interpreter is the image's Python (same bytecode)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == cfg.image.python
 
 
 def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
@@ -239,14 +254,15 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
         lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest()
     except FileNotFoundError:
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
-    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, str(CONTENT_MTIME))
+    pyc = sys.version if _compiles(cfg) else "no-pyc"
+    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME))
     hit = cache.lookup(key)
     if hit is not None:
         return hit
     with tempfile.TemporaryDirectory(prefix="release-deps-") as tmp:
         target = Path(tmp) / "deps"
         install_deps(cfg, target)
-        entries = with_parents(tree_entries(target, DEPS_DIR, skip=_skip))
+        entries = with_parents(tree_entries(target, DEPS_DIR))
         return cache.build(key, "deps", entries, CONTENT_MTIME)
 
 

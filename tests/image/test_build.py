@@ -110,6 +110,7 @@ def test_build_into_layout_json_shape_and_contract(build_cli: Callable[..., Any]
     deps = {p for p, _, _ in img.iter_files("deps")}
     assert "/opt/deps/onnxruntime/__init__.py" in deps
     assert not any(p.startswith("/opt/deps/bin/") for p in deps)
+    assert "/opt/deps/numpy/__pycache__/__init__.cpython-311.pyc" in deps  # cold starts
     # the base-history rule: every entry has `created`
     assert all(h.get("created") for h in img.config["history"])
     # a second build is served from the layer cache and gives the same digest
