@@ -22,7 +22,8 @@ def _human(n: int) -> str:
 @click.option(
     "--base",
     envvar="RELEASE_BASE",
-    help="Base image by digest: oci:DIR@sha256:..., HOST/REPO@sha256:... "
+    help="Base image by digest: oci:DIR@sha256:..., HOST/REPO@sha256:..., or an image in "
+    "the local Docker engine pinned by its ID, docker-daemon:NAME@sha256:<image id> "
     "(default: [image].base) [env: RELEASE_BASE].",
 )
 @click.option(

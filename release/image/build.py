@@ -146,8 +146,15 @@ class BuiltImage:
 
 # --- inputs ---------------------------------------------------------------------------
 def base_ref(cfg: Config, override: str | None = None) -> ImageRef:
-    """--base, else $RELEASE_BASE, else [image].base; always by digest (else exit 2)."""
+    """--base, else $RELEASE_BASE, else [image].base; always by digest (else exit 2):
+    `LOCATION@sha256:...` or `docker-daemon:NAME@sha256:<image id>`."""
     value = override or os.environ.get("RELEASE_BASE") or cfg.image.base
+    from release.image import daemon
+
+    if daemon.is_daemon_ref(value):
+        # an image in the local Docker engine, pinned by its image ID: exported once into
+        # the cache as an OCI layout, then read like any other base
+        return daemon.materialize(value, modelpin.Cache().root)
     return parse_image_ref(value, what="base image")
 
 
