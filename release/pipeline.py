@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from release.config import Config
 from release.digest import Reference, parse_reference
@@ -132,7 +132,7 @@ def _build(
 
     img = build(cfg)
     doc = img.to_json()
-    ref = parse_reference(img.ref) if "@" in img.ref else Reference("", img.ref)
+    ref = parse_reference(img.ref)
     ctx["ref"] = ref
     res.digest = ref.digest
     res.reference = img.ref
@@ -239,7 +239,9 @@ def _canary(
     )
 
 
-def _promoted_baseline(cfg: Config, env: str, ref: Reference) -> tuple[Any, str]:
+def _promoted_baseline(
+    cfg: Config, env: str, ref: Reference
+) -> tuple[Any, Literal["report", "digest", "promoted"]]:
     """The signed canary report of the digest live in `env` (verified), or none on a first
     release (`release canary --env ENV` does the same)."""
     from release.canary import offline
