@@ -427,6 +427,24 @@ def _copy_blob(src: Registry, dst: Registry, digest: Digest) -> bool:
 
 
 # --- the build ----------------------------------------------------------------------------
+def size_gate(cfg: Config, usize: int, reports: list[LayerReport]) -> None:
+    """Refuse (exit 1) an image over Lambda's 10 GiB uncompressed or [image].max_size."""
+    limit = min(LAMBDA_MAX_UNCOMPRESSED, cfg.image.max_size or LAMBDA_MAX_UNCOMPRESSED)
+    if usize <= limit:
+        return
+    which = (
+        "[image].max_size"
+        if cfg.image.max_size and cfg.image.max_size < LAMBDA_MAX_UNCOMPRESSED
+        else "Lambda's 10 GiB limit"
+    )
+    biggest = max(reports, key=lambda r: r.usize) if reports else None
+    largest = f"; the largest layer is {biggest.role} ({biggest.usize} bytes)" if biggest and biggest.usize else ""
+    raise SizeLimitExceeded(
+        f"image is {usize} bytes uncompressed, over {which} ({limit} bytes){largest}; nothing was pushed",
+        details=[f"{r.role}: {r.size} compressed, {r.usize} uncompressed" for r in reports],
+    )
+
+
 def build(
     cfg: Config,
     *,
@@ -485,15 +503,7 @@ def build(
         for la, n in zip(base_img.layers, base_usizes, strict=True)
     ] + [LayerReport(la.role, la.digest, la.size, la.usize, la.cached) for la in layers]
     size = len(manifest) + len(config) + sum(r.size for r in reports)
-    limit = min(LAMBDA_MAX_UNCOMPRESSED, cfg.image.max_size or LAMBDA_MAX_UNCOMPRESSED)
-    if usize > limit:
-        which = "[image].max_size" if cfg.image.max_size and cfg.image.max_size < LAMBDA_MAX_UNCOMPRESSED else "Lambda's 10 GiB limit"
-        biggest = max(reports, key=lambda r: r.usize)
-        raise SizeLimitExceeded(
-            f"image is {usize} bytes uncompressed, over {which} ({limit} bytes); the largest "
-            f"layer is {biggest.role} ({biggest.usize} bytes); nothing was pushed",
-            details=[f"{r.role}: {r.size} compressed, {r.usize} uncompressed" for r in reports],
-        )
+    size_gate(cfg, usize, reports)
 
     t2 = time.perf_counter()
     pushed = skipped = 0

@@ -190,6 +190,11 @@ def build_docker(
             if "error" in chunk:
                 raise RemoteError(f"Docker engine: build failed: {chunk['error'].strip()[:300]}")
         build_s = time.perf_counter() - t_build
+    # the size gate before anything is pushed: the engine knows the uncompressed size
+    from release.image.build import size_gate
+
+    usize = int(_docker_call("inspect", client.images.get, tag).attrs.get("Size") or 0)
+    size_gate(cfg, usize, [])
     reported: str | None = None
     for chunk in _docker_call(
         "push", client.api.push, target.name, tag="release-docker", stream=True, decode=True
@@ -242,7 +247,7 @@ def build_docker(
         layers=layers,
         functions=dict(cfg.functions),
         size=img.size,
-        usize=0,
+        usize=usize,
         backend="docker",
         created=str(img.config.get("created", "")),
         model=f"{lock.repo}@{lock.commit}",

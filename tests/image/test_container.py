@@ -174,6 +174,24 @@ def test_docker_backend_builds_the_same_content_and_reports_its_digest(
     assert out.strip() == b"ok"
 
 
+def test_docker_backend_size_gate_before_push(
+    build_cli: Any, registry: str, docker_host: str, tmp_path: Path
+) -> None:
+    """The engine's uncompressed size is gated like the native build's; nothing pushed."""
+    import urllib.request
+
+    from tests.image.conftest import copy_project
+
+    p = copy_project(tmp_path / "small")
+    toml = (p / "release.toml").read_text()
+    (p / "release.toml").write_text(toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1))
+    r, doc = build_cli("--backend", "docker", "--push", f"{registry}/dk-small", cwd=p, env={"DOCKER_HOST": docker_host})
+    assert r.code == 1, r.stderr
+    assert "over [image].max_size (1000000 bytes)" in r.stderr and doc["exit_code"] == 1
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog", timeout=10) as resp:
+        assert "dk-small" not in json.loads(resp.read())["repositories"]
+
+
 def test_docker_backend_engine_down_exits_3(build_cli: Any, registry: str, tmp_path: Path) -> None:
     r, doc = build_cli(
         "--backend", "docker", "--push", f"{registry}/dk",
