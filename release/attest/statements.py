@@ -56,8 +56,12 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
     if rev:
         deps.append({"uri": f"git+{src}" if src else "git", "digest": {"gitCommit": rev}})
     base = labels.get("org.opencontainers.image.base.digest")
+    # the base the build was given (RELEASE_BASE overrides [image].base, as in the build)
+    base_given = os.environ.get("RELEASE_BASE") or cfg.image.base
+    base_loc = base_given.rpartition("@")[0] or base_given
     if base:
-        deps.append({"uri": f"oci:{cfg.image.base.split('@')[0]}", "digest": {"sha256": base.removeprefix("sha256:")}})
+        uri = base_loc if base_loc.startswith(("oci:", "docker-daemon:")) else f"oci://{base_loc}"
+        deps.append({"uri": uri, "digest": {"sha256": base.removeprefix("sha256:")}, "name": "base"})
     if lock:
         deps.append(
             {
@@ -91,7 +95,7 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
                 "functions": view.functions,
                 "registry": cfg.image.registry,
                 "platform": cfg.image.platform,
-                "base": cfg.image.base,
+                "base": f"{base_loc}@{base}" if base else base_given,
             },
             "internalParameters": {"model": labels.get("dev.release.model", "")},
             "resolvedDependencies": deps,

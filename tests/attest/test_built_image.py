@@ -48,5 +48,8 @@ def test_attest_and_verify_built_image(built: tuple[Path, str, dict[str, str]]) 
     prov = verify_stored(reg, digest, evidence.PROVENANCE, pol).predicate
     deps = prov["buildDefinition"]["resolvedDependencies"]
     assert any(d.get("name") == "model" and d["digest"]["gitCommit"] == lock["commit"] for d in deps)
+    base = next(d for d in deps if d.get("name") == "base")  # the base actually given (RELEASE_BASE)
+    assert base["uri"].startswith("oci:") and not base["uri"].startswith("oci:oci:")
+    assert prov["buildDefinition"]["externalParameters"]["base"] == f"{base['uri']}@sha256:{base['digest']['sha256']}"
     ms = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol).predicate
     assert len(ms["resources"]) == len(lock["files"])
