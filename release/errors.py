@@ -85,3 +85,19 @@ class RemoteError(ReleaseError):
     """The hub, a registry, AWS or the Docker engine failed or could not be reached."""
 
     exit_code = EXIT_REMOTE
+
+
+# --- AWS error text (boto3 ClientError / BotoCoreError) ------------------------------
+def aws_error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError (`ResourceNotFoundException`), or ""."""
+    resp = getattr(exc, "response", None)
+    return str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
+
+
+def aws_error_message(exc: BaseException) -> str:
+    """`Code: Message` of a botocore ClientError, else the exception's own text."""
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict) and "Error" in resp:
+        err = resp["Error"]
+        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
+    return str(exc) or type(exc).__name__

@@ -31,7 +31,14 @@ from typing import Any, Protocol
 
 from release._io import canonical_json
 from release.config import Config
-from release.errors import CheckFailed, ConfigError, RemoteError, UsageError
+from release.errors import (
+    CheckFailed,
+    ConfigError,
+    RemoteError,
+    UsageError,
+    aws_error_code,
+    aws_error_message,
+)
 
 GENESIS = "sha256:" + "0" * 64
 #: actions that change what is live in an environment
@@ -285,7 +292,7 @@ class DynamoStore:
 
     def _err(self, op: str, exc: Exception) -> RemoteError:
         return RemoteError(
-            f"DynamoDB {op} on table {self.table} failed: {_aws_message(exc)} "
+            f"DynamoDB {op} on table {self.table} failed: {aws_error_message(exc)} "
             "(check AWS credentials, region and the table)"
         )
 
@@ -296,7 +303,7 @@ class DynamoStore:
             self.client.describe_table(TableName=self.table)
             return
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if aws_error_code(exc) != "ResourceNotFoundException":
                 raise self._err("DescribeTable", exc) from None
         except BotoCoreError as exc:
             raise self._err("DescribeTable", exc) from None
@@ -317,7 +324,7 @@ class DynamoStore:
                 TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            if aws_error_code(exc) != "ResourceInUseException":
                 raise self._err("CreateTable", exc) from None
         except BotoCoreError as exc:
             raise self._err("CreateTable", exc) from None
@@ -370,7 +377,7 @@ class DynamoStore:
                 ConditionExpression="attribute_not_exists(seq)",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if aws_error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise self._err("PutItem", exc) from None
         except BotoCoreError as exc:
@@ -397,7 +404,7 @@ class DynamoStore:
             )
             return True, owner, since
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if aws_error_code(exc) != "ConditionalCheckFailedException":
                 raise self._err("PutItem (lock)", exc) from None
         except BotoCoreError as exc:
             raise self._err("PutItem (lock)", exc) from None
@@ -419,18 +426,10 @@ class DynamoStore:
                 ExpressionAttributeValues={":o": {"S": owner}},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if aws_error_code(exc) != "ConditionalCheckFailedException":
                 raise self._err("DeleteItem (lock)", exc) from None
         except BotoCoreError as exc:
             raise self._err("DeleteItem (lock)", exc) from None
-
-
-def _aws_message(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict) and "Error" in resp:
-        err = resp["Error"]
-        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
-    return str(exc)
 
 
 # --- the ledger -----------------------------------------------------------------------

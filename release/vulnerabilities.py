@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from release.config import Config
 from release.digest import Reference
+from release.errors import aws_error_code
 from release.evidence import VulnerabilityClaim, VulnerabilityFinding
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -192,8 +193,7 @@ def from_ecr(repository: str, digest: str, *, client: Any = None) -> Vulnerabili
         try:
             resp = client.describe_image_scan_findings(**kw)
         except (ClientError, BotoCoreError) as exc:
-            err = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
-            return _failed(source, f"ECR scan findings unavailable: {err.get('Code') or exc}")
+            return _failed(source, f"ECR scan findings unavailable: {aws_error_code(exc) or exc}")
         status = (resp.get("imageScanStatus") or {}).get("status")
         if status != "COMPLETE":
             desc = (resp.get("imageScanStatus") or {}).get("description") or ""

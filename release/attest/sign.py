@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from release._io import atomic_write_bytes, canonical_json
 from release.attest.bundle import INTOTO_PAYLOAD_TYPE, STATEMENT_TYPE, key_bundle, pae
 from release.digest import Digest, parse_digest
-from release.errors import ConfigError, RemoteError, UsageError
+from release.errors import ConfigError, RemoteError, UsageError, aws_error_message
 
 KMS_RAW_LIMIT = 4096
 
@@ -169,12 +169,8 @@ def _kms_call(fn: Any, what: str, **kw: Any) -> Any:
 
     try:
         return fn(**kw)
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        msg = exc.response.get("Error", {}).get("Message", str(exc))
-        raise RemoteError(f"AWS KMS {what} failed: {code} {msg}".strip()) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise RemoteError(f"AWS KMS {what} failed: {exc}") from None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise RemoteError(f"AWS KMS {what} failed: {aws_error_message(exc)}") from None
 
 
 # --- keyless (Sigstore) -----------------------------------------------------------------

@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from release.config import TrafficConfig
-from release.errors import CanaryFailed, ConfigError, RemoteError
+from release.errors import CanaryFailed, ConfigError, RemoteError, aws_error_message
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 HANDLER_METRICS = ("SentimentPositive", "SentimentNegative", "AnalysisErrors")
@@ -168,12 +168,44 @@ def evaluate_look(
 
 
 # --- CloudWatch ------------------------------------------------------------------------
-def _aws_error(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict) and "Error" in resp:
-        err = resp["Error"]
-        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
-    return str(exc) or type(exc).__name__
+def cloudwatch_call(client: Any, op: str, **kw: Any) -> Any:
+    """One CloudWatch API call; an AWS failure is a RemoteError (exit 3)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return getattr(client, op)(**kw)
+    except (ClientError, BotoCoreError) as exc:
+        raise RemoteError(f"CloudWatch {op} failed: {aws_error_message(exc)}") from None
+
+
+class Alarms:
+    """The environment's CloudWatch alarms: all must exist (checked before anything is
+    touched); any in ALARM stops the canary."""
+
+    def __init__(self, names: Sequence[str], client: Any) -> None:
+        self.names = list(names)
+        self.client = client
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        if not self.names:
+            return {}
+        resp = cloudwatch_call(self.client, "describe_alarms", AlarmNames=self.names)
+        found = {}
+        for kind in ("MetricAlarms", "CompositeAlarms"):
+            for a in resp.get(kind, []):
+                found[a["AlarmName"]] = (a.get("StateValue", ""), a.get("StateReason", ""))
+        return found
+
+    def check_configured(self) -> None:
+        missing = sorted(set(self.names) - set(self.states()))
+        if missing:
+            raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
+                              "alarms do not exist: create them or fix the names")
+
+    def check(self) -> None:
+        for name, (state, reason) in sorted(self.states().items()):
+            if state == "ALARM":
+                raise CanaryFailed(f"alarm {name} fired during the canary: {reason or 'ALARM'}")
 
 
 class CloudWatchMetrics:
@@ -184,12 +216,7 @@ class CloudWatchMetrics:
         self.namespace = namespace
 
     def _call(self, op: str, **kw: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, op)(**kw)
-        except (ClientError, BotoCoreError) as exc:
-            raise RemoteError(f"CloudWatch {op} failed: {_aws_error(exc)}") from None
+        return cloudwatch_call(self.client, op, **kw)
 
     def _series(self, namespace: str, name: str, function: str, version: str) -> list[list[dict[str, str]]]:
         """Every dimension set of `name` that includes the function and version."""
@@ -283,7 +310,7 @@ class LiveCanary:
 
             cloudwatch = boto3.client("cloudwatch", region_name=region) if region else boto3.client("cloudwatch")
         self.traffic = traffic
-        self.alarms = list(alarms)
+        self.alarms = Alarms(alarms, cloudwatch)
         self.client = cloudwatch
         self.metrics = CloudWatchMetrics(cloudwatch, traffic.metrics_namespace)
         self.clock = clock
@@ -293,29 +320,9 @@ class LiveCanary:
         self.looks: list[Look] = []
 
     # alarms ------------------------------------------------------------------------------
-    def _alarm_states(self) -> dict[str, tuple[str, str]]:
-        if not self.alarms:
-            return {}
-        resp = self.metrics._call("describe_alarms", AlarmNames=self.alarms)
-        found = {}
-        for kind in ("MetricAlarms", "CompositeAlarms"):
-            for a in resp.get(kind, []):
-                found[a["AlarmName"]] = (a.get("StateValue", ""), a.get("StateReason", ""))
-        return found
-
     def check_configured(self) -> None:
         """Every configured alarm exists (checked before anything is touched)."""
-        if not self.alarms:
-            return
-        missing = sorted(set(self.alarms) - set(self._alarm_states()))
-        if missing:
-            raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
-                              "alarms do not exist: create them or fix the names")
-
-    def _check_alarms(self) -> None:
-        for name, (state, reason) in sorted(self._alarm_states().items()):
-            if state == "ALARM":
-                raise CanaryFailed(f"alarm {name} fired during the canary: {reason or 'ALARM'}")
+        self.alarms.check_configured()
 
     # looks -------------------------------------------------------------------------------
     def look(self, shifts: Sequence[Any], start: datetime, index: int, elapsed: float) -> Look:
@@ -339,7 +346,7 @@ class LiveCanary:
         next_look = t0 + every
         index = 0
         while True:
-            self._check_alarms()
+            self.alarms.check()
             now = self.clock()
             if now >= next_look:
                 index += 1

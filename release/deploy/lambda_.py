@@ -29,7 +29,14 @@ from typing import Any, Protocol
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, StepCallback
 from release.digest import Reference
-from release.errors import CanaryFailed, ConfigError, RemoteError, UsageError
+from release.errors import (
+    CanaryFailed,
+    ConfigError,
+    RemoteError,
+    UsageError,
+    aws_error_code,
+    aws_error_message,
+)
 
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
@@ -56,19 +63,6 @@ def validate_routing(weights: dict[str, float]) -> dict[str, float]:
         if not 0.0 <= w <= 1.0:
             raise UsageError(f"alias routing weight {w} for version {version} is outside [0, 1]")
     return weights
-
-
-def _aws_error(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict) and "Error" in resp:
-        err = resp["Error"]
-        return f"{err.get('Code', '?')}: {err.get('Message', '')}".rstrip(": ")
-    return str(exc) or type(exc).__name__
-
-
-def _code(exc: Exception) -> str:
-    resp = getattr(exc, "response", None)
-    return str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
 
 
 @dataclass
@@ -104,48 +98,29 @@ class CanaryWatch(Protocol):
 
 
 class AlarmWatch:
-    """The default watch: for `bake_seconds`, every configured CloudWatch alarm must stay
-    out of ALARM (a missing alarm is a config error, found before anything is touched)."""
+    """An alarms-only watch (the live canary, `release.canary.live.LiveCanary`, is the
+    default): for `bake_seconds` every configured CloudWatch alarm must stay out of ALARM;
+    a missing alarm is a config error, found before anything is touched."""
 
     def __init__(self, alarms: list[str], bake_seconds: float, *, client: Any = None,
                  poll_seconds: float = 5.0, region: str | None = None) -> None:
-        self.alarms = list(alarms)
-        self.bake_seconds = bake_seconds
-        self.poll_seconds = poll_seconds
-        if client is None and self.alarms:
+        from release.canary.live import Alarms
+
+        if client is None and alarms:
             import boto3
 
             client = boto3.client("cloudwatch", region_name=region) if region else boto3.client("cloudwatch")
-        self.client = client
-
-    def _states(self) -> dict[str, tuple[str, str]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            resp = self.client.describe_alarms(AlarmNames=self.alarms)
-        except (ClientError, BotoCoreError) as exc:
-            raise RemoteError(f"CloudWatch describe_alarms failed: {_aws_error(exc)}") from None
-        found = {}
-        for kind in ("MetricAlarms", "CompositeAlarms"):
-            for a in resp.get(kind, []):
-                found[a["AlarmName"]] = (a.get("StateValue", ""), a.get("StateReason", ""))
-        return found
+        self.alarms = Alarms(alarms, client)
+        self.bake_seconds = bake_seconds
+        self.poll_seconds = poll_seconds
 
     def check_configured(self) -> None:
-        if not self.alarms:
-            return
-        missing = sorted(set(self.alarms) - set(self._states()))
-        if missing:
-            raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
-                              "alarms do not exist: create them or fix the names")
+        self.alarms.check_configured()
 
     def __call__(self, shifts: list[CanaryShift], on_step: StepCallback | None = None) -> None:
         deadline = time.monotonic() + self.bake_seconds
         while True:
-            if self.alarms:
-                for name, (state, reason) in sorted(self._states().items()):
-                    if state == "ALARM":
-                        raise CanaryFailed(f"alarm {name} fired during the canary: {reason or 'ALARM'}")
+            self.alarms.check()
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -154,7 +129,7 @@ class AlarmWatch:
 
 class StepFailed(Exception):
     def __init__(self, step: str, function: str, cause: Exception) -> None:
-        super().__init__(f"{step} {function}: {_aws_error(cause)}")
+        super().__init__(f"{step} {function}: {aws_error_message(cause)}")
         self.step = step
         self.function = function
         self.cause = cause
@@ -251,7 +226,7 @@ class LambdaTarget:
             alias = self._call("read", function, "get_alias", FunctionName=function, Name=self.alias)
             version: str | None = str(alias["FunctionVersion"])
         except StepFailed as exc:
-            if _code(exc.cause) != "ResourceNotFoundException":
+            if aws_error_code(exc.cause) != "ResourceNotFoundException":
                 raise
             version = None
         return _Before(name, function, uri, list(cmd) if cmd else None, version)
@@ -301,10 +276,10 @@ class LambdaTarget:
             raise CanaryFailed(f"{failed.message}; {tail}", details=problems) from None
         except StepFailed as failure:
             problems = self._restore(before, on_step)
-            msg = (f"lambda {failure.step} failed for {failure.function}: {_aws_error(failure.cause)}; "
+            msg = (f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
                    "every function was put back on its previous version")
             if problems:
-                msg = (f"lambda {failure.step} failed for {failure.function}: {_aws_error(failure.cause)}; "
+                msg = (f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
                        "AND putting functions back failed - check them now")
             raise RemoteError(msg, details=problems) from None
         return DeployResult(
@@ -381,4 +356,4 @@ class LambdaTarget:
         try:
             return self._snapshot(name, function)
         except StepFailed as exc:
-            raise RemoteError(f"lambda: cannot read {function}: {_aws_error(exc.cause)}") from None
+            raise RemoteError(f"lambda: cannot read {function}: {aws_error_message(exc.cause)}") from None
