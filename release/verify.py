@@ -13,7 +13,7 @@ A claim that cannot be checked is a failed claim with the reason, never a skippe
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,7 +66,6 @@ class Attestation:
     signer: str | None = None
     issuer: str | None = None
     bundle_digest: str | None = None
-    count: int = 0
 
     def signature(self) -> Signature:
         return Signature(
@@ -174,8 +173,11 @@ def verify_release(
 
     with _extracted(image, ["model"]) as root:
         model_claim = _check_model_layer(cfg, v, root)
+        from release.attest.verify import policy_from_config
+
+        policy = policy_from_config(cfg.signing, cfg.root)  # once: a KMS key is fetched once
         for name, pt in ALL_PREDICATES.items():
-            v.attestations[name] = _verify_attestation(cfg, registry, ref, name, pt)
+            v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy)
             att = v.attestations[name]
             if name == "promotion" and not att.present:
                 continue  # written at promote time; absent before the first promotion
@@ -187,7 +189,7 @@ def verify_release(
                 else att.reason,
             )
         sbom_claim = _check_sbom(v, image, root)
-        prov_claim = _check_provenance(cfg, v, image)
+        prov_claim = _check_provenance(cfg, v)
         canary_claim = _check_canary(v)
     if ledger:
         _check_ledger(cfg, v)
@@ -219,8 +221,6 @@ def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerCl
         v.add("model layer", False, f"baked lock unreadable: {exc.message}")
         return ModelLayerClaim(ok=False, reason=exc.message)
     v.lock = lock
-    import hashlib
-
     lock_digest = "sha256:" + hashlib.sha256(lock_bytes(lock)).hexdigest()
     model_dir = root / IMAGE_MODEL_DIR
     if not model_dir.is_dir():
@@ -269,70 +269,29 @@ def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerCl
     )
 
 
-def _verify_attestation(
-    cfg: Config, registry: Any, ref: Reference, name: str, predicate_type: str
-) -> Attestation:
-    """Verify the stored bundles of one predicate type; the newest valid one wins."""
-    from release.attest import store
-    from release.attest import verify as av
+def _verify_attestation(registry: Any, ref: Reference, name: str, predicate_type: str, policy: Any) -> Attestation:
+    """The newest stored bundle of one predicate type that verifies (`verify_stored`)."""
+    from release.attest.verify import NoAttestation, verify_stored
 
     try:
-        found = store.fetch_bundles(registry, ref.digest, predicate_type=predicate_type)
+        vs = verify_stored(registry, ref.digest, predicate_type, policy)
+    except NoAttestation:
+        return Attestation(name, predicate_type, present=False, ok=False, reason="missing")
     except RemoteError:
         raise
     except ReleaseError as exc:
-        return Attestation(name, predicate_type, present=False, ok=False, reason=exc.message)
-    if not found:
-        return Attestation(name, predicate_type, present=False, ok=False, reason="missing")
-    policy = _policy(cfg)
-    reasons: list[str] = []
-    for fb in reversed(found):
-        try:
-            vs = av.verify_statement(
-                fb.bundle,
-                policy,
-                subject_digest=ref.digest,
-                predicate_type=predicate_type,
-            )
-        except ReleaseError as exc:
-            reasons.append(exc.message)
-            continue
-        return Attestation(
-            name,
-            predicate_type,
-            present=True,
-            ok=True,
-            predicate=vs.predicate,
-            statement=vs.statement,
-            signer=vs.signer,
-            issuer=vs.issuer,
-            bundle_digest=fb.referrer,
-            count=len(found),
-        )
+        return Attestation(name, predicate_type, present=True, ok=False, reason=exc.message)
     return Attestation(
         name,
         predicate_type,
         present=True,
-        ok=False,
-        reason=reasons[0]
-        if len(reasons) == 1
-        else f"{len(reasons)} bundles, none valid: {reasons[0]}",
-        count=len(found),
+        ok=True,
+        predicate=vs.predicate,
+        statement=vs.statement,
+        signer=vs.signer,
+        issuer=vs.issuer,
+        bundle_digest=vs.bundle_digest,
     )
-
-
-_POLICIES: dict[int, Any] = {}
-
-
-def _policy(cfg: Config) -> Any:
-    """The signer policy from [signing], built once per config (a KMS key's public key is
-    fetched once)."""
-    from release.attest import verify as av
-
-    key = id(cfg)
-    if key not in _POLICIES:
-        _POLICIES[key] = av.policy_from_config(cfg.signing, cfg.root)
-    return _POLICIES[key]
 
 
 def _dist_infos(image: Any) -> dict[str, str]:
@@ -385,7 +344,7 @@ def _check_sbom(v: Verification, image: Any, root: Path) -> SbomClaim:
             model_files_match_lock=False,
         )
     bom = att.predicate
-    comps = _all_components(bom.get("components") or [])
+    comps = all_components(bom.get("components") or [])
     problems: list[str] = []
     # packages: every library listed is installed in the deps layer at that version
     installed = _dist_infos(image)
@@ -431,11 +390,11 @@ def _check_sbom(v: Verification, image: Any, root: Path) -> SbomClaim:
     )
 
 
-def _all_components(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def all_components(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for c in comps:
         out.append(c)
-        out.extend(_all_components(c.get("components") or []))
+        out.extend(all_components(c.get("components") or []))
     return out
 
 
@@ -453,9 +412,6 @@ def _sbom_model_matches(comps: list[dict[str, Any]], lock: Any) -> tuple[bool, s
         for h in sub.get("hashes") or []:
             if h.get("alg") == "SHA-256":
                 files[str(sub.get("name"))] = str(h.get("content"))
-    for p in model.get("properties") or []:  # tolerate "file:<path>" = sha256 properties
-        if str(p.get("name", "")).startswith("release:model:file:"):
-            files[p["name"].removeprefix("release:model:file:")] = str(p.get("value"))
     want = {f.path: f.sha256 for f in lock.files}
     if files == want:
         return True, ""
@@ -472,98 +428,58 @@ def _sbom_model_matches(comps: list[dict[str, Any]], lock: Any) -> tuple[bool, s
     return False, "model files: " + "; ".join(parts)
 
 
-def _check_provenance(cfg: Config, v: Verification, image: Any) -> ProvenanceClaim:
+def _workflow_of(builder_id: str) -> str | None:
+    """`.github/workflows/release.yml` of a GitHub builder id
+    (`https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main`);
+    `local` for a local build."""
+    if builder_id == "local":
+        return "local"
+    path = builder_id.partition("/.github/workflows/")[2]
+    return ".github/workflows/" + path.partition("@")[0] if path else None
+
+
+def _check_provenance(cfg: Config, v: Verification) -> ProvenanceClaim:
+    """The signed provenance agrees with the image: source commit, model, model lock and
+    base digest as the image's labels and baked lock say."""
     att = v.attestations.get("provenance")
-    expected_workflow = cfg.gate.workflow if hasattr(cfg.gate, "workflow") else None
-    expected_commit = os.environ.get("RELEASE_EXPECTED_COMMIT") or None
+    expected = {
+        "expected_workflow": cfg.gate.workflow,
+        "expected_commit": os.environ.get("RELEASE_EXPECTED_COMMIT") or None,
+    }
     if att is None or not att.ok or att.predicate is None:
-        reason = att.reason if att else "missing"
-        return ProvenanceClaim(
-            ok=False,
-            reason=reason,
-            expected_workflow=expected_workflow,
-            expected_commit=expected_commit,
-        )
+        return ProvenanceClaim(ok=False, reason=att.reason if att else "missing", **expected)
     pred = att.predicate
-    bd = pred.get("buildDefinition") or {}
-    ext = bd.get("externalParameters") or {}
-    deps = bd.get("resolvedDependencies") or []
-    workflow = None
-    wf = ext.get("workflow")
-    if isinstance(wf, dict):
-        workflow = wf.get("path")
-    elif isinstance(wf, str):
-        workflow = wf
-    commit = None
-    problems: list[str] = []
-    by_name: dict[str, dict[str, Any]] = {}
-    for d in deps:
-        by_name[str(d.get("name") or d.get("uri") or "")] = d
-        dig = d.get("digest") or {}
-        if "gitCommit" in dig and commit is None:
-            commit = dig["gitCommit"]
+    builder = str(((pred.get("runDetails") or {}).get("builder") or {}).get("id") or "")
+    workflow = _workflow_of(builder)
+    deps = (pred.get("buildDefinition") or {}).get("resolvedDependencies") or []
+    named = {str(d.get("name")): d.get("digest") or {} for d in deps if d.get("name")}
+    source = [d.get("digest") or {} for d in deps if str(d.get("uri", "")).startswith("git")]
+    commit = source[0].get("gitCommit") if source else None
     labels = v.labels
-    rev = labels.get("org.opencontainers.image.revision")
-    if commit and rev and rev != commit:
-        problems.append(f"provenance commit {commit[:12]} != image revision label {rev[:12]}")
-    model_label = labels.get("dev.release.model")
-    model_deps = [
-        d
-        for d in deps
-        if str(d.get("uri", "")).startswith("pkg:huggingface/") or d.get("name") == "model"
-    ]
-    if model_label and model_deps:
-        uri = str(model_deps[0].get("uri", ""))
-        commit_of_model = model_label.rpartition("@")[2]
-        if (
-            commit_of_model
-            and commit_of_model not in uri
-            and commit_of_model not in json.dumps(model_deps[0])
-        ):
-            problems.append(f"provenance model {uri} != image model {model_label}")
+    problems: list[str] = []
+
+    def differs(what: str, claimed: str | None, actual: str | None) -> None:
+        if claimed and actual and claimed != actual:
+            problems.append(f"provenance {what} {claimed[:19]} != {actual[:19]} in the image")
+
+    differs("commit", commit, labels.get("org.opencontainers.image.revision"))
+    differs("model commit", named.get("model", {}).get("gitCommit"), labels.get("dev.release.model", "").rpartition("@")[2])
+    differs("base", named.get("base", {}).get("sha256"), labels.get("org.opencontainers.image.base.digest", "").removeprefix("sha256:"))
     if v.lock is not None:
-        lock_deps = [
-            d
-            for d in deps
-            if d.get("name") in ("model-lock", "model.lock.json")
-            or str(d.get("uri", "")).endswith("model.lock.json")
-        ]
-        import hashlib
-
-        from release.modelpin import lock_bytes
-
-        # the lock is named by its root digest (model-signing's) or by the file's sha256
-        accepted = {hashlib.sha256(lock_bytes(v.lock)).hexdigest(), v.lock.digest.split(":", 1)[1]}
-        claimed = (lock_deps[0].get("digest") or {}).get("sha256") if lock_deps else None
-        if claimed is not None and claimed not in accepted:
-            problems.append(
-                f"provenance model lock {claimed[:12]} != the lock baked in the image ({v.lock.digest[:19]})"
-            )
-    base_layers = [la for la in image.layers if la.role == "base"]
-    base_deps = [d for d in deps if d.get("name") == "base"]
-    if base_deps and base_layers and not base_deps[0].get("digest"):
-        problems.append("provenance base image has no digest")
+        # the lock is named by its root digest (model-signing's)
+        differs("model lock", named.get("model-lock", {}).get("sha256"), v.lock.digest.removeprefix("sha256:"))
     ok = not problems
     v.add(
         "provenance",
         ok,
-        f"built by {workflow or 'local'} from {commit[:12] if commit else 'unknown commit'}; agrees with the image config"
+        f"built by {workflow or builder} from {commit[:12] if commit else 'unknown commit'}; agrees with the image"
         if ok
         else "; ".join(problems),
     )
-    return ProvenanceClaim(
-        ok=ok,
-        reason="; ".join(problems),
-        workflow=workflow,
-        expected_workflow=expected_workflow,
-        commit=commit,
-        expected_commit=expected_commit,
-    )
+    return ProvenanceClaim(ok=ok, reason="; ".join(problems), workflow=workflow, commit=commit, **expected)
 
 
 def _check_canary(v: Verification) -> CanaryClaim:
-    import hashlib
-
     from release._io import canonical_json
 
     att = v.attestations.get("canary")
@@ -628,8 +544,6 @@ def _check_ledger(cfg: Config, v: Verification) -> None:
         if allow
         else f"denied at {last.time}: {'; '.join((last.decision or {}).get('reasons', [])[:3])}",
     )
-    if v.evidence is None and promos:
-        pass
     if promos:
         p = promos[-1]
         preceded = any(g.seq < p.seq and (g.decision or {}).get("allow") for g in gates)

@@ -504,6 +504,10 @@ def verify_statement_result(st: dict[str, Any], bundle: bytes) -> VerifiedStatem
     )
 
 
+class NoAttestation(VerificationFailed):
+    """No bundle of the predicate type is stored with the digest (absent, not invalid)."""
+
+
 def verify_stored(
     registry: Any,
     digest: str,
@@ -520,7 +524,7 @@ def verify_stored(
     d = parse_digest(digest)
     stored = fetch_bundles(registry, d, predicate_type)
     if not stored:
-        raise VerificationFailed(f"no {predicate_type} attestation is stored for {d}")
+        raise NoAttestation(f"no {predicate_type} attestation is stored for {d}")
     first_error: VerificationFailed | None = None
     for sb in reversed(stored):
         try:

@@ -173,14 +173,9 @@ def _sbom_summary(
 ) -> tuple[SbomSummary | None, set[str] | None]:
     if not bom:
         return None, None
-    comps: list[dict[str, Any]] = []
+    from release.verify import all_components
 
-    def walk(cs: list[dict[str, Any]]) -> None:
-        for c in cs:
-            comps.append(c)
-            walk(c.get("components") or [])
-
-    walk(bom.get("components") or [])
+    comps = all_components(bom.get("components") or [])
     libs = [c for c in comps if c.get("type") == "library"]
     licenses: dict[str, int] = {}
     for c in libs:

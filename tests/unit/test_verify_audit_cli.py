@@ -64,3 +64,14 @@ def test_audit_since_parses_dates_and_times() -> None:
     assert parse_since("2026-11-01") == "2026-11-01T00:00:00"
     assert parse_since("2026-11-01T10:00:00+02:00") == "2026-11-01T08:00:00"
     assert parse_since(None) is None
+
+
+def test_workflow_is_read_from_the_builder_id() -> None:
+    """The gate's [gate].workflow is compared with the workflow path of the signed builder id."""
+    from release.verify import _workflow_of
+
+    assert _workflow_of("https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main") == (
+        ".github/workflows/release.yml"
+    )
+    assert _workflow_of("local") == "local"
+    assert _workflow_of("https://builder.example/other") is None
