@@ -100,8 +100,8 @@ def run(
 def _lock(
     cfg: Config, res: PipelineResult, ctx: dict[str, Any], env: str, actor: str | None
 ) -> tuple[str, dict[str, Any]]:
-    """The model source still matches the lock (local source: re-hash the directory; hub:
-    fetch every locked file, each verified)."""
+    """The model source still matches the lock (local source: re-hash the directory, which
+    the build then reads through the cache; hub: fetch every locked file, each verified)."""
     from release import modelpin
 
     lock = modelpin.read_lock(cfg.lock_path)
@@ -116,8 +116,7 @@ def _lock(
                 + " (re-pin with `release model pin` if the change is intended)",
                 details=vr.problems()[3:],
             )
-        modelpin.fetch(cfg, offline=False)
-    else:
+    else:  # hub: every locked file, downloaded or from the cache, each verified
         modelpin.fetch(cfg, offline=False)
     return f"{lock.repo}@{lock.commit[:12]}: {len(lock.files)} files match {lock.digest[:19]}", {
         "model": f"{lock.repo}@{lock.commit}",
@@ -169,16 +168,21 @@ def _sbom(
 def _attest(
     cfg: Config, res: PipelineResult, ctx: dict[str, Any], env: str, actor: str | None
 ) -> tuple[str, dict[str, Any]]:
-    from release.attest import sign, statements
+    from release.attest import statements
 
     ref: Reference = ctx["ref"]
-    reg = _registry(cfg, ctx)
-    signer = _signer(cfg, ctx)
-    preds = statements.build(cfg, reg, ref.digest)
-    done = sign.attest(reg, ref.digest, preds, signer)
-    for a in done:
-        res.attestations.append({"predicate_type": a.predicate_type, "referrer": a.referrer})
-    return f"{len(done)} statements signed ({signer.description}) and attached", {}
+    done = _sign(cfg, res, ctx, statements.build(cfg, _registry(cfg, ctx), ref.digest))
+    return f"{len(done)} statements signed ({_signer(cfg, ctx).description}) and attached", {}
+
+
+def _sign(cfg: Config, res: PipelineResult, ctx: dict[str, Any], predicates: list[Any]) -> list[Any]:
+    """Sign statements about the digest and attach them to it (as `release attest`)."""
+    from release.attest import sign
+
+    ref: Reference = ctx["ref"]
+    done = sign.attest(_registry(cfg, ctx), ref.digest, predicates, _signer(cfg, ctx))
+    res.attestations += [{"predicate_type": a.predicate_type, "referrer": a.referrer} for a in done]
+    return list(done)
 
 
 def _signer(cfg: Config, ctx: dict[str, Any]) -> Any:
@@ -192,8 +196,7 @@ def _signer(cfg: Config, ctx: dict[str, Any]) -> Any:
 def _canary(
     cfg: Config, res: PipelineResult, ctx: dict[str, Any], env: str, actor: str | None
 ) -> tuple[str, dict[str, Any]]:
-    from release._io import atomic_write_bytes
-    from release.attest import sign, statements
+    from release.attest import statements
     from release.canary import offline
     from release.canary import report as rpt
 
@@ -211,28 +214,17 @@ def _canary(
     )
     assert res.out_dir is not None
     path = res.out_dir / "canary.json"
-    atomic_write_bytes(path, report.model_dump_json(indent=2).encode())
-    reg = _registry(cfg, ctx)
-    done = sign.attest(
-        reg, ref.digest, [statements.load_predicate("canary", path)], _signer(cfg, ctx)
-    )
-    for a in done:
-        res.attestations.append({"predicate_type": a.predicate_type, "referrer": a.referrer})
+    rpt.write_report(path, report)
+    # signed and attached whatever its verdict: a failed canary is evidence too
+    _sign(cfg, res, ctx, [statements.load_predicate("canary", path)])
     base_txt = (
         f"vs promoted {baseline.subject.digest[:19]}"
         if baseline and baseline.subject.digest
         else "absolute checks (first release)"
     )
     if not report.passed:
-        raise CanaryFailed(
-            f"canary failed {base_txt}: "
-            + ", ".join(
-                f"{c.name} {c.value:.4g} (threshold {c.threshold:.4g})"
-                for c in report.checks
-                if not c.passed
-            ),
-            details=[f"report: {path}"],
-        )
+        exc = rpt.failure(report)
+        raise CanaryFailed(f"{exc.message} ({base_txt})", details=[*exc.details, f"report: {path}"])
     return (
         f"passed {base_txt}: {len(report.checks)} checks on {report.n} items -> {_rel(cfg, path)}",
         {"canary_report": str(path)},
@@ -259,6 +251,7 @@ def _gate(
 
     ref: Reference = ctx["ref"]
     g = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor)
+    ctx["evidence"] = g.evidence  # verified moments ago in this run: promote re-gates on it
     res.decision = g.decision.to_dict()
     if not g.decision.allow:
         raise promote.denied(g.decision)
@@ -270,28 +263,21 @@ def _promote(
 ) -> tuple[str, dict[str, Any]]:
     from release import promote
     from release._io import atomic_write_bytes
+    from release.attest import statements
     from release.audit import render
     from release.audit.collect import collect
 
     ref: Reference = ctx["ref"]
-    p = promote.promote(cfg, ref, env, promote.load_provider(), actor=actor)
+    evidence = ctx.get("evidence")
+    provider = (lambda *_: evidence) if evidence is not None else promote.load_provider()
+    p = promote.promote(cfg, ref, env, provider, actor=actor)
     res.decision = p.decision.to_dict()
     assert res.out_dir is not None
     # the promotion itself becomes a signed statement about the digest
-    from release.attest import sign, statements
-
     pred_path = res.out_dir / f"promotion-{env}.json"
     atomic_write_bytes(pred_path, json.dumps(p.predicate(), indent=2, sort_keys=True).encode())
-    done = sign.attest(
-        _registry(cfg, ctx),
-        ref.digest,
-        [statements.load_predicate("promotion", pred_path)],
-        _signer(cfg, ctx),
-    )
-    for a in done:
-        res.attestations.append({"predicate_type": a.predicate_type, "referrer": a.referrer})
+    _sign(cfg, res, ctx, [statements.load_predicate("promotion", pred_path)])
     report = collect(cfg, env=env, digest=ref.digest)
-    assert res.out_dir is not None
     path = res.out_dir / "audit.md"
     atomic_write_bytes(path, render.to_markdown(report).encode())
     res.report = str(path)
