@@ -12,8 +12,8 @@ import pytest
 from release import evidence
 from release.attest.verify import Policy, verify_stored
 from release.image.registry import open_registry
-from tests.fixtures.tools import run_cli
-from tests.image.conftest import EPOCH, copy_project
+from tests.fixtures.tools import copy_project, run_cli
+from tests.image.conftest import EPOCH
 
 
 @pytest.fixture(scope="module")

@@ -16,34 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.tools import REPO, require_binary, run_cli
+from tests.fixtures.tools import REPO, copy_project, require_binary, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-PROJECT_FILES = ["release.toml", "handlers", "policy", "attestations", "model"]
 ARTIFACTS = REPO / "tests" / "artifacts"
-
-
-def make_project(dest: Path) -> Path:
-    """A clean copy of the example project (what a fresh clone holds + the generated model)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    assert (dest / "model/examples/sst2-tiny/onnx/model.onnx").is_file(), (
-        "run .ci/setup (generates the example model)"
-    )
-    # a clone is a git checkout: the build takes its revision and reproducible time from it
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(dest)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "example platform"], check=True)
-    return dest
 
 
 def cli(project: Path, env: dict[str, str], *args: str) -> Any:
@@ -53,7 +30,7 @@ def cli(project: Path, env: dict[str, str], *args: str) -> Any:
 @pytest.fixture(scope="module")
 def released(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One full pipeline run; the tests below read (copies of) its result."""
-    project = make_project(tmp_path_factory.mktemp("e2e") / "project")
+    project = copy_project(tmp_path_factory.mktemp("e2e") / "project", git=True)
     env = {"RELEASE_BASE": base_image, "RELEASE_CACHE_DIR": str(project / ".cache")}
     r = cli(project, env, "pipeline", "--json")
     assert r.code == 0, r.stderr

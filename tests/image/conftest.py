@@ -5,33 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.tools import REPO, run_cli
+from tests.fixtures.tools import copy_project, run_cli
 
 EPOCH = "1700000000"
-PROJECT_FILES = ("release.toml", "model", "handlers", "policy")
-
-
-def copy_project(dest: Path) -> Path:
-    """The inputs of a build (config, model lock + example model, handlers, policy)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
 @pytest.fixture(scope="session")
 def layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One RELEASE_CACHE_DIR for the session: pip runs once, the model is fetched once."""

@@ -18,8 +18,7 @@ import pytest
 from release.image import layers as L
 from release.image.inspect import open_image
 from release.image.registry import open_registry
-from tests.fixtures.tools import require_binary, run_cli
-from tests.image.conftest import copy_project
+from tests.fixtures.tools import copy_project, require_binary, run_cli
 
 ROLES = ["base", "deps", "model", "policy", "code"]
 

@@ -180,7 +180,7 @@ def test_docker_backend_size_gate_before_push(
     """The engine's uncompressed size is gated like the native build's; nothing pushed."""
     import urllib.request
 
-    from tests.image.conftest import copy_project
+    from tests.fixtures.tools import copy_project
 
     p = copy_project(tmp_path / "small")
     toml = (p / "release.toml").read_text()
