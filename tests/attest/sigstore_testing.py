@@ -227,7 +227,12 @@ class TestSigstore:
                     csr = x509.load_pem_x509_csr(base64.b64decode(req["certificateSigningRequest"]))
                     pub = csr.public_key()
                     assert isinstance(pub, ec.EllipticCurvePublicKey)
-                    cert = inst._leaf(pub, claims["sub"], claims["iss"])
+                    # as Fulcio does for GitHub Actions tokens: the SAN is the workflow
+                    # that runs (job_workflow_ref), not the `sub` claim
+                    identity = claims["sub"]
+                    if claims["iss"] == "https://token.actions.githubusercontent.com" and "job_workflow_ref" in claims:
+                        identity = "https://github.com/" + claims["job_workflow_ref"]
+                    cert = inst._leaf(pub, identity, claims["iss"])
                     chain = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (cert, inst.ca)]
                     self._reply(201, {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}})
                 elif self.path == "/api/v1/log/entries":
