@@ -338,7 +338,7 @@ class WorkflowRun:
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.oidc.request_token,
             "RELEASE_SIGSTORE_TRUST_CONFIG": str(self.trust_config),
             "RELEASE_BASE": self.base_image,
-            "RELEASE_CACHE_DIR": str(self.root / "release-cache"),
+            "RELEASE_CACHE_DIR": str(CACHE / "release-cache"),  # a runner cache: layers by lock digest
             "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "UV_OFFLINE": "1", "UV_CACHE_DIR": self._uv_cache(),
             "RELEASE_TEST_ARTIFACTS": str(self.artifacts),
