@@ -342,6 +342,8 @@ class WorkflowRun:
             "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "UV_OFFLINE": "1", "UV_CACHE_DIR": self._uv_cache(),
             "RELEASE_TEST_ARTIFACTS": str(self.artifacts),
+            # set by GitHub's runner, not by act: the workflow that runs (provenance's builder id)
+            "GITHUB_WORKFLOW_REF": f"{GITHUB_REPOSITORY}/{WORKFLOW}@refs/heads/main",
         }
 
     @staticmethod
