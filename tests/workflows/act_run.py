@@ -42,6 +42,7 @@ one commit on top changes release.prod.toml where a test must: `[signing].truste
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -321,10 +322,8 @@ class WorkflowRun:
 
     def close(self) -> None:
         for c in reversed(self.closers):
-            try:
+            with contextlib.suppress(Exception):
                 c()
-            except Exception:
-                pass
 
     # what a job's steps see (besides act's own GITHUB_* / RUNNER_*)
     def job_env(self) -> dict[str, str]:

@@ -333,9 +333,9 @@ class StsGate:
                         ok = False
                     gate.calls.append((role, str(claims.get("sub")), ok))
                     if not ok:
-                        err = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
-                               "<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
-                               "</Error><RequestId>0</RequestId></ErrorResponse>").encode()
+                        err = (b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                               b"<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
+                               b"</Error><RequestId>0</RequestId></ErrorResponse>")
                         return self._send(403, err, "text/xml")
                 self._forward(body)
 
