@@ -59,3 +59,42 @@ def test_release_workflow_least_privilege_and_digest_flow() -> None:
     assert "--signer sigstore" in text
     assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
     assert "GITHUB_STEP_SUMMARY" in text
+
+
+def test_release_workflow_roles_dispatch_and_config() -> None:
+    """The promote role is used by the environment's job only; the other jobs use the push
+    role; a dispatch runs only from the default branch; the production config is used."""
+    from release.config import load
+
+    wf = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+    jobs = wf["jobs"]
+    roles = {}
+    for name, job in jobs.items():
+        [aws] = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        roles[name] = aws["with"]["role-to-assume"]
+    assert roles == {
+        "build": "${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}",
+        "attest": "${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}",
+        "canary": "${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}",
+        "promote": "${{ vars.RELEASE_AWS_PROMOTE_ROLE_ARN }}",
+    }
+    assert [n for n, j in jobs.items() if "environment" in j] == ["promote"]
+    assert jobs["build"]["if"] == "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    assert all("build" in ([j["needs"]] if isinstance(j["needs"], str) else j["needs"]) for n, j in jobs.items() if n != "build")
+    assert wf["env"]["RELEASE_CONFIG"] == "release.prod.toml"
+    cfg = load(REPO / wf["env"]["RELEASE_CONFIG"])
+    env = cfg.environment(wf["env"]["RELEASE_ENV"])
+    assert env.target == "lambda" and set(env.functions) == set(cfg.functions) and env.alias
+    assert env.traffic.bake_seconds > 0  # the live canary is on
+    assert cfg.signing.mode == "sigstore" and cfg.signing.issuer == "https://token.actions.githubusercontent.com"
+    assert cfg.signing.identity and cfg.signing.identity.endswith("/.github/workflows/release.yml@refs/heads/main")
+    assert cfg.image.registry.split("/")[0].endswith(".amazonaws.com") and cfg.ledger.url.startswith("dynamodb:")
+    assert cfg.gate.workflow == ".github/workflows/release.yml"
+
+
+def test_example_config_still_offline() -> None:
+    from release.config import load
+
+    cfg = load(REPO / "release.toml")
+    assert cfg.image.registry.startswith("oci:") and cfg.ledger.url.startswith("sqlite:")
+    assert cfg.environment("local").target == "local"
