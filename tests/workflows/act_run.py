@@ -377,7 +377,7 @@ class WorkflowRun:
                 "--var", f"RELEASE_AWS_PROMOTE_ROLE_ARN={PROMOTE_ROLE}"]
         return cmd + list(extra)
 
-    def run(self, *extra: str, timeout: float = 600) -> ActResult:
+    def run(self, *extra: str, timeout: float = 1500) -> ActResult:
         """act, streaming its log; `hooks[job]` runs when that job has succeeded (between
         jobs: act starts the next one after the callback returns its output line)."""
         start = time.monotonic()
@@ -389,9 +389,12 @@ class WorkflowRun:
         assert proc.stdout is not None
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
+        live = open(self.root / "act.log", "w")  # noqa: SIM115 - written as act runs
         try:
             for line in proc.stdout:
                 lines.append(line)
+                live.write(line)
+                live.flush()
                 m = re.match(r"^\[(\w+)\]\s+🏁\s+Job (succeeded|failed)", line)
                 if m:
                     jobs[m.group(1)] = m.group(2)
@@ -400,7 +403,7 @@ class WorkflowRun:
             code = proc.wait()
         finally:
             timer.cancel()
-        (self.root / "act.log").write_text("".join(lines))
+            live.close()
         return ActResult(code, "".join(lines), time.monotonic() - start, jobs, self.artifacts)
 
     # --- between jobs -------------------------------------------------------------------

@@ -39,7 +39,8 @@ from tests.workflows.act_run import (
 )
 from tests.workflows.standins import trust_allows
 
-pytestmark = [pytest.mark.slow, pytest.mark.aws, pytest.mark.registry]
+# a whole workflow run takes minutes, more on a loaded machine
+pytestmark = [pytest.mark.slow, pytest.mark.aws, pytest.mark.registry, pytest.mark.timeout(2400)]
 
 JOBS = ("build", "attest", "canary", "promote")
 
