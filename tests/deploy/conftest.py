@@ -34,9 +34,30 @@ def boto(service: str) -> Any:
     return boto3.client(service, region_name=REGION)
 
 
+def push_images(chars: str = "abcdef") -> None:
+    """Images `ECR@sha256:<ch * 64>` in moto's ECR (its Lambda resolves image functions
+    there, as real Lambda does); the manifests are placeholders, the digests are ours."""
+    import json
+
+    ecr = boto("ecr")
+    ecr.create_repository(repositoryName="app")
+    for ch in chars:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest_of(ch), "size": 2},
+            "layers": [],
+        }
+        ecr.put_image(repositoryName="app", imageManifest=json.dumps(manifest),
+                      imageDigest=digest_of(ch), imageTag=f"t{ch}")
+
+
 @pytest.fixture
 def lambdas(aws_env: dict[str, str]) -> dict[str, str]:
-    """Image functions on digest `sha256:aaaa...` with alias `live` -> version 1."""
+    """Image functions on digest `sha256:aaaa...` with alias `live` -> version 1 (images
+    `sha256:aaaa...` to `sha256:ffff...` are in moto's ECR)."""
+    push_images()
     iam = boto("iam")
     role = iam.create_role(
         RoleName="fn-role",

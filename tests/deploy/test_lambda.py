@@ -131,7 +131,10 @@ def test_promote_moves_every_function_then_rollback(lambdas: dict[str, str], tmp
     # an alias moved behind the ledger's back is drift
     boto("lambda").update_alias(FunctionName="ma-scorer", Name="live", FunctionVersion="1")
     st = status(cfg, "prod")
-    assert st.drift == ("ma-scorer: alias points at version 1, the ledger says 4",)
+    assert st.drift == (
+        "ma-scorer: alias points at version 1, the ledger says 4",
+        f"ma-scorer: version 1 (100% of requests) runs {OLD}, not the live digest {NEW}",
+    )
 
 
 @pytest.mark.parametrize("op", ["update_function_code", "update_function_configuration", "publish_version", "update_alias"])
@@ -208,7 +211,12 @@ def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aw
     assert r.code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert (doc["digest"], doc["by"], doc["drift"]) == (NEW, "alice", [])
-    assert doc["functions"]["scorer"] == {"function": "ma-scorer", "version": "2"}
+    assert doc["functions"]["scorer"] == {
+        "function": "ma-scorer", "version": "2", "digest": NEW,
+        "routing": [{"version": "2", "weight": 1.0, "digest": NEW,
+                     "command": [HANDLERS["scorer"]]}],
+    }
+    assert doc["lease"] is None  # released when the promotion ended
     r = run_cli("rollback", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0] == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
