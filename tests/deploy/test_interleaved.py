@@ -1,0 +1,140 @@
+"""An interleaved writer on Lambda (moto server, real boto3): another writer changes a
+function's image between our code update and `publish_version`.
+
+The interfering write runs at exactly that point through the deployer's `before_publish`
+hook (a Python argument). moto does not enforce publish_version's CodeSha256 precondition
+(the first test shows it), so on plain moto it is our read-back of the published version
+that must catch the change; a client wrapper that enforces the precondition the way real
+Lambda does shows the other side: the publish is refused and that is caught too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from release.config import load
+from release.deploy.lambda_ import LambdaTarget
+from release.digest import parse_reference
+from release.errors import VerificationFailed
+from release.ledger import open_ledger
+from release.promote import promote
+from tests.deploy.conftest import (
+    ECR,
+    FUNCTIONS,
+    boto,
+    digest_of,
+    file_provider,
+    good_evidence,
+    put_evidence,
+    write_config,
+)
+
+pytestmark = pytest.mark.aws
+
+OLD, NEW, OTHER = digest_of("a"), digest_of("b"), digest_of("c")
+VICTIM = "ma-remediator"  # the second of three functions (sorted): one before it is published
+
+
+class Recording:
+    """The boto3 Lambda client, recording every publish_version call's arguments and the
+    CodeSha256 every update_function_code returned; with `enforce`, publish_version checks
+    its CodeSha256 precondition against $LATEST as real Lambda does (moto does not)."""
+
+    def __init__(self, client: Any, *, enforce: bool = False) -> None:
+        self._client = client
+        self.enforce = enforce
+        self.updates: list[tuple[str, str, str]] = []  # (function, ImageUri, CodeSha256 returned)
+        self.publishes: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_function_code(self, **kw: Any) -> Any:
+        resp = self._client.update_function_code(**kw)
+        self.updates.append((kw["FunctionName"], kw["ImageUri"], resp["CodeSha256"]))
+        return resp
+
+    def publish_version(self, **kw: Any) -> Any:
+        self.publishes.append(kw)
+        if self.enforce and "CodeSha256" in kw:
+            latest = self._client.get_function_configuration(FunctionName=kw["FunctionName"])["CodeSha256"]
+            if latest != kw["CodeSha256"]:
+                raise ClientError({"Error": {
+                    "Code": "InvalidParameterValueException",
+                    "Message": f"CodeSHA256 ({kw['CodeSha256']}) is different from current CodeSHA256 "
+                               f"in $LATEST ({latest}). Please try again with the CodeSHA256 in $LATEST.",
+                }}, "PublishVersion")
+        return self._client.publish_version(**kw)
+
+
+def _interfere(function: str) -> None:
+    """Another writer (its own client) puts OTHER on the victim, once."""
+    if function == VICTIM:
+        boto("lambda").update_function_code(FunctionName=function, ImageUri=f"{ECR}@{OTHER}")
+
+
+def _where() -> dict[str, tuple[str, dict[str, float], str]]:
+    """function -> (alias version, alias routing, $LATEST image)."""
+    lam = boto("lambda")
+    out = {}
+    for fn in FUNCTIONS.values():
+        a = lam.get_alias(FunctionName=fn, Name="live")
+        out[fn] = (a["FunctionVersion"], a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
+                   lam.get_function(FunctionName=fn)["Code"]["ImageUri"])
+    return out
+
+
+def test_moto_does_not_enforce_the_codesha256_precondition(lambdas: dict[str, str]) -> None:
+    lam = boto("lambda")
+    ours = lam.update_function_code(FunctionName=VICTIM, ImageUri=f"{ECR}@{NEW}")["CodeSha256"]
+    assert ours == NEW.split(":", 1)[1]  # an image function's CodeSha256 is its digest
+    lam.update_function_code(FunctionName=VICTIM, ImageUri=f"{ECR}@{OTHER}")
+    pub = lam.publish_version(FunctionName=VICTIM, CodeSha256=ours)  # real Lambda refuses this
+    assert pub["CodeSha256"] == OTHER.split(":", 1)[1]
+
+
+@pytest.mark.parametrize("enforce", [False, True], ids=["moto-publishes", "precondition-refuses"])
+def test_interleaved_writer_puts_every_function_back(lambdas: dict[str, str], tmp_path: Path, enforce: bool) -> None:
+    cfg = load(write_config(tmp_path, target="lambda", env_extra="traffic = { bake_seconds = 0 }"))
+    put_evidence(tmp_path, good_evidence(NEW))
+    before = _where()
+    client = Recording(boto("lambda"), enforce=enforce)
+    target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05, before_publish=_interfere)
+    with pytest.raises(VerificationFailed) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    ours, other = NEW.split(":", 1)[1], OTHER.split(":", 1)[1]
+    if enforce:
+        detail = (f"publish_version refused (InvalidParameterValueException: CodeSHA256 ({ours}) is "
+                  f"different from current CodeSHA256 in $LATEST ({other}). Please try again with the "
+                  f"CodeSHA256 in $LATEST.): $LATEST has CodeSha256 {other}, not the {ours} our update set")
+    else:
+        detail = f"published version 2 has CodeSha256 {other}, not the {ours} our update set"
+    assert info.value.exit_code == 1
+    assert info.value.message == (
+        f"lambda {VICTIM} changed under this promotion: {detail} - another writer changed it "
+        "between our update and the publish; every function was put back on its previous version"
+    )
+    # the precondition was our update's CodeSha256, on every publish we made
+    assert [(p["FunctionName"], p["CodeSha256"]) for p in client.publishes] == [
+        ("ma-analysis", ours), (VICTIM, ours)]
+    # our three updates, then every $LATEST back on the old image (the victim's over the
+    # other writer's image)
+    old = OLD.split(":", 1)[1]
+    assert client.updates == [(fn, f"{ECR}@{NEW}", ours) for fn in sorted(FUNCTIONS.values())] + [
+        (fn, f"{ECR}@{OLD}", old) for fn in reversed(sorted(FUNCTIONS.values()))]
+    # every function back: alias on version 1 without routing, $LATEST on the old image
+    assert _where() == before == {fn: ("1", {}, f"{ECR}@{OLD}") for fn in FUNCTIONS.values()}
+    led = open_ledger(cfg)
+    events = led.events(env="prod")
+    actions = [e.action for e in events]
+    assert "promote" not in actions and "deploy.alias" not in actions and led.current("prod") is None
+    failed = events[-1]
+    assert failed.action == "promote.failed" and failed.evidence["error"] == info.value.message
+    assert {k: v for k, v in failed.evidence.items() if k.startswith("left:")} == {
+        f"left:{name}": f"{fn}: version 1 100% {OLD}" for name, fn in FUNCTIONS.items()
+    }
+    assert led.verify_chain().ok
