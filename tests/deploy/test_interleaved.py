@@ -5,11 +5,17 @@ The interfering write runs at exactly that point through the deployer's `before_
 hook (a Python argument). moto does not enforce publish_version's CodeSha256 precondition
 (the first test shows it), so on plain moto it is our read-back of the published version
 that must catch the change; a client wrapper that enforces the precondition the way real
-Lambda does shows the other side: the publish is refused and that is caught too.
+Lambda does shows the other side: the publish is refused and that is caught too. Through
+the CLI, a forwarder in front of moto holds the victim's PublishVersion request until the
+other writer is done (the request is the barrier): exit 1, and nothing says "promoted".
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +32,14 @@ from tests.deploy.conftest import (
     ECR,
     FUNCTIONS,
     boto,
+    cli_env,
     digest_of,
     file_provider,
     good_evidence,
     put_evidence,
     write_config,
 )
+from tests.fixtures.tools import run_cli
 
 pytestmark = pytest.mark.aws
 
@@ -138,3 +146,79 @@ def test_interleaved_writer_puts_every_function_back(lambdas: dict[str, str], tm
         f"left:{name}": f"{fn}: version 1 100% {OLD}" for name, fn in FUNCTIONS.items()
     }
     assert led.verify_chain().ok
+
+
+@contextlib.contextmanager
+def _proxy_interfering_at_publish(moto_url: str) -> Iterator[tuple[str, list[str]]]:
+    """A forwarder to moto for a CLI process: the victim's first PublishVersion request is
+    held until the other writer's update is done, then forwarded (the request is the
+    barrier: the interfering write happens exactly between our update and our publish)."""
+    import http.client
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlparse
+
+    up = urlparse(moto_url)
+    fired: list[str] = []
+
+    class Forward(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if (self.command == "POST" and not fired
+                    and self.path.startswith(f"/2015-03-31/functions/{VICTIM}/versions")):
+                fired.append(self.path)
+                _interfere(VICTIM)
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+            resp = conn.getresponse()
+            data = resp.read()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", fired
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cli_interleaved_writer_exits_1_and_nothing_says_promoted(
+    lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str], moto_url: str
+) -> None:
+    cfg = load(write_config(tmp_path, target="lambda", env_extra="traffic = { bake_seconds = 0 }"))
+    cand = digest_of("d")
+    for d in (NEW, cand):
+        put_evidence(tmp_path, good_evidence(d))
+    promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")  # NEW live on version 2
+    before = _where()
+    with _proxy_interfering_at_publish(moto_url) as (url, fired):
+        r = run_cli("promote", cand, "--env", "prod", "--config", cfg.path,
+                    env=cli_env({**aws_env, "AWS_ENDPOINT_URL": url}))
+    assert fired == [f"/2015-03-31/functions/{VICTIM}/versions"]
+    assert r.code == 1, r.stderr
+    assert r.stdout == "" and "promoted" not in r.stderr
+    ours, other = cand.split(":", 1)[1], OTHER.split(":", 1)[1]
+    assert r.stderr.splitlines()[-1] == (
+        f"release: error: lambda {VICTIM} changed under this promotion: published version 3 has "
+        f"CodeSha256 {other}, not the {ours} our update set - another writer changed it between "
+        "our update and the publish; every function was put back on its previous version"
+    )
+    assert _where() == before == {fn: ("2", {}, f"{ECR}@{NEW}") for fn in FUNCTIONS.values()}
+    led = open_ledger(cfg)
+    assert led.current("prod").digest == NEW and led.events()[-1].action == "promote.failed"
+    st = run_cli("status", "--env", "prod", "--config", cfg.path, "--json", env=cli_env(aws_env))
+    assert st.code == 0, st.stderr
+    assert json.loads(st.stdout)["drift"] == []
