@@ -185,7 +185,14 @@ def setup_aws(moto_url: str) -> None:
                                         ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40])
     for name, policy in trust_policies().items():
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))
-    boto(moto_url, "ecr").create_repository(repositoryName=ECR_REPO)
+    ecr = boto(moto_url, "ecr")
+    ecr.create_repository(repositoryName=ECR_REPO)
+    # the release live before this one (moto's Lambda resolves image functions in its ECR,
+    # as Lambda does); a placeholder manifest under the old digest
+    ecr.put_image(repositoryName=ECR_REPO, imageDigest=OLD_DIGEST, imageManifest=json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": OLD_DIGEST, "size": 2},
+        "layers": []}))
     exec_role = iam.create_role(RoleName="ml-platform-fn", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                 "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
