@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def cli(w: WorkflowRun, clone: Path, *args: str) -> Any:
 
 def fresh_clone(w: WorkflowRun, dest: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(w.origin), str(dest)], check=True)
-    subprocess.run(["python3", "model/examples/generate.py"], cwd=dest, check=True, capture_output=True)
+    subprocess.run([sys.executable, "model/examples/generate.py"], cwd=dest, check=True, capture_output=True)
     return dest
 
 
