@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.docker import make_rootfs  # noqa: E402
-from tests.fixtures.tools import free_port, run_cli, wait_for_http  # noqa: E402
-from tests.workflows.act_run import WorkflowRun  # noqa: E402
+from tests.fixtures.docker import make_rootfs
+from tests.fixtures.tools import free_port, run_cli, wait_for_http
+from tests.workflows.act_run import WorkflowRun
 
 BUDGET = 300.0
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}

@@ -408,6 +408,10 @@ class WorkflowRun:
                     if m.group(2) == "succeeded" and m.group(1) in self.hooks:
                         self.hooks[m.group(1)](self)
             code = proc.wait()
+        except BaseException:
+            proc.kill()  # a failed hook (or an interrupt) ends the run, not just the reader
+            proc.wait()
+            raise
         finally:
             timer.cancel()
             live.close()
