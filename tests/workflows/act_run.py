@@ -46,7 +46,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -267,13 +266,17 @@ class WorkflowRun:
     registry_exe: str = ""
     hooks: dict[str, Callable[[WorkflowRun], None]] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    #: the image the build pushed (read from the registry by `mirror_to_ecr_api`)
+    digest: str = ""
+    #: the referrer a tampering hook put in place of an attestation
+    tampered: str = ""
 
     def start(self) -> WorkflowRun:
         from tests.attest.sigstore_testing import TestSigstore
 
         self.registry_exe = require_binary("docker-registry")
         act_cache = CACHE / "act"  # actions cache + tool cache, like a runner's (per machine)
-        self.tool_cache_python = fill_tool_cache(act_cache / "tool_cache")
+        fill_tool_cache(act_cache / "tool_cache")
         self.act_cache = act_cache
         self.wheels = offline_wheels()
         # TLS registry under the ECR host name
@@ -453,7 +456,3 @@ class WorkflowRun:
                     "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                     "RELEASE_CONFIG": "release.prod.toml", "RELEASE_CACHE_DIR": str(self.root / "reader-cache")})
         return env
-
-
-def python_version() -> str:
-    return platform.python_version()

@@ -189,7 +189,7 @@ def test_replaced_attestation_stops_at_the_gate(moto_url: str, base_image: str, 
         res = w.run()
     finally:
         w.close()
-    assert getattr(w, "tampered", None), res.log[-4000:]
+    assert w.tampered, res.log[-4000:]
     assert res.jobs == {"build": "succeeded", "attest": "succeeded", "canary": "succeeded", "promote": "failed"}
     assert res.code != 0
     gate = re.search(r"\[promote\]   \| release: error: gate denied (sha256:\w+) for prod: .*\n((?:\[promote\]   \|   .*\n)+)", res.log)
