@@ -37,10 +37,17 @@ def main() -> int:
         port = free_port()
         log = root / "moto.log"
         moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                                 "-p", str(port)], stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                env={**os.environ, "MOTO_LAMBDA_STUB_ECR": "false"})  # as tests/fixtures/aws.py
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for_http(url + "/moto-api/", moto, log, "moto_server")
+            for attempt in range(6):  # a loaded machine starts moto slowly
+                try:
+                    wait_for_http(url + "/moto-api/", moto, log, "moto_server")
+                    break
+                except RuntimeError:
+                    if attempt == 5 or moto.poll() is not None:
+                        raise
             r = run_cli("base", "--rootfs", make_rootfs(), "--out", f"oci:{root / 'base'}")
             if r.code != 0:
                 print(r.stderr, file=sys.stderr)
