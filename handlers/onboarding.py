@@ -189,9 +189,13 @@ def correlation_id_of(event: dict[str, Any], context: Any) -> str:
     headers = event.get("headers") or {}
     if isinstance(headers, dict):
         for k, v in headers.items():
-            if isinstance(k, str) and k.lower() == "x-correlation-id" and isinstance(v, str):
-                if _CORRELATION.match(v):
-                    return v
+            if (
+                isinstance(k, str)
+                and k.lower() == "x-correlation-id"
+                and isinstance(v, str)
+                and _CORRELATION.match(v)
+            ):
+                return v
     rc = event.get("requestContext") or {}
     rid = rc.get("requestId") if isinstance(rc, dict) else None
     if isinstance(rid, str) and rid:

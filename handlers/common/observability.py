@@ -53,6 +53,10 @@ def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
     `ExecutedVersion` (the published version serving this invocation), and the
     version-free dimension sets the alarms watch."""
     metrics.namespace = _namespace()
+    # sets left by an invocation that flushed nothing (powertools clears only on a flush)
+    leftover = getattr(getattr(metrics, "provider", None), "dimension_sets", None)
+    if isinstance(leftover, list):
+        leftover.clear()
     name = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     version = getattr(context, "function_version", None) or os.environ.get(
         "AWS_LAMBDA_FUNCTION_VERSION"

@@ -105,7 +105,9 @@ def batch_of(event: Any, context: Any, cfg: settings.Settings) -> Batch:
             return Batch("sns", tuple(msgs), True)
         if all("messageId" in r for r in records):
             msgs = [
-                Message(str(r["messageId"]), r.get("body", ""), _sqs_attr(r) or str(r["messageId"]), r)
+                Message(
+                    str(r["messageId"]), r.get("body", ""), _sqs_attr(r) or str(r["messageId"]), r
+                )
                 for r in records
             ]
             return Batch("sqs", tuple(msgs), False)
@@ -169,7 +171,9 @@ def _dlq_body(message: Message) -> str:
     return json.dumps(message.body, sort_keys=True, default=str)
 
 
-def to_dlq(cfg: settings.Settings, message: Message, failure: Failed, source: str, logger: Any) -> bool:
+def to_dlq(
+    cfg: settings.Settings, message: Message, failure: Failed, source: str, logger: Any
+) -> bool:
     """Keep a message that cannot be processed in $DLQ_URL; False when it could not be."""
     if not cfg.dlq_url:
         return False
@@ -182,12 +186,16 @@ def to_dlq(cfg: settings.Settings, message: Message, failure: Failed, source: st
     }
     try:
         aws.client("sqs").send_message(
-            QueueUrl=cfg.dlq_url, MessageBody=_dlq_body(message) or "(empty)", MessageAttributes=attrs
+            QueueUrl=cfg.dlq_url,
+            MessageBody=_dlq_body(message) or "(empty)",
+            MessageAttributes=attrs,
         )
     except (ClientError, BotoCoreError) as exc:
         logger.error("DLQ send failed", extra={"message_id": message.id, "error": str(exc)})
         return False
-    logger.info("message kept in the DLQ", extra={"message_id": message.id, "status": failure.status})
+    logger.info(
+        "message kept in the DLQ", extra={"message_id": message.id, "status": failure.status}
+    )
     return True
 
 
@@ -235,6 +243,6 @@ def _doc(r: dict[str, Any] | Failed) -> dict[str, Any]:
     doc: dict[str, Any] = {"statusCode": r.status, "error": str(r)}
     if r.item_id is not None:
         doc["id"] = r.item_id
-    if r.poison and r.status >= 500 or r.dlq:
+    if (r.poison and r.status >= 500) or r.dlq:
         doc["dlq"] = r.dlq
     return doc
