@@ -331,3 +331,50 @@ def test_a_local_environment_is_refused(tmp_path: Path) -> None:
     r = run_cli("readiness", "--env", "prod", "--config", cfg)
     assert r.code == 2
     assert "release: error: [environments.prod] is a 'local' target" in r.stderr
+
+
+# --- the gate: a ready environment before promote, when configured -----------------------
+
+
+def _gate(cfg_path: Path) -> Any:
+    from release.digest import parse_reference
+    from release.promote import gate
+    from tests.deploy.conftest import file_provider, good_evidence, put_evidence
+
+    new = digest_of("f")
+    put_evidence(cfg_path.parent, good_evidence(new))
+    return gate(load(cfg_path), parse_reference(f"{ECR}@{new}"), "prod", file_provider).decision
+
+
+def test_gate_requires_a_ready_environment_only_when_configured(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = build_env(tmp_path, "tracing")
+    assert _gate(cfg).allow  # off by default: readiness is not part of the decision
+    cfg.write_text(cfg.read_text() + "\n[readiness]\ngate = true\n")
+    d = _gate(cfg)
+    assert not d.allow
+    assert d.reasons == ("readiness: tracing:ma-remediator: X-Ray tracing PassThrough",)
+    # promote re-gates: the same reason stops the promotion, nothing is touched
+    from tests.deploy.conftest import cli_env
+
+    r = run_cli(
+        "promote",
+        f"{ECR}@{digest_of('f')}",
+        "--env",
+        "prod",
+        "--config",
+        cfg,
+        env={**aws_env, **cli_env()},
+    )
+    assert r.code == 1
+    assert "readiness: tracing:ma-remediator: X-Ray tracing PassThrough" in r.stderr
+    code = boto("lambda").get_function(FunctionName="ma-analysis", Qualifier="live")["Code"]
+    assert code["ImageUri"].endswith(LIVE)
+
+
+def test_gate_allows_when_the_environment_is_ready(aws_env: dict[str, str], tmp_path: Path) -> None:
+    cfg = build_env(tmp_path)
+    cfg.write_text(cfg.read_text() + "\n[readiness]\ngate = true\n")
+    d = _gate(cfg)
+    assert d.allow, d.reasons
