@@ -17,6 +17,7 @@ reserved-concurrency, architecture, tracing, ecr-scan-on-push, metric-namespace.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -160,8 +161,9 @@ def _queue(c: Clients, arn: str, cache: dict[str, dict[str, str] | None]) -> dic
         raise RemoteError(
             f"readiness: cannot read queue {name}: {aws_error_message(exc)}"
         ) from None
-    cache[arn] = attrs
-    return attrs
+    found: dict[str, str] = {str(k): str(v) for k, v in attrs.items()}
+    cache[arn] = found
+    return found
 
 
 def _name_of(arn: str) -> str:
@@ -488,9 +490,7 @@ def _alarms(
             kind,
             metric,
             handler_alarms(metric),
-            lambda a, limit=limit, period=period, stat=stat: (
-                series(a) or _threshold_check(a, limit=limit, period=period, stat=stat)
-            ),
+            functools.partial(_handler_fit, series, limit=limit, period=period, stat=stat),
             f"no alarm on {metric} in {r.namespace}",
         )
     for topic in sorted(topics):
@@ -529,6 +529,17 @@ def _alarms(
             lambda a: _threshold_check(a, limit=rc.dlq_depth_threshold, period=None, stat=None),
             f"no alarm on AWS/SQS ApproximateNumberOfMessagesVisible for DLQ {name}",
         )
+
+
+def _handler_fit(
+    series: Callable[[dict[str, Any]], str | None],
+    a: dict[str, Any],
+    *,
+    limit: float,
+    period: int | None,
+    stat: str | None,
+) -> str | None:
+    return series(a) or _threshold_check(a, limit=limit, period=period, stat=stat)
 
 
 def _function_settings(r: _Review, fns: list[_Function]) -> None:
