@@ -17,7 +17,7 @@ import pytest
 
 from handlers import analysis, onboarding, remediator, scorer
 from handlers.common.triggers import Unsettled
-from tests.handlers.conftest import Ctx, emf_lines, sqs_event
+from tests.handlers.conftest import Ctx, emf_lines, metric_total, sqs_event
 from tests.handlers.test_remediator import finding
 
 POS = "An amazing, awesome and brilliant concert."
@@ -433,3 +433,88 @@ def test_analysis_and_idempotency_records_carry_a_ttl(
     recs = boto3.resource("dynamodb").Table(handler_env["IDEMPOTENCY_TABLE"]).scan()["Items"]
     assert len(recs) == 1
     assert t0 + 3600 <= int(recs[0]["expiration"]) <= int(time.time()) + 3600
+
+
+# --- the analysis error matrix x every trigger shape -------------------------------------
+
+#: row -> (status, kept in the DLQ at once, retried, log level, metric)
+MATRIX = {
+    "model-load-error": (500, True, False, "ERROR", "ModelLoadErrors"),
+    "inference-error": (500, True, False, "ERROR", "AnalysisErrors"),
+    "conditional-check-failed": (200, False, False, "WARNING", "DuplicateAnalysisSkipped"),
+    "dynamodb-client-error": (500, False, True, "ERROR", "AnalysisErrors"),
+    "json-parse-error": (400, True, False, "ERROR", "AnalysisErrors"),
+}
+SHAPES = ("sqs", "sns", "direct-sync", "direct-async")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("row", sorted(MATRIX))
+def test_analysis_error_matrix_on_every_trigger(
+    row: str,
+    shape: str,
+    handler_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    tampered_model: Any,
+    poison_model: Any,
+) -> None:
+    status, to_dlq, retried, level, metric = MATRIX[row]
+    body: Any = {"id": f"x-{row}", "text": POS}
+    if row == "model-load-error":
+        monkeypatch.setenv("MODEL_DIR", str(tampered_model("changed")[0]))
+    elif row == "inference-error":
+        d, lock = poison_model
+        monkeypatch.setenv("MODEL_DIR", str(d))
+        monkeypatch.setenv("MODEL_LOCK", str(lock))
+        body = {"id": "x-poison", "text": "wonderful"}
+    elif row == "conditional-check-failed":
+        assert analysis.lambda_handler(dict(body), Ctx())["statusCode"] == 200
+    elif row == "dynamodb-client-error":
+        monkeypatch.setenv("ANALYSIS_TABLE", "no-such-table")
+    elif row == "json-parse-error":
+        body = "{oops"
+    raw = body if isinstance(body, str) else json.dumps(body)
+    event: Any = {
+        "sqs": sqs_event(raw),
+        "sns": sns_event(raw),
+        "direct-sync": {"body": raw},
+        "direct-async": {"body": raw},
+    }[shape]
+    if shape == "direct-async":
+        monkeypatch.setenv("DIRECT_INVOKE", "async")
+    capsys.readouterr()
+    caplog.clear()
+    unsettled = retried and shape in ("sns", "direct-async")
+    if unsettled:
+        with pytest.raises(Unsettled):
+            analysis.lambda_handler(event, Ctx())
+    else:
+        out = analysis.lambda_handler(event, Ctx())
+    stdout = capsys.readouterr().out
+    kept = _dlq(handler_env)
+    # where the message went
+    sync_4xx = shape == "direct-sync" and status < 500
+    expect_dlq = to_dlq and not sync_4xx
+    invoked = raw if shape in ("sqs", "sns") else json.dumps(event, sort_keys=True)
+    assert [m["Body"] for m in kept] == ([invoked] if expect_dlq else [])
+    if expect_dlq:
+        assert kept[0]["MessageAttributes"]["status"]["StringValue"] == str(status)
+    if shape == "sqs":
+        assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}] if retried else []}
+    elif not unsettled:
+        doc = out["results"][0] if shape == "sns" else out
+        assert doc["statusCode"] == status
+        if expect_dlq:
+            assert doc["dlq"] is True
+    # how it was reported
+    ours = [r for r in caplog.records if r.name == "analysis"]
+    outcome = [
+        r
+        for r in ours
+        if r.getMessage() in ("message not processed", "result not stored", "duplicate id skipped")
+    ]
+    assert [r.levelname for r in outcome] == [level]
+    assert max(r.levelno for r in ours) == outcome[0].levelno  # nothing louder elsewhere
+    assert metric_total(stdout, metric) == 1.0
