@@ -182,8 +182,9 @@ def _count(pred: Prediction, cfg: settings.Settings) -> None:
         metrics.add_metric(name="LowConfidence", unit=MetricUnit.Count, value=1)
 
 
-def _fail(status: int, message: str, *, poison: bool, item_id: str | None = None,
-          count: bool = True) -> triggers.Failed:
+def _fail(
+    status: int, message: str, *, poison: bool, item_id: str | None = None, count: bool = True
+) -> triggers.Failed:
     """A failed message as the error matrix says: logged at ERROR, AnalysisErrors+1."""
     if count:
         metrics.add_metric(name="AnalysisErrors", unit=MetricUnit.Count, value=1)
@@ -267,7 +268,10 @@ def process(
             pred = preds.get(mid)
             if pred is None or budget.short():
                 results[mid] = _fail(
-                    503, str(triggers.out_of_time(budget)), poison=False, item_id=item.id,
+                    503,
+                    str(triggers.out_of_time(budget)),
+                    poison=False,
+                    item_id=item.id,
                     count=False,
                 )
             elif isinstance(pred, InferenceError):

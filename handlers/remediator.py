@@ -312,9 +312,7 @@ def handle(
 
 def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
     metrics.add_metric(name="RemediatorErrors", unit=MetricUnit.Count, value=1)
-    logger.error(
-        "remediation failed", extra={"status": status, "error": message, "to_dlq": poison}
-    )
+    logger.error("remediation failed", extra={"status": status, "error": message, "to_dlq": poison})
     return triggers.Failed(status, message, poison=poison)
 
 

@@ -238,9 +238,7 @@ def run_job(cfg: settings.Settings, job: Any, correlation_id: str | None = None)
 
 def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
     metrics.add_metric(name="ScoringErrors", unit=MetricUnit.Count, value=1)
-    logger.error(
-        "scoring failed", extra={"status": status, "error": message, "to_dlq": poison}
-    )
+    logger.error("scoring failed", extra={"status": status, "error": message, "to_dlq": poison})
     return triggers.Failed(status, message, poison=poison)
 
 

@@ -139,7 +139,9 @@ def test_a_failed_dlq_send_leaves_the_message_a_batch_item_failure(
     monkeypatch.setenv("DLQ_URL", gone)
     out, _ = run(sqs_event("{not json"), capsys)
     assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    assert any(r.getMessage() == "DLQ send failed" and r.levelname == "ERROR" for r in caplog.records)
+    assert any(
+        r.getMessage() == "DLQ send failed" and r.levelname == "ERROR" for r in caplog.records
+    )
 
 
 def test_model_load_error_is_500_and_items_go_to_the_dlq(
