@@ -48,6 +48,17 @@ def build_env(root: Path, broken: str | None = None) -> Path:
         repositoryName="app",
         imageScanningConfiguration={"scanOnPush": broken != "ecr-scan-on-push"},
     )
+    manifest = {  # moto's Lambda resolves an image function in its ECR, as Lambda does
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": LIVE,
+            "size": 2,
+        },
+        "layers": [],
+    }
+    ecr.put_image(repositoryName="app", imageManifest=json.dumps(manifest), imageDigest=LIVE)
     timeout = 400 if broken == "timeout" else 60
     arns = {}
     for name, fn in FUNCTIONS.items():
