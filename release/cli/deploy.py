@@ -162,8 +162,12 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     """Run FUNCTION of the image promoted to ENV (a local environment) from that image's
     own layers, with the event in EVENT (a JSON file, or - for stdin).
 
-    The handler's JSON result goes to stdout. Exit 1 when the handler raised (its
-    Lambda-style error document is printed), 2 for a bad event or usage.
+    The function gets the environment it has in Lambda ([environments.ENV].variables and
+    .function_variables.FUNCTION) plus your AWS_* settings (credentials, AWS_PROFILE,
+    AWS_CA_BUNDLE, AWS_ENDPOINT_URL). The handler's JSON result goes to stdout (with
+    --json too: the result is the document). Exit 1 when the handler raised (its
+    Lambda-style error document is printed) or returned a statusCode >= 500; a 4xx is an
+    answer (exit 0). Exit 2 for a bad event or usage.
     """
     from release.deploy.local import invoke
 
@@ -172,9 +176,11 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     for line in res.stderr.splitlines()[-200:] if res.returncode != 0 else []:
         out.status(line)
     click.echo(json.dumps(res.result, indent=None if out.as_json else 2, sort_keys=True))
-    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: "
-               f"{'returned' if res.returncode == 0 else 'raised'}")
-    if res.returncode != 0:
+    how = "raised" if res.returncode != 0 else "returned"
+    if isinstance(res.result, dict) and "statusCode" in res.result:
+        how += f" statusCode {res.result['statusCode']}"
+    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: {how}")
+    if res.failed:
         raise SystemExit(1)
 
 
