@@ -308,6 +308,11 @@ def handler_calls(cfg: Config, function: str) -> tuple[list[Call], bool]:
     return scan.calls, scan.tracer
 
 
+#: boto3 service names whose IAM action prefix differs
+_IAM_PREFIX = {"stepfunctions": "states", "elbv2": "elasticloadbalancing", "sesv2": "ses",
+               "dynamodbstreams": "dynamodb", "apigatewaymanagementapi": "execute-api"}
+
+
 def _action(service: str, method: str) -> str:
     """boto3 method -> IAM action, through botocore's own service model."""
     import botocore.session
@@ -316,7 +321,7 @@ def _action(service: str, method: str) -> str:
     model = botocore.session.get_session().get_service_model(service)
     for op in model.operation_names:
         if xform_name(op) == method:
-            return f"{model.signing_name or model.endpoint_prefix}:{op}"
+            return f"{_IAM_PREFIX.get(service, service)}:{op}"
     raise ConfigError(f"{service}.{method} is not an operation of the {service} API")
 
 
