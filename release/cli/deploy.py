@@ -42,11 +42,18 @@ def _decision_lines(out: Out, decision: Any) -> None:
     help="Evaluate the policy over this Evidence JSON document instead of collecting it "
     "(a policy dry run; not recorded in the ledger) [env: RELEASE_GATE_EVIDENCE].",
 )
+@click.option(
+    "--save-evidence",
+    "save_evidence",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Evidence document the decision was made on here (JSON; input of a "
+    "later `release gate --evidence` dry run).",
+)
 @_ACTOR
 @common
 def gate_cmd(
     config_path: Path | None, out: Out, digest: str, env: str, evidence_file: Path | None,
-    actor: str | None,
+    save_evidence: Path | None, actor: str | None,
 ) -> None:
     """Collect and verify the Evidence for DIGEST and evaluate the release policy
     (policy/release/*.rego) over it. Prints allow or deny with every reason; exit 1 on deny.
@@ -74,7 +81,13 @@ def gate_cmd(
             raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
         decision = gate.evaluate(ev, gate.policy_for(cfg))
     else:
-        decision = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor).decision
+        res = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor)
+        decision, ev = res.decision, res.evidence
+    if save_evidence is not None:
+        from release._io import atomic_write_bytes
+
+        atomic_write_bytes(save_evidence, ev.model_dump_json(indent=2).encode() + b"\n")
+        out.status(f"evidence written to {save_evidence}")
     if not decision.allow and not out.as_json:
         raise promote.denied(decision)
     _decision_lines(out, decision)
