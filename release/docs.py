@@ -4,7 +4,8 @@ docs/cli.md comes from the click commands (usage, help text, every option with i
 environment variable and default), docs/configuration.md from the config models
 (`release.config`: every key, type and default) plus the one-line meanings below, and the
 IAM blocks of docs/aws-setup.md (between `<!-- iam:ARGS -->` and `<!-- /iam -->`) from
-`release iam ARGS` over the example production config embedded in that file. `--check`
+`release iam ARGS` over the production config written by that file's
+`cat > release.aws.toml <<'EOF'` step. `--check`
 exits 1 naming each stale file (the test suite runs it), so the references cannot drift.
 """
 
@@ -262,7 +263,7 @@ def _submodel(ann: Any) -> type[BaseModel] | None:
 
 # --- IAM blocks of docs/aws-setup.md ----------------------------------------------------------
 _IAM_BLOCK = re.compile(r"(<!-- iam:(?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- /iam -->)", re.S)
-_CONFIG_BLOCK = re.compile(r"```toml\n# release\.toml \(production\)\n(?P<toml>.*?)```", re.S)
+_CONFIG_BLOCK = re.compile(r"cat > release\.aws\.toml <<'EOF'\n(?P<toml>.*?)\nEOF\n", re.S)
 
 
 def iam_blocks(text: str, root: Path) -> str:
