@@ -133,7 +133,7 @@ class CanaryConfig(_Section):
 
 class TrafficConfig(_Section):
     #: share of alias traffic on the new version during the live canary: 0 < w < 1
-    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    canary_weight: float = Field(default=0.1)
     bake_seconds: int = Field(default=300, ge=0)
     min_samples: int = Field(default=3000, ge=0)
     deadline_seconds: int = Field(default=3600, ge=0)
@@ -144,6 +144,14 @@ class TrafficConfig(_Section):
     metrics_namespace: str = "Release/Handlers"
     max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
     max_p99_increase: float = Field(default=0.2, ge=0)
+
+
+    @field_validator("canary_weight")
+    @classmethod
+    def _weight(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"must be between 0 and 1, both excluded (a share of the alias traffic), got {v}")
+        return v
 
 
 class EnvironmentConfig(_Section):
@@ -288,6 +296,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     if len(parts) == 1:
         return f"[{parts[0]}]" if parts[0] not in ("functions",) else "[functions]"
     section, *rest = parts
+    if section == "environments" and len(rest) > 1:  # [environments.prod].traffic.x
+        section, rest = f"environments.{rest[0]}", rest[1:]
     return f"[{section}]." + ".".join(rest)
 
 
