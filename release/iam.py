@@ -374,10 +374,10 @@ def function_policy(cfg: Config, function: str, env: str | None = None, *,
         else:
             by_resource.setdefault((_SID.get(c.service, c.service.capitalize()), "*"), []).append(action)
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for (kind, arn), actions in by_resource.items():
-        groups.setdefault((kind, tuple(sorted(set(actions)))), []).append(arn)
+    for (kind, arn), acts in by_resource.items():
+        groups.setdefault((kind, tuple(sorted(set(acts)))), []).append(arn)
     count: dict[str, int] = {}
-    for (kind, actions), arns in sorted(groups.items()):
+    for (kind, group_actions), arns in sorted(groups.items()):
         count[kind] = count.get(kind, 0) + 1
-        st.append(_stmt(f"{kind}{count[kind]}", list(actions), sorted(arns)))
+        st.append(_stmt(f"{kind}{count[kind]}", list(group_actions), sorted(arns)))
     return _doc(st)

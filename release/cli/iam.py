@@ -31,7 +31,7 @@ def iam_cmd(config_path: Path | None, out: Out, job: str | None, function: str |
     from release import iam
     from release.errors import UsageError
 
-    if sum(x is not None and x is not False for x in (job, function, repository_policy or None)) != 1:
+    if sum((job is not None, function is not None, repository_policy)) != 1:
         raise UsageError("give exactly one of --job, --function, --repository-policy")
     cfg = load_config(config_path)
     if env is not None:

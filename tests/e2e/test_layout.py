@@ -8,7 +8,6 @@ the caller's AWS_* settings; a handler's 500 exits 1.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
