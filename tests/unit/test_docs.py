@@ -59,7 +59,7 @@ def test_readme_is_short_and_keeps_the_two_quick_start_commands() -> None:
     assert cmds == [".ci/quickstart", ".ci/test"]
     for link in re.findall(r"\]\((docs/[a-z-]+\.md)\)", readme):
         assert link in {
-            "docs/getting-started.md", "docs/configuration.md", "docs/cli.md", "docs/aws-setup.md",
+            "docs/getting-started.md", "docs/configuration.md", "docs/cli.md", "docs/aws-setup.md", "docs/setup.md",
             "docs/github-actions.md", "docs/migrating.md", "docs/verifying.md", "docs/canary.md",
             "docs/threat-model.md", "docs/internals.md", "docs/example-platform.md", "docs/sbom.md",
             "docs/promotion.md", "docs/readiness.md", "docs/model-format.md",
