@@ -4,7 +4,8 @@
 the AWS calls `release` makes in it, scoped to the configured ECR repository, Lambda
 functions, alarms, ledger table and KMS key. `function_policy(cfg, function, env)` is what
 a function's own execution role needs for the AWS calls its handler makes: the handler's
-module and the code-package modules it imports are read (not imported) and every
+module and the code-package functions it references, transitively, are read (not
+imported) and every
 `aws.client("svc").op(...)`, `aws.table(cfg.x).op(...)` and DynamoDB idempotency layer is
 turned into an action; table and queue names come from the environment's variables
 (`[environments.ENV].variables`) or the handlers' defaults in `<package>/common/settings.py`.
@@ -196,8 +197,21 @@ class _Scan:
     package: str
     root: Path
     calls: list[Call] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: set[tuple[str, str | None]] = field(default_factory=set)
+    modules: dict[str, _Module | None] = field(default_factory=dict)
     tracer: bool = False
+
+
+@dataclass
+class _Module:
+    """One module of the code package: its top-level definitions and what its names
+    import from the package (`from pkg.common import triggers` / `... import to_dlq`)."""
+
+    name: str
+    top: list[ast.stmt]  # module-level code other than definitions (runs on import)
+    defs: dict[str, ast.AST]
+    modules: dict[str, str]  # local name -> package module
+    names: dict[str, tuple[str, str]]  # local name -> (package module, name in it)
 
 
 def _module_file(root: Path, module: str) -> Path | None:
@@ -234,25 +248,88 @@ def _table_setting(node: ast.AST) -> tuple[bool, str | None]:
     return False, None
 
 
-def _scan_module(scan: _Scan, module: str) -> None:
-    if module in scan.seen:
-        return
-    scan.seen.add(module)
+def _load(scan: _Scan, module: str) -> _Module | None:
+    if module in scan.modules:
+        return scan.modules[module]
     path = _module_file(scan.root, module)
-    if path is None:
+    mod = None
+    if path is not None:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        defs: dict[str, ast.AST] = {}
+        top: list[ast.stmt] = []
+        modules: dict[str, str] = {}
+        names: dict[str, tuple[str, str]] = {}
+        for st in tree.body:
+            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defs[st.name] = st
+                top.extend(_decorators(st))
+                continue
+            top.append(st)
+            if isinstance(st, ast.ImportFrom):
+                base = _imported(st, module)[0]
+                for a in st.names:
+                    local = a.asname or a.name
+                    if base.split(".", 1)[0] != scan.package:
+                        continue
+                    if _module_file(scan.root, f"{base}.{a.name}") is not None:
+                        modules[local] = f"{base}.{a.name}"
+                    else:
+                        names[local] = (base, a.name)
+            elif isinstance(st, ast.Import):
+                for a in st.names:
+                    if a.name.split(".", 1)[0] == scan.package and a.asname:
+                        modules[a.asname] = a.name
+        mod = _Module(module, top, defs, modules, names)
+    scan.modules[module] = mod
+    return mod
+
+
+def _decorators(node: ast.AST) -> list[ast.stmt]:
+    decos = getattr(node, "decorator_list", [])
+    return [ast.Expr(value=d) for d in decos]
+
+
+def _scan_module(scan: _Scan, module: str, unit: str | None = None, *, everything: bool = False) -> None:
+    """Follow the code the handler can run: the whole handler module, and in the package
+    modules it uses only the functions (and classes) it references, transitively, plus
+    their module-level code. Calls found on the way become `Call`s."""
+    mod = _load(scan, module)
+    if mod is None:
         return
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    units: list[str | None] = [None, *mod.defs] if everything else [unit]
+    for u in units:
+        if (module, u) in scan.seen:
+            continue
+        scan.seen.add((module, u))
+        if u is None:
+            nodes: list[ast.AST] = list(mod.top)
+        elif u in mod.defs:
+            nodes = [mod.defs[u]]
+        else:
+            continue
+        for node in nodes:
+            _scan_node(scan, mod, node)
+
+
+def _scan_node(scan: _Scan, mod: _Module, root: ast.AST) -> None:
     aliases: dict[str, str] = {}  # local name -> service, for `sqs = aws.client("sqs")`
-    for node in ast.walk(tree):
+    for node in ast.walk(root):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             svc = _client_service(node.value)
             if svc:
                 aliases[node.targets[0].id] = svc
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for name in _imported(node, module):
-                if name.split(".", 1)[0] == scan.package:
-                    _scan_module(scan, name)
+    for node in ast.walk(root):
+        # what this code references: follow it
+        if isinstance(node, ast.Name):
+            if node.id in mod.defs:
+                _scan_module(scan, mod.name, node.id)
+            elif node.id in mod.names:
+                _scan_module(scan, mod.names[node.id][0], None)
+                _scan_module(scan, *mod.names[node.id])
+            elif node.id in mod.modules:
+                _scan_module(scan, mod.modules[node.id], None)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in mod.modules:
+            _scan_module(scan, mod.modules[node.value.id], node.attr)
         if not isinstance(node, ast.Call):
             continue
         fn = node.func
@@ -263,7 +340,7 @@ def _scan_module(scan: _Scan, module: str) -> None:
         ):
             tn = next((k.value for k in node.keywords if k.arg == "table_name"), None)
             for action in IDEMPOTENCY:
-                scan.calls.append(Call("dynamodb", _snake(action.split(":")[1]), _setting_of(tn), module, node.lineno))
+                scan.calls.append(Call("dynamodb", _snake(action.split(":")[1]), _setting_of(tn), mod.name, node.lineno))
             continue
         if not isinstance(fn, ast.Attribute):
             continue
@@ -273,11 +350,11 @@ def _scan_module(scan: _Scan, module: str) -> None:
             svc = aliases.get(target.id)
         if svc:
             queue = next((k.value for k in node.keywords if k.arg == "QueueUrl"), None)
-            scan.calls.append(Call(svc, fn.attr, _setting_of(queue), module, node.lineno))
+            scan.calls.append(Call(svc, fn.attr, _setting_of(queue), mod.name, node.lineno))
             continue
         is_table, setting = _table_setting(target)
         if is_table:
-            scan.calls.append(Call("dynamodb", fn.attr, setting, module, node.lineno))
+            scan.calls.append(Call("dynamodb", fn.attr, setting, mod.name, node.lineno))
 
 
 def _imported(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
@@ -295,8 +372,9 @@ def _snake(op: str) -> str:
 
 
 def handler_calls(cfg: Config, function: str) -> tuple[list[Call], bool]:
-    """Every AWS call the handler of `function` (and the code-package modules it imports)
-    makes, and whether it uses the powertools Tracer (X-Ray)."""
+    """Every AWS call the handler of `function` can make - its module, and the functions
+    of the code package it references, transitively - and whether it uses the powertools
+    Tracer (X-Ray)."""
     if function not in cfg.functions:
         raise UsageError(f"no function {function!r} in [functions] (configured: {', '.join(sorted(cfg.functions))})")
     module = cfg.functions[function].rsplit(".", 1)[0]
@@ -304,7 +382,7 @@ def handler_calls(cfg: Config, function: str) -> tuple[list[Call], bool]:
     if _module_file(root, module) is None:
         raise ConfigError(f"[functions].{function}: module {module} not found under {cfg.code.package}/")
     scan = _Scan(cfg.code.package, root)
-    _scan_module(scan, module)
+    _scan_module(scan, module, everything=True)
     return scan.calls, scan.tracer
 
 

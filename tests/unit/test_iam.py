@@ -109,6 +109,7 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     assert not any(x.startswith(("s3:", "ec2:", "iam:")) for x in a)
 
     o = grants(iam(project, "--function", "onboarding", "--env", "prod"))
+    # onboarding imports the trigger module for its correlation id only: no DLQ grant
     assert o["sqs:SendMessage"] == {queue + "scoring"}
     assert {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"} <= set(o)
     assert o["dynamodb:PutItem"] == {table + "entities"}  # the handlers' default name
@@ -116,6 +117,8 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     s = grants(iam(project, "--function", "scorer", "--env", "prod"))
     assert s["dynamodb:Query"] == {table + "prod-analysis", table + "prod-analysis/index/*"}
     assert s["sqs:SendMessageBatch"] == {queue + "findings"}
+    assert s["sqs:SendMessage"] == {queue + "analysis-dlq"}  # poison jobs, through the shared trigger layer
+    assert "xray:PutTraceSegments" in s  # the handlers trace with powertools' Tracer
 
     r = grants(iam(project, "--function", "remediator", "--env", "prod"))
     # apply mode: S3, EC2, GuardDuty, IAM; records and idempotency in DynamoDB
