@@ -31,7 +31,7 @@ from pathlib import Path
 
 from release._io import atomic_write_bytes, hash_file
 from release.config import Config
-from release.errors import ConfigError, VerificationFailed
+from release.errors import ConfigError, UsageError, VerificationFailed
 from release.modelpin import (
     Cache,
     LockedFile,
@@ -160,7 +160,11 @@ def runtime_for(
         src_blob = cache.blob(src.sha256)
         size, sha, _ = hash_file(src_blob)
         if sha != src.sha256 or size != src.size:
-            raise VerificationFailed(f"cached {src.path} does not match the lock; nothing was built")
+            where = f"{cfg.image.model_dir.strip('/')}/{src.path}"
+            raise VerificationFailed(
+                f"{where}: sha256 {sha}, the lock says {src.sha256} "
+                f"(cached model file {src_blob} is corrupt); nothing was built"
+            )
         with tempfile.TemporaryDirectory(prefix="convert-", dir=cache.tmp) as tmp:
             out = Path(tmp) / "out"
             got = convert(src_blob, out)
@@ -173,7 +177,11 @@ def runtime_for(
                 if not cache.blob(sha).is_file():
                     cache.put(out / name, sha)
         atomic_write_bytes(index, json.dumps({"files": [f.model_dump() for f in files]}).encode())
-    rt = RuntimeModel(
+    return _runtime_model(files, src, ort_version), {f.path: cache.blob(f.sha256) for f in files}
+
+
+def _runtime_model(files: list[LockedFile], src: LockedFile, ort_version: str) -> RuntimeModel:
+    return RuntimeModel(
         format=FORMAT,
         dir=RUNTIME_DIR,
         files=files,
@@ -183,9 +191,47 @@ def runtime_for(
             onnxruntime=ort_version, optimization=OPTIMIZATION, external_min_bytes=EXTERNAL_MIN_BYTES
         ),
     )
-    return rt, {f.path: cache.blob(f.sha256) for f in files}
+
+
+def bake(lock: ModelLock, model_dir: Path, lock_dir: Path) -> ModelLock:
+    """What the build bakes, for a model directory outside an image: converts the locked
+    ONNX of `model_dir` (verified against `lock` first) into lock_dir/runtime/ and writes
+    the image lock to lock_dir/model.lock.json. Used by bench/coldstart.py and tests."""
+    from release.modelpin import lock_bytes, verify_dir
+
+    res = verify_dir(model_dir, lock, progress=False)
+    if not res.ok:
+        raise VerificationFailed(f"{model_dir} does not match the lock", details=res.problems())
+    src = source_file(lock)
+    if src is None:
+        raise UsageError("the lock names no ONNX file (onnx/model.onnx or model.onnx)")
+    out = lock_dir / RUNTIME_DIR
+    version = convert(model_dir / src.path, out)
+    files = []
+    for name in (GRAPH, WEIGHTS):
+        size, sha, _ = hash_file(out / name)
+        files.append(LockedFile(path=name, size=size, sha256=sha))
+    image_lock = with_runtime(lock, _runtime_model(files, src, version))
+    atomic_write_bytes(lock_dir / "model.lock.json", lock_bytes(image_lock))
+    return image_lock
 
 
 def with_runtime(lock: ModelLock, rt: RuntimeModel | None) -> ModelLock:
     """The image's lock: the project's lock plus its runtime model."""
     return lock if rt is None else lock.model_copy(update={"runtime": rt})
+
+
+def verify_runtime(lock_dir: Path, lock: ModelLock) -> list[str]:
+    """Every problem of the runtime files next to an image lock (`lock_dir`/runtime/)
+    against `lock.runtime`, each file re-hashed; empty when verified or when the lock has
+    no runtime model. Used by `release verify` and the canary's pre-check."""
+    from release.modelpin import verify_dir
+
+    rt = lock.runtime
+    if rt is None:
+        return []
+    d = lock_dir / rt.dir
+    if not d.is_dir():
+        return [f"missing: {rt.dir}/ (the runtime model the lock names)"]
+    res = verify_dir(d, lock.model_copy(update={"files": rt.files, "runtime": None}), progress=False)
+    return [f"{kind}: {rt.dir}/{rest}" for kind, _, rest in (p.partition(": ") for p in res.problems())]

@@ -11,7 +11,8 @@ against its digest), hashing every file as it streams, and builds:
   or `pkg:generic/NAME@COMMIT` for a local model) from the lock baked at
   /opt/release/model.lock.json, every model file as a nested `file` component with its
   SHA-256 (the image's bytes must equal the lock, else VerificationFailed), and
-  `modelCard` from the README.md front matter when present;
+  `modelCard` from the README.md front matter when present, and the runtime model the
+  build derived (/opt/release/runtime/*: hashes, source digest, converter version);
 - the base image as a `container` component with its digest (label
   org.opencontainers.image.base.digest, else the base layers' digests);
 - the policy and handler trees as `application` components with nested files + hashes;
@@ -293,6 +294,28 @@ def generate(
         }
         if not model["hashes"]:
             del model["hashes"]
+        rt = lock.get("runtime")
+        if rt:  # the pre-optimized model the handler runs (docs/model-format.md)
+            rt_dir = f"{MODEL_LOCK.rsplit('/', 1)[0]}/{rt['dir']}"
+            for f in rt["files"]:
+                got = files.get(f"{rt_dir}/{f['path']}")
+                if got is None or got[1] != f["sha256"]:
+                    bad.append(f"{rt['dir']}/{f['path']}")
+                mfiles.append({
+                    "type": "file", "bom-ref": f"{purl}#{rt['dir']}/{f['path']}", "name": f"/{rt_dir}/{f['path']}",
+                    "hashes": [{"alg": "SHA-256", "content": f["sha256"]}],
+                    "properties": [
+                        {"name": "release:runtime-format", "value": rt["format"]},
+                        {"name": "release:runtime-source", "value": f"{rt['source']['path']}@sha256:{rt['source']['sha256']}"},
+                        {"name": "release:converter", "value": f"onnxruntime {rt['converter']['onnxruntime']} ({rt['converter']['optimization']})"},
+                    ],
+                })
+            if bad:
+                raise VerificationFailed(
+                    f"image {digest}: model files differ from the baked lock: {', '.join(bad[:5])}"
+                )
+            model["components"] = mfiles
+            model["properties"].append({"name": "release:model-runtime", "value": rt["digest"]})
         card = _model_card(_front_matter(keep.get(f"{model_dir}/README.md")))
         if card:
             model["modelCard"] = card

@@ -273,6 +273,8 @@ def _runtime_session(
         error: Exception | None = None
         try:
             opts = _session_options(ort, intra_op_threads)
+            # optimized at build time (docs/model-format.md): not again on every cold start
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             opts.add_session_config_entry(
                 "session.model_external_initializers_file_folder_path", str(rt_dir)
             )
