@@ -300,8 +300,102 @@ def main() -> None:
                                       "warm": a.warm, "threads": a.threads}, indent=2))
 
 
+IN_IMAGE = r"""
+import importlib, json, resource, sys, time
+spawn = float(sys.argv[1]); t_py = time.time()
+mod, _, fn = sys.argv[2].rpartition(".")
+handler = getattr(importlib.import_module(mod), fn)
+class Ctx:
+    function_name = "analysis"; function_version = "$LATEST"; memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:analysis"
+    aws_request_id = "cold-1"; log_group_name = "/aws/lambda/analysis"; log_stream_name = "bench"
+    def get_remaining_time_in_millis(self): return 60_000
+out = handler({"id": "cold-1", "text": sys.argv[3]}, Ctx())
+t_done = time.time()
+from handlers.common import model as mm
+(m,) = mm._CACHE.values()
+print(json.dumps({"in_ms": (t_done - spawn) * 1000, "py_ms": (t_done - t_py) * 1000, "model_load_ms": m.load_ms,
+                  "runtime": m.lock.runtime is not None, "status": out.get("statusCode"),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def image_cold_starts(a: argparse.Namespace, mdir: Path) -> list[dict]:
-    raise SystemExit("--image: not implemented yet")
+    """The same cold start inside the built image (see the module doc)."""
+    import re
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "bench"))
+    from build import start_dockerd, start_registry  # bench/build.py
+
+    from tests.fixtures.docker import make_rootfs
+    from tests.fixtures.tools import copy_project
+
+    work = Path(tempfile.mkdtemp(prefix="coldstart-image-"))
+    dockerd = reg = None
+    try:
+        p = copy_project(work / "p", git=True)
+        shutil.copytree(mdir / "onnx-model", p / "model" / "bench-model")
+        toml = (p / "release.toml").read_text()
+        toml = re.sub(r'path = "model/examples/sst2-tiny"', 'path = "model/bench-model"', toml)
+        toml = re.sub(r"include = \[.*?\]", 'include = ["config.json", "tokenizer.json", '
+                      '"tokenizer_config.json", "onnx/model.onnx"]', toml, count=1)
+        # the analysis handler first: the image's CMD is the first function
+        head, sep, rest = toml.partition("[functions]")
+        block, blank, tail = rest.partition("\n\n")
+        first, *fns = block.split("\n")
+        fns.sort(key=lambda ln: not ln.startswith("analysis ="))
+        (p / "release.toml").write_text(head + sep + "\n".join([first, *fns]) + blank + tail)
+        env = {**os.environ, "RELEASE_CACHE_DIR": str(work / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+
+        def release(*args: str) -> str:
+            r = subprocess.run([sys.executable, "-m", "release", *args], cwd=p, env=env,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"release {' '.join(args)} failed: {r.stderr[-2000:]}")
+            return r.stdout.strip().splitlines()[-1]
+
+        print("image: pin, base, build ...", file=sys.stderr)
+        release("model", "pin")
+        env["RELEASE_BASE"] = release("base", "--rootfs", str(make_rootfs()), "--out", f"oci:{work / 'base'}")
+        reg, host = start_registry(work)
+        ref = release("build", "--push", f"{host}/coldstart")
+        dockerd, docker_host, _ = start_dockerd()
+        denv = {**os.environ, "DOCKER_HOST": docker_host}
+        subprocess.run(["docker", "pull", "-q", ref], env=denv, check=True, capture_output=True)
+        cfg = json.loads(subprocess.run(["docker", "image", "inspect", ref], env=denv, check=True,
+                                        capture_output=True, text=True).stdout)[0]["Config"]
+        cmd = cfg["Cmd"][0]
+        assert cmd == "handlers.analysis.lambda_handler", cmd
+        text = texts(1)[0]
+        out = []
+        for i in range(a.runs + 1):  # the first run warms the page cache, as on the process side
+            spawn = time.time()
+            r = subprocess.run(
+                ["docker", "run", "--rm", "--network", "none", "--read-only", "--user", "1000:1000",
+                 "-e", f"ORT_INTRA_OP_THREADS={a.threads}", "-e", f"OMP_NUM_THREADS={a.threads}",
+                 "-e", "AWS_DEFAULT_REGION=us-east-1", "-e", "AWS_ACCESS_KEY_ID=bench", "-e",
+                 "AWS_SECRET_ACCESS_KEY=bench", "-e", "AWS_MAX_ATTEMPTS=1", "-e", "AWS_RETRY_MODE=standard",
+                 "-e", "AWS_ENDPOINT_URL=http://127.0.0.1:9",
+                 "--entrypoint", "python3", ref, "-c", IN_IMAGE, f"{spawn:.6f}", cmd, text],
+                env=denv, capture_output=True, text=True, timeout=300)
+            wall = (time.time() - spawn) * 1000
+            if r.returncode != 0:
+                raise SystemExit(f"in-image run failed: {r.stderr[-2000:]}")
+            doc = json.loads(r.stdout.strip().splitlines()[-1])
+            assert doc["runtime"], "the image's handler did not load the runtime model"
+            doc["wall_ms"] = wall
+            if i:
+                out.append(doc)
+        return out
+    finally:
+        for proc in (dockerd, reg):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -121,3 +121,19 @@ def test_lock_reader_refuses_an_edited_runtime_section(
     (tmp_path / "b.json").write_text(json.dumps(edited))
     with pytest.raises(VerificationFailed, match="not a locked file"):
         modelpin.read_lock(tmp_path / "b.json")
+
+
+def test_verify_runtime_rehashes_the_files_next_to_the_image_lock(tmp_path: Path) -> None:
+    """What `release verify` and the canary's pre-check add to the model-layer check."""
+    lock = modelpin.read_lock(REPO / "model" / "model.lock.json")
+    assert modelformat.verify_runtime(tmp_path, lock) == []  # a project lock: nothing to check
+    image_lock = modelformat.bake(lock, REPO / "model" / "examples" / "sst2-tiny", tmp_path / "release")
+    assert modelpin.read_lock(tmp_path / "release" / "model.lock.json") == image_lock
+    assert modelformat.verify_runtime(tmp_path / "release", image_lock) == []
+    w = tmp_path / "release" / "runtime" / "model.weights"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0x80
+    w.write_bytes(bytes(data))
+    (tmp_path / "release" / "runtime" / "x.bin").write_bytes(b"")
+    problems = modelformat.verify_runtime(tmp_path / "release", image_lock)
+    assert [p.split(" (")[0] for p in problems] == ["changed: runtime/model.weights", "extra: runtime/x.bin"]
