@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from release._io import atomic_write_bytes, hash_file
 from release.config import Config
@@ -42,12 +43,12 @@ from release.modelpin import (
     root_digest,
 )
 
-FORMAT = "onnx-external-data-v1"
+FORMAT: Literal["onnx-external-data-v1"] = "onnx-external-data-v1"
 #: the runtime files' directory, relative to the image lock's directory (/opt/release)
 RUNTIME_DIR = "runtime"
 GRAPH = "model.onnx"
 WEIGHTS = "model.weights"
-OPTIMIZATION = "extended"
+OPTIMIZATION: Literal["basic", "extended"] = "extended"
 EXTERNAL_MIN_BYTES = 1024
 #: the locked ONNX files the handler would load, in its order of preference
 SOURCES = ("onnx/model.onnx", "model.onnx")
