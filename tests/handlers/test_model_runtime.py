@@ -130,3 +130,26 @@ def test_edited_runtime_section_is_refused(copy: tuple[Path, Path], edit, match:
     lock.write_text(json.dumps(doc))
     with pytest.raises(mm.ModelLoadError, match=match):
         mm.SentimentModel.load(model_dir, lock)
+
+
+def test_long_batches_run_in_slices_of_bounded_tokens(baked: tuple[Path, Path]) -> None:
+    """Activation memory is bounded: no session run sees more than MAX_BATCH_TOKENS padded
+    tokens, whatever batch_size says; the predictions are those of one text at a time."""
+    m = mm.SentimentModel.load(*baked)
+    real = m._session
+    shapes: list[tuple[int, int]] = []
+
+    class Recording:  # the real session, with each run's input shape noted
+        def run(self, names, feed):  # type: ignore[no-untyped-def]
+            shapes.append(feed["input_ids"].shape)
+            return real.run(names, feed)
+
+    texts = ["wonderful " * 600, "terrible film", *(["a fine and good day " * 30] * 20), "awful " * 300]
+    one_by_one = [m.predict([t])[0] for t in texts]
+    m._session = Recording()
+    got = m.predict(texts, batch_size=64)
+    assert [p.label for p in got] == [p.label for p in one_by_one]
+    for a, b in zip(got, one_by_one, strict=True):
+        assert a.logits == pytest.approx(b.logits, rel=1e-5, abs=1e-5) and a.truncated == b.truncated
+    assert len(shapes) > 1 and all(r * w <= mm.MAX_BATCH_TOKENS or r == 1 for r, w in shapes)
+    assert sum(r for r, _ in shapes) == len(texts)
