@@ -18,7 +18,8 @@ exported to ONNX with torch.onnx.export (our side, with a model lock like the im
 Cold start = a fresh Python process: interpreter start + imports + model load + first
 inference, measured from just before the parent spawns the child to the first result
 (page cache warm for both, as on a Lambda worker that already pulled the image).
-Warm = per-text latency (one text per call) over --warm texts after the first, p50/p95.
+Warm = per-text latency (one text per call) over --warm texts after the first, p50/p95;
+each cold run times every --runs-th of them, so load drift hits every side alike.
 Peak RSS = the child's ru_maxrss (everything: interpreter, imports, model, inference).
 ModelLoadTimeMs = the handler's metric (SentimentModel.load_ms: lock read + verification +
 runtime import + session), p50 over the cold runs.
@@ -244,14 +245,17 @@ def main() -> None:
     res: dict[str, list[dict]] = {k: [] for k in sides}
     for i in range(a.runs):
         print(f"run {i + 1}/{a.runs}", file=sys.stderr)
+        # each run times its share of the warm texts, so load drift hits every side alike
+        share = [data[0], *data[1 + i :: a.runs]]
         for k, cmd in sides.items():
-            res[k].append(run_child(cmd, data if i == 0 else data[:2], env))
+            res[k].append(run_child(cmd, share, env))
     assert all(r["runtime"] for r in res["ours"]) and not any(r["runtime"] for r in res["before"])
     image = image_cold_starts(a, mdir) if a.image else None
 
-    ours, before, theirs = res["ours"], res["before"], res["theirs"]
-    agree = sum(o[0] == t[0] for o, t in zip(ours[0]["outputs"], theirs[0]["outputs"], strict=True))
-    same = max(abs(x - y) for o, b in zip(ours[0]["outputs"], before[0]["outputs"], strict=True)
+    outs = {k: [o for r in v for o in r["outputs"]] for k, v in res.items()}
+    warm = {k: [x for r in v for x in r["warm_ms"]] for k, v in res.items()}
+    agree = sum(o[0] == t[0] for o, t in zip(outs["ours"], outs["theirs"], strict=True))
+    same = max(abs(x - y) for o, b in zip(outs["ours"], outs["before"], strict=True)
                for x, y in zip(o[1], b[1], strict=True))
     med = statistics.median
 
@@ -259,7 +263,7 @@ def main() -> None:
         return tuple(med(r[key] for r in res[k]) for k in ("ours", "before", "theirs"))  # type: ignore[return-value]
 
     def w(q: float) -> tuple[float, float, float]:
-        return tuple(pct(res[k][0]["warm_ms"], q) for k in ("ours", "before", "theirs"))  # type: ignore[return-value]
+        return tuple(pct(warm[k], q) for k in ("ours", "before", "theirs"))  # type: ignore[return-value]
 
     rows = [
         ("cold start (ms, median)", *m("cold_ms")),
@@ -275,7 +279,7 @@ def main() -> None:
     print(f"model: DistilBERT dim={a.dim} layers={a.layers} vocab={a.vocab} ({params / 1e6:.1f}M params, "
           f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(ours[0]['outputs'])}; "
+    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(outs['ours'])}; "
           f"max |logit| difference runtime format vs source ONNX: {same:.2e}")
     print(f"{'metric':40} {'ours (runtime fmt)':>18} {'before (src ONNX)':>18} {'transformers':>13} "
           f"{'theirs/ours':>12} {'theirs/before':>14}")
