@@ -35,7 +35,7 @@ from release.config import Config
 from release.deploy import FunctionState, Route, Target, target_for
 from release.digest import Reference, parse_reference
 from release.errors import GateDenied, ReleaseError, UsageError, VerificationFailed
-from release.evidence import Evidence
+from release.evidence import Evidence, ReadinessClaim
 from release.gate import Decision, evaluate, policy_for
 from release.lease import LEASE_SECONDS, Lease
 from release.ledger import Event, Ledger, open_ledger
@@ -86,6 +86,8 @@ def gate(
         raise VerificationFailed(
             f"evidence is about {evidence.digest} in {evidence.env!r}, not {ref.digest} in {env!r}"
         )
+    if cfg.readiness.gate:
+        evidence = evidence.model_copy(update={"readiness": readiness_claim(cfg, env)})
     decision = evaluate(evidence, policy_for(cfg))
     led = ledger or open_ledger(cfg)
     event = led.append(
@@ -97,6 +99,21 @@ def gate(
         decision={"allow": decision.allow, "reasons": list(decision.reasons)},
     )
     return GateResult(decision, evidence, event)
+
+
+def readiness_claim(cfg: Config, env: str, **kw: Any) -> ReadinessClaim:
+    """The readiness review of `env` as a claim of the Evidence (`[readiness].gate`)."""
+    from release.readiness import collect
+
+    report = collect(cfg, env, **kw)
+    failed = [f"{r.id}: {r.why}" for r in report.failed_required]
+    n = len(failed)
+    return ReadinessClaim(
+        ok=report.ready,
+        configured=True,
+        reason="" if report.ready else f"{n} required row{'s' if n != 1 else ''} fail",
+        failed=failed,
+    )
 
 
 def denied(decision: Decision) -> GateDenied:
