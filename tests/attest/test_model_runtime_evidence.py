@@ -67,7 +67,7 @@ def test_sbom_lists_the_runtime_model_derived_from_the_pinned_one(tmp_path: Path
 
 def test_sbom_refuses_a_runtime_file_that_differs_from_the_lock(tmp_path: Path) -> None:
     reg, digest, _ = _image(tmp_path, weights=b"\x01\x03" * 4096)
-    with pytest.raises(VerificationFailed, match="runtime model file /opt/release/runtime/model.weights"):
+    with pytest.raises(VerificationFailed, match=r"runtime model file /opt/release/runtime/model\.weights"):
         sbom.generate(reg, digest)
 
 
