@@ -140,12 +140,15 @@ def verify_model_dir(model_dir: Path, lock_path: Path, where: str) -> Any:
         raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
     if not model_dir.is_dir():
         raise VerificationFailed(f"{where}: no model directory")
+    from release.modelformat import verify_runtime
+
     res = modelpin.verify_dir(model_dir, lock, progress=False)
-    if not res.ok:
+    problems = res.problems() + verify_runtime(lock_path.parent, lock)  # the file the handler runs
+    if problems:
         raise VerificationFailed(
             f"{where}: model does not match the lock baked in the image "
-            f"({len(res.problems())} problem(s)); refusing to run it",
-            details=res.problems(),
+            f"({len(problems)} problem(s)); refusing to run it",
+            details=problems,
         )
     return lock
 
