@@ -3,7 +3,8 @@
 - SLSA provenance v1: builder id = the workflow identity (GITHUB_SERVER_URL/
   GITHUB_WORKFLOW_REF in Actions) or `local`; externalParameters (functions, registry,
   platform); resolvedDependencies: git commit, base image digest, model commit + lock
-  digest, requirements.lock digest (from the image labels and the repo).
+  digest, requirements.lock digest (from the image labels and the repo); the runtime model
+  the build derived from the locked ONNX (its digest, source digest, converter version).
 - CycloneDX SBOM (`https://cyclonedx.org/bom`): release.sbom.generate.
 - OpenSSF model signing v1.0 manifest: the locked model files (name, sha256) in
   model_signing's `serialization`/`resources` form, read from the image's baked lock.
@@ -74,6 +75,10 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
             deps.append(
                 {"uri": "file:/opt/release/model.lock.json", "digest": {"sha256": lock["digest"][7:]}, "name": "model-lock"}
             )
+    runtime = (lock or {}).get("runtime")
+    if runtime:  # the pre-optimized model the build derived (docs/model-format.md)
+        deps.append({"uri": f"file:/opt/release/{runtime['dir']}/", "digest": {"sha256": runtime["digest"][7:]}, "name": "model-runtime"})
+        deps.append({"uri": f"pkg:pypi/onnxruntime@{runtime['converter']['onnxruntime']}", "name": "model-converter"})
     req = cfg.resolve(cfg.image.requirements)
     rd = _file_digest(req)
     if rd:
@@ -97,7 +102,10 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
                 "platform": cfg.image.platform,
                 "base": f"{base_loc}@{base}" if base else base_given,
             },
-            "internalParameters": {"model": labels.get("dev.release.model", "")},
+            "internalParameters": {
+                "model": labels.get("dev.release.model", ""),
+                **({"modelRuntime": {k: runtime[k] for k in ("format", "digest", "source", "converter")}} if runtime else {}),
+            },
             "resolvedDependencies": deps,
         },
         "runDetails": {"builder": {"id": builder_id()}, "metadata": meta},
