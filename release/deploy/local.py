@@ -2,10 +2,13 @@
 
 There is nothing to move: promoting writes the ledger event (done by `release.promote`)
 and `release invoke FUNCTION --env ENV EVENT.json` (`invoke`) runs the function from the
-promoted image's own layers: the deps, code, policy and model layers are unpacked once
-per digest under `.release/invoke/<hex>/` (the model re-hashed against the image's lock
-first) and `python3 -m handlers.common.invoke CMD` runs there with
-PYTHONPATH=<deps>:<code> and MODEL_DIR / MODEL_LOCK pointing into the extraction - the
+promoted image's own files: /opt/deps, `[image].workdir`, `[image].model_dir` and the
+baked lock are extracted from the image's MERGED filesystem (every layer, whiteouts
+applied: what the container would see) once per digest under `.release/invoke/<hex>/`
+(refused when the model directory is not exactly the lock's files or another layer
+touched it; the model re-hashed on disk) and `python3 -m handlers.common.invoke CMD`
+runs there with PYTHONPATH=<deps>:<workdir> and MODEL_DIR / MODEL_LOCK pointing into
+the extraction - the
 interpreter's own site-packages are not on the path (`-S`), so nothing from the
 checkout or the venv can stand in for the image.
 """
@@ -51,9 +54,8 @@ class LocalTarget:
 
 
 # --- release invoke ---------------------------------------------------------------------
-#: the image's own layers a function needs, and where they land (ARCHITECTURE contract 1)
-INVOKE_ROLES = ("deps", "code", "policy", "model")
-_DEPS, _CODE, _MODEL, _LOCK = "opt/deps", "var/task", "opt/model", "opt/release/model.lock.json"
+#: where the deps land in the image (ARCHITECTURE contract 1)
+_DEPS = "opt/deps"
 
 
 @dataclass(frozen=True)
@@ -67,38 +69,46 @@ class Invocation:
     root: Path  # the extraction the function ran from
 
 
-def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
-    """The image's deps/code/policy/model layers unpacked under
-    `<state>/invoke/<digest hex>/` (once per digest; later calls reuse it). Returns the
-    root and the ImageView. The model is re-hashed against the lock baked in the image
-    on extraction (refused on mismatch); the handler verifies it again at cold start."""
+def extract_image(cfg: Config, ref: Reference) -> tuple[Any, Any]:
+    """The image's deps, workdir, model directory and lock, extracted from its merged
+    filesystem under `<state>/invoke/<digest hex>/` (once per digest; later calls reuse
+    it). Returns the `ImageTree` and the ImageView. The model directory is checked
+    against the lock baked in the image on extraction (refused on any difference or a
+    foreign layer) and re-hashed on disk; the handler verifies it again at cold start."""
     from release._io import staging_dir
-    from release.canary.offline import verify_model_dir
+    from release.canary.offline import extract_merged, verify_model_dir
     from release.image.inspect import open_image
     from release.image.registry import open_registry
 
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
     image = open_image(registry, ref.digest)
-    roles = {layer.role for layer in image.layers}
-    missing = [r for r in ("code", "model") if r not in roles]
-    if missing:
-        raise VerificationFailed(
-            f"image {ref.digest[:19]}: no {' or '.join(missing)} layer; not an image built by `release build`"
-        )
     root = cfg.state_dir / "invoke" / ref.digest.split(":", 1)[1]
+    where = f"image {ref.digest[:19]}"
     if (root / ".complete").is_file():
-        return root, image
+        return _tree(cfg, root), image
     root.parent.mkdir(parents=True, exist_ok=True)
     with staging_dir(root) as tmp:
-        image.extract([r for r in INVOKE_ROLES if r in roles], tmp)
-        verify_model_dir(tmp / _MODEL, tmp / _LOCK, f"image {ref.digest[:19]}")
+        tree = extract_merged(cfg, image, tmp, where=where, extra=[_DEPS])
+        verify_model_dir(tree.model_dir, tree.lock, where)
         (tmp / ".complete").write_text(ref.digest + "\n")
         try:
             tmp.rename(root)
         except OSError:
             if not (root / ".complete").is_file():  # a concurrent extraction won: fine
                 raise
-    return root, image
+    return _tree(cfg, root), image
+
+
+def _tree(cfg: Config, root: Path) -> Any:
+    from release.canary.offline import IMAGE_LOCK, ImageTree
+
+    return ImageTree(
+        root,
+        root / cfg.image.model_dir.strip("/"),
+        root / IMAGE_LOCK,
+        root / cfg.image.workdir.strip("/"),
+        root / _DEPS,
+    )
 
 
 def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0) -> Invocation:
@@ -124,7 +134,8 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
     ref = parse_reference(cur.evidence.get("reference") or cur.digest)
     if ref.digest != cur.digest:
         raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
-    root, image = extract_image(cfg, ref)
+    tree, image = extract_image(cfg, ref)
+    root = tree.root
     handler = image.functions.get(function)
     if not handler:
         raise UsageError(
@@ -134,16 +145,16 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
     run_env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("APP_", "POWERTOOLS_"))}
     run_env.update({
-        "PYTHONPATH": os.pathsep.join([str(root / _DEPS), str(root / _CODE)]),
-        "MODEL_DIR": str(root / _MODEL),
-        "MODEL_LOCK": str(root / _LOCK),
+        "PYTHONPATH": os.pathsep.join([str(tree.deps), str(tree.workdir)]),
+        "MODEL_DIR": str(tree.model_dir),
+        "MODEL_LOCK": str(tree.lock),
         "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     try:
         proc = subprocess.run(
             [sys.executable, "-S", "-m", "handlers.common.invoke", handler],
-            input=event, capture_output=True, cwd=root / _CODE, env=run_env, timeout=timeout,
+            input=event, capture_output=True, cwd=tree.workdir, env=run_env, timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
