@@ -362,7 +362,10 @@ def _check_sbom(v: Verification, merged: Any) -> SbomClaim:
     problems: list[str] = []
     # packages: every library listed is installed in the deps layer at that version
     installed = _dist_infos(merged)
-    libs = [c for c in comps if c.get("type") == "library"]
+    libs = [
+        c for c in comps
+        if c.get("type") == "library" and str(c.get("purl", "")).startswith("pkg:pypi/")
+    ]
     for c in libs:
         key = re.sub(r"[-_.]+", "-", str(c.get("name", ""))).lower()
         have = installed.get(key)
