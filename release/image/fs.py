@@ -126,7 +126,7 @@ class MergedFS:
             elif (t.path == "" or pre.startswith(t.path + "/")) and t.layer > first_owner and not plain_dir:
                 by_layer.setdefault(t.layer, set()).add(_describe(t))
         parts = PurePosixPath(pre).parts
-        for i in range(1, len(parts) + 1):
+        for i in range(1, len(parts)):  # strict ancestors: the path itself is a touch above
             n = self.nodes.get("/".join(parts[:i]))
             if n is not None and n.kind != "dir" and self.layers[n.layer].role != owner:
                 by_layer.setdefault(n.layer, set()).add(f"makes /{n.path} a {n.kind}")
