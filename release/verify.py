@@ -4,8 +4,10 @@ gate (`collect` is the default evidence provider of `release.promote`) and the a
 Nothing is trusted because it is stored: the image is read by digest and every blob is
 re-hashed; each attestation's Sigstore bundle is verified offline against the pinned
 trust root (or the signing public key) and the signer policy; subjects must name this
-digest; the SBOM is compared with the image's real layers; provenance with the image
-config; the model lock baked in the image with its model layer; the canary report's
+digest; the SBOM is compared with the image's real files; provenance with the image
+config; the model directory of the image's MERGED filesystem (every layer, whiteouts
+applied: `release.image.fs`) with the lock baked in the image - exactly its files, and
+no layer but the model layer touching them; the canary report's
 verdict is read from the signed statement; the ledger's hash chain is re-computed.
 
 A claim that cannot be checked is a failed claim with the reason, never a skipped one.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,14 @@ import pytest
 from release.errors import VerificationFailed
 from release.image import fs
 from release.image.inspect import open_image
-from release.image.oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, ROLE_ANNOTATION, canonical, digest_of
+from release.image.oci import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    ROLE_ANNOTATION,
+    canonical,
+    digest_of,
+)
 from release.image.registry import open_registry
 
 #: (path, data) regular file; (path, None) directory; (path, "->TARGET") symlink
