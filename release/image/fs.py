@@ -372,6 +372,9 @@ class _Scanner:
                 kind = "dir" if m.isdir() else "symlink" if m.issym() else (
                     "file" if m.isfile() or m.islnk() else "other")
                 self.fs.touches.append(Touch(i, path, "add", kind))
+            old = self.fs.nodes.get(path)
+            if old is not None and not (old.kind == "dir" and m.isdir()):
+                self._drop(path)  # before anything new is written where it was
             target = self._target(path)
             if m.isdir():
                 self._put(Node(path, "dir", 0, m.mode & 0o7777, i))
@@ -409,8 +412,6 @@ class _Scanner:
                 out = None
                 if target is not None:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    if target.is_symlink() or target.exists():
-                        self._unlink(path)
                     out = open(target, "wb")  # noqa: SIM115 - closed below
                 try:
                     while chunk := f.read(CHUNK):

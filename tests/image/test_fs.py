@@ -202,3 +202,16 @@ def test_each_blob_is_read_once(tmp_path: Path) -> None:
     assert opened == [la.digest for la in img.layers]
 
 
+
+
+def test_extraction_applies_later_layers(tmp_path: Path) -> None:
+    reg = open_registry("oci:reg", tmp_path)
+    img = open_image(reg, push(reg, [
+        ("base", BASE), ("model", MODEL),
+        ("code", [("opt/model/a.bin", b"EVIL"), ("opt/model/.wh.sub", b""), ("opt/model/new.py", b"x")]),
+    ]))
+    out = tmp_path / "out"
+    m = fs.scan(img, extract=["opt/model"], dest=out)
+    files = sorted(p.relative_to(out / "opt/model").as_posix() for p in (out / "opt/model").rglob("*"))
+    assert files == ["a.bin", "new.py"] == sorted(m.tree("opt/model"))
+    assert (out / "opt/model/a.bin").read_bytes() == b"EVIL"
