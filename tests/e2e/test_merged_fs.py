@@ -107,8 +107,10 @@ def test_base_planting_a_model_file_fails_verify_gate_and_promote(release: dict[
     from release.image.inspect import open_image
 
     p, env, d = release["project"], release["env"], release["planted"]
-    base_layer = open_image(open_registry("oci:.release/registry", p), d).layers[0].digest
-    named = f"layer 1 (base, {base_layer[:19]}) touches /opt/model: adds /opt/model/evil.py"
+    # the base is the real base's one layer plus the planting one: layer 2 of the image
+    planting = open_image(open_registry("oci:.release/registry", p), d).layers[1]
+    assert planting.role == "base"
+    named = f"layer 2 (base, {planting.digest[:19]}) touches /opt/model: adds /opt/model/evil.py"
     code, checks, _ = _verify(release, d)
     assert code == 1
     assert not checks["model layer"]["ok"]
