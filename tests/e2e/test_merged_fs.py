@@ -238,7 +238,13 @@ def test_sbom_of_the_real_image(release: dict[str, Any], sbom_doc: dict[str, Any
     debs = {c["name"]: c for c in comps if str(c.get("purl", "")).startswith("pkg:deb/")}
     assert len(debs) > 50 and "python3" in debs and "libc6" in debs
     libc = debs["libc6"]
-    assert libc["purl"] == f"pkg:deb/debian/libc6@{libc['version']}?arch=amd64&distro=debian-12"
+    # the version percent-encoded as the purl spec asks ("+" -> "%2B"), and read back
+    assert "+" in libc["version"]
+    version = libc["version"].replace("+", "%2B")
+    assert libc["purl"] == f"pkg:deb/debian/libc6@{version}?arch=amd64&distro=debian-12"
+    from packageurl import PackageURL
+
+    assert PackageURL.from_string(libc["purl"]).version == libc["version"]
     osc = next(c for c in comps if c["type"] == "operating-system")
     assert (osc["name"], osc["version"]) == ("debian", "12")
     base_deps = next(d for d in sbom_doc["dependencies"] if d["ref"] == "base-image")["dependsOn"]
