@@ -27,7 +27,9 @@ from release.image.oci import OCI_MANIFEST, ROLE_ANNOTATION, canonical, digest_o
 from release.image.registry import open_registry
 from tests.fixtures.tools import copy_project, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+# the module fixture runs a whole pipeline and a second build: more than the default 600 s
+# on a shared 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 def _layer(items: list[tuple[str, bytes | None]]) -> tuple[bytes, str]:
