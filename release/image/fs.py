@@ -254,7 +254,7 @@ class _Scanner:
     def _resolve(self, path: str, where: str) -> str:
         """`path` with every symlink among its parents followed (inside the root); the
         last component is not followed (an entry replaces what is at its name)."""
-        parts = list(PurePosixPath(path).parts)
+        parts = path.split("/") if path else []  # clean: no empty, "." or ".." parts
         out: list[str] = []
         hops = 0
         i = 0
@@ -318,7 +318,7 @@ class _Scanner:
         if old is not None and not (old.kind == "dir" and node.kind == "dir"):
             self._drop(path)
         # parents the layer did not list exist implicitly as directories
-        parts = PurePosixPath(path).parts
+        parts = path.split("/")
         for i in range(1, len(parts)):
             anc = "/".join(parts[:i])
             if anc not in self.fs.nodes:
