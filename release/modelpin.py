@@ -271,6 +271,20 @@ class LocalSource:
             ) from None
 
 
+def require_local_source(cfg: Config, lock: ModelLock, cache: Cache | None = None) -> None:
+    """Before any slow work: a local `[model].path` that is absent fails now (exit 2), unless
+    the content-addressed cache already holds every locked file (each re-hashed on use)."""
+    if cfg.model.path is None:
+        return
+    root = cfg.resolve(cfg.model.path)
+    if root.is_dir():
+        return
+    cache = cache or Cache()
+    if all(cache.blob(f.sha256).is_file() for f in lock.files):
+        return
+    raise missing_model_dir(root, cfg.model.path)
+
+
 def missing_model_dir(root: Path, name: str) -> UsageError:
     """The one message for a `[model].path` directory that does not exist: its name, and
     the command that makes it (a `generate.py` beside it, as the example model has; else

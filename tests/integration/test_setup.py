@@ -116,3 +116,36 @@ def test_a_changed_hash_in_the_lock_fails_setup(tmp_path: Path) -> None:
     assert "click" in p.stderr and "hash" in p.stderr.lower(), p.stderr[-2000:]
     assert not (clone / ".venv" / ".requirements.sha256").exists()
     assert not (clone / ".venv" / "bin" / "release").exists()
+
+
+@pytest.mark.parametrize("command", [["build"], ["model", "fetch"], ["model", "pin"], ["pipeline", "--through", "build"]])
+def test_missing_example_model_is_one_line_exit_2(command: list[str], tmp_path: Path) -> None:
+    """A fresh clone whose example model was not generated: every command that reads
+    `[model].path` names the directory and the command that makes it; exit 2, no traceback
+    (an empty cache, so nothing can come from an earlier run)."""
+    from tests.fixtures.tools import copy_project, run_cli
+
+    proj = copy_project(tmp_path / "p", git=True)
+    import shutil
+
+    shutil.rmtree(proj / "model" / "examples" / "sst2-tiny")
+    env = {"RELEASE_CACHE_DIR": str(tmp_path / "cache"),
+           "RELEASE_BASE": "oci:" + str(tmp_path / "no-base") + "@sha256:" + "0" * 64}
+    r = run_cli(*command, cwd=proj, env=env)
+    assert r.code == 2, (r.code, r.stderr)
+    assert "Traceback" not in r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("release: error:")]
+    assert len(err) == 1, r.stderr
+    assert "model directory model/examples/sst2-tiny does not exist" in err[0]
+    assert "python model/examples/generate.py" in err[0]
+
+
+def test_locked_file_missing_from_local_model_is_exit_2(tmp_path: Path) -> None:
+    from tests.fixtures.tools import copy_project, run_cli
+
+    proj = copy_project(tmp_path / "p", git=True)
+    (proj / "model" / "examples" / "sst2-tiny" / "README.md").unlink()
+    r = run_cli("model", "fetch", cwd=proj, env={"RELEASE_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.code == 2, (r.code, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert "sst2-tiny/README.md is locked but missing" in r.stderr
