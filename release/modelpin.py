@@ -145,20 +145,25 @@ def read_lock(path: Path) -> ModelLock:
         raise ConfigError(
             f"model lock {path.name} not found in {path.parent}: run `release model pin`"
         ) from None
+    return parse_lock(raw, path.name)
+
+
+def parse_lock(raw: bytes, name: str) -> ModelLock:
+    """A lock from its bytes (`name` says where they came from in messages)."""
     try:
         lock = ModelLock.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path.name}: invalid lock at {where}: {first['msg']}") from None
+        raise ConfigError(f"{name}: invalid lock at {where}: {first['msg']}") from None
     paths = [f.path for f in lock.files]
     if paths != sorted(paths, key=path_key) or len(set(paths)) != len(paths):
-        raise ConfigError(f"{path.name}: files must be unique and sorted by path")
+        raise ConfigError(f"{name}: files must be unique and sorted by path")
     for p in paths:
         _check_relpath(p)
     if root_digest(lock.files) != lock.digest:
         raise VerificationFailed(
-            f"{path.name}: root digest {lock.digest} does not match its files "
+            f"{name}: root digest {lock.digest} does not match its files "
             f"({root_digest(lock.files)}); the lock was edited"
         )
     rt = lock.runtime
@@ -167,12 +172,12 @@ def read_lock(path: Path) -> ModelLock:
             _check_relpath(p)
         if root_digest(rt.files) != rt.digest:
             raise VerificationFailed(
-                f"{path.name}: runtime digest {rt.digest} does not match its files; the lock was edited"
+                f"{name}: runtime digest {rt.digest} does not match its files; the lock was edited"
             )
         src = lock.by_path().get(rt.source.path)
         if src is None or src.sha256 != rt.source.sha256:
             raise VerificationFailed(
-                f"{path.name}: runtime model names source {rt.source.path} ({rt.source.sha256[:12]}), "
+                f"{name}: runtime model names source {rt.source.path} ({rt.source.sha256[:12]}), "
                 "which is not a locked file"
             )
     return lock

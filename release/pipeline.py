@@ -158,7 +158,7 @@ def _sbom(
     from release._io import atomic_write_bytes
 
     ref: Reference = ctx["ref"]
-    doc = sbom.generate(_registry(cfg, ctx), ref.digest)
+    doc = sbom.generate(_registry(cfg, ctx), ref.digest, cfg=cfg)
     assert res.out_dir is not None
     path = res.out_dir / "sbom.cdx.json"
     atomic_write_bytes(path, sbom.dumps(doc))

@@ -1,39 +1,51 @@
 """CycloneDX 1.6 SBOM (an ML-BOM) of one image, read from the image itself.
 
-`generate(registry, digest) -> dict` reads every non-base layer once (each blob verified
-against its digest), hashing every file as it streams, and builds:
+`generate(registry, digest, cfg=...) -> dict` reads the image's MERGED filesystem once
+(`release.image.fs`: every layer in order, whiteouts applied, each blob verified against
+its digest as it streams) and builds:
 
 - the image as `metadata.component` (container, purl `pkg:oci/NAME@sha256:...`);
-- every Python package of the `deps` layer (`/opt/deps/*.dist-info`): name, version,
-  purl `pkg:pypi/...`, licenses from METADATA, and a SHA-256 of its RECORD (which lists
-  the hash of every installed file);
+- every Python package installed in /opt/deps (`*.dist-info/METADATA`): name, version,
+  purl `pkg:pypi/NAME@VERSION` (as packageurl-python and cyclonedx-py spell it),
+  licences as SPDX `license.id` or `expression` (free-text `name` only for what is not
+  SPDX), and the SHA-256 of the wheel pip installed: pip checked it against the
+  requirements lock at build time and `release build` recorded it from pip's
+  installation report in /opt/release/wheels.json (no record: no hash);
 - the model as a `machine-learning-model` component (purl `pkg:huggingface/REPO@COMMIT`,
   or `pkg:generic/NAME@COMMIT` for a local model) from the lock baked at
   /opt/release/model.lock.json, every model file as a nested `file` component with its
-  SHA-256 (the image's bytes must equal the lock, else VerificationFailed), and
-  `modelCard` from the README.md front matter when present; the runtime model the build
+  SHA-256; the merged model directory must be exactly the lock's files, written by the
+  model layer only (else VerificationFailed), and `modelCard` from README.md front matter; the runtime model the build
   derived from it (/opt/release/runtime/*, docs/model-format.md) as a second
   machine-learning-model component that depends on the pinned one (file hashes checked
-  against the image, source digest and converter version as properties);
+  against the image's merged filesystem, source digest and converter version as properties);
 - the base image as a `container` component with its digest (label
-  org.opencontainers.image.base.digest, else the base layers' digests);
-- the policy and handler trees as `application` components with nested files + hashes;
-- the dependency graph (image -> base, model, code, policy, top-level packages;
-  package -> the packages its Requires-Dist names, markers evaluated for Python 3.11).
+  org.opencontainers.image.base.digest, else the base layers' digests), its operating
+  system (`operating-system`, from etc/os-release) and every OS package of dpkg's
+  database (`var/lib/dpkg/status`, or `status.d/` of distroless bases) as
+  `pkg:deb/ID/NAME@VERSION?arch=ARCH&distro=ID-VERSION_ID` with the licences of a
+  machine-readable (DEP-5) `usr/share/doc/NAME/copyright`; an rpm database is not read
+  (a property on the base component says so);
+- the files under `[image].workdir` as `application` components (`policy`, `handlers`)
+  with nested files + hashes;
+- the dependency graph: image -> base, model, code, policy, top-level packages; base ->
+  its OS and packages; package -> every installed package its Requires-Dist names
+  (markers and extras not evaluated: what is installed is what the target platform
+  needed), as `cyclonedx-py environment` gives it.
 
 Reproducible: serialNumber is uuid5 of the image digest, timestamp is the image
-config's `created`. `validate` checks a document against the official 1.6 JSON schema
-(cyclonedx-python-lib's strict validator); the tests run it on every shape we emit and
-`release sbom --validate` on demand.
+config's `created`, every list is sorted. `validate` checks a document against the
+official 1.6 JSON schema (cyclonedx-python-lib's strict validator); the tests run it
+on every shape we emit and `release sbom --validate` on demand.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tarfile
+import re
 import uuid
 from email.parser import BytesHeaderParser
+from pathlib import PurePosixPath
 from typing import Any
 
 from release.digest import Digest
@@ -41,55 +53,41 @@ from release.errors import VerificationFailed
 
 DEPS_PREFIX = "opt/deps/"
 MODEL_LOCK = "opt/release/model.lock.json"
+WHEELS = "opt/release/wheels.json"
+#: the runtime model format (release/modelformat.py, RUNTIME_DIR) next to the lock
+RUNTIME_PREFIX = "opt/release/runtime/"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+DPKG_STATUS = "var/lib/dpkg/status"
+DPKG_STATUS_D = "var/lib/dpkg/status.d/"
+OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+RPM_DBS = ("var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite")
 _NS = uuid.UUID("6f1c1a52-2f1e-4d4e-9a43-2b8e6c0c1b70")
+_META = re.compile(re.escape(DEPS_PREFIX) + r"[^/]+\.dist-info/(METADATA|RECORD)")
+_COPYRIGHT = re.compile(r"usr/share/doc/[^/]+/copyright")
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def _scan(view: Any) -> tuple[dict[str, tuple[int, str]], dict[str, bytes], dict[str, str]]:
-    """One pass over the non-base layers: {path: (size, sha256)}, contents of the small
-    files we parse, {path: role}."""
-    from release.image.inspect import local_blob
-    from release.image.oci import GZIP_LAYERS
+def _dirs(view: Any, cfg: Any) -> tuple[str, str]:
+    """(model dir, workdir) without slashes: `[image]` of the config when given, else
+    what the image's config says (MODEL_DIR, WorkingDir), else the config defaults."""
+    from release.config import ImageConfig
 
-    files: dict[str, tuple[int, str]] = {}
-    keep: dict[str, bytes] = {}
-    roles: dict[str, str] = {}
-    for layer in view.layers:
-        if layer.role == "base":
-            continue
-        mode = "r|gz" if layer.media_type in GZIP_LAYERS else "r|"
-        with local_blob(view.registry, layer.digest) as path, open(path, "rb") as raw, tarfile.open(
-            fileobj=raw, mode=mode  # type: ignore[call-overload]
-        ) as tf:
-            for m in tf:
-                name = m.name.lstrip("./").lstrip("/")
-                if ".." in name.split("/"):
-                    raise VerificationFailed(f"layer {layer.digest} has an unsafe path {m.name!r}")
-                if not m.isfile():
-                    continue
-                f = tf.extractfile(m)
-                assert f is not None
-                want = _wanted(name)
-                h = hashlib.sha256()
-                buf = bytearray()
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-                    if want:
-                        buf += chunk
-                files[name] = (m.size, h.hexdigest())
-                roles[name] = layer.role
-                if want:
-                    keep[name] = bytes(buf)
-    return files, keep, roles
+    if cfg is not None:
+        return cfg.image.model_dir.strip("/"), cfg.image.workdir.strip("/")
+    c = view.config.get("config") or {}
+    env = dict(e.split("=", 1) for e in c.get("Env") or [] if "=" in e)
+    fields = ImageConfig.model_fields
+    model_dir = env.get("MODEL_DIR") or str(fields["model_dir"].default)
+    workdir = c.get("WorkingDir") or str(fields["workdir"].default)
+    return model_dir.strip("/"), str(workdir).strip("/")
 
 
 def _runtime_component(
-    lock: dict[str, Any], rt: dict[str, Any], purl: str, files: dict[str, tuple[int, str]],
+    lock: dict[str, Any], rt: dict[str, Any], purl: str, merged: Any,
     components: list[dict[str, Any]], digest: str,
 ) -> str:
     """The runtime model (docs/model-format.md) as its own machine-learning-model
@@ -98,8 +96,8 @@ def _runtime_component(
     ref = f"{purl}#runtime"
     parts = []
     for f in rt["files"]:
-        got = files.get(f"{rt_dir}/{f['path']}")
-        if got is None or got[1] != f["sha256"]:
+        got = merged.get(f"{rt_dir}/{f['path']}")
+        if got is None or got.kind != "file" or got.sha256 != f["sha256"]:
             raise VerificationFailed(
                 f"image {digest}: runtime model file /{rt_dir}/{f['path']} differs from the baked lock"
             )
@@ -123,29 +121,182 @@ def _runtime_component(
     return ref
 
 
-def _wanted(name: str) -> bool:
-    if name == MODEL_LOCK or name.endswith("/README.md"):
-        return True
-    return name.startswith(DEPS_PREFIX) and (
-        name.endswith(".dist-info/METADATA") or name.endswith(".dist-info/RECORD")
+def _scan(view: Any, cfg: Any = None) -> Any:
+    """One pass over every layer: the merged filesystem (`release.image.fs.MergedFS`)
+    with the model directory and workdir hashed, and the small files we parse kept."""
+    from release.image import fs
+
+    model_dir, workdir = _dirs(view, cfg)
+
+    def keep(p: str) -> bool:
+        return (
+            p in (MODEL_LOCK, WHEELS, DPKG_STATUS, f"{model_dir}/README.md", *OS_RELEASE)
+            or p.startswith(DPKG_STATUS_D)
+            or bool(_META.fullmatch(p) or _COPYRIGHT.fullmatch(p))
+        )
+
+    return fs.scan(
+        view,
+        keep=keep,
+        hash=lambda p: p.startswith((model_dir + "/", workdir + "/", RUNTIME_PREFIX)),
+        watch=[model_dir, MODEL_LOCK],
     )
 
 
 def _norm(name: str) -> str:
-    import re
-
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _packages(keep: dict[str, bytes]) -> list[dict[str, Any]]:
+def _pypi_purl(name: str, version: str) -> str:
+    from packageurl import PackageURL
+
+    return str(PackageURL(type="pypi", name=name, version=version).to_string())
+
+
+# --- licences -----------------------------------------------------------------------------
+#: trove classifiers -> SPDX (the common ones; others are kept as free-text names)
+_CLASSIFIERS = {
+    "MIT License": "MIT",
+    "MIT No Attribution License (MIT-0)": "MIT-0",
+    "BSD License": None,  # which BSD is not said
+    "Apache Software License": "Apache-2.0",
+    "ISC License (ISCL)": "ISC",
+    "Python Software Foundation License": "PSF-2.0",
+    "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
+    "GNU General Public License v2 or later (GPLv2+)": "GPL-2.0-or-later",
+    "GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+    "GNU General Public License v3 or later (GPLv3+)": "GPL-3.0-or-later",
+    "GNU Lesser General Public License v2 (LGPLv2)": "LGPL-2.0-only",
+    "GNU Lesser General Public License v2 or later (LGPLv2+)": "LGPL-2.0-or-later",
+    "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "GNU Lesser General Public License v3 or later (LGPLv3+)": "LGPL-3.0-or-later",
+    "GNU Affero General Public License v3": "AGPL-3.0-only",
+    "GNU Affero General Public License v3 or later (AGPLv3+)": "AGPL-3.0-or-later",
+    "The Unlicense (Unlicense)": "Unlicense",
+    "zlib/libpng License": "Zlib",
+    "Boost Software License 1.0 (BSL-1.0)": "BSL-1.0",
+    "Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
+    "Universal Permissive License (UPL)": "UPL-1.0",
+}
+
+#: Debian copyright-format short names that are not spelled as SPDX ids
+_DEBIAN = {
+    "expat": "MIT",
+    "artistic": "Artistic-1.0-Perl",
+    "bsd-2-clause": "BSD-2-Clause",
+    "bsd-3-clause": "BSD-3-Clause",
+    "bsd-4-clause": "BSD-4-Clause",
+    "zlib": "Zlib",
+    "mpl-1.1": "MPL-1.1",
+    "mpl-2.0": "MPL-2.0",
+    "apache-2.0": "Apache-2.0",
+    "cc0-1.0": "CC0-1.0",
+    "isc": "ISC",
+}
+_GNU = re.compile(r"(L?GPL|AGPL|GFDL)-?v?(\d)(?:\.(\d))?(\+)?", re.IGNORECASE)
+
+
+def _spdx_id(name: str) -> str | None:
+    """The SPDX id `name` stands for (an SPDX id in any case, or a Debian short name)."""
+    from cyclonedx.spdx import fixup_id
+
+    name = name.strip()
+    if not name:
+        return None
+    m = _GNU.fullmatch(name)  # before the SPDX list: it still holds deprecated "GPL-2.0+"
+    if m:
+        fam, major, minor, plus = m.groups()
+        cand = f"{fam.upper()}-{major}.{minor or '0'}-{'or-later' if plus else 'only'}"
+        return str(fixup_id(cand)) if fixup_id(cand) else None
+    got = fixup_id(name)
+    if got:
+        return str(got)
+    return _DEBIAN.get(name.lower())
+
+
+def _spdx_expression(text: str) -> str | None:
+    """`text` as an SPDX expression when every operand is an SPDX id (ids translated
+    from Debian short names); None otherwise (an exception clause, free text)."""
+    from cyclonedx.spdx import is_expression
+
+    parts = re.split(r"\s+(or|and)\s+", text.strip(), flags=re.IGNORECASE)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(part.upper())
+            continue
+        sid = _spdx_id(part.strip("() "))
+        if sid is None:
+            return None
+        out.append(sid)
+    expr = " ".join(out)
+    return expr if is_expression(expr) else None
+
+
+def licence_entries(terms: list[str]) -> list[dict[str, Any]]:
+    """CycloneDX `licenses` for the distinct licence `terms` of one component: one SPDX
+    `expression` when a term is compound (ANDed when there are several), else one
+    entry per term: `license.id` when it is SPDX, `license.name` when not."""
+    terms = sorted({t.strip() for t in terms if t.strip()})
+    if not terms:
+        return []
+    ids = [_spdx_id(t) for t in terms]
+    if all(ids):
+        return [{"license": {"id": i}} for i in sorted({i for i in ids if i})]
+    exprs = [_spdx_expression(t) for t in terms]
+    if all(exprs):
+        uniq = sorted({e for e in exprs if e})
+        if len(uniq) == 1:
+            return [{"expression": uniq[0]}]
+        return [{"expression": " AND ".join(f"({e})" if " " in e else e for e in uniq)}]
+    return [
+        {"license": {"id": i}} if i else {"license": {"name": t}}
+        for t, i in zip(terms, ids, strict=True)
+    ]
+
+
+def _python_licences(msg: Any) -> list[dict[str, Any]]:
+    expr = str(msg.get("License-Expression") or "").strip()
+    if expr:
+        sid = _spdx_id(expr)
+        if sid:
+            return [{"license": {"id": sid}}]
+        e = _spdx_expression(expr)
+        return [{"expression": e}] if e else [{"license": {"name": expr}}]
+    raw = str(msg.get("License") or "").strip()
+    if raw and len(raw) < 100 and "\n" not in raw:
+        return licence_entries([raw])
+    out = []
+    for c in msg.get_all("Classifier") or []:
+        c = str(c)
+        if not c.startswith("License ::"):
+            continue
+        leaf = c.split("::")[-1].strip()
+        sid = _CLASSIFIERS.get(leaf)
+        out.append({"license": {"id": sid}} if sid else {"license": {"name": leaf}})
+    uniq = {json.dumps(x, sort_keys=True): x for x in out}
+    return [uniq[k] for k in sorted(uniq)]
+
+
+# --- python packages ----------------------------------------------------------------------
+def _wheels(data: bytes | None) -> dict[tuple[str, str], dict[str, str]]:
+    if not data:
+        return {}
+    try:
+        doc = json.loads(data)
+        return {(_norm(w["name"]), str(w["version"])): w for w in doc["wheels"]}
+    except (ValueError, KeyError, TypeError):
+        raise VerificationFailed(f"/{WHEELS} in the image is not a wheels record") from None
+
+
+def _packages(merged: Any) -> list[dict[str, Any]]:
     from packaging.requirements import InvalidRequirement, Requirement
 
-    env = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
-    out = []
-    for path, data in sorted(keep.items()):
-        if not path.endswith(".dist-info/METADATA"):
+    wheels = _wheels(merged.read(WHEELS))
+    found = []
+    for path, data in sorted(merged.data.items()):
+        if not (path.startswith(DEPS_PREFIX) and path.endswith(".dist-info/METADATA")):
             continue
         msg = BytesHeaderParser().parsebytes(data)
         name, version = str(msg.get("Name", "")), str(msg.get("Version", ""))
@@ -154,46 +305,156 @@ def _packages(keep: dict[str, bytes]) -> list[dict[str, Any]]:
         requires = []
         for r in msg.get_all("Requires-Dist") or []:
             try:
-                req = Requirement(str(r))
+                requires.append(_norm(Requirement(str(r)).name))
             except InvalidRequirement:
                 continue
-            if req.marker is None or req.marker.evaluate(env):
-                requires.append(_norm(req.name))
-        lic = str(msg.get("License-Expression") or "").strip()
-        licenses: list[dict[str, Any]] = []
-        if lic:
-            licenses = [{"expression": lic}]
-        else:
-            raw = str(msg.get("License") or "").strip()
-            classifiers = [
-                str(c).split("::")[-1].strip()
-                for c in msg.get_all("Classifier") or []
-                if str(c).startswith("License ::")
-            ]
-            if raw and len(raw) < 100 and "\n" not in raw:
-                licenses = [{"license": {"name": raw}}]
-            elif classifiers:
-                licenses = [{"license": {"name": c}} for c in classifiers]
-        record = keep.get(path[: -len("METADATA")] + "RECORD")
+        purl = _pypi_purl(name, version)
         comp: dict[str, Any] = {
             "type": "library",
-            "bom-ref": f"pkg:pypi/{_norm(name)}@{version}",
+            "bom-ref": purl,
             "name": name,
             "version": version,
-            "purl": f"pkg:pypi/{_norm(name)}@{version}",
+            "purl": purl,
         }
-        if record is not None:
-            comp["hashes"] = [{"alg": "SHA-256", "content": hashlib.sha256(record).hexdigest()}]
-            comp["properties"] = [{"name": "release:hash-of", "value": "dist-info/RECORD"}]
+        wheel = wheels.get((_norm(name), version))
+        if wheel is not None:
+            comp["hashes"] = [{"alg": "SHA-256", "content": wheel["sha256"]}]
+            comp["properties"] = [{"name": "release:hash-of", "value": f"wheel:{wheel['filename']}"}]
+        licenses = _python_licences(msg)
         if licenses:
             comp["licenses"] = licenses
-        out.append((comp, requires))
-    by_name = {_norm(c["name"]): c["bom-ref"] for c, _ in out}
+        found.append((comp, requires))
+    by_name = {_norm(c["name"]): c["bom-ref"] for c, _ in found}
     comps = []
-    for comp, requires in out:
-        comp["_depends"] = sorted({by_name[r] for r in requires if r in by_name})
+    for comp, requires in found:
+        me = comp["bom-ref"]
+        comp["_depends"] = sorted({by_name[r] for r in requires if r in by_name} - {me})
         comps.append(comp)
     return comps
+
+
+# --- OS packages --------------------------------------------------------------------------
+def _stanzas(text: str) -> list[dict[str, str]]:
+    """RFC 822-style paragraphs (dpkg status, DEP-5): field -> value (continuations kept)."""
+    out: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
+    last = None
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                out.append(cur)
+            cur, last = {}, None
+            continue
+        if line[0] in " \t" and last is not None:
+            cur[last] += "\n" + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = key.strip()
+        cur[last] = value.strip()
+    if cur:
+        out.append(cur)
+    return out
+
+
+def os_release(merged: Any) -> dict[str, str]:
+    for p in OS_RELEASE:
+        data = merged.read(p)
+        if data is not None:
+            out = {}
+            for line in data.decode("utf-8", "replace").splitlines():
+                k, sep, v = line.partition("=")
+                if sep and k.strip() and not k.startswith("#"):
+                    out[k.strip()] = v.strip().strip("\"'")
+            return out
+    return {}
+
+
+def _copyright_licences(merged: Any, package: str) -> list[str]:
+    """The License short names of a machine-readable (DEP-5) copyright file."""
+    path = f"usr/share/doc/{package}/copyright"
+    data = merged.read(path)
+    if data is None:
+        # the doc directory may be a symlink to another package's (e.g. libfoo-dev -> libfoo)
+        node = merged.get(f"usr/share/doc/{package}")
+        if node is not None and node.kind == "symlink":
+            target = str(PurePosixPath("usr/share/doc") / node.link)
+            if node.link.startswith("/"):
+                target = node.link.strip("/")
+            data = merged.read(f"{target}/copyright")
+    if data is None:
+        return []
+    text = data.decode("utf-8", "replace")
+    first = text.lstrip().split("\n", 1)[0]
+    if not (first.startswith("Format:") and "copyright-format" in first):
+        return []
+    terms = []
+    for st in _stanzas(text):
+        lic = st.get("License")
+        if lic is not None:
+            short = lic.split("\n", 1)[0].strip()
+            if short:
+                terms.append(short)
+    return terms
+
+
+def os_packages(merged: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+    """(operating-system component, deb package components, a note when the base has a
+    package database we do not read)."""
+    from packageurl import PackageURL
+
+    rel = os_release(merged)
+    os_id = rel.get("ID", "").lower()
+    os_version = rel.get("VERSION_ID", "")
+    os_comp = None
+    if os_id:
+        os_comp = {
+            "type": "operating-system",
+            "bom-ref": f"os:{os_id}@{os_version or 'unknown'}",
+            "name": os_id,
+            "version": os_version or "unknown",
+        }
+        if rel.get("PRETTY_NAME"):
+            os_comp["description"] = rel["PRETTY_NAME"]
+    texts = []
+    status = merged.read(DPKG_STATUS)
+    if status is not None:
+        texts.append(status)
+    texts += [merged.data[p] for p in sorted(merged.data) if p.startswith(DPKG_STATUS_D)]
+    comps: dict[str, dict[str, Any]] = {}
+    for raw in texts:
+        for st in _stanzas(raw.decode("utf-8", "replace")):
+            name, version = st.get("Package"), st.get("Version")
+            if not name or not version:
+                continue
+            if "Status" in st and st["Status"].split()[-1:] != ["installed"]:
+                continue
+            quals = {}
+            if st.get("Architecture"):
+                quals["arch"] = st["Architecture"]
+            if os_id and os_version:
+                quals["distro"] = f"{os_id}-{os_version}"
+            purl = PackageURL(
+                type="deb", namespace=os_id or "debian", name=name, version=version, qualifiers=quals
+            ).to_string()
+            comp: dict[str, Any] = {
+                "type": "library",
+                "bom-ref": purl,
+                "name": name,
+                "version": version,
+                "purl": purl,
+            }
+            lic = licence_entries(_copyright_licences(merged, name))
+            if lic:
+                comp["licenses"] = lic
+            if st.get("Source"):
+                comp["properties"] = [{"name": "release:deb:source", "value": st["Source"].split()[0]}]
+            comps[purl] = comp
+    note = None
+    if any(merged.get(p) is not None for p in RPM_DBS):
+        note = "rpm database present: its packages are not listed (rpm is not read)"
+    return os_comp, [comps[k] for k in sorted(comps)], note
 
 
 def _front_matter(readme: bytes | None) -> dict[str, Any]:
@@ -243,41 +504,59 @@ def _model_card(fm: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def generate(
-    registry: Any, digest: Digest, *, check: bool = False, view: Any = None, scan: Any = None
+    registry: Any,
+    digest: Digest,
+    *,
+    cfg: Any = None,
+    check: bool = False,
+    view: Any = None,
+    scan: Any = None,
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 document (a dict) for the image `digest` in `registry`.
+    `cfg` gives `[image].model_dir` and `.workdir` (else the image's own config says).
     `check` validates it against the 1.6 schema (slow: importing jsonschema costs
     seconds, so only `release sbom --validate` and the tests do)."""
+    from release.image.fs import check_tree
     from release.image.inspect import open_image
 
     view = view or open_image(registry, digest)
-    files, keep, roles = scan or _scan(view)
+    merged = scan if scan is not None else _scan(view, cfg)
+    model_dir, workdir = _dirs(view, cfg)
     labels = view.labels
     name = registry.name
-    import re
 
     short = re.sub(r"[^a-z0-9._-]+", "-", name.removeprefix("oci:").rstrip("/").rsplit("/", 1)[-1].lower())
     image_ref = f"pkg:oci/{short or 'image'}@{digest.replace(':', '%3A')}"
     components: list[dict[str, Any]] = []
     deps: dict[str, list[str]] = {}
 
-    # base image
+    # base image and its operating system
     base_layers = [la.digest for la in view.layers if la.role == "base"]
     base_digest = labels.get(BASE_DIGEST_LABEL)
+    os_comp, debs, note = os_packages(merged)
     base: dict[str, Any] = {
         "type": "container",
         "bom-ref": "base-image",
         "name": labels.get(BASE_NAME_LABEL, "base"),
         "version": base_digest or (base_layers[0] if base_layers else "none"),
-        "properties": [{"name": "oci:layer", "value": d} for d in base_layers],
+        "properties": [{"name": "oci:layer", "value": d} for d in base_layers]
+        + ([{"name": "release:os-packages", "value": note}] if note else []),
     }
     if base_digest:
         base["hashes"] = [{"alg": "SHA-256", "content": base_digest.removeprefix("sha256:")}]
     components.append(base)
-    deps["base-image"] = []
+    deps["base-image"] = sorted(
+        ([os_comp["bom-ref"]] if os_comp else []) + [d["bom-ref"] for d in debs]
+    )
+    if os_comp:
+        components.append(os_comp)
+        deps[os_comp["bom-ref"]] = []
+    for d in debs:
+        components.append(d)
+        deps[d["bom-ref"]] = []
 
     # python packages
-    pkgs = _packages(keep)
+    pkgs = _packages(merged)
     top = set()
     required = {d for p in pkgs for d in p["_depends"]}
     for p in pkgs:
@@ -289,9 +568,9 @@ def generate(
     # model
     model_ref = None
     extra_refs: list[str] = []
-    if MODEL_LOCK in keep:
-        lock = json.loads(keep[MODEL_LOCK])
-        model_dir = (dict(e.split("=", 1) for e in (view.config.get("config") or {}).get("Env") or [] if "=" in e).get("MODEL_DIR", "/opt/model")).strip("/")
+    raw_lock = merged.read(MODEL_LOCK)
+    if raw_lock is not None:
+        lock = json.loads(raw_lock)
         repo, commit = str(lock["repo"]), str(lock["commit"])
         src = lock.get("source", "hub")
         purl = (
@@ -300,24 +579,24 @@ def generate(
             else f"pkg:generic/{repo.rstrip('/').rsplit('/', 1)[-1]}@{commit}"
         )
         model_ref = purl
-        mfiles = []
-        bad = []
-        for f in lock["files"]:
-            got = files.get(f"{model_dir}/{f['path']}")
-            if got is None or got[1] != f["sha256"]:
-                bad.append(f["path"])
-            mfiles.append(
-                {
-                    "type": "file",
-                    "bom-ref": f"{purl}#{f['path']}",
-                    "name": f["path"],
-                    "hashes": [{"alg": "SHA-256", "content": f["sha256"]}],
-                }
-            )
-        if bad:
+        res = check_tree(
+            merged, model_dir, {f["path"]: f["sha256"] for f in lock["files"]},
+            owner="model", also=[MODEL_LOCK],
+        )
+        if not res.ok:
+            bad = [*res.missing, *(c.split(":", 1)[0] for c in res.changed), *res.extra, *res.foreign]
             raise VerificationFailed(
                 f"image {digest}: model files differ from the baked lock: {', '.join(bad[:5])}"
             )
+        mfiles = [
+            {
+                "type": "file",
+                "bom-ref": f"{purl}#{f['path']}",
+                "name": f["path"],
+                "hashes": [{"alg": "SHA-256", "content": f["sha256"]}],
+            }
+            for f in lock["files"]
+        ]
         model: dict[str, Any] = {
             "type": "machine-learning-model",
             "bom-ref": purl,
@@ -332,21 +611,26 @@ def generate(
         }
         if not model["hashes"]:
             del model["hashes"]
-        card = _model_card(_front_matter(keep.get(f"{model_dir}/README.md")))
+        card = _model_card(_front_matter(merged.read(f"{model_dir}/README.md")))
         if card:
             model["modelCard"] = card
         components.append(model)
         deps[purl] = []
         rt = lock.get("runtime")
         if rt:  # the pre-optimized model the handler runs, derived from the pinned one
-            runtime_ref = _runtime_component(lock, rt, purl, files, components, digest)
+            runtime_ref = _runtime_component(lock, rt, purl, merged, components, digest)
             deps[runtime_ref] = [purl]
             extra_refs.append(runtime_ref)  # the image runs it
 
-    # policy and handler code
-    for role, title in (("policy", "policy"), ("code", "handlers")):
-        paths = sorted(p for p, r in roles.items() if r == role)
-        if not paths:
+    # the workdir: policy and handler code (what the merged filesystem holds there)
+    tree = merged.tree(workdir)
+    groups: dict[str, list[str]] = {"policy": [], "handlers": []}
+    for rel, node in sorted(tree.items()):
+        if node.kind == "file":
+            groups["policy" if rel.startswith("policy/") else "handlers"].append(rel)
+    for title in ("policy", "handlers"):
+        rels = groups[title]
+        if not rels:
             continue
         components.append(
             {
@@ -356,15 +640,15 @@ def generate(
                 "components": [
                     {
                         "type": "file",
-                        "bom-ref": f"file:/{p}",
-                        "name": "/" + p,
-                        "hashes": [{"alg": "SHA-256", "content": files[p][1]}],
+                        "bom-ref": f"file:/{workdir}/{r}",
+                        "name": f"/{workdir}/{r}",
+                        "hashes": [{"alg": "SHA-256", "content": tree[r].sha256}],
                     }
-                    for p in paths
+                    for r in rels
                 ],
             }
         )
-        deps[f"app:{title}"] = sorted(top) if role == "code" else []
+        deps[f"app:{title}"] = sorted(top) if title == "handlers" else []
 
     root_deps = ["base-image", *([model_ref] if model_ref else []), *extra_refs, *[
         f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps

@@ -4,8 +4,10 @@ gate (`collect` is the default evidence provider of `release.promote`) and the a
 Nothing is trusted because it is stored: the image is read by digest and every blob is
 re-hashed; each attestation's Sigstore bundle is verified offline against the pinned
 trust root (or the signing public key) and the signer policy; subjects must name this
-digest; the SBOM is compared with the image's real layers; provenance with the image
-config; the model lock baked in the image with its model layer; the canary report's
+digest; the SBOM is compared with the image's real files; provenance with the image
+config; the model directory of the image's MERGED filesystem (every layer, whiteouts
+applied: `release.image.fs`) with the lock baked in the image - exactly its files, and
+no layer but the model layer touching them; the canary report's
 verdict is read from the signed statement; the ledger's hash chain is re-computed.
 
 A claim that cannot be checked is a failed claim with the reason, never a skipped one.
@@ -15,11 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from release.audit.model import Check
@@ -152,45 +150,37 @@ def verify_release(
         v.add("image", False, exc.message)
         v.evidence = _evidence(cfg, v, None, None, None)
         return v
-    from release.image.inspect import local_blob
-
-    bad = []
-    for la in image.layers:
-        try:
-            with local_blob(registry, la.digest):
-                pass
-        except RemoteError:
-            raise
-        except ReleaseError as exc:
-            bad.append(f"{la.role} layer {la.digest[:19]}: {exc.message}")
-    if bad:
-        v.add("image", False, "; ".join(bad))
+    try:
+        merged = merged_view(cfg, image)
+    except RemoteError:
+        raise
+    except ReleaseError as exc:
+        v.add("image", False, exc.message)
         v.evidence = _evidence(cfg, v, None, None, None)
         return v
     v.add("image", True, f"{len(image.layers)} layers, every blob matches its digest")
     v.labels = image.labels
     v.functions = image.functions
 
-    with _extracted(image, ["model"]) as root:
-        model_claim = _check_model_layer(cfg, v, root)
-        from release.attest.verify import policy_from_config
+    model_claim = _check_model_layer(cfg, v, merged, image)
+    from release.attest.verify import policy_from_config
 
-        policy = policy_from_config(cfg.signing, cfg.root)  # once: a KMS key is fetched once
-        for name, pt in ALL_PREDICATES.items():
-            v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy)
-            att = v.attestations[name]
-            if name == "promotion" and not att.present:
-                continue  # written at promote time; absent before the first promotion
-            v.add(
-                f"attestation {name}",
-                att.ok,
-                (f"signed by {att.signer}" + (f" ({att.issuer})" if att.issuer else ""))
-                if att.ok
-                else att.reason,
-            )
-        sbom_claim = _check_sbom(v, image, root)
-        prov_claim = _check_provenance(cfg, v)
-        canary_claim = _check_canary(v)
+    policy = policy_from_config(cfg.signing, cfg.root)  # once: a KMS key is fetched once
+    for name, pt in ALL_PREDICATES.items():
+        v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy)
+        att = v.attestations[name]
+        if name == "promotion" and not att.present:
+            continue  # written at promote time; absent before the first promotion
+        v.add(
+            f"attestation {name}",
+            att.ok,
+            (f"signed by {att.signer}" + (f" ({att.issuer})" if att.issuer else ""))
+            if att.ok
+            else att.reason,
+        )
+    sbom_claim = _check_sbom(v, merged)
+    prov_claim = _check_provenance(cfg, v)
+    canary_claim = _check_canary(v)
     if ledger:
         _check_ledger(cfg, v)
     v.evidence = _evidence(cfg, v, model_claim, sbom_claim, prov_claim, canary_claim)
@@ -198,45 +188,83 @@ def verify_release(
 
 
 # --- the pieces ---------------------------------------------------------------------------
-@contextmanager
-def _extracted(image: Any, roles: list[str]) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="release-verify-") as tmp:
-        present = [r for r in roles if image.layers_with([r])]
-        image.extract(present, Path(tmp))
-        yield Path(tmp)
+def image_model_dir(cfg: Config, image: Any) -> str:
+    """`[image].model_dir` without slashes: where the model lives in the image."""
+    return cfg.image.model_dir.strip("/")
 
 
-def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerClaim:
-    from release import modelpin
-    from release.modelpin import lock_bytes, read_lock
+#: the runtime model format the handler runs (release/modelformat.py), next to the lock
+_RUNTIME = IMAGE_LOCK.rsplit("/", 1)[0] + "/runtime"
 
-    lock_path = root / IMAGE_LOCK
-    if not lock_path.is_file():
+
+def merged_view(cfg: Config, image: Any) -> Any:
+    """One read of every layer: the merged filesystem with the model directory hashed and
+    watched, the baked lock and the deps' METADATA kept (`release.image.fs`)."""
+    import re
+
+    from release.image import fs
+
+    model_dir = image_model_dir(cfg, image)
+    meta = re.compile(re.escape(IMAGE_DEPS_DIR) + r"/[^/]+\.dist-info/METADATA")
+    return fs.scan(
+        image,
+        keep=lambda p: p == IMAGE_LOCK or bool(meta.fullmatch(p)),
+        hash=lambda p: p.startswith((model_dir + "/", _RUNTIME + "/")),
+        watch=[model_dir, IMAGE_LOCK, _RUNTIME],
+    )
+
+
+def _check_model_layer(cfg: Config, v: Verification, merged: Any, image: Any) -> ModelLayerClaim:
+    """The model directory of the MERGED filesystem holds exactly the files of the baked
+    lock (by sha256), nothing else, and no layer but the model layer touched it or the
+    lock (a base or code layer adding, replacing or whiting-out a model file fails here,
+    named)."""
+    from release.image.fs import check_tree
+    from release.modelpin import lock_bytes, parse_lock, read_lock
+
+    raw = merged.read(IMAGE_LOCK)
+    if raw is None:
         reason = f"no model lock at /{IMAGE_LOCK} in the image"
         v.add("model layer", False, reason)
         return ModelLayerClaim(ok=False, reason=reason)
     try:
-        lock = read_lock(lock_path)
+        lock = parse_lock(raw, f"/{IMAGE_LOCK}")
     except ReleaseError as exc:
         v.add("model layer", False, f"baked lock unreadable: {exc.message}")
         return ModelLayerClaim(ok=False, reason=exc.message)
     v.lock = lock
     lock_digest = "sha256:" + hashlib.sha256(lock_bytes(lock)).hexdigest()
-    model_rel = cfg.image.model_dir.strip("/")  # [image].model_dir (default /opt/model)
-    model_dir = root / model_rel
-    if not model_dir.is_dir():
-        reason = f"no model directory /{model_rel} in the image"
+    model_dir = image_model_dir(cfg, image)
+    env = dict(
+        e.split("=", 1) for e in (image.config.get("config") or {}).get("Env") or [] if "=" in e
+    )
+    runtime_dir = env.get("MODEL_DIR", "/" + model_dir).strip("/")
+    if runtime_dir != model_dir:
+        reason = f"the image's MODEL_DIR is /{runtime_dir}, [image].model_dir says /{model_dir}"
         v.add("model layer", False, reason)
         return ModelLayerClaim(ok=False, reason=reason, lock_digest=lock_digest)
-    from release.modelformat import verify_runtime
-
-    res = modelpin.verify_dir(model_dir, lock, progress=False)
-    changed = [p for p, _ in res.changed]
-    problems = res.problems() + verify_runtime(lock_path.parent, lock)  # + the runtime model
+    if merged.get(model_dir) is None:
+        reason = f"no model directory /{model_dir} in the image"
+        v.add("model layer", False, reason)
+        return ModelLayerClaim(ok=False, reason=reason, lock_digest=lock_digest)
+    res = check_tree(
+        merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK]
+    )
+    changed = [c.split(":", 1)[0] for c in res.changed]
+    problems = res.problems()
+    if lock.runtime is not None or merged.get(_RUNTIME) is not None:  # the file the handler runs
+        want = {f.path: f.sha256 for f in lock.runtime.files} if lock.runtime is not None else {}
+        rt = check_tree(merged, _RUNTIME, want, owner="model")
+        problems += [f"runtime model /{_RUNTIME}: {p}" for p in rt.problems()]
     if not problems:
         ok, reason = True, ""
-        v.add("model layer", True, f"{len(lock.files)} files match the baked lock {lock.digest}"
-              + (f", runtime model {lock.runtime.digest[:19]}" if lock.runtime else ""))
+        v.add(
+            "model layer",
+            True,
+            f"{len(lock.files)} files match the baked lock {lock.digest}; the merged "
+            f"/{model_dir} holds nothing else and only the model layer wrote it"
+            + (f"; runtime model {lock.runtime.digest[:19]}" if lock.runtime else ""),
+        )
     else:
         ok = False
         reason = "; ".join(problems[:5])
@@ -270,7 +298,7 @@ def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerCl
         lock_digest=lock_digest,
         missing=res.missing,
         changed=changed,
-        extra=res.extra,
+        extra=[*res.extra, *res.foreign],
     )
 
 
@@ -299,36 +327,29 @@ def _verify_attestation(registry: Any, ref: Reference, name: str, predicate_type
     )
 
 
-def _dist_infos(image: Any) -> dict[str, str]:
-    """name (normalised) -> version of every distribution installed in the deps layer, read
-    from the `*.dist-info/METADATA` members of the layer stream (nothing else unpacked)."""
+def _dist_infos(merged: Any) -> dict[str, str]:
+    """name (normalised) -> version of every distribution installed in the deps
+    directory of the merged filesystem, from its `*.dist-info/METADATA`."""
     import re
 
     out: dict[str, str] = {}
-    prefix = IMAGE_DEPS_DIR + "/"
-    for layer in image.layers_with(["deps"]):
-        with image._tar(layer) as tf:
-            for member in tf:
-                name = member.name.lstrip("./")
-                rest = name[len(prefix) :] if name.startswith(prefix) else ""
-                if not member.isfile() or not re.fullmatch(r"[^/]+\.dist-info/METADATA", rest):
-                    continue
-                f = tf.extractfile(member)
-                assert f is not None
-                dist = version = None
-                for raw in f.read().decode("utf-8", "replace").splitlines():
-                    if raw.startswith("Name:"):
-                        dist = raw.split(":", 1)[1].strip()
-                    elif raw.startswith("Version:"):
-                        version = raw.split(":", 1)[1].strip()
-                    elif not raw.strip():
-                        break
-                if dist and version:
-                    out[re.sub(r"[-_.]+", "-", dist).lower()] = version
+    for path, data in merged.data.items():
+        if not path.endswith(".dist-info/METADATA"):
+            continue
+        dist = version = None
+        for raw in data.decode("utf-8", "replace").splitlines():
+            if raw.startswith("Name:"):
+                dist = raw.split(":", 1)[1].strip()
+            elif raw.startswith("Version:"):
+                version = raw.split(":", 1)[1].strip()
+            elif not raw.strip():
+                break
+        if dist and version:
+            out[re.sub(r"[-_.]+", "-", dist).lower()] = version
     return out
 
 
-def _check_sbom(v: Verification, image: Any, root: Path) -> SbomClaim:
+def _check_sbom(v: Verification, merged: Any) -> SbomClaim:
     import re
 
     att = v.attestations.get("sbom")
@@ -352,8 +373,11 @@ def _check_sbom(v: Verification, image: Any, root: Path) -> SbomClaim:
     comps = all_components(bom.get("components") or [])
     problems: list[str] = []
     # packages: every library listed is installed in the deps layer at that version
-    installed = _dist_infos(image)
-    libs = [c for c in comps if c.get("type") == "library"]
+    installed = _dist_infos(merged)
+    libs = [
+        c for c in comps
+        if c.get("type") == "library" and str(c.get("purl", "")).startswith("pkg:pypi/")
+    ]
     for c in libs:
         key = re.sub(r"[-_.]+", "-", str(c.get("name", ""))).lower()
         have = installed.get(key)

@@ -132,8 +132,7 @@ def model_signature(lock: dict[str, Any]) -> dict[str, Any]:
 def baked_lock(scan: Any) -> dict[str, Any] | None:
     from release.sbom import MODEL_LOCK
 
-    _files, keep, _roles = scan
-    raw = keep.get(MODEL_LOCK)
+    raw = scan.read(MODEL_LOCK)
     return json.loads(raw) if raw else None
 
 
@@ -144,13 +143,13 @@ def build(cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None)
 
     want = only if only is not None else {"provenance", "sbom", "model"}
     view = open_image(registry, digest)
-    scan = sbom._scan(view)  # one read of every layer serves all three
+    scan = sbom._scan(view, cfg)  # one read of every layer serves all three
     lock = baked_lock(scan)
     out: list[tuple[str, dict[str, Any]]] = []
     if "provenance" in want:
         out.append((evidence.PROVENANCE, provenance(cfg, view, lock)))
     if "sbom" in want:
-        out.append((evidence.SBOM, sbom.generate(registry, digest, view=view, scan=scan)))
+        out.append((evidence.SBOM, sbom.generate(registry, digest, cfg=cfg, view=view, scan=scan)))
     if "model" in want:
         if lock is None:
             raise UsageError(f"image {digest} has no /opt/release/model.lock.json: no model to attest")

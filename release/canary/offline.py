@@ -1,10 +1,12 @@
 """Run a candidate image's OWN model and analysis code over the canary corpus.
 
-`run(cfg, ref, baseline=...)` extracts the image's "model", "code" (and "deps") layers
-into a temporary directory, re-hashes the model files against the lock baked into the
-image (/opt/release/model.lock.json) and refuses on any mismatch (VerificationFailed,
-before anything runs), then runs the image's canary entry point (`[code].predict`, the
-example model's `handlers.common.model:SentimentModel.load` by default) over the corpus in a child Python process whose import path starts at the extracted code, so
+`run(cfg, ref, baseline=...)` extracts the model directory (`[image].model_dir`), the
+baked lock (/opt/release/model.lock.json) and the code (`[image].workdir`) from the
+image's MERGED filesystem (`release.image.fs`: every layer, whiteouts applied) into a
+temporary directory, refuses (VerificationFailed, before anything runs) when the model
+directory is not exactly the lock's files or a layer other than the model layer touched
+it, re-hashes the model files against the lock on disk, then runs the image's canary entry point (`[code].predict`, the example model's
+`handlers.common.model:SentimentModel.load` by default) over the corpus in a child Python process whose import path starts at the extracted code, so
 the repository's own handlers/ can never stand in for the image's. The model is loaded
 once and the corpus is scored in batches; per-batch latency is measured in the child.
 
@@ -21,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -279,18 +281,11 @@ def run_image(
     short = r.digest[:19]
     with tempfile.TemporaryDirectory(prefix="release-canary-image-") as tmp:
         root = Path(tmp)
-        roles = {layer.role for layer in image.layers}
-        missing = {"model", "code"} - roles
-        if missing:
-            raise VerificationFailed(
-                f"image {short}: no {' or '.join(sorted(missing))} layer "
-                "(dev.release.layer.role); not an image built by `release build`"
-            )
-        image.extract(["model", "code"], root)
+        tree = extract_merged(cfg, image, root, where=f"image {short}")
         run = run_on_model_dir(
-            root / cfg.image.model_dir.strip("/"),
-            root / IMAGE_LOCK,
-            root / cfg.image.workdir.strip("/"),
+            tree.model_dir,
+            tree.lock,
+            tree.workdir,
             corpus.items,
             batch_size=batch_size,
             where=f"image {short}",
@@ -304,6 +299,62 @@ def run_image(
         baseline=baseline,
         baseline_source=baseline_source,
     )
+
+
+@dataclass(frozen=True)
+class ImageTree:
+    """Where `extract_merged` put the parts of an image."""
+
+    root: Path
+    model_dir: Path
+    lock: Path
+    workdir: Path
+    deps: Path
+
+
+def extract_merged(cfg: Any, image: Any, dest: Path, *, where: str, extra: Sequence[str] = ()) -> ImageTree:
+    """The model directory, the baked lock, `[image].workdir` (and `extra` subtrees) of
+    the image's merged filesystem, written under `dest` (one read of every layer, each
+    blob verified). VerificationFailed when the model directory is not exactly the
+    lock's files or a layer other than the model layer touched it or the lock."""
+    from release import modelpin
+    from release.image import fs
+    from release.modelformat import RUNTIME_DIR
+
+    model_dir = cfg.image.model_dir.strip("/")
+    workdir = cfg.image.workdir.strip("/")
+    roles = {layer.role for layer in image.layers}
+    if "model" not in roles:
+        raise VerificationFailed(
+            f"{where}: no model layer (dev.release.layer.role); not an image built by `release build`"
+        )
+    runtime = f"{PurePosixPath(IMAGE_LOCK).parent}/{RUNTIME_DIR}"  # the runtime model format
+    merged = fs.scan(
+        image,
+        hash=lambda p: p.startswith((model_dir + "/", runtime + "/")),
+        watch=[model_dir, IMAGE_LOCK, runtime],
+        extract=[model_dir, IMAGE_LOCK, runtime, workdir, *extra],
+        dest=dest,
+    )
+    raw = (dest / IMAGE_LOCK).read_bytes() if (dest / IMAGE_LOCK).is_file() else None
+    if raw is None:
+        raise VerificationFailed(f"{where}: no model lock at /{IMAGE_LOCK}; cannot verify the model")
+    try:
+        lock = modelpin.parse_lock(raw, f"/{IMAGE_LOCK}")
+    except UsageError as exc:
+        raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
+    res = fs.check_tree(merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK])
+    problems = res.problems()
+    if lock.runtime is not None or merged.get(runtime) is not None:
+        want = {f.path: f.sha256 for f in lock.runtime.files} if lock.runtime is not None else {}
+        problems += [f"runtime model /{runtime}: {p}" for p in fs.check_tree(merged, runtime, want, owner="model").problems()]
+    if problems:
+        raise VerificationFailed(
+            f"{where}: model does not match the lock baked in the image "
+            f"({len(problems)} problem(s)); refusing to run it",
+            details=problems,
+        )
+    return ImageTree(dest, dest / model_dir, dest / IMAGE_LOCK, dest / workdir, dest / IMAGE_DEPS_DIR)
 
 
 # --- the baseline of an environment -------------------------------------------------------

@@ -51,7 +51,7 @@ def sbom_cmd(
 
     cfg = load_config(config_path)
     registry, d = _open(cfg, digest)
-    doc = sbom.generate(registry, d, check=check)
+    doc = sbom.generate(registry, d, cfg=cfg, check=check)
     data = sbom.dumps(doc)
     if output is not None:
         atomic_write_bytes(output, data)

@@ -2,14 +2,18 @@
 
 There is nothing to move: promoting writes the ledger event (done by `release.promote`)
 and `release invoke FUNCTION --env ENV EVENT.json` (`invoke`) runs the function from the
-promoted image's own layers: the deps, code, policy and model layers are unpacked once
-per digest under `.release/invoke/<hex>/` (the model re-hashed against the image's lock
-first) and `python3 -m <[code].invoke> CMD` runs there with PYTHONPATH=<deps>:<workdir>
-and MODEL_DIR / MODEL_LOCK pointing into the extraction ([image].model_dir / .workdir) -
-the interpreter's own site-packages are not on the path (`-S`), so nothing from the
-checkout or the venv can stand in for the image. The function gets its configured
-environment (`[environments.ENV].variables` + `.function_variables.NAME`) plus the
-caller's AWS credentials and endpoint settings (every `AWS_*` variable).
+promoted image's own files: /opt/deps, `[image].workdir`, `[image].model_dir` and the
+baked lock are extracted from the image's MERGED filesystem (every layer, whiteouts
+applied: what the container would see) once per digest under `.release/invoke/<hex>/`
+(refused when the model directory is not exactly the lock's files or another layer
+touched it; the model re-hashed on disk) and `python3 -m <[code].invoke> CMD`
+runs there (`[code].invoke` names the runner) with PYTHONPATH=<deps>:<workdir> and MODEL_DIR / MODEL_LOCK pointing into
+the extraction - the
+interpreter's own site-packages are not on the path (`-S`), so nothing from the
+checkout or the venv can stand in for the image.
+The function gets its configured environment (`[environments.ENV].variables` +
+`.function_variables.NAME`) plus the caller's AWS credentials and endpoint settings
+(every `AWS_*` variable).
 """
 
 from __future__ import annotations
@@ -53,9 +57,8 @@ class LocalTarget:
 
 
 # --- release invoke ---------------------------------------------------------------------
-#: the image's own layers a function needs, and where they land (ARCHITECTURE contract 1)
-INVOKE_ROLES = ("deps", "code", "policy", "model")
-_DEPS, _LOCK = "opt/deps", "opt/release/model.lock.json"
+#: where the deps land in the image (ARCHITECTURE contract 1)
+_DEPS = "opt/deps"
 #: the caller's variables a function run by `release invoke` keeps (besides every AWS_*)
 _KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
@@ -80,38 +83,46 @@ class Invocation:
         return isinstance(code, int) and code >= 500
 
 
-def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
-    """The image's deps/code/policy/model layers unpacked under
-    `<state>/invoke/<digest hex>/` (once per digest; later calls reuse it). Returns the
-    root and the ImageView. The model is re-hashed against the lock baked in the image
-    on extraction (refused on mismatch); the handler verifies it again at cold start."""
+def extract_image(cfg: Config, ref: Reference) -> tuple[Any, Any]:
+    """The image's deps, workdir, model directory and lock, extracted from its merged
+    filesystem under `<state>/invoke/<digest hex>/` (once per digest; later calls reuse
+    it). Returns the `ImageTree` and the ImageView. The model directory is checked
+    against the lock baked in the image on extraction (refused on any difference or a
+    foreign layer) and re-hashed on disk; the handler verifies it again at cold start."""
     from release._io import staging_dir
-    from release.canary.offline import verify_model_dir
+    from release.canary.offline import extract_merged, verify_model_dir
     from release.image.inspect import open_image
     from release.image.registry import open_registry
 
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
     image = open_image(registry, ref.digest)
-    roles = {layer.role for layer in image.layers}
-    missing = [r for r in ("code", "model") if r not in roles]
-    if missing:
-        raise VerificationFailed(
-            f"image {ref.digest[:19]}: no {' or '.join(missing)} layer; not an image built by `release build`"
-        )
     root = cfg.state_dir / "invoke" / ref.digest.split(":", 1)[1]
+    where = f"image {ref.digest[:19]}"
     if (root / ".complete").is_file():
-        return root, image
+        return _tree(cfg, root), image
     root.parent.mkdir(parents=True, exist_ok=True)
     with staging_dir(root) as tmp:
-        image.extract([r for r in INVOKE_ROLES if r in roles], tmp)
-        verify_model_dir(tmp / cfg.image.model_dir.strip("/"), tmp / _LOCK, f"image {ref.digest[:19]}")
+        tree = extract_merged(cfg, image, tmp, where=where, extra=[_DEPS])
+        verify_model_dir(tree.model_dir, tree.lock, where)
         (tmp / ".complete").write_text(ref.digest + "\n")
         try:
             tmp.rename(root)
         except OSError:
             if not (root / ".complete").is_file():  # a concurrent extraction won: fine
                 raise
-    return root, image
+    return _tree(cfg, root), image
+
+
+def _tree(cfg: Config, root: Path) -> Any:
+    from release.canary.offline import IMAGE_LOCK, ImageTree
+
+    return ImageTree(
+        root,
+        root / cfg.image.model_dir.strip("/"),
+        root / IMAGE_LOCK,
+        root / cfg.image.workdir.strip("/"),
+        root / _DEPS,
+    )
 
 
 def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0) -> Invocation:
@@ -138,27 +149,27 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
     ref = parse_reference(cur.evidence.get("reference") or cur.digest)
     if ref.digest != cur.digest:
         raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
-    root, image = extract_image(cfg, ref)
+    tree, image = extract_image(cfg, ref)
+    root = tree.root
     handler = image.functions.get(function)
     if not handler:
         raise UsageError(
             f"image {ref.digest[:19]} has no function {function!r} in its dev.release.functions label"
         )
-    code_dir = root / cfg.image.workdir.strip("/")
     run_env = {k: v for k, v in os.environ.items() if k in _KEEP or k.startswith("AWS_")}
     run_env.update(e.variables_of(function))  # what the function gets in Lambda
     run_env.update({
-        "PYTHONPATH": os.pathsep.join([str(root / _DEPS), str(code_dir)]),
-        "MODEL_DIR": str(root / cfg.image.model_dir.strip("/")),
-        "MODEL_LOCK": str(root / _LOCK),
-        "LAMBDA_TASK_ROOT": str(code_dir),
+        "PYTHONPATH": os.pathsep.join([str(tree.deps), str(tree.workdir)]),
+        "MODEL_DIR": str(tree.model_dir),
+        "MODEL_LOCK": str(tree.lock),
+        "LAMBDA_TASK_ROOT": str(tree.workdir),
         "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     try:
         proc = subprocess.run(
             [sys.executable, "-S", "-m", cfg.code.invoke, handler],
-            input=event, capture_output=True, cwd=code_dir, env=run_env, timeout=timeout,
+            input=event, capture_output=True, cwd=tree.workdir, env=run_env, timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:

@@ -8,6 +8,8 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
 `handlers/`. Layers, ordered by change rate (contract 1):
 
     deps    /opt/deps                        pip --target, cached by the lock's digest
+            /opt/release/wheels.json         the wheel pip installed for each package and
+                                             its sha256 (pip's --report; see docs/sbom.md)
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
             + /opt/release/runtime/ (the pre-optimized model, docs/model-format.md)
     policy  /var/task/policy
@@ -80,6 +82,8 @@ LAMBDA_MAX_UNCOMPRESSED = 10 * 1024**3
 CONTENT_MTIME = 315532800
 DEPS_DIR = "opt/deps"
 MODEL_LOCK_PATH = "opt/release/model.lock.json"
+#: which wheel (file name, sha256) pip installed for every package of the deps layer
+WHEELS_PATH = "opt/release/wheels.json"
 PIP_PLATFORMS = {
     "linux/amd64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
     "linux/arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
@@ -200,9 +204,10 @@ def _skip(rel: str) -> bool:
 
 
 # --- layers ---------------------------------------------------------------------------
-def _pip_command(cfg: Config, target: Path, lock: Path) -> list[str]:
+def _pip_command(cfg: Config, target: Path, lock: Path, report: Path) -> list[str]:
     plats = PIP_PLATFORMS[cfg.image.platform]
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+           "--report", str(report)]
     for p in plats:
         cmd += ["--platform", p]
     cmd += [
@@ -221,12 +226,18 @@ def _pip_command(cfg: Config, target: Path, lock: Path) -> list[str]:
     return cmd
 
 
-def install_deps(cfg: Config, target: Path) -> None:
-    """pip install the requirements lock into `target` for the image's platform."""
+def install_deps(cfg: Config, target: Path) -> bytes:
+    """pip install the requirements lock into `target` for the image's platform. Returns
+    the wheels record (WHEELS_PATH): for each installed package the wheel file pip
+    downloaded, checked against the lock's hashes and installed, with its sha256, from
+    pip's installation report (`--report`)."""
     lock = cfg.resolve(cfg.image.requirements)
     if not lock.is_file():
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}")
-    p = subprocess.run(_pip_command(cfg, target, lock), capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="release-pip-report-") as rtmp:
+        report = Path(rtmp) / "report.json"
+        p = subprocess.run(_pip_command(cfg, target, lock, report), capture_output=True, text=True)
+        wheels = wheels_record(report) if p.returncode == 0 else b""
     if p.returncode != 0:
         lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
         msg = lines[-1] if lines else f"pip exited {p.returncode}"
@@ -249,6 +260,30 @@ def install_deps(cfg: Config, target: Path) -> None:
             capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # a file that does not compile (py2 test data in some wheels) just gets no pyc
+    return wheels
+
+
+def wheels_record(report: Path) -> bytes:
+    """pip's installation report -> `{"schema": 1, "wheels": [{name, version, filename,
+    sha256}]}` sorted by name (canonical JSON: the same lock gives the same bytes)."""
+    from release.image.oci import canonical
+
+    try:
+        doc = json.loads(report.read_bytes())
+        wheels = []
+        for item in doc["install"]:
+            meta, info = item["metadata"], item["download_info"]
+            sha = info["archive_info"]["hashes"]["sha256"]
+            wheels.append({
+                "name": str(meta["name"]),
+                "version": str(meta["version"]),
+                "filename": str(info["url"]).rsplit("/", 1)[-1],
+                "sha256": str(sha),
+            })
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RemoteError(f"pip's installation report is unreadable ({exc!r}): cannot record the wheels") from None
+    wheels.sort(key=lambda w: (w["name"].lower(), w["version"]))
+    return canonical({"schema": 1, "wheels": wheels})
 
 
 def _compiles(cfg: Config) -> bool:
@@ -263,14 +298,16 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
     except FileNotFoundError:
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
     pyc = sys.version if _compiles(cfg) else "no-pyc"
-    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME))
+    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME), WHEELS_PATH)
     hit = cache.lookup(key)
     if hit is not None:
         return hit
     with tempfile.TemporaryDirectory(prefix="release-deps-") as tmp:
         target = Path(tmp) / "deps"
-        install_deps(cfg, target)
-        entries = with_parents(tree_entries(target, DEPS_DIR))
+        wheels = install_deps(cfg, target)
+        entries = with_parents(
+            [*tree_entries(target, DEPS_DIR), Entry(WHEELS_PATH, "file", 0o644, data=wheels)]
+        )
         return cache.build(key, "deps", entries, CONTENT_MTIME)
 
 

@@ -147,10 +147,12 @@ def dockerfile(cfg: Config, base_name: str, lock: modelpin.ModelLock, labels: di
 
 def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
     """The build context: one directory per layer, laid out from `/`."""
-    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH, install_deps
+    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH, WHEELS_PATH, install_deps
 
     workdir = cfg.image.workdir.strip("/")
-    install_deps(cfg, ctx / "deps" / DEPS_DIR)
+    wheels = install_deps(cfg, ctx / "deps" / DEPS_DIR)
+    (ctx / "deps" / WHEELS_PATH).parent.mkdir(parents=True, exist_ok=True)
+    (ctx / "deps" / WHEELS_PATH).write_bytes(wheels)
     model_dest = ctx / "model" / cfg.image.model_dir.strip("/")
     modelpin.fetch(cfg, dest=model_dest, lock=lock, progress=False)  # verified copy
     from release import modelformat

@@ -77,6 +77,11 @@ class Registry(Protocol):
         """Stream a blob to `dest` (verified before it is renamed into place)."""
         ...
 
+    def open_blob(self, digest: Digest) -> contextlib.AbstractContextManager[BinaryIO]:
+        """The blob as a stream, UNVERIFIED: the reader hashes as it reads
+        (`release.image.fs` checks the digest before anything read is used)."""
+        ...
+
     def put_blob(self, data: bytes | Path, digest: Digest) -> None: ...
 
     def get_manifest(self, digest: Digest) -> tuple[bytes, str]: ...
@@ -256,6 +261,11 @@ class LayoutRegistry:
     def copy_blob_to(self, digest: Digest, dest: Path) -> Path:
         with open(self.blob_path(digest), "rb") as src:
             return _stream_verified(src, digest, dest)
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: Digest) -> Iterator[BinaryIO]:
+        with open(self.blob_path(digest), "rb") as f:
+            yield f
 
     def put_blob(self, data: bytes | Path, digest: Digest) -> None:
         self._ensure()
@@ -509,6 +519,17 @@ class DistributionRegistry:
         with r:
             r.raw.decode_content = False
             return _stream_verified(r.raw, digest, dest)
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: Digest) -> Iterator[BinaryIO]:
+        r = self._request(
+            "GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}", stream=True
+        )
+        if r.status_code == 404:
+            raise NotFound(f"blob {digest} not found in {self.name}")
+        with r:
+            r.raw.decode_content = False
+            yield r.raw
 
     def put_blob(self, data: bytes | Path, digest: Digest) -> None:
         if self.has_blob(digest):

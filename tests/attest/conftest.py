@@ -80,17 +80,33 @@ def lock_for(files: dict[str, bytes], commit: str = "ab" * 20) -> dict[str, Any]
     return body
 
 
-def build_image(
-    registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None = None,
-    extra_model: dict[str, bytes] | None = None,
-) -> Digest:
-    """Push a 5-layer image (base, deps, model, policy, code) and return its digest
-    (`extra_model`: more files of the model layer, by image path)."""
+def wheels_record() -> dict[str, Any]:
+    """What `release build` records for the deps layer: the wheel pip installed for each
+    package (here: the first hash the repository's requirements.lock pins for it)."""
+    lock = (REPO / "requirements.lock").read_text()
+    out = []
+    for name in ("idna", "six"):
+        version = next(SITE.glob(f"{name}-*.dist-info")).name.removesuffix(".dist-info").split("-")[1]
+        block = lock.split(f"\n{name}=={version} ", 1)[1]
+        sha = block.split("--hash=sha256:", 1)[1][:64]
+        out.append({"name": name, "version": version, "filename": f"{name}-{version}-py3-none-any.whl",
+                    "sha256": sha})
+    return {"schema": 1, "wheels": out}
+
+
+def build_image(registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None = None,
+                base: list[tuple[str, bytes]] | None = None,
+                after: list[list[tuple[str, bytes]]] | None = None,
+                extra_model: dict[str, bytes] | None = None) -> Digest:
+    """Push a 5-layer image (base, deps, model, policy, code) and return its digest.
+    `base` replaces the base layer's entries; `after` adds layers (role "code") on top;
+    `extra_model`: more files of the model layer, by image path."""
     mf = model_files(seed)
     lk = lock or lock_for(mf)
     layers = [
-        ("base", [("etc/os-release", b"ID=test\n" + seed)]),
-        ("deps", _dist_files("six") + _dist_files("idna")),
+        ("base", base if base is not None else [("etc/os-release", b"ID=test\n" + seed)]),
+        ("deps", _dist_files("six") + _dist_files("idna")
+         + [("opt/release/wheels.json", json.dumps(wheels_record()).encode())]),
         ("model", [(f"opt/model/{p}", d) for p, d in mf.items()]
          + [("opt/release/model.lock.json", json.dumps(lk).encode())]
          + sorted((extra_model or {}).items())),
@@ -98,6 +114,7 @@ def build_image(
                     for p in sorted((REPO / "policy").rglob("*.rego"))]),
         ("code", [(f"var/task/handlers/{p.relative_to(REPO / 'handlers').as_posix()}", p.read_bytes())
                   for p in sorted((REPO / "handlers").rglob("*.py"))]),
+        *(("code", extra) for extra in after or []),
     ]
     descs, diff_ids = [], []
     for role, entries in layers:

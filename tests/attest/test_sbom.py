@@ -13,7 +13,7 @@ import pytest
 from release import sbom
 from release.errors import VerificationFailed
 from release.image.registry import open_registry
-from tests.attest.conftest import CREATED, build_image, lock_for, model_files
+from tests.attest.conftest import CREATED, build_image, lock_for, model_files, wheels_record
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,14 @@ def test_packages_base_code_and_graph(doc: dict[str, Any], layout_image: Any) ->
     libs = {c["name"]: c for c in doc["components"] if c["type"] == "library"}
     assert set(libs) == {"six", "idna"}
     assert libs["six"]["purl"].startswith("pkg:pypi/six@")
-    assert libs["six"]["licenses"]
-    assert len(libs["idna"]["hashes"][0]["content"]) == 64
+    # SPDX ids, not free-text names: six says `License: MIT`, idna `License-Expression: BSD-3-Clause`
+    assert libs["six"]["licenses"] == [{"license": {"id": "MIT"}}]
+    assert libs["idna"]["licenses"] == [{"license": {"id": "BSD-3-Clause"}}]
+    # the wheel's sha256 from the build's wheels record (one the lock pins), not the RECORD's
+    rec = {w["name"]: w for w in wheels_record()["wheels"]}
+    assert libs["idna"]["hashes"] == [{"alg": "SHA-256", "content": rec["idna"]["sha256"]}]
+    assert rec["idna"]["sha256"] in (Path(__file__).resolve().parents[2] / "requirements.lock").read_text()
+    assert {"name": "release:hash-of", "value": f"wheel:{rec['six']['filename']}"} in libs["six"]["properties"]
     base = next(c for c in doc["components"] if c["type"] == "container")
     assert base["version"] == "sha256:" + "ef" * 32
     apps = {c["name"]: c for c in doc["components"] if c["type"] == "application"}
@@ -80,3 +86,26 @@ def test_model_differs_from_lock(tmp_path: Path) -> None:
     digest = build_image(reg, lock=lock)
     with pytest.raises(VerificationFailed, match=r"model files differ from the baked lock: onnx/model.onnx$"):
         sbom.generate(reg, digest)
+
+
+@pytest.mark.parametrize(
+    ("terms", "want"),
+    [
+        (["MIT"], [{"license": {"id": "MIT"}}]),
+        (["apache-2.0"], [{"license": {"id": "Apache-2.0"}}]),
+        (["MIT OR AFL-2.1"], [{"expression": "MIT OR AFL-2.1"}]),
+        # Debian copyright-format short names
+        (["GPL-2+", "Expat"], [{"license": {"id": "GPL-2.0-or-later"}}, {"license": {"id": "MIT"}}]),
+        (["LGPL-2.1+", "BSD-3-clause"], [{"license": {"id": "BSD-3-Clause"}}, {"license": {"id": "LGPL-2.1-or-later"}}]),
+        (["GPL-1+ or Artistic", "GPL-2"], [{"expression": "(GPL-1.0-or-later OR Artistic-1.0-Perl) AND GPL-2.0-only"}]),
+        # not SPDX: free text, only then
+        (["public-domain", "MIT"], [{"license": {"id": "MIT"}}, {"license": {"name": "public-domain"}}]),
+        (["GPL-2+ with Autoconf exception"], [{"license": {"name": "GPL-2+ with Autoconf exception"}}]),
+    ],
+)
+def test_licences_are_spdx_where_they_can_be(terms: list[str], want: list[dict[str, Any]]) -> None:
+    got = sbom.licence_entries(terms)
+    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, want))
+    doc = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+           "components": [{"type": "library", "name": "x", "licenses": got}]}
+    sbom.validate(doc)

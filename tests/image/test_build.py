@@ -110,6 +110,17 @@ def test_build_into_layout_json_shape_and_contract(build_cli: Callable[..., Any]
     assert "/opt/deps/onnxruntime/__init__.py" in deps
     assert not any(p.startswith("/opt/deps/bin/") for p in deps)
     assert "/opt/deps/numpy/__pycache__/__init__.cpython-311.pyc" in deps  # cold starts
+    # which wheel pip installed for each package, with its sha256 (one the lock pins)
+    assert "/opt/release/wheels.json" in deps
+    reg_lock = (project / "handlers" / "requirements.lock").read_text()
+    with img._tar(img.layers_with(["deps"])[0]) as tf:
+        for m in tf:
+            if m.name == "opt/release/wheels.json":
+                wheels = json.loads(tf.extractfile(m).read())["wheels"]  # type: ignore[union-attr]
+                break
+    onnx = next(w for w in wheels if w["name"] == "onnxruntime")
+    assert onnx["filename"].startswith("onnxruntime-") and onnx["filename"].endswith(".whl")
+    assert f"--hash=sha256:{onnx['sha256']}" in reg_lock
     # the base-history rule: every entry has `created`
     assert all(h.get("created") for h in img.config["history"])
     # a second build is served from the layer cache and gives the same digest
