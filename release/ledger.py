@@ -12,7 +12,13 @@ never both claim the same place in the chain). Both also hold the per-environmen
 promotion lock: of two concurrent promotions of one environment exactly one proceeds.
 
 The live digest of an environment is the digest of its latest `promote` or `rollback`
-event (`Ledger.current`).
+event (`Ledger.current`). Nothing acts on a broken chain: `current` and `previous`
+re-verify it first and refuse (`LedgerBroken`, exit 1), so promote, rollback, invoke,
+status and the canary's baseline never trust an edited history.
+
+A hash chain cannot see its tail cut off. Signed promotion statements anchor it: each
+names its `promote` event (seq, hash), the event that one extends and the gate event it
+acted on; `check_anchors` finds each named event in the ledger or says which is missing.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from release.errors import (
     ConfigError,
     RemoteError,
     UsageError,
+    VerificationFailed,
     aws_error_code,
     aws_error_message,
 )
@@ -57,6 +64,21 @@ class PromotionLocked(CheckFailed):
             f"environment {env!r} is locked by another promotion ({owner}, since {since}); "
             "wait for it to finish, then run the command again"
         )
+
+
+class LedgerBroken(VerificationFailed):
+    """The ledger's chain does not verify (or a row cannot be read): nothing may act on it."""
+
+
+def _row_json(location: str, seq: Any, column: str, raw: Any) -> Any:
+    """One JSON column of a stored row; garbage -> LedgerBroken naming the row."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        raise LedgerBroken(
+            f"ledger {location}: event row seq {seq!r}: column {column} is not JSON "
+            "(the row was edited outside the tool)"
+        ) from None
 
 
 # --- events ---------------------------------------------------------------------------
@@ -89,6 +111,12 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
+        if not isinstance(d, dict):
+            raise TypeError(f"an event is a JSON object, not {type(d).__name__}")
+        if not isinstance(d.get("evidence") or {}, dict):
+            raise TypeError("evidence is not an object")
+        if d.get("decision") is not None and not isinstance(d["decision"], dict):
+            raise TypeError("decision is not an object")
         return cls(
             seq=int(d["seq"]),
             time=str(d["time"]),
@@ -187,8 +215,7 @@ class SqliteStore:
         finally:
             db.close()
 
-    @staticmethod
-    def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    def _row(self, r: tuple[Any, ...]) -> dict[str, Any]:
         seq, t, actor, env, action, digest, evidence, decision, prev, h = r
         return {
             "seq": seq,
@@ -197,8 +224,8 @@ class SqliteStore:
             "env": env,
             "action": action,
             "digest": digest,
-            "evidence": json.loads(evidence),
-            "decision": json.loads(decision) if decision is not None else None,
+            "evidence": _row_json(self.location, seq, "evidence", evidence),
+            "decision": _row_json(self.location, seq, "decision", decision) if decision is not None else None,
             "prev_hash": prev,
             "hash": h,
         }
@@ -353,7 +380,9 @@ class DynamoStore:
         try:
             while True:
                 resp = self.client.query(**kwargs)
-                out.extend(json.loads(i["event"]["S"]) for i in resp.get("Items", []))
+                for i in resp.get("Items", []):
+                    seq = (i.get("seq") or {}).get("N")
+                    out.append(_row_json(self.location, seq, "event", (i.get("event") or {}).get("S")))
                 if limit or "LastEvaluatedKey" not in resp:
                     return out
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -480,21 +509,38 @@ class Ledger:
         )
 
     def events(self, env: str | None = None, digest: str | None = None) -> list[Event]:
-        out = [Event.from_dict(r) for r in self.store.read_all()]
+        out = []
+        for r in self.store.read_all():
+            try:
+                out.append(Event.from_dict(r))
+            except (KeyError, TypeError, ValueError) as exc:
+                seq = r.get("seq") if isinstance(r, dict) else None
+                raise LedgerBroken(f"ledger {self.location}: event seq {seq!r} is malformed: {exc}") from None
         if env is not None:
             out = [e for e in out if e.env == env]
         if digest is not None:
             out = [e for e in out if e.digest == digest]
         return out
 
+    def _live(self, env: str) -> list[Event]:
+        """The live events of `env`, from a chain that verifies (else LedgerBroken)."""
+        chain = self.verify_chain()
+        if not chain.ok:
+            raise LedgerBroken(
+                f"ledger {self.location} chain broken: {chain.problems[0]}; refusing to act on "
+                f"what it says is live in {env!r} (run `release ledger verify`)"
+            )
+        return [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+
     def current(self, env: str) -> Event | None:
-        """The event that made the environment's live digest live (None: never promoted)."""
-        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        """The event that made the environment's live digest live (None: never promoted).
+        The chain is verified first: a broken one raises LedgerBroken (exit 1)."""
+        live = self._live(env)
         return live[-1] if live else None
 
     def previous(self, env: str) -> Event | None:
         """The last live event before the current one whose digest differs from it."""
-        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        live = self._live(env)
         if not live:
             return None
         cur = live[-1].digest
@@ -512,8 +558,10 @@ class Ledger:
         for r in rows:
             try:
                 ev = Event.from_dict(r)
+                ev.compute_hash()
             except (KeyError, TypeError, ValueError) as exc:
-                problems.append(f"event at seq {r.get('seq')!r} is malformed: {exc}")
+                seq = r.get("seq") if isinstance(r, dict) else None
+                problems.append(f"event at seq {seq!r} is malformed: {exc}")
                 break
             if ev.seq != expected_seq:
                 problems.append(
@@ -529,7 +577,7 @@ class Ledger:
                 problems.append(f"event seq {ev.seq}: contents do not match its hash (edited)")
             prev = ev.hash
             expected_seq = ev.seq + 1
-        head = rows[-1]["hash"] if rows else None
+        head = str(rows[-1].get("hash")) if rows and isinstance(rows[-1], dict) else None
         return ChainStatus(ok=not problems, events=len(rows), head=head, problems=tuple(problems))
 
     @contextlib.contextmanager

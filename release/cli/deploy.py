@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from release.cli import Out, cli, common, load_config
+from release.cli import Out, cli, common, evidence_provider, load_config
 
 _ENV = click.option(
     "--env",
@@ -74,7 +74,7 @@ def gate_cmd(
             raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
         decision = gate.evaluate(ev, gate.policy_for(cfg))
     else:
-        decision = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor).decision
+        decision = promote.gate(cfg, ref, env, evidence_provider()[0], actor=actor).decision
     if not decision.allow and not out.as_json:
         raise promote.denied(decision)
     _decision_lines(out, decision)
@@ -89,7 +89,8 @@ def gate_cmd(
 @_ACTOR
 @common
 def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor: str | None) -> None:
-    """Gate DIGEST, then move every function of ENV to it together - or none.
+    """Gate DIGEST, then move every function of ENV to it together - or none; then sign
+    the promotion statement ([signing].mode) and attach it to DIGEST.
 
     Deny: exit 1, nothing touched. Another promotion of ENV running: exit 1. A target
     failure part-way puts every function back on its previous version: exit 3. Every
@@ -100,11 +101,26 @@ def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor
 
     ref = parse_reference(digest)
     cfg = load_config(config_path)
-    res = promote.promote(cfg, ref, env, promote.load_provider(), actor=actor)
-    _promoted(out, res)
+    provider, real = evidence_provider()
+    res = promote.promote(cfg, ref, env, provider, actor=actor)
+    _promoted(out, res, cfg if real else None)
 
 
-def _promoted(out: Out, res: Any) -> None:
+def _promoted(out: Out, res: Any, cfg: Any) -> None:
+    if cfg is not None:
+        from release import promote
+        from release.errors import ReleaseError
+
+        try:
+            att = promote.attest_promotion(cfg, res)
+        except ReleaseError as exc:
+            exc.message = (
+                f"{res.digest} is live in {res.env} (ledger seq {res.event.seq}) but its promotion "
+                f"statement could not be signed: {exc.message}; `release verify --env {res.env}` "
+                "fails until it is (release attest DIGEST --predicate promotion FILE)"
+            )
+            raise
+        out.status(f"promotion statement signed: {att.referrer}")
     _decision_lines(out, res.decision)
     verb = "promoted" if res.action == "promote" else "rolled back to"
     out.status(f"{verb} {res.digest} in {res.env} (ledger seq {res.event.seq})")
@@ -124,8 +140,9 @@ def rollback_cmd(config_path: Path | None, out: Out, env: str, actor: str | None
     from release import promote
 
     cfg = load_config(config_path)
-    res = promote.rollback(cfg, env, promote.load_provider(), actor=actor)
-    _promoted(out, res)
+    provider, real = evidence_provider()
+    res = promote.rollback(cfg, env, provider, actor=actor)
+    _promoted(out, res, cfg if real else None)
 
 
 @cli.command("status")

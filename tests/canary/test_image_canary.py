@@ -211,7 +211,7 @@ def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> Non
 
 
 def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, Any], good_report: Path) -> None:
-    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
 
     proj = images["good"]["project"]
     good, collapsed = images["good"]["digest"], images["collapsed"]["digest"]
@@ -226,13 +226,13 @@ def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, 
     biased = images["biased"]["digest"]
     for d in (biased, good):
         put_evidence(proj, good_evidence(d, env="staging", repository=images["registry"]))
-    assert run_cli("promote", biased, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    assert run_gated("promote", biased, "--env", "staging", cwd=proj, env=cli_env()).code == 0
     r = canary(images, collapsed, "--env", "staging")
     assert r.code == 1
     assert r.stderr.splitlines()[-1].startswith(
         f"release: error: baseline: {biased[:19]} (live in staging) has no valid signed canary report (")
     # live: the good image: its signed report is the baseline
-    assert run_cli("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    assert run_gated("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
     r = canary(images, collapsed, "--env", "staging", "--json")
     assert r.code == 1
     assert f"baseline: the signed canary report of {good} (live in staging)" in r.stderr
@@ -248,12 +248,12 @@ def _promote_local(images: dict[str, Any], name: str,
                    aws: dict[str, str] | None = None) -> tuple[Path, Callable[..., Any]]:
     """Promote image `name` to the local environment (evidence from a file provider: the
     gate's decision is real Rego over it) and return (project, invoke)."""
-    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
 
     proj = images["good"]["project"]
     d = images[name]["digest"]
     put_evidence(proj, good_evidence(d, env="local", repository=images["registry"]))
-    r = run_cli("promote", d, "--env", "local", cwd=proj, env=cli_env())
+    r = run_gated("promote", d, "--env", "local", cwd=proj, env=cli_env())
     assert r.code == 0, r.stderr
 
     def invoke(function: str, event: Any, *extra: str) -> Any:

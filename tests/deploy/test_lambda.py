@@ -27,15 +27,17 @@ from tests.deploy.conftest import (
     ECR,
     FUNCTIONS,
     HANDLERS,
+    PROVIDER,
     boto,
     cli_env,
     digest_of,
     file_provider,
     good_evidence,
     put_evidence,
+    run_gated,
     write_config,
 )
-from tests.fixtures.tools import run_cli
+from tests.fixtures.tools import PROVIDER_DRIVER, run_cli
 
 pytestmark = pytest.mark.aws
 
@@ -200,7 +202,7 @@ def test_real_lambda_rules_are_checked_here() -> None:
 def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
     cfg = _setup(tmp_path, NEW, OLD)
     env = cli_env(aws_env)
-    r = run_cli("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
+    r = run_gated("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
     assert r.code == 0, r.stderr
     assert r.stdout == NEW + "\n"
     assert f"promoted {NEW} in prod (ledger seq 12)" in r.stderr.splitlines()
@@ -209,10 +211,10 @@ def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aw
     doc = json.loads(r.stdout)
     assert (doc["digest"], doc["by"], doc["drift"]) == (NEW, "alice", [])
     assert doc["functions"]["scorer"] == {"function": "ma-scorer", "version": "2"}
-    r = run_cli("rollback", "--env", "prod", "--config", cfg.path, env=env)
+    r = run_gated("rollback", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0] == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
-    r = run_cli("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
+    r = run_gated("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0].startswith("release: error: 'app:v2' is not a digest")
 
@@ -222,7 +224,7 @@ def test_two_concurrent_promotions_one_wins(lambdas: dict[str, str], tmp_path: P
     env = cli_env(slow_aws)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "release", "promote", d, "--env", "prod", "--config", str(cfg.path)],
+            [sys.executable, "-c", PROVIDER_DRIVER, PROVIDER, "promote", d, "--env", "prod", "--config", str(cfg.path)],
             env={**__import__("os").environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -288,7 +290,7 @@ def test_alarm_during_canary_puts_everything_back(lambdas: dict[str, str], tmp_p
     _alarm("ALARM")
     cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
-    r = run_cli("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
+    r = run_gated("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
     assert r.code == 1
     assert r.stderr.splitlines()[-1] == (
         "release: error: alarm ma-errors fired during the canary: test says ALARM; "
