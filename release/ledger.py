@@ -145,6 +145,61 @@ class ChainStatus:
         return self.problems[0]
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A ledger event a signed statement names: it must be in the ledger, unchanged."""
+
+    seq: int
+    hash: str
+    what: str
+
+
+def promotion_anchors(predicate: Any, statement: str | None) -> list[Anchor]:
+    """The events a promotion predicate names: its promote/rollback event, the event that
+    one extends and the gate decision it acted on (genesis is no event)."""
+    if not isinstance(predicate, dict):
+        return []
+    who = (f"{predicate.get('action', 'promotion')} of {str(predicate.get('digest'))[:19]} "
+           f"in {predicate.get('env')!r}")
+    src = f"signed promotion statement {statement}" if statement else "a signed promotion statement"
+    out = []
+    led = predicate.get("ledger") if isinstance(predicate.get("ledger"), dict) else {}
+    dec = predicate.get("decision") if isinstance(predicate.get("decision"), dict) else {}
+    for doc, what in (
+        (led, f"the {who}"),
+        (led.get("extends"), f"the event the {who} extends"),
+        (dec.get("ledger"), f"the gate decision of the {who}"),
+    ):
+        if not isinstance(doc, dict):
+            continue
+        seq, h = doc.get("seq"), doc.get("hash")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(h, str):
+            continue
+        if seq == 0 and h == GENESIS:
+            continue
+        out.append(Anchor(seq, h, f"{what} ({src})"))
+    return out
+
+
+def check_anchors(events: list[Event], anchors: list[Anchor]) -> list[str]:
+    """One problem per anchor whose event is missing from `events` or differs."""
+    by_seq = {e.seq: e for e in events}
+    problems = []
+    for a in sorted(set(anchors), key=lambda a: a.seq):
+        ev = by_seq.get(a.seq)
+        if ev is None:
+            problems.append(
+                f"ledger event seq {a.seq} is missing: {a.what} names it "
+                "(the ledger was truncated or rewritten)"
+            )
+        elif ev.hash != a.hash:
+            problems.append(
+                f"ledger event seq {a.seq} has hash {ev.hash}, but {a.what} names {a.hash} "
+                "(the ledger was rewritten)"
+            )
+    return problems
+
+
 def default_actor() -> str:
     """Who is acting: $RELEASE_ACTOR, else the CI actor, else user@host."""
     for var in ("RELEASE_ACTOR", "GITHUB_ACTOR"):

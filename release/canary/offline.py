@@ -67,7 +67,7 @@ def read_corpus(path: Path, name: str | None = None) -> Corpus:
     except UnicodeDecodeError as exc:
         line_no = raw[: exc.start].count(b"\n") + 1
         raise UsageError(
-            f"canary corpus {path.name}:{line_no}: not UTF-8 text (byte {exc.start}); "
+            f"canary corpus {path.name}:{line_no}: not UTF-8 text (byte offset {exc.start}); "
             "the corpus is JSONL"
         ) from None
     for no, line in enumerate(text_all.splitlines(), 1):

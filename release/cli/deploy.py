@@ -203,21 +203,28 @@ def ledger_group() -> None:
 @ledger_group.command("verify")
 @common
 def ledger_verify(config_path: Path | None, out: Out) -> None:
-    """Recompute every event's hash and link: exit 1 naming the first edited, inserted or
-    deleted event."""
-    from release.ledger import open_ledger
+    """Recompute every event's hash and link, and check the ledger against every signed
+    promotion statement found (each names its ledger events): exit 1 naming the first
+    edited, inserted or deleted event, or an event a signed statement names that is gone
+    (a cut tail)."""
+    from release.verify import verify_ledger
 
     cfg = load_config(config_path)
-    st = open_ledger(cfg).verify_chain()
-    out.data({"ok": st.ok, "events": st.events, "head": st.head, "problems": list(st.problems)})
-    if st.ok:
-        out.status(st.detail)
+    res = verify_ledger(cfg)
+    st = res.chain
+    problems = [*st.problems, *res.problems]
+    out.data({"ok": res.ok, "events": st.events, "head": st.head, "anchors": res.anchors,
+              "statements": res.statements, "problems": problems})
+    if res.ok:
+        out.status(f"{st.detail}; {res.anchors} events named by {res.statements} signed "
+                   "promotion statements all present")
         return
     if not out.as_json:
         from release.errors import VerificationFailed
 
-        raise VerificationFailed(f"ledger chain broken: {st.problems[0]}", details=list(st.problems[1:]))
-    for p in st.problems:
+        what = "ledger chain broken" if not st.ok else "ledger does not hold what signed statements name"
+        raise VerificationFailed(f"{what}: {problems[0]}", details=problems[1:])
+    for p in problems:
         out.status(f"ledger: {p}")
     raise SystemExit(1)
 
