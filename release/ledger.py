@@ -111,23 +111,33 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
+        """An event as stored; every field of its JSON type (a string is never taken for a
+        number or the other way round: the hash covers the typed values)."""
         if not isinstance(d, dict):
             raise TypeError(f"an event is a JSON object, not {type(d).__name__}")
-        if not isinstance(d.get("evidence") or {}, dict):
-            raise TypeError("evidence is not an object")
-        if d.get("decision") is not None and not isinstance(d["decision"], dict):
+        seq = d["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise TypeError("seq is not an integer")
+        for k in ("time", "actor", "env", "action", "digest", "prev_hash", "hash"):
+            if not isinstance(d[k], str):
+                raise TypeError(f"{k} is not a string")
+        evidence = d.get("evidence") or {}
+        if not isinstance(evidence, dict) or not all(isinstance(v, str) for v in evidence.values()):
+            raise TypeError("evidence is not an object of strings")
+        decision = d.get("decision")
+        if decision is not None and not isinstance(decision, dict):
             raise TypeError("decision is not an object")
         return cls(
-            seq=int(d["seq"]),
-            time=str(d["time"]),
-            actor=str(d["actor"]),
-            env=str(d["env"]),
-            action=str(d["action"]),
-            digest=str(d["digest"]),
-            evidence={str(k): str(v) for k, v in dict(d.get("evidence") or {}).items()},
-            decision=d.get("decision"),
-            prev_hash=str(d["prev_hash"]),
-            hash=str(d["hash"]),
+            seq=seq,
+            time=d["time"],
+            actor=d["actor"],
+            env=d["env"],
+            action=d["action"],
+            digest=d["digest"],
+            evidence=dict(evidence),
+            decision=decision,
+            prev_hash=d["prev_hash"],
+            hash=d["hash"],
         )
 
 

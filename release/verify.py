@@ -577,9 +577,7 @@ def _check_canary(cfg: Config, v: Verification, statements: list[Any]) -> Canary
 
 
 def _check_ledger(cfg: Config, v: Verification) -> None:
-    from release.ledger import open_ledger
-
-    from release.ledger import LedgerBroken, check_anchors, promotion_anchors
+    from release.ledger import LedgerBroken, check_anchors, open_ledger, promotion_anchors
 
     led = open_ledger(cfg)
     try:

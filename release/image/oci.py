@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from release.digest import Digest, is_digest, parse_digest
-from release.errors import NotADigest, UsageError, VerificationFailed
+from release.errors import NotADigest, VerificationFailed
 
 # --- media types ----------------------------------------------------------------------
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -68,8 +68,14 @@ def json_object(data: bytes, what: str) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise VerificationFailed(f"{what} is not JSON") from None
     if not isinstance(doc, dict):
-        raise VerificationFailed(f"{what} is a JSON {type(doc).__name__}, not an object")
+        raise VerificationFailed(f"{what} is a JSON {json_type(doc)}, not an object")
     return doc
+
+
+def json_type(v: Any) -> str:
+    """The JSON name of a parsed value's type (`array`, `string`, `null`, ...)."""
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
@@ -89,7 +95,7 @@ def field(doc: Any, key: str, kind: Any, what: str, *, required: bool = True) ->
         if not isinstance(v, str) or not is_digest(v):
             raise VerificationFailed(f"{what}: {key!r} is not a sha256:<64 hex> digest")
         return Digest(v)
-    if kind is int and isinstance(v, bool) or not isinstance(v, kind):
+    if (kind is int and isinstance(v, bool)) or not isinstance(v, kind):
         raise VerificationFailed(f"{what}: {key!r} is not {_JSON_NAMES.get(kind, kind.__name__)}")
     return v
 
@@ -99,9 +105,9 @@ def referrers_tag(digest: Digest) -> str:
     return digest.replace(":", "-")
 
 
-def sniff_media_type(data: bytes) -> str:
+def sniff_media_type(data: bytes, what: str = "manifest") -> str:
     """Media type of a manifest whose transport did not say (OCI layout, bad servers)."""
-    doc = json_object(data, "manifest")
+    doc = json_object(data, what)
     mt = doc.get("mediaType")
     if isinstance(mt, str) and mt:
         return mt

@@ -24,7 +24,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -306,7 +305,7 @@ class LayoutRegistry:
         for m in self._index().get("manifests", []):
             if m.get("digest") == digest and m.get("mediaType"):
                 return data, str(m["mediaType"])
-        return data, sniff_media_type(data)
+        return data, sniff_media_type(data, f"manifest {digest}")
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest:
         digest = digest_of(data)
@@ -599,7 +598,7 @@ class DistributionRegistry:
         data = r.content
         mt = r.headers.get("Content-Type", "").split(";")[0].strip()
         if mt not in (*MANIFEST_TYPES, *INDEX_TYPES):
-            mt = sniff_media_type(data)
+            mt = sniff_media_type(data, f"manifest {ref}")
         return data, mt
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest:
