@@ -173,8 +173,8 @@ def promotion_anchors(predicate: Any, statement: str | None) -> list[Anchor]:
            f"in {predicate.get('env')!r}")
     src = f"signed promotion statement {statement}" if statement else "a signed promotion statement"
     out = []
-    led = predicate.get("ledger") if isinstance(predicate.get("ledger"), dict) else {}
-    dec = predicate.get("decision") if isinstance(predicate.get("decision"), dict) else {}
+    led: dict[str, Any] = predicate["ledger"] if isinstance(predicate.get("ledger"), dict) else {}
+    dec: dict[str, Any] = predicate["decision"] if isinstance(predicate.get("decision"), dict) else {}
     for doc, what in (
         (led, f"the {who}"),
         (led.get("extends"), f"the event the {who} extends"),

@@ -231,8 +231,9 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     errors (HTTP ones are OSErrors), invalid repo ids (ValueError subclass), the HTTP
     client's transport errors, and OSError for the local files it writes."""
     from huggingface_hub import errors as hfe
+    from huggingface_hub.errors import HTTPError  # type: ignore[attr-defined]  # its HTTP client's
 
-    return (OSError, hfe.HfHubHTTPError, hfe.HFValidationError, hfe.HTTPError,
+    return (OSError, hfe.HfHubHTTPError, hfe.HFValidationError, HTTPError,
             hfe.EntryNotFoundError, hfe.XetDownloadError)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from release.audit.model import Check
 from release.config import Config
-from release.digest import Reference, parse_reference
+from release.digest import Digest, Reference, parse_reference
 from release.errors import ReleaseError, RemoteError
 from release.evidence import (
     CANARY,
@@ -694,7 +694,7 @@ def verify_ledger(cfg: Config) -> LedgerCheck:
     for repo, digests in sorted(where.items()):
         reg = default if repo == cfg.image.registry else open_registry(repo, cfg.root)
         for d in sorted(digests):
-            if not fetch_bundles(reg, d, PROMOTION):
+            if not fetch_bundles(reg, Digest(d), PROMOTION):
                 continue
             policy = policy or policy_from_config(cfg.signing, cfg.root)
             for vs in verify_all_stored(reg, d, PROMOTION, policy):

@@ -193,7 +193,7 @@ def resolve_platform(registry: Registry, digest: Digest, platform: str) -> Diges
         return digest
     os_, _, arch = platform.partition("/")
     for m in index_manifests(data, f"image index {digest}"):
-        p = m.get("platform") if isinstance(m.get("platform"), dict) else {}
+        p: dict[str, Any] = m["platform"] if isinstance(m.get("platform"), dict) else {}
         if p.get("os") == os_ and p.get("architecture") == arch:
             return parse_digest(m["digest"])
     raise UsageError(f"{registry.name}@{digest} is an index without a {platform} image")

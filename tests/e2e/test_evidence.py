@@ -134,7 +134,8 @@ def test_cut_ledger_tail_is_seen_by_verify_and_ledger_verify(released: dict[str,
     assert cli(project, env, "ledger", "verify").code == 0
     events = _events(project, env)
     promo = next(e for e in events if e["action"] == "promote")
-    gate = next(e for e in events if e["action"] == "gate")
+    # the gate decision the promotion acted on (the pipeline's gate stage decided once before)
+    gate = [e for e in events if e["action"] == "gate" and e["seq"] < promo["seq"]][-1]
     # the chain alone cannot see this: every remaining event still links
     _sql(project, f"DELETE FROM events WHERE seq >= {promo['seq']}")
     r = cli(project, env, "ledger", "verify")
