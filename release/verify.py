@@ -25,7 +25,7 @@ from typing import Any
 from release.audit.model import Check
 from release.config import Config
 from release.digest import Digest, Reference, parse_reference
-from release.errors import ReleaseError, RemoteError
+from release.errors import ReleaseError, RemoteError, UsageError
 from release.evidence import (
     CANARY,
     MODEL_SIGNATURE,
@@ -146,9 +146,17 @@ def verify_release(
     repo_ref = ref.repository or cfg.image.registry
     registry = open_registry(repo_ref, cfg.root)
     v = Verification(ref, registry.name, env or "")
+    from release.image.registry import NotFound
+
     try:
         image = open_image(registry, ref.digest)
     except RemoteError:
+        raise
+    except NotFound as exc:  # not there: a failed claim
+        v.add("image", False, exc.message)
+        v.evidence = _evidence(cfg, v, None, None, None)
+        return v
+    except UsageError:  # a broken layout, an index given for an image: bad input (exit 2)
         raise
     except ReleaseError as exc:
         v.add("image", False, exc.message)

@@ -75,6 +75,16 @@ def _one_error_line(r: Any, code: int) -> str:
     return str(lines[0][len("release: error: "):])
 
 
+def _fails(r: Any, code: int, want: str) -> None:
+    """`release verify` failed with `code`: its checklist on stdout (complete, not partial),
+    exactly one error line on stderr, no traceback, and `want` said somewhere."""
+    assert r.code == code, (r.code, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("release: error: "), r.stderr
+    assert want in r.stdout + r.stderr, (want, r.stdout, r.stderr)
+
+
 def _drop_referrers(project: Path, digest: str, keep: Any) -> None:
     """Rewrite the referrers index of `digest` keeping only the entries `keep(desc)` says."""
     from release.image.oci import OCI_INDEX, canonical, digest_of, referrers_tag
@@ -234,7 +244,7 @@ def test_canary_report_is_chosen_by_its_signed_time(released: dict[str, Any], tm
     _, checks = _checks(project, env, digest, "staging")
     assert (checks["canary"]["ok"], checks["canary"]["detail"]) == (False, "failed: flip-rate")
     r = cli(project, env, "gate", digest, "--env", "staging")
-    assert r.code == 1 and "  - canary: failed (flip-rate)" in r.stderr.splitlines(), r.stderr
+    assert r.code == 1 and "  canary: failed (flip-rate)" in r.stderr.splitlines(), r.stderr
     # reordering the referrers index changes nothing
     from release.image.oci import OCI_INDEX, canonical, digest_of, referrers_tag
 
@@ -359,12 +369,13 @@ def test_garbage_referrers_index_and_referrer_manifest(released: dict[str, Any],
         assert line.startswith(f"referrers index {digest_of(data)} of {digest}"), line
         assert line.endswith(says), line
     # a referrer manifest that is the wrong JSON type, or misses its layers
-    from release.attest.bundle import ARTIFACT_TYPE
+    from release.attest.bundle import ARTIFACT_TYPE, PREDICATE_ANNOTATION
 
     for bad, says in ((b"[1, 2]", "is a JSON array, not an object"), (b'{"subject": {}}', "has no 'layers'")):
         m = _blob(project, bad)
         data = canonical({"manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                         "artifactType": ARTIFACT_TYPE, **m}]})
+                                         "artifactType": ARTIFACT_TYPE, **m,
+                                         "annotations": {PREDICATE_ANNOTATION: CANARY}}]})
         reg.put_blob(data, digest_of(data))
         reg._add_to_index(digest_of(data), len(data), OCI_INDEX, tag)
         line = _one_error_line(cli(project, env, "verify", digest, "--env", "local"), 1)
@@ -408,19 +419,23 @@ def test_malformed_images_fail_with_one_line(released: dict[str, Any], tmp_path:
         ls = doc.get("layers")
         lyr = ls[0]["digest"] if isinstance(ls, list) and ls else ""
         want = says.format(d=d, c=c, l=lyr)
-        for args in (("verify", d, "--env", "local"), ("sbom", d)):
-            line = _one_error_line(cli(project, env, *args), 1)
-            assert line.startswith(want), (args, line, want)
+        line = _one_error_line(cli(project, env, "sbom", d), 1)
+        assert line.startswith(want), (line, want)
+        _fails(cli(project, env, "verify", d, "--env", "local"), 1, want)
 
 
 def test_broken_ledger_row_json(released: dict[str, Any], tmp_path: Path) -> None:
     project, env, digest = _copy(released, tmp_path)
     _sql(project, "UPDATE events SET evidence = '{broken' WHERE seq = 1")
-    for args in (("status", "--env", "local"), ("verify", digest, "--env", "local"),
-                 ("audit", "--env", "local"), ("ledger", "verify"), ("ledger", "events")):
+    says = ": event row seq 1: column evidence is not JSON (the row was edited outside the tool)"
+    (project / "event.json").write_text('{"text": "fine"}')
+    for args in (("status", "--env", "local"), ("audit", "--env", "local"), ("ledger", "verify"),
+                 ("ledger", "events"), ("invoke", "scorer", project / "event.json", "--env", "local")):
         line = _one_error_line(cli(project, env, *args), 1)
-        assert line.startswith("ledger sqlite:"), (args, line)
-        assert line.endswith(": event row seq 1: column evidence is not JSON (the row was edited outside the tool)"), (args, line)
+        assert line.startswith("ledger sqlite:") and line.endswith(says), (args, line)
+    r = cli(project, env, "verify", digest, "--env", "local")
+    _fails(r, 1, says)
+    assert "FAIL  ledger chain           ledger sqlite:" in r.stdout, r.stdout
 
 
 def test_a_digest_with_a_trailing_newline_is_refused(released: dict[str, Any], tmp_path: Path) -> None:
