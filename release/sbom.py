@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 import uuid
 from email.parser import BytesHeaderParser
 from typing import Any
@@ -50,19 +49,13 @@ def dumps(doc: dict[str, Any]) -> bytes:
 def _scan(view: Any) -> tuple[dict[str, tuple[int, str]], dict[str, bytes], dict[str, str]]:
     """One pass over the non-base layers: {path: (size, sha256)}, contents of the small
     files we parse, {path: role}."""
-    from release.image.inspect import local_blob
-    from release.image.oci import GZIP_LAYERS
-
     files: dict[str, tuple[int, str]] = {}
     keep: dict[str, bytes] = {}
     roles: dict[str, str] = {}
     for layer in view.layers:
         if layer.role == "base":
             continue
-        mode = "r|gz" if layer.media_type in GZIP_LAYERS else "r|"
-        with local_blob(view.registry, layer.digest) as path, open(path, "rb") as raw, tarfile.open(
-            fileobj=raw, mode=mode  # type: ignore[call-overload]
-        ) as tf:
+        with view._tar(layer) as tf:  # verified; not gzip / truncated: one line, exit 1
             for m in tf:
                 name = m.name.lstrip("./").lstrip("/")
                 if ".." in name.split("/"):

@@ -104,7 +104,7 @@ class ImageView:
             try:
                 with tarfile.open(fileobj=raw, mode=mode) as tf:  # type: ignore[call-overload]
                     yield tf
-            except (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 kind = "gzip-compressed tar" if mode == "r|gz" else "tar"
                 raise VerificationFailed(
                     f"layer {layer.digest} ({layer.role}) is not a readable {kind}: "

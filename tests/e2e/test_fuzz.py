@@ -217,7 +217,7 @@ def mutate_ledger(rel: Release, draw: Any) -> None:
             assume(False)  # NOT NULL / a taken seq: not a row anyone can store
 
 
-@settings(max_examples=45, derandomize=True, deadline=None, database=None,
+@settings(max_examples=30, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(data=st.data())
