@@ -150,9 +150,10 @@ def test_same_image_twice_passes(images: dict[str, Any], good_report: Path) -> N
     assert doc["passed"] is True and doc["subject"]["digest"] == d
     assert {c["name"] for c in doc["checks"]} >= {"share-shift", "flip-rate", "confidence-ks",
                                                     "identical-outputs", "accuracy"}
-    assert r.stderr.splitlines()[-1] == "canary passed: 8 checks on 600 items"
+    assert r.stderr.splitlines()[-1] == "canary passed: 9 checks on 600 items"
     # the report names the model the image carries, from the lock baked in it
     assert doc["baseline"]["paired_items"] == 600
+    assert next(c for c in doc["checks"] if c["name"] == "paired-items")["passed"] is True
 
 
 def _failed(r: Any) -> list[str]:
@@ -166,7 +167,7 @@ def test_biased_model_fails_share_and_flips(images: dict[str, Any], good_report:
     assert r.code == 1, r.stderr
     lines = _failed(r)
     assert lines[0] == (
-        "release: error: canary failed 6 of 7 checks: accuracy, share-shift, flip-rate, "
+        "release: error: canary failed 6 of 8 checks: accuracy, share-shift, flip-rate, "
         "confident-flips, confidence-ks, accuracy-drop"
     )
     assert any(ln.startswith("share-shift: value +") for ln in lines[1:]), lines
