@@ -42,8 +42,12 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(cmd: list[str], **kw: object) -> float:
+    """Seconds `cmd` took; its output is kept quiet unless it fails."""
+    kw.pop("stderr", None)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
+    if p.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:4])} ... failed ({p.returncode}): {p.stderr[-1500:]}")
     return time.perf_counter() - t
 
 
