@@ -236,9 +236,10 @@ def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerCl
         return ModelLayerClaim(ok=False, reason=exc.message)
     v.lock = lock
     lock_digest = "sha256:" + hashlib.sha256(lock_bytes(lock)).hexdigest()
-    model_dir = root / IMAGE_MODEL_DIR
+    model_rel = cfg.image.model_dir.strip("/")  # [image].model_dir (default /opt/model)
+    model_dir = root / model_rel
     if not model_dir.is_dir():
-        reason = f"no model directory /{IMAGE_MODEL_DIR} in the image"
+        reason = f"no model directory /{model_rel} in the image"
         v.add("model layer", False, reason)
         return ModelLayerClaim(ok=False, reason=reason, lock_digest=lock_digest)
     res = modelpin.verify_dir(model_dir, lock, progress=False)

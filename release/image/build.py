@@ -480,8 +480,9 @@ def build(
         futs = [
             pool.submit(deps_layer, cfg, cache),
             pool.submit(model_layer, cfg, cache, lock),
-            pool.submit(tree_layer, cfg, cache, "policy", "policy", f"{cfg.image.workdir.strip('/')}/policy", epoch),
-            pool.submit(tree_layer, cfg, cache, "code", "handlers", f"{cfg.image.workdir.strip('/')}/handlers", epoch),
+            pool.submit(tree_layer, cfg, cache, "policy", cfg.code.policy, f"{cfg.image.workdir.strip('/')}/policy", epoch),
+            pool.submit(tree_layer, cfg, cache, "code", cfg.code.package,
+                        f"{cfg.image.workdir.strip('/')}/{cfg.code.package}", epoch),
         ]
         layers = [f.result() for f in futs]
     timings["layers"] = time.perf_counter() - t1

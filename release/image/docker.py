@@ -156,8 +156,8 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
     lock_file = ctx / "model" / MODEL_LOCK_PATH
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     lock_file.write_bytes(modelpin.lock_bytes(lock))
-    _copytree(cfg.resolve("policy"), ctx / "policy" / workdir / "policy")
-    _copytree(cfg.resolve("handlers"), ctx / "code" / workdir / "handlers")
+    _copytree(cfg.resolve(cfg.code.policy), ctx / "policy" / workdir / "policy")
+    _copytree(cfg.resolve(cfg.code.package), ctx / "code" / workdir / cfg.code.package)
 
 
 def build_docker(
