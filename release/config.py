@@ -129,6 +129,8 @@ class CanaryConfig(_Section):
     low_confidence: float = Field(default=0.6, ge=0, le=1)
     max_low_confidence_rate: float = Field(default=0.2, ge=0, le=1)
     identical_tolerance: float = Field(default=1e-4, ge=0)
+    #: a comparison pairing fewer than this share of the corpus with the baseline fails
+    min_paired_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
 class TrafficConfig(_Section):

@@ -15,16 +15,17 @@ from release.errors import NotADigest
 
 Digest = NewType("Digest", str)
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: matched with fullmatch: `$` alone would accept a trailing newline
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def is_digest(value: str) -> bool:
-    return bool(_DIGEST_RE.match(value))
+    return isinstance(value, str) and bool(_DIGEST_RE.fullmatch(value))
 
 
 def parse_digest(value: str) -> Digest:
     """`sha256:<64 hex>` -> Digest; anything else (a tag, a short hash) -> NotADigest."""
-    if not _DIGEST_RE.match(value):
+    if not is_digest(value):
         raise NotADigest.from_ref(value)
     return Digest(value)
 

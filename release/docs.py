@@ -65,6 +65,7 @@ MEANINGS: dict[str, str] = {
     "canary.low_confidence": "absolute: below it a prediction is low-confidence",
     "canary.max_low_confidence_rate": "absolute: share of low-confidence predictions",
     "canary.identical_tolerance": "same weights rebuilt: output differences beyond this are reported",
+    "canary.min_paired_fraction": "a comparison pairing fewer than this share of the corpus with its baseline fails (`paired-items`); also checked on the signed report by `verify` and the gate",
     "environments.ENV.target": "`lambda` or `local`",
     "environments.ENV.functions": "function name -> Lambda function name (or local name)",
     "environments.ENV.alias": "the alias every function is served through (event sources and API routes must point at it)",

@@ -12,7 +12,13 @@ never both claim the same place in the chain). Both also hold the per-environmen
 promotion lease (`release.lease`: holder, expiry, takeover of a dead holder's lease).
 
 The live digest of an environment is the digest of its latest `promote` or `rollback`
-event (`Ledger.current`).
+event (`Ledger.current`). Nothing acts on a broken chain: `current` and `previous`
+re-verify it first and refuse (`LedgerBroken`, exit 1), so promote, rollback, invoke,
+status and the canary's baseline never trust an edited history.
+
+A hash chain cannot see its tail cut off. Signed promotion statements anchor it: each
+names its `promote` event (seq, hash), the event that one extends and the gate event it
+acted on; `check_anchors` finds each named event in the ledger or says which is missing.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from release.errors import (
     ConfigError,
     RemoteError,
     UsageError,
+    VerificationFailed,
     aws_error_code,
     aws_error_message,
 )
@@ -47,6 +54,21 @@ GENESIS = "sha256:" + "0" * 64
 #: actions that change what is live in an environment
 LIVE_ACTIONS = frozenset({"promote", "rollback"})
 _APPEND_RETRIES = 20
+
+
+class LedgerBroken(VerificationFailed):
+    """The ledger's chain does not verify (or a row cannot be read): nothing may act on it."""
+
+
+def _row_json(location: str, seq: Any, column: str, raw: Any) -> Any:
+    """One JSON column of a stored row; garbage -> LedgerBroken naming the row."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        raise LedgerBroken(
+            f"ledger {location}: event row seq {seq!r}: column {column} is not JSON "
+            "(the row was edited outside the tool)"
+        ) from None
 
 
 # --- events ---------------------------------------------------------------------------
@@ -79,17 +101,33 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
+        """An event as stored; every field of its JSON type (a string is never taken for a
+        number or the other way round: the hash covers the typed values)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"an event is a JSON object, not {type(d).__name__}")
+        seq = d["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise TypeError("seq is not an integer")
+        for k in ("time", "actor", "env", "action", "digest", "prev_hash", "hash"):
+            if not isinstance(d[k], str):
+                raise TypeError(f"{k} is not a string")
+        evidence = d.get("evidence") or {}
+        if not isinstance(evidence, dict) or not all(isinstance(v, str) for v in evidence.values()):
+            raise TypeError("evidence is not an object of strings")
+        decision = d.get("decision")
+        if decision is not None and not isinstance(decision, dict):
+            raise TypeError("decision is not an object")
         return cls(
-            seq=int(d["seq"]),
-            time=str(d["time"]),
-            actor=str(d["actor"]),
-            env=str(d["env"]),
-            action=str(d["action"]),
-            digest=str(d["digest"]),
-            evidence={str(k): str(v) for k, v in dict(d.get("evidence") or {}).items()},
-            decision=d.get("decision"),
-            prev_hash=str(d["prev_hash"]),
-            hash=str(d["hash"]),
+            seq=seq,
+            time=d["time"],
+            actor=d["actor"],
+            env=d["env"],
+            action=d["action"],
+            digest=d["digest"],
+            evidence=dict(evidence),
+            decision=decision,
+            prev_hash=d["prev_hash"],
+            hash=d["hash"],
         )
 
 
@@ -105,6 +143,61 @@ class ChainStatus:
         if self.ok:
             return f"chain intact: {self.events} events, head {self.head or GENESIS}"
         return self.problems[0]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A ledger event a signed statement names: it must be in the ledger, unchanged."""
+
+    seq: int
+    hash: str
+    what: str
+
+
+def promotion_anchors(predicate: Any, statement: str | None) -> list[Anchor]:
+    """The events a promotion predicate names: its promote/rollback event, the event that
+    one extends and the gate decision it acted on (genesis is no event)."""
+    if not isinstance(predicate, dict):
+        return []
+    who = (f"{predicate.get('action', 'promotion')} of {str(predicate.get('digest'))[:19]} "
+           f"in {predicate.get('env')!r}")
+    src = f"signed promotion statement {statement}" if statement else "a signed promotion statement"
+    out = []
+    led: dict[str, Any] = predicate["ledger"] if isinstance(predicate.get("ledger"), dict) else {}
+    dec: dict[str, Any] = predicate["decision"] if isinstance(predicate.get("decision"), dict) else {}
+    for doc, what in (
+        (led, f"the {who}"),
+        (led.get("extends"), f"the event the {who} extends"),
+        (dec.get("ledger"), f"the gate decision of the {who}"),
+    ):
+        if not isinstance(doc, dict):
+            continue
+        seq, h = doc.get("seq"), doc.get("hash")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(h, str):
+            continue
+        if seq == 0 and h == GENESIS:
+            continue
+        out.append(Anchor(seq, h, f"{what} ({src})"))
+    return out
+
+
+def check_anchors(events: list[Event], anchors: list[Anchor]) -> list[str]:
+    """One problem per anchor whose event is missing from `events` or differs."""
+    by_seq = {e.seq: e for e in events}
+    problems = []
+    for a in sorted(set(anchors), key=lambda a: a.seq):
+        ev = by_seq.get(a.seq)
+        if ev is None:
+            problems.append(
+                f"ledger event seq {a.seq} is missing: {a.what} names it "
+                "(the ledger was truncated or rewritten)"
+            )
+        elif ev.hash != a.hash:
+            problems.append(
+                f"ledger event seq {a.seq} has hash {ev.hash}, but {a.what} names {a.hash} "
+                "(the ledger was rewritten)"
+            )
+    return problems
 
 
 def default_actor() -> str:
@@ -178,8 +271,7 @@ class SqliteStore:
         finally:
             db.close()
 
-    @staticmethod
-    def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    def _row(self, r: tuple[Any, ...]) -> dict[str, Any]:
         seq, t, actor, env, action, digest, evidence, decision, prev, h = r
         return {
             "seq": seq,
@@ -188,8 +280,8 @@ class SqliteStore:
             "env": env,
             "action": action,
             "digest": digest,
-            "evidence": json.loads(evidence),
-            "decision": json.loads(decision) if decision is not None else None,
+            "evidence": _row_json(self.location, seq, "evidence", evidence),
+            "decision": _row_json(self.location, seq, "decision", decision) if decision is not None else None,
             "prev_hash": prev,
             "hash": h,
         }
@@ -338,7 +430,9 @@ class DynamoStore:
         try:
             while True:
                 resp = self.client.query(**kwargs)
-                out.extend(json.loads(i["event"]["S"]) for i in resp.get("Items", []))
+                for i in resp.get("Items", []):
+                    seq = (i.get("seq") or {}).get("N")
+                    out.append(_row_json(self.location, seq, "event", (i.get("event") or {}).get("S")))
                 if limit or "LastEvaluatedKey" not in resp:
                     return out
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -474,21 +568,38 @@ class Ledger:
         )
 
     def events(self, env: str | None = None, digest: str | None = None) -> list[Event]:
-        out = [Event.from_dict(r) for r in self.store.read_all()]
+        out = []
+        for r in self.store.read_all():
+            try:
+                out.append(Event.from_dict(r))
+            except (KeyError, TypeError, ValueError) as exc:
+                seq = r.get("seq") if isinstance(r, dict) else None
+                raise LedgerBroken(f"ledger {self.location}: event seq {seq!r} is malformed: {exc}") from None
         if env is not None:
             out = [e for e in out if e.env == env]
         if digest is not None:
             out = [e for e in out if e.digest == digest]
         return out
 
+    def _live(self, env: str) -> list[Event]:
+        """The live events of `env`, from a chain that verifies (else LedgerBroken)."""
+        chain = self.verify_chain()
+        if not chain.ok:
+            raise LedgerBroken(
+                f"ledger {self.location} chain broken: {chain.problems[0]}; refusing to act on "
+                f"what it says is live in {env!r} (run `release ledger verify`)"
+            )
+        return [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+
     def current(self, env: str) -> Event | None:
-        """The event that made the environment's live digest live (None: never promoted)."""
-        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        """The event that made the environment's live digest live (None: never promoted).
+        The chain is verified first: a broken one raises LedgerBroken (exit 1)."""
+        live = self._live(env)
         return live[-1] if live else None
 
     def previous(self, env: str) -> Event | None:
         """The last live event before the current one whose digest differs from it."""
-        live = [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        live = self._live(env)
         if not live:
             return None
         cur = live[-1].digest
@@ -506,8 +617,10 @@ class Ledger:
         for r in rows:
             try:
                 ev = Event.from_dict(r)
+                ev.compute_hash()
             except (KeyError, TypeError, ValueError) as exc:
-                problems.append(f"event at seq {r.get('seq')!r} is malformed: {exc}")
+                seq = r.get("seq") if isinstance(r, dict) else None
+                problems.append(f"event at seq {seq!r} is malformed: {exc}")
                 break
             if ev.seq != expected_seq:
                 problems.append(
@@ -523,7 +636,7 @@ class Ledger:
                 problems.append(f"event seq {ev.seq}: contents do not match its hash (edited)")
             prev = ev.hash
             expected_seq = ev.seq + 1
-        head = rows[-1]["hash"] if rows else None
+        head = str(rows[-1].get("hash")) if rows and isinstance(rows[-1], dict) else None
         return ChainStatus(ok=not problems, events=len(rows), head=head, problems=tuple(problems))
 
     # --- the promotion lease (release.lease) -------------------------------------------

@@ -231,7 +231,7 @@ class HubSource:
         self.endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
         self.token = token or os.environ.get("HF_TOKEN") or None
 
-    def _wrap(self, exc: Exception, what: str) -> Exception:
+    def _wrap(self, exc: BaseException, what: str) -> Exception:
         from huggingface_hub import errors as hfe
 
         if isinstance(exc, hfe.RevisionNotFoundError):
@@ -248,7 +248,7 @@ class HubSource:
         api = HfApi(endpoint=self.endpoint, token=self.token)
         try:
             info = api.model_info(self.name, revision=revision, files_metadata=True)
-        except Exception as exc:  # converted to our hierarchy, never swallowed
+        except _hub_errors() as exc:  # what the hub client raises; anything else is our bug
             raise self._wrap(exc, f"resolving {revision!r}") from exc
         commit = info.sha
         if not commit or len(commit) != 40:
@@ -279,9 +279,20 @@ class HubSource:
                     endpoint=self.endpoint,
                     token=self.token,
                 )
-            except Exception as exc:
+            except _hub_errors() as exc:
                 raise self._wrap(exc, f"downloading {path}") from exc
             os.replace(got, dest)
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions huggingface_hub raises for the hub's answers and the network: its own
+    errors (HTTP ones are OSErrors), invalid repo ids (ValueError subclass), the HTTP
+    client's transport errors, and OSError for the local files it writes."""
+    from huggingface_hub import errors as hfe
+    from huggingface_hub.errors import HTTPError  # type: ignore[attr-defined]  # its HTTP client's
+
+    return (OSError, hfe.HfHubHTTPError, hfe.HFValidationError, HTTPError,
+            hfe.EntryNotFoundError, hfe.XetDownloadError)
 
 
 class LocalSource:

@@ -77,14 +77,20 @@ def run(
     through: str = "promote",
     progress: Progress = lambda line: None,
     actor: str | None = None,
+    evidence_provider: Callable[..., Any] | None = None,
 ) -> PipelineResult:
+    """The stages through `through`. `evidence_provider` replaces `release.verify.collect`
+    (tests only, a Python argument; its promotions are not signed)."""
     if through not in STAGES:
         raise UsageError(f"--through {through!r}: expected one of {', '.join(STAGES)}")
     env = env or default_env(cfg)
     cfg.environment(env)
     res = PipelineResult(env=env)
     wanted = STAGES[: STAGES.index(through) + 1]
-    ctx: dict[str, Any] = {}
+    from release.promote import default_provider
+
+    ctx: dict[str, Any] = {"provider": evidence_provider or default_provider(),
+                           "sign_promotion": evidence_provider is None}
     for i, name in enumerate(wanted, 1):
         progress(f"[{i}/{len(wanted)}] {name} ...")
         t0 = time.monotonic()
@@ -252,7 +258,7 @@ def _gate(
     from release import promote
 
     ref: Reference = ctx["ref"]
-    g = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor)
+    g = promote.gate(cfg, ref, env, ctx["provider"], actor=actor)
     ctx["evidence"] = g.evidence  # verified moments ago in this run: promote re-gates on it
     res.decision = g.decision.to_dict()
     if not g.decision.allow:
@@ -265,20 +271,21 @@ def _promote(
 ) -> tuple[str, dict[str, Any]]:
     from release import promote
     from release._io import atomic_write_bytes
-    from release.attest import statements
     from release.audit import render
     from release.audit.collect import collect
 
     ref: Reference = ctx["ref"]
     evidence = ctx.get("evidence")
-    provider = (lambda *_: evidence) if evidence is not None else promote.load_provider()
+    provider = (lambda *_: evidence) if evidence is not None else ctx["provider"]
     p = promote.promote(cfg, ref, env, provider, actor=actor)
     res.decision = p.decision.to_dict()
     assert res.out_dir is not None
-    # the promotion itself becomes a signed statement about the digest
+    # the promotion itself becomes a signed statement about the digest (anchoring the ledger)
     pred_path = res.out_dir / f"promotion-{env}.json"
     atomic_write_bytes(pred_path, json.dumps(p.predicate(), indent=2, sort_keys=True).encode())
-    _sign(cfg, res, ctx, [statements.load_predicate("promotion", pred_path)])
+    if ctx["sign_promotion"]:
+        a = promote.attest_promotion(cfg, p, signer=_signer(cfg, ctx), registry=_registry(cfg, ctx))
+        res.attestations.append({"predicate_type": a.predicate_type, "referrer": a.referrer})
     report = collect(cfg, env=env, digest=ref.digest)
     path = res.out_dir / "audit.md"
     atomic_write_bytes(path, render.to_markdown(report).encode())

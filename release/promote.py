@@ -1,8 +1,9 @@
 """Gate, promote, roll back and report an environment - by digest, every function at once.
 
 `promote(cfg, ref, env, evidence_provider)`:
-1. the provider collects and re-verifies the Evidence for the digest (in production
-   `release.verify.collect`; tests inject their own) and the gate evaluates the release
+1. the provider collects and re-verifies the Evidence for the digest (`release.verify.collect`;
+   tests pass their own as a Python argument - nothing in the environment can replace it)
+   and the gate evaluates the release
    policy over it; the decision is a ledger event. Deny: `GateDenied` (exit 1), nothing
    touched.
 2. the environment's promotion lease is taken (`release.lease`: held by another live
@@ -17,6 +18,11 @@
 
 `rollback` promotes the previous live digest again, re-verified and gated like any other.
 
+`attest_promotion` signs the promotion predicate and attaches it to the digest. It anchors
+the ledger: it names the `promote` event (seq, hash), the event that event extends and the
+gate event it acted on, so `release verify` and `release ledger verify` see a ledger cut
+after any of them.
+
 `status` compares what the target really serves with the ledger: for Lambda, per
 function, every version the alias routes to (weighted routing included) and the digest
 each one's image resolves to; a split, another digest, another version or CMD is drift.
@@ -24,9 +30,6 @@ each one's image resolves to; a split, another digest, another version or CMD is
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,24 +46,11 @@ from release.ledger import Event, Ledger, open_ledger
 #: (config, image reference, environment) -> verified Evidence
 EvidenceProvider = Callable[[Config, Reference, str], Evidence]
 
-DEFAULT_PROVIDER = "release.verify:collect"
+def default_provider() -> EvidenceProvider:
+    """The one evidence provider of the product: `release.verify.collect`."""
+    from release.verify import collect
 
-
-def load_provider(spec: str | None = None) -> EvidenceProvider:
-    """The evidence provider `MODULE:FUNCTION` ($RELEASE_EVIDENCE_PROVIDER, default
-    `release.verify:collect`)."""
-    spec = spec or os.environ.get("RELEASE_EVIDENCE_PROVIDER") or DEFAULT_PROVIDER
-    module, _, func = spec.partition(":")
-    if not module or not func:
-        raise UsageError(f"evidence provider {spec!r} is not MODULE:FUNCTION")
-    if importlib.util.find_spec(module) is None:
-        raise UsageError(
-            f"evidence provider {spec!r}: module {module} is not available in this installation"
-        )
-    fn = getattr(importlib.import_module(module), func, None)
-    if not callable(fn):
-        raise UsageError(f"evidence provider {spec!r}: {module} has no function {func}")
-    return fn  # type: ignore[no-any-return]
+    return collect
 
 
 @dataclass(frozen=True)
@@ -134,6 +124,7 @@ class PromotionResult:
     decision: Decision
     functions: tuple[FunctionState, ...]
     event: Event
+    gate_event: Event | None = None
 
     def predicate(self) -> dict[str, Any]:
         """The promotion predicate (attestations/promotion.schema.json)."""
@@ -151,8 +142,18 @@ class PromotionResult:
                 "reasons": list(self.decision.reasons),
                 "policy_digest": self.decision.policy_digest,
                 "evidence_digest": self.decision.evidence_digest,
+                **(
+                    {"ledger": {"seq": self.gate_event.seq, "hash": self.gate_event.hash}}
+                    if self.gate_event is not None
+                    else {}
+                ),
             },
-            "ledger": {"seq": self.event.seq, "hash": self.event.hash, "time": self.event.time},
+            "ledger": {
+                "seq": self.event.seq,
+                "hash": self.event.hash,
+                "time": self.event.time,
+                "extends": {"seq": self.event.seq - 1, "hash": self.event.prev_hash},
+            },
             "actor": self.event.actor,
         }
 
@@ -211,7 +212,28 @@ def promote(
             decision={"allow": True, "reasons": list(g.decision.reasons)},
         )
     return PromotionResult(env, ref.digest, result.reference, action, previous, g.decision,
-                           result.functions, event)
+                           result.functions, event, g.event)
+
+
+def attest_promotion(cfg: Config, res: PromotionResult, *, signer: Any = None,
+                     registry: Any = None) -> Any:
+    """Sign the promotion predicate (validated against attestations/promotion.schema.json)
+    and attach it to the promoted digest in its registry; the Attestation back."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from release.attest import sign, statements
+    from release.image.registry import open_registry
+
+    ref = parse_reference(res.reference)
+    reg = registry or open_registry(ref.repository or cfg.image.registry, cfg.root)
+    sgn = signer or sign.make_signer(cfg.signing.mode, cfg.root)
+    with tempfile.TemporaryDirectory(prefix="release-promotion-") as tmp:
+        path = Path(tmp) / f"promotion-{res.env}.json"
+        path.write_text(json.dumps(res.predicate(), indent=2, sort_keys=True))
+        pred = statements.load_predicate("promotion", path)
+    return sign.attest(reg, ref.digest, [pred], sgn)[0]
 
 
 def rollback(

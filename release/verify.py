@@ -22,8 +22,8 @@ from typing import Any
 
 from release.audit.model import Check
 from release.config import Config
-from release.digest import Reference, parse_reference
-from release.errors import ReleaseError, RemoteError
+from release.digest import Digest, Reference, parse_reference
+from release.errors import ReleaseError, RemoteError, UsageError
 from release.evidence import (
     CANARY,
     MODEL_SIGNATURE,
@@ -90,6 +90,8 @@ class Verification:
     functions: dict[str, str] = field(default_factory=dict)
     lock: Any = None  # ModelLock baked in the image
     evidence: Evidence | None = None
+    #: every verified promotion statement about the digest (any environment)
+    promotions: list[Any] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
@@ -142,9 +144,17 @@ def verify_release(
     repo_ref = ref.repository or cfg.image.registry
     registry = open_registry(repo_ref, cfg.root)
     v = Verification(ref, registry.name, env or "")
+    from release.image.registry import NotFound
+
     try:
         image = open_image(registry, ref.digest)
     except RemoteError:
+        raise
+    except NotFound as exc:  # not there: a failed claim
+        v.add("image", False, exc.message)
+        v.evidence = _evidence(cfg, v, None, None, None)
+        return v
+    except UsageError:  # a broken layout, an index given for an image: bad input (exit 2)
         raise
     except ReleaseError as exc:
         v.add("image", False, exc.message)
@@ -166,6 +176,10 @@ def verify_release(
     from release.attest.verify import policy_from_config
 
     policy = policy_from_config(cfg.signing, cfg.root)  # once: a KMS key is fetched once
+    from release.attest.verify import verify_all_stored
+
+    v.promotions = verify_all_stored(registry, ref.digest, PROMOTION, policy)
+    canaries = verify_all_stored(registry, ref.digest, CANARY, policy)
     for name, pt in ALL_PREDICATES.items():
         v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy)
         att = v.attestations[name]
@@ -180,7 +194,7 @@ def verify_release(
         )
     sbom_claim = _check_sbom(v, merged)
     prov_claim = _check_provenance(cfg, v)
-    canary_claim = _check_canary(v)
+    canary_claim = _check_canary(cfg, v, canaries)
     if ledger:
         _check_ledger(cfg, v)
     v.evidence = _evidence(cfg, v, model_claim, sbom_claim, prov_claim, canary_claim)
@@ -508,32 +522,87 @@ def _check_provenance(cfg: Config, v: Verification) -> ProvenanceClaim:
     return ProvenanceClaim(ok=ok, reason="; ".join(problems), workflow=workflow, commit=commit, **expected)
 
 
-def _check_canary(v: Verification) -> CanaryClaim:
+def _expected_baselines(cfg: Config, v: Verification) -> tuple[set[str | None] | None, str]:
+    """The baselines a canary report of `v.digest` may have been compared with in `v.env`:
+    the digest live there now (when that is not this digest), and what was live when this
+    digest was itself made live (a rollback re-promotes it). None: anything (no `--env`,
+    or nothing live yet - a first release has no baseline to roll back to).
+    The ledger's chain is verified first (LedgerBroken otherwise)."""
+    from release.ledger import open_ledger
+
+    if not v.env:
+        return None, ""
+    led = open_ledger(cfg)
+    cur = led.current(v.env)
+    if cur is None:
+        return None, ""
+    ok: set[str | None] = set()
+    if cur.digest != v.digest:
+        ok.add(cur.digest)
+    for e in led.events(env=v.env, digest=v.digest):
+        if e.action in ("promote", "rollback"):
+            ok.add(e.evidence.get("from") or None)
+    return ok, cur.digest
+
+
+def _check_canary(cfg: Config, v: Verification, statements: list[Any]) -> CanaryClaim:
+    """The report that counts is the newest by the signed `created` time (a failing one
+    wins ties); it must be about this image and model, compare with the digest live in
+    the environment, and pair at least [canary].min_paired_fraction of its corpus."""
+    import math
+
     from release._io import canonical_json
+    from release.canary.report import newest
+    from release.errors import VerificationFailed
 
     att = v.attestations.get("canary")
-    if att is None or not att.ok or att.predicate is None:
+    chosen = newest(statements)
+    if chosen is None:
         return CanaryClaim(ok=False, reason=att.reason if att else "missing", passed=False)
-    rep = att.predicate
-    passed = bool(rep.get("passed"))
-    failed = [str(x) for x in rep.get("failed_checks") or []]
-    subject = (rep.get("subject") or {}).get("digest")
+    rep = chosen.predicate
     report_digest = "sha256:" + hashlib.sha256(canonical_json(rep)).hexdigest()
-    if subject and subject != v.digest:
-        reason = f"canary report is about {subject}, not this image"
+
+    def fail(reason: str) -> CanaryClaim:
         v.add("canary", False, reason)
         return CanaryClaim(ok=False, reason=reason, passed=False, report_digest=report_digest)
+
+    passed = rep.get("passed") is True
+    failed = [str(x) for x in rep.get("failed_checks") or []] if isinstance(rep.get("failed_checks"), list) else []
+    subj = rep.get("subject") if isinstance(rep.get("subject"), dict) else {}
+    subject = subj.get("digest")
+    if subject and subject != v.digest:
+        return fail(f"canary report is about {subject}, not this image")
     if v.lock is not None:
-        md = (rep.get("subject") or {}).get("model_digest")
+        md = subj.get("model_digest")
         if md and md != v.lock.digest:
-            reason = f"canary ran model {md}, the image has {v.lock.digest}"
-            v.add("canary", False, reason)
-            return CanaryClaim(ok=False, reason=reason, passed=False, report_digest=report_digest)
+            return fail(f"canary ran model {md}, the image has {v.lock.digest}")
+    base = rep.get("baseline") if isinstance(rep.get("baseline"), dict) else None
     n = rep.get("n")
+    if base is not None:
+        paired, need = base.get("paired_items"), cfg.canary.min_paired_fraction
+        if not isinstance(paired, int) or not isinstance(n, int) or paired < math.ceil(need * n):
+            return fail(
+                f"canary report {chosen.bundle_digest} pairs {paired} of {n} items with its baseline: "
+                f"fewer than [canary].min_paired_fraction = {need:g} of the corpus"
+            )
+    try:
+        accepted, live = _expected_baselines(cfg, v)
+    except VerificationFailed as exc:
+        return fail(f"cannot tell what is live in {v.env!r}: {exc.message}")
+    if accepted is not None:
+        got = base.get("digest") if base is not None else None
+        if got not in accepted:
+            return fail(
+                f"the newest canary report ({rep.get('created') or 'undated'}, {chosen.bundle_digest}) "
+                f"compares with {got or 'no baseline'}, but {v.env} runs {live}: "
+                f"run the canary against the live release (release canary DIGEST --env {v.env})"
+            )
     v.add(
         "canary",
         passed,
-        f"passed on {n} items" if passed else f"failed: {', '.join(failed) or 'see report'}",
+        f"passed on {n} items (report of {rep.get('created') or 'undated'})"
+        if passed
+        else f"failed: {', '.join(failed) or 'see report'}",
     )
     return CanaryClaim(
         ok=True,
@@ -545,12 +614,26 @@ def _check_canary(v: Verification) -> CanaryClaim:
 
 
 def _check_ledger(cfg: Config, v: Verification) -> None:
-    from release.ledger import open_ledger
+    from release.ledger import LedgerBroken, check_anchors, open_ledger, promotion_anchors
 
     led = open_ledger(cfg)
-    chain = led.verify_chain()
+    try:
+        chain = led.verify_chain()
+        all_events = led.events()
+    except LedgerBroken as exc:
+        v.add("ledger chain", False, exc.message)
+        return
     v.add("ledger chain", chain.ok, chain.detail)
-    events = led.events(env=v.env or None, digest=v.digest)
+    anchors = [a for vs in v.promotions for a in promotion_anchors(vs.predicate, vs.bundle_digest)]
+    missing = check_anchors(all_events, anchors)
+    v.add(
+        "ledger anchors",
+        not missing,
+        f"{len(anchors)} events named by {len(v.promotions)} signed promotion statements are in the ledger"
+        if not missing
+        else "; ".join(missing[:3]),
+    )
+    events = [e for e in all_events if e.digest == v.digest and (not v.env or e.env == v.env)]
     gates = [e for e in events if e.action == "gate"]
     promos = [e for e in events if e.action == "promote"]
     if not v.env:
@@ -573,6 +656,23 @@ def _check_ledger(cfg: Config, v: Verification) -> None:
         if allow
         else f"denied at {last.time}: {'; '.join((last.decision or {}).get('reasons', [])[:3])}",
     )
+    live = [e for e in events if e.action in ("promote", "rollback")]
+    if live:
+        last_live = live[-1]
+        named = [
+            vs for vs in v.promotions
+            if vs.predicate.get("env") == v.env
+            and (vs.predicate.get("ledger") or {}).get("seq") == last_live.seq
+            and (vs.predicate.get("ledger") or {}).get("hash") == last_live.hash
+        ]
+        v.add(
+            "promotion statement",
+            bool(named),
+            f"the {last_live.action} at ledger seq {last_live.seq} is signed ({named[0].bundle_digest})"
+            if named
+            else f"ledger event {last_live.seq} made {v.digest[:19]} live in {v.env!r} but no signed "
+            "promotion statement names it (deleted, or never signed)",
+        )
     if promos:
         p = promos[-1]
         preceded = any(g.seq < p.seq and (g.decision or {}).get("allow") for g in gates)
@@ -583,6 +683,62 @@ def _check_ledger(cfg: Config, v: Verification) -> None:
             if preceded
             else f"promotion event {p.seq} has no allowing gate decision before it",
         )
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """`release ledger verify`: the chain, and every event a signed statement names."""
+
+    chain: Any  # release.ledger.ChainStatus
+    anchors: int
+    statements: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and not self.problems
+
+
+def verify_ledger(cfg: Config) -> LedgerCheck:
+    """Re-compute the chain, then check it against every signed anchor that can be found:
+    the promotion statements stored with each digest the ledger names and (an OCI layout
+    registry) with every image the registry holds. A missing or different event that a
+    signed statement names is a problem naming it. A row that cannot be read: LedgerBroken."""
+    from release.attest.store import fetch_bundles
+    from release.attest.verify import policy_from_config, verify_all_stored
+    from release.digest import is_digest
+    from release.image.oci import MANIFEST_TYPES
+    from release.image.registry import LayoutRegistry, open_registry
+    from release.ledger import check_anchors, open_ledger, promotion_anchors
+
+    led = open_ledger(cfg)
+    chain = led.verify_chain()
+    events = led.events()
+    where: dict[str, set[str]] = {}
+    for e in events:
+        ref = e.evidence.get("reference") or ""
+        repo = ref.rpartition("@")[0] if "@" in ref else ""
+        if is_digest(e.digest):
+            where.setdefault(repo or cfg.image.registry, set()).add(e.digest)
+    default = open_registry(cfg.image.registry, cfg.root)
+    if isinstance(default, LayoutRegistry):  # a layout can list every image it holds
+        for m in default._index().get("manifests", []):
+            if m.get("mediaType") in MANIFEST_TYPES and not m.get("artifactType"):
+                where.setdefault(cfg.image.registry, set()).add(m["digest"])
+    policy = None  # read only once a statement is found (a KMS key is fetched once)
+    anchors = []
+    statements = 0
+    for repo, digests in sorted(where.items()):
+        reg = default if repo == cfg.image.registry else open_registry(repo, cfg.root)
+        for d in sorted(digests):
+            if not fetch_bundles(reg, Digest(d), PROMOTION):
+                continue
+            policy = policy or policy_from_config(cfg.signing, cfg.root)
+            for vs in verify_all_stored(reg, d, PROMOTION, policy):
+                statements += 1
+                anchors.extend(promotion_anchors(vs.predicate, vs.bundle_digest))
+    problems = tuple(check_anchors(events, anchors))
+    return LedgerCheck(chain, len(anchors), statements, problems)
 
 
 def _vulnerabilities(cfg: Config, v: Verification) -> VulnerabilityClaim:

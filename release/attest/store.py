@@ -45,21 +45,25 @@ def fetch_bundles(
 ) -> list[StoredBundle]:
     """Every stored bundle about `digest` (optionally of one predicate type), verified to
     be the bytes its manifest names; newest last (the referrers index order)."""
-    import json
+    from release.image.oci import field, json_object
 
     out = []
     for desc in registry.referrers(parse_digest(digest), ARTIFACT_TYPE):
-        ptype = (desc.get("annotations") or {}).get(PREDICATE_ANNOTATION, "")
+        ann = field(desc, "annotations", dict, "referrers index entry", required=False) or {}
+        ptype = ann.get(PREDICATE_ANNOTATION, "")
         if predicate_type is not None and ptype != predicate_type:
             continue
-        ref = parse_digest(desc["digest"])
+        ref = field(desc, "digest", Digest, "referrers index entry")
+        what = f"referrer manifest {ref}"
         data, _ = registry.get_manifest(ref)
-        manifest = json.loads(data)
-        layers = manifest.get("layers") or []
+        manifest = json_object(data, what)
+        layers = field(manifest, "layers", list, what)
         if len(layers) != 1:
             raise VerificationFailed(f"referrer {ref} has {len(layers)} layers, expected 1 bundle")
-        if (manifest.get("subject") or {}).get("digest") != digest:
+        subject = field(manifest, "subject", dict, what)
+        if subject.get("digest") != digest:
             raise VerificationFailed(f"referrer {ref} has another subject than {digest}")
-        bundle = registry.get_blob(parse_digest(layers[0]["digest"]))
+        layer = layers[0] if isinstance(layers[0], dict) else {}
+        bundle = registry.get_blob(field(layer, "digest", Digest, f"{what} layer"))
         out.append(StoredBundle(ref, ptype, bundle))
     return out

@@ -537,3 +537,28 @@ def verify_stored(
     raise VerificationFailed(
         f"{predicate_type} bundle {stored[-1].referrer}: {first_error.message}"
     )
+
+
+def verify_all_stored(
+    registry: Any,
+    digest: str,
+    predicate_type: str,
+    policy: Policy,
+) -> list[VerifiedStatement]:
+    """Every stored bundle of `predicate_type` about `digest` that verifies, in the
+    referrers index order (which nobody signs: callers order by what the statements say).
+    Bundles that do not verify are left out; none stored or none valid -> []."""
+    from dataclasses import replace
+
+    from release.attest.store import fetch_bundles
+
+    d = parse_digest(digest)
+    out = []
+    for sb in fetch_bundles(registry, d, predicate_type):
+        try:
+            vs = verify_statement(sb.bundle, policy, d, predicate_type)
+        except VerificationFailed:
+            continue
+        out.append(replace(vs, bundle_digest=sb.referrer))
+    return out
+

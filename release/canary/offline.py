@@ -66,7 +66,15 @@ def read_corpus(path: Path, name: str | None = None) -> Corpus:
         raise UsageError(f"cannot read canary corpus {path}: {exc.strerror}") from None
     items: list[CorpusItem] = []
     seen: set[str] = set()
-    for no, line in enumerate(raw.decode("utf-8", errors="strict").splitlines(), 1):
+    try:
+        text_all = raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise UsageError(
+            f"canary corpus {path.name}:{line_no}: not UTF-8 text (byte offset {exc.start}); "
+            "the corpus is JSONL"
+        ) from None
+    for no, line in enumerate(text_all.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path.name}:{no}"
@@ -363,7 +371,7 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
     against `[signing]`; None when nothing is promoted there yet (a first release: the
     caller runs the absolute checks only). A promoted digest without a valid signed
     report is a VerificationFailed naming it (pass --baseline FILE to override)."""
-    from release.attest.verify import policy_from_config, verify_stored
+    from release.attest.verify import policy_from_config, verify_all_stored
     from release.digest import parse_reference
     from release.evidence import CANARY
     from release.image.registry import open_registry
@@ -377,13 +385,14 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
     if ref.digest != cur.digest:
         raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
-    try:
-        vs = verify_stored(registry, ref.digest, CANARY, policy_from_config(cfg.signing, cfg.root))
-    except VerificationFailed as exc:
+    found = rpt.newest(verify_all_stored(registry, ref.digest, CANARY,
+                                         policy_from_config(cfg.signing, cfg.root)))
+    if found is None:
         raise VerificationFailed(
             f"baseline: {ref.digest[:19]} (live in {env}) has no valid signed canary report "
-            f"({exc.message}); give --baseline REPORT",
-        ) from None
+            f"(no {CANARY} attestation verifies); give --baseline REPORT",
+        )
+    vs = found
     report = rpt.parse_report(json.dumps(vs.predicate).encode(), f"canary report of {ref.digest[:19]}")
     if report.subject.digest not in (None, ref.digest):
         raise VerificationFailed(

@@ -120,6 +120,9 @@ class CanaryReport(_M):
     checks: list[CheckResult]
     passed: bool
     failed_checks: list[str]
+    #: when the report was made (UTC, RFC 3339); signed with it, it orders a digest's
+    #: reports (`newest`) - the referrers index order is nobody's signature
+    created: str | None = Field(default=None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -216,9 +219,10 @@ def build(
     latency: Latency | None = None,
     baseline: CanaryReport | None = None,
     baseline_source: Literal["report", "digest", "promoted"] = "report",
+    created: str | None = None,
 ) -> CanaryReport:
     """A report for `items`, with every check that applies (absolute checks always;
-    paired checks against `baseline` when given)."""
+    paired checks against `baseline` when given). `created` defaults to now."""
     if not items:
         raise UsageError("the canary corpus is empty")
     cand = outputs(items)
@@ -279,7 +283,28 @@ def build(
         checks=results,
         passed=all(c.passed for c in results),
         failed_checks=[c.name for c in results if not c.passed],
+        created=created or _now(),
     )
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def newest(statements: list[Any]) -> Any:
+    """The report that counts among a digest's verified canary statements: the newest by
+    the `created` time inside the signed predicate (reports without one rank oldest); at
+    equal times a failing report wins, so a failing report is never outranked by a passing
+    one that is not newer. None when the list is empty."""
+
+    def key(vs: Any) -> tuple[str, bool]:
+        pred = vs.predicate if isinstance(vs.predicate, dict) else {}
+        created = pred.get("created")
+        return (created if isinstance(created, str) else "", pred.get("passed") is not True)
+
+    return max(statements, key=key) if statements else None
 
 
 def compare(
@@ -318,7 +343,8 @@ def describe(c: CheckResult) -> str:
 
 
 _PERCENT = frozenset(
-    {"share-shift", "flip-rate", "confident-flips", "accuracy-drop", "accuracy", "low-confidence"}
+    {"share-shift", "flip-rate", "confident-flips", "accuracy-drop", "accuracy", "low-confidence",
+     "paired-items"}
 )
 
 

@@ -180,6 +180,7 @@ class Thresholds:
     low_confidence: float = 0.6
     max_low_confidence_rate: float = 0.2
     identical_tolerance: float = 1e-4
+    min_paired_fraction: float = 0.9
 
 
 def discordant(base: np.ndarray, cand: np.ndarray) -> tuple[int, int]:
@@ -358,6 +359,20 @@ def _take(o: Outputs, idx: list[int]) -> Outputs:
     )
 
 
+def check_paired_items(paired: int, n: int, t: Thresholds) -> Check:
+    """A comparison on a few shared items proves nothing about the rest: the paired items
+    must be at least `min_paired_fraction` of the candidate's corpus."""
+    frac = paired / n if n else 0.0
+    return Check(
+        name="paired-items",
+        passed=frac >= t.min_paired_fraction,
+        statistic="paired / corpus items",
+        value=frac,
+        threshold=t.min_paired_fraction,
+        detail=f"{paired} of {n} items paired with the baseline",
+    )
+
+
 def run_checks(
     cand: Outputs, base: Outputs | None, t: Thresholds, *, same_weights: bool = False
 ) -> list[Check]:
@@ -369,6 +384,7 @@ def run_checks(
     b, c = align(base, cand)
     if c.n == 0:
         raise ValueError("the baseline and the candidate share no item ids")
+    checks.append(check_paired_items(c.n, cand.n, t))
     checks.append(check_share_shift(b, c, t))
     checks.extend(check_flips(b, c, t))
     checks.append(check_confidence_ks(b, c, t))

@@ -74,6 +74,15 @@ def common(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def evidence_provider() -> tuple[Any, bool]:
+    """(the evidence provider, whether it is the product's own `release.verify.collect`)."""
+    from release.promote import default_provider
+
+    obj = click.get_current_context().find_root().obj or {}
+    given = obj.get("evidence_provider") if isinstance(obj, dict) else None
+    return (given, False) if given is not None else (default_provider(), True)
+
+
 def load_config(path: Path | None) -> Any:
     from release import config
 
@@ -105,12 +114,18 @@ COMMAND_MODULES: list[str] = [
 
 
 # --- entry point ----------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> None:
-    """The one boundary that turns `ReleaseError` into a message and an exit code."""
+def main(argv: list[str] | None = None, *, evidence_provider: Callable[..., Any] | None = None) -> None:
+    """The one boundary that turns `ReleaseError` into a message and an exit code.
+
+    `evidence_provider` (a Python argument, for tests only; nothing in the environment can
+    set it) replaces `release.verify.collect` for gate, promote, rollback and pipeline. A
+    promotion made on such evidence is not signed: the promotion statement says the
+    evidence was re-verified, which a canned provider cannot say."""
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="release", standalone_mode=False)
+        cli.main(args=args, prog_name="release", standalone_mode=False,
+                 obj={"evidence_provider": evidence_provider})
     except ReleaseError as exc:
         _report(exc.message, exc.details, exc.exit_code, _json_requested(args))
         sys.exit(exc.exit_code)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from release.cli import Out, cli, common, load_config
+from release.cli import Out, cli, common, evidence_provider, load_config
 
 _ENV = click.option(
     "--env",
@@ -81,7 +81,7 @@ def gate_cmd(
             raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
         decision = gate.evaluate(ev, gate.policy_for(cfg))
     else:
-        res = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor)
+        res = promote.gate(cfg, ref, env, evidence_provider()[0], actor=actor)
         decision, ev = res.decision, res.evidence
     if save_evidence is not None:
         from release._io import atomic_write_bytes
@@ -102,7 +102,8 @@ def gate_cmd(
 @_ACTOR
 @common
 def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor: str | None) -> None:
-    """Gate DIGEST, then move every function of ENV to it together - or none.
+    """Gate DIGEST, then move every function of ENV to it together - or none; then sign
+    the promotion statement ([signing].mode) and attach it to DIGEST.
 
     Deny: exit 1, nothing touched. Another promotion of ENV holds its lease: exit 1. A
     function changed by another writer between our update and publish (Lambda): every
@@ -114,11 +115,26 @@ def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor
 
     ref = parse_reference(digest)
     cfg = load_config(config_path)
-    res = promote.promote(cfg, ref, env, promote.load_provider(), actor=actor)
-    _promoted(out, res)
+    provider, real = evidence_provider()
+    res = promote.promote(cfg, ref, env, provider, actor=actor)
+    _promoted(out, res, cfg if real else None)
 
 
-def _promoted(out: Out, res: Any) -> None:
+def _promoted(out: Out, res: Any, cfg: Any) -> None:
+    if cfg is not None:
+        from release import promote
+        from release.errors import ReleaseError
+
+        try:
+            att = promote.attest_promotion(cfg, res)
+        except ReleaseError as exc:
+            exc.message = (
+                f"{res.digest} is live in {res.env} (ledger seq {res.event.seq}) but its promotion "
+                f"statement could not be signed: {exc.message}; `release verify --env {res.env}` "
+                "fails until it is (release attest DIGEST --predicate promotion FILE)"
+            )
+            raise
+        out.status(f"promotion statement signed: {att.referrer}")
     _decision_lines(out, res.decision)
     verb = "promoted" if res.action == "promote" else "rolled back to"
     out.status(f"{verb} {res.digest} in {res.env} (ledger seq {res.event.seq})")
@@ -138,8 +154,9 @@ def rollback_cmd(config_path: Path | None, out: Out, env: str, actor: str | None
     from release import promote
 
     cfg = load_config(config_path)
-    res = promote.rollback(cfg, env, promote.load_provider(), actor=actor)
-    _promoted(out, res)
+    provider, real = evidence_provider()
+    res = promote.rollback(cfg, env, provider, actor=actor)
+    _promoted(out, res, cfg if real else None)
 
 
 @cli.command("status")
@@ -215,21 +232,28 @@ def ledger_group() -> None:
 @ledger_group.command("verify")
 @common
 def ledger_verify(config_path: Path | None, out: Out) -> None:
-    """Recompute every event's hash and link: exit 1 naming the first edited, inserted or
-    deleted event."""
-    from release.ledger import open_ledger
+    """Recompute every event's hash and link, and check the ledger against every signed
+    promotion statement found (each names its ledger events): exit 1 naming the first
+    edited, inserted or deleted event, or an event a signed statement names that is gone
+    (a cut tail)."""
+    from release.verify import verify_ledger
 
     cfg = load_config(config_path)
-    st = open_ledger(cfg).verify_chain()
-    out.data({"ok": st.ok, "events": st.events, "head": st.head, "problems": list(st.problems)})
-    if st.ok:
-        out.status(st.detail)
+    res = verify_ledger(cfg)
+    st = res.chain
+    problems = [*st.problems, *res.problems]
+    out.data({"ok": res.ok, "events": st.events, "head": st.head, "anchors": res.anchors,
+              "statements": res.statements, "problems": problems})
+    if res.ok:
+        out.status(f"{st.detail}; {res.anchors} events named by {res.statements} signed "
+                   "promotion statements all present")
         return
     if not out.as_json:
         from release.errors import VerificationFailed
 
-        raise VerificationFailed(f"ledger chain broken: {st.problems[0]}", details=list(st.problems[1:]))
-    for p in st.problems:
+        what = "ledger chain broken" if not st.ok else "ledger does not hold what signed statements name"
+        raise VerificationFailed(f"{what}: {problems[0]}", details=problems[1:])
+    for p in problems:
         out.status(f"ledger: {p}")
     raise SystemExit(1)
 

@@ -10,12 +10,14 @@ and device files (VerificationFailed, exit 1) and applies whiteouts.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +33,10 @@ from release.image.oci import (
     MANIFEST_TYPES,
     OCI_LAYER_TAR,
     ROLE_ANNOTATION,
+    json_object,
 )
-from release.image.registry import LayoutRegistry, Registry
+from release.image.oci import field as json_field
+from release.image.registry import LayoutRegistry, Registry, index_manifests
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,15 @@ class ImageView:
                     f"layer {layer.digest} has media type {layer.media_type}: only gzip or "
                     "uncompressed tar layers can be read"
                 )
-            with tarfile.open(fileobj=raw, mode=mode) as tf:  # type: ignore[call-overload]
-                yield tf
+            try:
+                with tarfile.open(fileobj=raw, mode=mode) as tf:  # type: ignore[call-overload]
+                    yield tf
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                kind = "gzip-compressed tar" if mode == "r|gz" else "tar"
+                raise VerificationFailed(
+                    f"layer {layer.digest} ({layer.role}) is not a readable {kind}: "
+                    f"{str(exc) or type(exc).__name__}"
+                ) from None
 
     def extract(self, roles: Iterable[str], dest: Path) -> Path:
         """Unpack the layers with these roles, in order, into `dest` (created)."""
@@ -138,26 +149,40 @@ def open_image(registry: Registry, digest: Digest) -> ImageView:
         )
     if mt not in MANIFEST_TYPES:
         raise UsageError(f"{registry.name}@{digest} is a {mt}, not an image manifest")
-    manifest = json.loads(data)
-    cdesc = manifest["config"]
-    config_bytes = registry.get_blob(parse_digest(cdesc["digest"]))
-    config = json.loads(config_bytes)
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    layers_doc = manifest.get("layers") or []
+    what = f"image manifest {digest}"
+    manifest = json_object(data, what)
+    cdesc = json_field(manifest, "config", dict, what)
+    config_digest = json_field(cdesc, "digest", Digest, f"{what} config")
+    config_bytes = registry.get_blob(config_digest)
+    cwhat = f"image config {config_digest}"
+    config = json_object(config_bytes, cwhat)
+    if not isinstance(config.get("config") or {}, dict) or not isinstance(
+        (config.get("config") or {}).get("Labels") or {}, dict
+    ):
+        raise VerificationFailed(f"{cwhat}: config.Labels is not an object")
+    rootfs = json_field(config, "rootfs", dict, cwhat)
+    diff_ids = json_field(rootfs, "diff_ids", list, f"{cwhat} rootfs")
+    layers_doc = json_field(manifest, "layers", list, what)
     if len(diff_ids) != len(layers_doc):
         raise VerificationFailed(
             f"{registry.name}@{digest}: {len(layers_doc)} layers but {len(diff_ids)} diff_ids"
         )
-    layers = [
-        LayerInfo(
-            digest=parse_digest(ld["digest"]),
-            size=int(ld["size"]),
-            diff_id=diff_ids[i],
-            role=(ld.get("annotations") or {}).get(ROLE_ANNOTATION, "base"),
-            media_type=ld["mediaType"],
+    layers = []
+    for i, ld in enumerate(layers_doc):
+        lw = f"{what} layers[{i}]"
+        ann = json_field(ld, "annotations", dict, lw, required=False) or {}
+        role = ann.get(ROLE_ANNOTATION, "base")
+        if not isinstance(diff_ids[i], str) or not isinstance(role, str):
+            raise VerificationFailed(f"{lw}: diff_id or role is not a string")
+        layers.append(
+            LayerInfo(
+                digest=json_field(ld, "digest", Digest, lw),
+                size=json_field(ld, "size", int, lw),
+                diff_id=diff_ids[i],
+                role=role,
+                media_type=json_field(ld, "mediaType", str, lw),
+            )
         )
-        for i, ld in enumerate(layers_doc)
-    ]
     return ImageView(registry, digest, data, mt, manifest, config_bytes, config, layers)
 
 
@@ -167,8 +192,8 @@ def resolve_platform(registry: Registry, digest: Digest, platform: str) -> Diges
     if mt not in INDEX_TYPES:
         return digest
     os_, _, arch = platform.partition("/")
-    for m in json.loads(data).get("manifests", []):
-        p = m.get("platform") or {}
+    for m in index_manifests(data, f"image index {digest}"):
+        p: dict[str, Any] = m["platform"] if isinstance(m.get("platform"), dict) else {}
         if p.get("os") == os_ and p.get("architecture") == arch:
             return parse_digest(m["digest"])
     raise UsageError(f"{registry.name}@{digest} is an index without a {platform} image")

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from release.digest import Digest, parse_digest
-from release.errors import NotADigest, UsageError
+from release.digest import Digest, is_digest, parse_digest
+from release.errors import NotADigest, VerificationFailed
 
 # --- media types ----------------------------------------------------------------------
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -59,17 +59,55 @@ def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
     return d
 
 
+# --- reading stored documents ----------------------------------------------------------
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A stored JSON document that must be an object; anything else is a failed check
+    (exit 1) naming `what` (e.g. `manifest sha256:...`)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise VerificationFailed(f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise VerificationFailed(f"{what} is a JSON {json_type(doc)}, not an object")
+    return doc
+
+
+def json_type(v: Any) -> str:
+    """The JSON name of a parsed value's type (`array`, `string`, `null`, ...)."""
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
+            dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+
+
+def field(doc: Any, key: str, kind: Any, what: str, *, required: bool = True) -> Any:
+    """`doc[key]` checked to be of `kind` (dict, list, str, int, or `Digest` for a
+    `sha256:<64 hex>` string); missing or wrong -> VerificationFailed naming `what`."""
+    if not isinstance(doc, dict):
+        raise VerificationFailed(f"{what} is not a JSON object")
+    if key not in doc or doc[key] is None:
+        if not required:
+            return None
+        raise VerificationFailed(f"{what} has no {key!r}")
+    v = doc[key]
+    if kind is Digest:
+        if not isinstance(v, str) or not is_digest(v):
+            raise VerificationFailed(f"{what}: {key!r} is not a sha256:<64 hex> digest")
+        return Digest(v)
+    if (kind is int and isinstance(v, bool)) or not isinstance(v, kind):
+        raise VerificationFailed(f"{what}: {key!r} is not {_JSON_NAMES.get(kind, kind.__name__)}")
+    return v
+
+
 def referrers_tag(digest: Digest) -> str:
     """The OCI 1.1 fallback tag under which a subject's referrers index is kept."""
     return digest.replace(":", "-")
 
 
-def sniff_media_type(data: bytes) -> str:
+def sniff_media_type(data: bytes, what: str = "manifest") -> str:
     """Media type of a manifest whose transport did not say (OCI layout, bad servers)."""
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        raise UsageError("not a JSON manifest") from None
+    doc = json_object(data, what)
     mt = doc.get("mediaType")
     if isinstance(mt, str) and mt:
         return mt

@@ -24,7 +24,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -47,6 +46,8 @@ from release.image.oci import (
     REF_NAME,
     canonical,
     digest_of,
+    field,
+    json_object,
     referrers_tag,
     sniff_media_type,
 )
@@ -119,7 +120,7 @@ def open_registry(ref: str, root: Path) -> Registry:
             f"registry {ref!r}: repository {repo!r} must be lowercase path components "
             "(no :tag here)"
         )
-    m = _ECR_HOST.match(host)
+    m = _ECR_HOST.fullmatch(host)
     auth: _Auth = _EcrAuth(m.group(1), m.group(3)) if m else _EnvAuth()
     return DistributionRegistry(host, repo, auth)
 
@@ -173,10 +174,20 @@ def _filter(descs: list[dict[str, Any]], artifact_type: str | None) -> list[dict
     return [d for d in descs if d.get("artifactType") == artifact_type]
 
 
+def index_manifests(data: bytes, what: str) -> list[dict[str, Any]]:
+    """The `manifests` of an OCI index (referrers index, image index), each a descriptor
+    object; garbage, a wrong JSON type or a missing field -> VerificationFailed naming it."""
+    doc = json_object(data, what)
+    manifests = field(doc, "manifests", list, what, required=False) or []
+    for i, m in enumerate(manifests):
+        field(m, "digest", Digest, f"{what} manifests[{i}]")
+    return list(manifests)
+
+
 def _merge_index(old: bytes | None, desc: dict[str, Any]) -> bytes:
     manifests: list[dict[str, Any]] = []
     if old is not None:
-        manifests = list(json.loads(old).get("manifests", []))
+        manifests = index_manifests(old, "the referrers index")
     manifests = [m for m in manifests if m.get("digest") != desc["digest"]] + [desc]
     return canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
 
@@ -223,10 +234,24 @@ class LayoutRegistry:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def _index(self) -> dict[str, Any]:
+        p = self.path / "index.json"
         try:
-            return dict(json.loads((self.path / "index.json").read_bytes()))
+            data = p.read_bytes()
         except FileNotFoundError:
             return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        w = f"{self._name} index.json"
+        try:
+            doc = json_object(data, w)
+            ms = field(doc, "manifests", list, w, required=False) or []
+            for i, m in enumerate(ms):
+                field(m, "digest", Digest, f"{w} manifests[{i}]")
+                ann = field(m, "annotations", dict, f"{w} manifests[{i}]", required=False)
+                if ann is not None and not isinstance(ann.get(REF_NAME, ""), str):
+                    raise VerificationFailed(f"{w} manifests[{i}]: {REF_NAME!r} is not a string")
+                field(m, "mediaType", str, f"{w} manifests[{i}]", required=False)
+        except VerificationFailed as exc:
+            raise UsageError(f"broken OCI layout: {exc.message}") from None
+        return doc
 
     def _write_index(self, index: dict[str, Any]) -> None:
         atomic_write_bytes(self.path / "index.json", canonical(index))
@@ -290,7 +315,7 @@ class LayoutRegistry:
         for m in self._index().get("manifests", []):
             if m.get("digest") == digest and m.get("mediaType"):
                 return data, str(m["mediaType"])
-        return data, sniff_media_type(data)
+        return data, sniff_media_type(data, f"manifest {digest}")
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest:
         digest = digest_of(data)
@@ -324,7 +349,7 @@ class LayoutRegistry:
         if tagged is None:
             return []
         data, _ = self.get_manifest(tagged)
-        return _filter(list(json.loads(data).get("manifests", [])), artifact_type)
+        return _filter(index_manifests(data, f"referrers index {tagged} of {digest}"), artifact_type)
 
     def attach(
         self,
@@ -594,7 +619,7 @@ class DistributionRegistry:
         data = r.content
         mt = r.headers.get("Content-Type", "").split(";")[0].strip()
         if mt not in (*MANIFEST_TYPES, *INDEX_TYPES):
-            mt = sniff_media_type(data)
+            mt = sniff_media_type(data, f"manifest {ref}")
         return data, mt
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest:
@@ -633,12 +658,12 @@ class DistributionRegistry:
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
             if r.status_code == 200 and ctype == OCI_INDEX:
                 self._referrers_api = True
-                return _filter(list(r.json().get("manifests", [])), artifact_type)
+                return _filter(index_manifests(r.content, f"referrers index of {digest}"), artifact_type)
             self._referrers_api = False
         data, _ = self._get_manifest_ref(referrers_tag(digest))
         if data is None:
             return []
-        return _filter(list(json.loads(data).get("manifests", [])), artifact_type)
+        return _filter(index_manifests(data, f"referrers index of {digest}"), artifact_type)
 
     def attach(
         self,
@@ -666,7 +691,7 @@ class DistributionRegistry:
             self.put_manifest(_merge_index(old, desc), OCI_INDEX, tag=tag)
             now, _mt = self._get_manifest_ref(tag)
             if now is not None and any(
-                m.get("digest") == digest for m in json.loads(now).get("manifests", [])
+                m.get("digest") == digest for m in index_manifests(now, f"referrers index {tag}")
             ):
                 return digest
         raise RemoteError(

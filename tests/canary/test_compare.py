@@ -56,7 +56,8 @@ def test_same_report_twice_passes(tmp_path: Path) -> None:
     make_report(tmp_path / "a.json")
     res = run_cli("canary", "compare", "a.json", "a.json", "-o", "out.json", cwd=tmp_path)
     assert res.code == 0, res.stderr
-    assert "canary passed: 7 checks on 600 items" in res.stderr
+    assert "canary passed: 8 checks on 600 items" in res.stderr
+    assert "  ok   paired-items: value 100.00%, threshold 90.00%" in res.stdout
     assert "  ok   share-shift: value +0.00%, |shift| threshold 2.00%, p = 1 (alpha 0.001)" in res.stdout
     out = rpt.read_report(tmp_path / "out.json")
     assert out.passed and out.baseline is not None and out.baseline.paired_items == 600
@@ -68,7 +69,7 @@ def test_shifted_candidate_fails_naming_each_check(tmp_path: Path) -> None:
     res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
     assert res.code == 1, res.stderr
     lines = res.stderr.splitlines()
-    assert lines[0] == "release: error: canary failed 3 of 7 checks: share-shift, confident-flips, accuracy-drop"
+    assert lines[0] == "release: error: canary failed 3 of 8 checks: share-shift, confident-flips, accuracy-drop"
     assert lines[1] == "  share-shift: value +5.00%, |shift| threshold 2.00%, p = 1.86e-09 (alpha 0.001)"
     assert lines[2] == (
         "  confident-flips: value 0.83%, threshold 0.50%; flipped: c0010, c0011, c0023, c0024, c0028"
@@ -124,3 +125,46 @@ def test_schema_file_is_generated_from_the_model(tmp_path: Path) -> None:
     jsonschema.validate(r.to_json(), json.loads(path.read_text()))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**r.to_json(), "extra": 1}, json.loads(path.read_text()))
+
+
+def _subset(src: Path, dest: Path, n: int) -> None:
+    """A copy of a report that keeps only its first `n` items (a small baseline)."""
+    doc = json.loads(src.read_text())
+    doc["items"] = doc["items"][:n]
+    doc["n"] = n
+    dest.write_text(json.dumps(doc))
+
+
+def test_a_small_baseline_fails_the_paired_items_minimum(tmp_path: Path) -> None:
+    """10 baseline items against 600: a comparison on 1.7% of the corpus fails (exit 1);
+    [canary].min_paired_fraction moves the minimum and is validated."""
+    make_report(tmp_path / "cand.json")
+    _subset(tmp_path / "cand.json", tmp_path / "base.json", 10)
+    res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
+    assert res.code == 1, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0] == "release: error: canary failed 1 of 8 checks: paired-items"
+    assert lines[1] == "  paired-items: value 1.67%, threshold 90.00%"
+    cfg = (REPO / "release.toml").read_text()
+    (tmp_path / "release.toml").write_text(cfg.replace(
+        '[canary]\ncorpus = "model/canary.jsonl"', '[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = 0.01'))
+    res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
+    assert res.code == 0, res.stderr
+    for bad in ("0", "1.5", '"most"'):
+        (tmp_path / "release.toml").write_text(cfg.replace(
+            '[canary]\ncorpus = "model/canary.jsonl"', f'[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = {bad}'))
+        res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
+        assert res.code == 2, res.stderr
+        assert len(res.stderr.splitlines()) == 1 and "min_paired_fraction" in res.stderr, res.stderr
+
+
+def test_a_binary_corpus_is_bad_input(tmp_path: Path) -> None:
+    """Not UTF-8: one line naming the file and line, exit 2 (not a traceback, not exit 1)."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_bytes(b'{"id": "a", "text": "fine"}\n\x89PNG\r\n\x1a\n\xff\xfe')
+    from release.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        read_corpus(corpus)
+    assert info.value.exit_code == 2
+    assert str(info.value) == "canary corpus corpus.jsonl:2: not UTF-8 text (byte offset 28); the corpus is JSONL"

@@ -150,9 +150,10 @@ def test_same_image_twice_passes(images: dict[str, Any], good_report: Path) -> N
     assert doc["passed"] is True and doc["subject"]["digest"] == d
     assert {c["name"] for c in doc["checks"]} >= {"share-shift", "flip-rate", "confidence-ks",
                                                     "identical-outputs", "accuracy"}
-    assert r.stderr.splitlines()[-1] == "canary passed: 8 checks on 600 items"
+    assert r.stderr.splitlines()[-1] == "canary passed: 9 checks on 600 items"
     # the report names the model the image carries, from the lock baked in it
     assert doc["baseline"]["paired_items"] == 600
+    assert next(c for c in doc["checks"] if c["name"] == "paired-items")["passed"] is True
 
 
 def _failed(r: Any) -> list[str]:
@@ -166,7 +167,7 @@ def test_biased_model_fails_share_and_flips(images: dict[str, Any], good_report:
     assert r.code == 1, r.stderr
     lines = _failed(r)
     assert lines[0] == (
-        "release: error: canary failed 6 of 7 checks: accuracy, share-shift, flip-rate, "
+        "release: error: canary failed 6 of 8 checks: accuracy, share-shift, flip-rate, "
         "confident-flips, confidence-ks, accuracy-drop"
     )
     assert any(ln.startswith("share-shift: value +") for ln in lines[1:]), lines
@@ -211,7 +212,7 @@ def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> Non
 
 
 def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, Any], good_report: Path) -> None:
-    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
 
     proj = images["good"]["project"]
     good, collapsed = images["good"]["digest"], images["collapsed"]["digest"]
@@ -226,13 +227,13 @@ def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, 
     biased = images["biased"]["digest"]
     for d in (biased, good):
         put_evidence(proj, good_evidence(d, env="staging", repository=images["registry"]))
-    assert run_cli("promote", biased, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    assert run_gated("promote", biased, "--env", "staging", cwd=proj, env=cli_env()).code == 0
     r = canary(images, collapsed, "--env", "staging")
     assert r.code == 1
     assert r.stderr.splitlines()[-1].startswith(
         f"release: error: baseline: {biased[:19]} (live in staging) has no valid signed canary report (")
     # live: the good image: its signed report is the baseline
-    assert run_cli("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
+    assert run_gated("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
     r = canary(images, collapsed, "--env", "staging", "--json")
     assert r.code == 1
     assert f"baseline: the signed canary report of {good} (live in staging)" in r.stderr
@@ -248,12 +249,12 @@ def _promote_local(images: dict[str, Any], name: str,
                    aws: dict[str, str] | None = None) -> tuple[Path, Callable[..., Any]]:
     """Promote image `name` to the local environment (evidence from a file provider: the
     gate's decision is real Rego over it) and return (project, invoke)."""
-    from tests.deploy.conftest import cli_env, good_evidence, put_evidence
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
 
     proj = images["good"]["project"]
     d = images[name]["digest"]
     put_evidence(proj, good_evidence(d, env="local", repository=images["registry"]))
-    r = run_cli("promote", d, "--env", "local", cwd=proj, env=cli_env())
+    r = run_gated("promote", d, "--env", "local", cwd=proj, env=cli_env())
     assert r.code == 0, r.stderr
 
     def invoke(function: str, event: Any, *extra: str) -> Any:

@@ -167,9 +167,16 @@ def put_evidence(root: Path, doc: dict[str, Any]) -> None:
     (d / f"{doc['digest'].split(':', 1)[1]}.json").write_text(json.dumps(doc))
 
 
-#: RELEASE_EVIDENCE_PROVIDER for CLI runs in tests
-PROVIDER_ENV = {"RELEASE_EVIDENCE_PROVIDER": "tests.deploy.conftest:file_provider"}
+#: the evidence provider CLI runs in tests hand to `release.cli.main` (a Python argument)
+PROVIDER = "tests.deploy.conftest:file_provider"
 file_provider = FileProvider()
+
+
+def run_gated(*args: Any, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """`release ARGS` (gate, promote, rollback) with the file provider's canned evidence."""
+    from tests.fixtures.tools import run_cli_with_provider
+
+    return run_cli_with_provider(PROVIDER, *args, cwd=cwd, env=env)
 
 
 @pytest.fixture
@@ -182,4 +189,4 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     from tests.fixtures.tools import REPO
 
     pp = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
-    return {**PROVIDER_ENV, "PYTHONPATH": pp, **(extra or {})}
+    return {"PYTHONPATH": pp, **(extra or {})}

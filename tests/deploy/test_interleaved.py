@@ -37,6 +37,7 @@ from tests.deploy.conftest import (
     file_provider,
     good_evidence,
     put_evidence,
+    run_gated,
     write_config,
 )
 from tests.fixtures.tools import run_cli
@@ -205,7 +206,7 @@ def test_cli_interleaved_writer_exits_1_and_nothing_says_promoted(
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")  # NEW live on version 2
     before = _where()
     with _proxy_interfering_at_publish(moto_url) as (url, fired):
-        r = run_cli("promote", cand, "--env", "prod", "--config", cfg.path,
+        r = run_gated("promote", cand, "--env", "prod", "--config", cfg.path,
                     env=cli_env({**aws_env, "AWS_ENDPOINT_URL": url}))
     assert fired == [f"/2015-03-31/functions/{VICTIM}/versions"]
     assert r.code == 1, r.stderr

@@ -31,6 +31,7 @@ from tests.deploy.conftest import (
     file_provider,
     good_evidence,
     put_evidence,
+    run_gated,
     write_config,
 )
 from tests.fixtures.tools import run_cli
@@ -201,7 +202,7 @@ def test_real_lambda_rules_are_checked_here() -> None:
 def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
     cfg = _setup(tmp_path, NEW, OLD)
     env = cli_env(aws_env)
-    r = run_cli("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
+    r = run_gated("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
     assert r.code == 0, r.stderr
     assert r.stdout == NEW + "\n"
     assert f"promoted {NEW} in prod (ledger seq 12)" in r.stderr.splitlines()
@@ -215,10 +216,10 @@ def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aw
                      "command": [HANDLERS["scorer"]]}],
     }
     assert doc["lease"] is None  # released when the promotion ended
-    r = run_cli("rollback", "--env", "prod", "--config", cfg.path, env=env)
+    r = run_gated("rollback", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0] == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
-    r = run_cli("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
+    r = run_gated("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0].startswith("release: error: 'app:v2' is not a digest")
 
@@ -269,7 +270,7 @@ def test_alarm_during_canary_puts_everything_back(lambdas: dict[str, str], tmp_p
     _alarm("ALARM")
     cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
-    r = run_cli("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
+    r = run_gated("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
     assert r.code == 1
     assert r.stderr.splitlines()[-1] == (
         "release: error: alarm ma-errors fired during the canary: test says ALARM; "

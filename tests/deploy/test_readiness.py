@@ -367,9 +367,9 @@ def test_gate_requires_a_ready_environment_only_when_configured(
     assert not d.allow
     assert d.reasons == ("readiness: tracing:ma-remediator: X-Ray tracing PassThrough",)
     # promote re-gates: the same reason stops the promotion, nothing is touched
-    from tests.deploy.conftest import cli_env
+    from tests.deploy.conftest import cli_env, run_gated
 
-    r = run_cli(
+    r = run_gated(
         "promote",
         f"{ECR}@{digest_of('f')}",
         "--env",

@@ -81,3 +81,25 @@ def test_example_pin_fetch_verify_through_cli(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert r.stdout.strip() == str(tmp_path / "out")
     assert run_cli("model", "verify", tmp_path / "out", cwd=proj).code == 0
+
+
+def test_hub_failures_are_caught_by_what_they_are(tmp_path: Path) -> None:
+    """A hub that does not answer is a RemoteError (exit 3) naming the step; a bug in our
+    own code is not dressed up as one (no `except Exception` in model pinning)."""
+    import socket
+
+    import pytest
+
+    from release.errors import RemoteError
+    from release.modelpin import HubSource, _hub_errors
+
+    with socket.socket() as s:  # a port on 127.0.0.1 nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = HubSource("org/model", endpoint=f"http://127.0.0.1:{port}")
+    with pytest.raises(RemoteError) as info:
+        src.resolve("main")
+    assert info.value.exit_code == 3
+    assert info.value.message.startswith("hub: resolving 'main' failed: ")
+    assert not any(issubclass(TypeError, e) or issubclass(KeyError, e) or issubclass(AttributeError, e)
+                   for e in _hub_errors())
