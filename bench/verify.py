@@ -34,8 +34,8 @@ TYPES = [
     "https://slsa.dev/provenance/v1",
     "https://cyclonedx.org/bom",
     "https://model_signing/signature/v1.0",
-    "https://release.dev/canary-report/v1",
-    "https://release.dev/promotion/v1",
+    "https://github.com/release-platform/release/attestations/canary-report/v1",
+    "https://github.com/release-platform/release/attestations/promotion/v1",
 ]
 
 

@@ -51,5 +51,5 @@ def test_attest_and_verify_built_image(built: tuple[Path, str, dict[str, str]]) 
     base = next(d for d in deps if d.get("name") == "base")  # the base actually given (RELEASE_BASE)
     assert base["uri"].startswith("oci:") and not base["uri"].startswith("oci:oci:")
     assert prov["buildDefinition"]["externalParameters"]["base"] == f"{base['uri']}@sha256:{base['digest']['sha256']}"
-    ms = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol).predicate
+    ms = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock["digest"]).predicate
     assert len(ms["resources"]) == len(lock["files"])
