@@ -247,7 +247,8 @@ def model_statement(predicate: dict[str, Any]) -> bytes:
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"model-signing predicate is malformed: {exc}") from None
     payload = ms_signing.Payload(ms_manifest.Manifest(MODEL_NAME, items, ser))
-    return json_format.MessageToJson(payload.statement.pb).encode("utf-8")
+    data: bytes = json_format.MessageToJson(payload.statement.pb).encode("utf-8")
+    return data
 
 
 def baked_lock(scan: Any) -> dict[str, Any] | None:

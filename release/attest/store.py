@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from release.attest.bundle import ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, PREDICATE_ANNOTATION
+from release.digest import Digest, parse_digest
+from release.errors import VerificationFailed
 
 CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
 CREATED_ANNOTATION = "org.opencontainers.image.created"
-from release.digest import Digest, parse_digest
-from release.errors import VerificationFailed
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,13 @@ def test_verify_refuses_the_old_predicate_type(tmp_path: Path, signing_key: Path
     store.attach_bundle(reg, digest, bundle, evidence.CANARY)
     with pytest.raises(VerificationFailed, match=rf"predicate type is '{old}', expected '{evidence.CANARY}'$"):
         verify_stored(reg, digest, evidence.CANARY, pol)
+
+
+def test_verify_reads_the_local_builder_as_local() -> None:
+    from release.attest.statements import LOCAL_BUILDER_ID
+    from release.verify import _workflow_of
+
+    assert _workflow_of(LOCAL_BUILDER_ID) == "local"
+    assert _workflow_of("https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main") == (
+        ".github/workflows/release.yml"
+    )
