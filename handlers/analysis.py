@@ -6,16 +6,23 @@ the model's 512-token limit are truncated (and marked so). Each result is writte
 DynamoDB ($ANALYSIS_TABLE, key `id`) with a conditional put: a duplicate id is skipped
 and counted (`DuplicateAnalysisSkipped`), never overwritten.
 
-Error matrix (direct invoke returns the statusCode; in an SQS batch a 500 is a batch item
-failure, so SQS re-delivers only that message - partial batch response):
+Triggers: SQS (partial batch response), SNS and direct/async invoke (common/triggers.py).
+Error matrix (docs/example-platform.md, "Handlers: error matrix and triggers"):
 
-| condition                          | status | what happens                                      |
-|------------------------------------|--------|---------------------------------------------------|
-| ModelLoadError (model not verified)| 500    | item sent to $DLQ_URL (if the send fails or no DLQ is set: batch item failure) |
-| InferenceError                     | 500    | retried (batch item failure)                      |
-| ConditionalCheckFailedException    | 200    | duplicate: skipped and counted                    |
-| any other DynamoDB ClientError     | 500    | retried (batch item failure)                      |
-| malformed JSON / invalid item      | 400    | logged and counted, not retried                   |
+| condition                           | log   | metric                     | message           | status |
+|-------------------------------------|-------|----------------------------|-------------------|--------|
+| ModelLoadError (model not verified) | ERROR | ModelLoadErrors+1 (a load) | DLQ               | 500    |
+| InferenceError                      | ERROR | AnalysisErrors+1           | DLQ               | 500    |
+| ConditionalCheckFailedException     | WARN  | DuplicateAnalysisSkipped+1 | done (no DLQ)     | 200    |
+| any other DynamoDB ClientError      | ERROR | AnalysisErrors+1           | retried, then DLQ | 500    |
+| malformed JSON / invalid item       | ERROR | AnalysisErrors+1           | DLQ               | 400    |
+| time budget short                   | ERROR | -                          | retried           | 503    |
+
+"DLQ": sent to $DLQ_URL at once; without a DLQ (or when the send fails) the message is a
+batch item failure / raised, so the trigger's own redrive or on-failure destination
+keeps it. "retried, then DLQ": a batch item failure (raised under SNS/async), the
+queue's redrive policy moves it to the DLQ after maxReceiveCount deliveries. Records
+carry `expires_at` ($ANALYSIS_TTL_DAYS, default 90; the table's TTL attribute).
 
 Metrics (EMF): ModelLoadTimeMs, InferenceLatencyMs, AnalysisErrors, ModelLoadErrors,
 DuplicateAnalysisSkipped, SentimentPositive, SentimentNegative, LowConfidence.
@@ -31,15 +38,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.common import aws, settings
+from handlers.common import aws, settings, triggers
 from handlers.common.model import (
     InferenceError,
     ModelLoadError,
@@ -47,10 +48,17 @@ from handlers.common.model import (
     SentimentModel,
     get_model,
 )
-from handlers.common.observability import MetricUnit, logger_for, metrics_for, refresh_namespace
+from handlers.common.observability import (
+    MetricUnit,
+    logger_for,
+    metrics_for,
+    refresh_namespace,
+    tracer_for,
+)
 
 logger = logger_for("analysis")
 metrics = metrics_for("analysis")
+tracer = tracer_for("analysis")
 
 MAX_TEXT_CHARS = 100_000
 MAX_ID_CHARS = 512
@@ -149,6 +157,8 @@ def _put(cfg: settings.Settings, model: SentimentModel, item: Item, pred: Predic
         "model_digest": model.digest,
         "analyzed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
+    if cfg.analysis_ttl_days > 0:  # DynamoDB TTL attribute (epoch seconds)
+        record["expires_at"] = int(time.time()) + cfg.analysis_ttl_days * 86400
     if item.entity_id:
         record["entity_id"] = item.entity_id
     try:
@@ -172,13 +182,17 @@ def _count(pred: Prediction, cfg: settings.Settings) -> None:
         metrics.add_metric(name="LowConfidence", unit=MetricUnit.Count, value=1)
 
 
-def _error(status: int, message: str, item_id: str | None = None) -> dict[str, Any]:
-    if status >= 400:
+def _fail(
+    status: int, message: str, *, poison: bool, item_id: str | None = None, count: bool = True
+) -> triggers.Failed:
+    """A failed message as the error matrix says: logged at ERROR, AnalysisErrors+1."""
+    if count:
         metrics.add_metric(name="AnalysisErrors", unit=MetricUnit.Count, value=1)
-    doc: dict[str, Any] = {"statusCode": status, "error": message}
-    if item_id is not None:
-        doc["id"] = item_id
-    return doc
+    logger.error(
+        "message not processed",
+        extra={"status": status, "error": message, "id": item_id, "to_dlq": poison},
+    )
+    return triggers.Failed(status, message, poison=poison, item_id=item_id)
 
 
 def _store(
@@ -188,7 +202,7 @@ def _store(
     try:
         stored = _put(cfg, model, item, pred)
     except (ClientError, BotoCoreError) as exc:
-        _error(500, "")
+        metrics.add_metric(name="AnalysisErrors", unit=MetricUnit.Count, value=1)
         logger.error("result not stored", extra={"id": item.id, "error": str(exc)})
         raise Retry(f"DynamoDB: {aws.error_code(exc) or type(exc).__name__}: {exc}") from None
     doc = {
@@ -204,111 +218,78 @@ def _store(
         _count(pred, cfg)
     else:
         metrics.add_metric(name="DuplicateAnalysisSkipped", unit=MetricUnit.Count, value=1)
-        logger.info("duplicate id skipped", extra={"id": item.id})
+        logger.warning("duplicate id skipped", extra={"id": item.id})
     return doc
 
 
-def _to_dlq(cfg: settings.Settings, body: str, reason: str) -> bool:
-    if not cfg.dlq_url:
-        return False
-    try:
-        aws.client("sqs").send_message(
-            QueueUrl=cfg.dlq_url,
-            MessageBody=body,
-            MessageAttributes={"error": {"DataType": "String", "StringValue": reason[:1000]}},
-        )
-    except (ClientError, BotoCoreError) as exc:
-        logger.error("DLQ send failed", extra={"error": str(exc)})
-        return False
-    return True
-
-
-def _handle_sqs(
-    event: dict[str, Any], context: Any, cfg: settings.Settings
-) -> PartialItemFailureResponse:
-    records = event.get("Records") or []
-    items: dict[str, Item] = {}
-    malformed: dict[str, str] = {}
-    for r in records:
-        try:
-            items[r["messageId"]] = parse_item(r.get("body", ""))
-        except Malformed as exc:
-            malformed[r["messageId"]] = str(exc)
-    model: SentimentModel | None = None
-    load_error: ModelLoadError | None = None
-    if items:
-        try:
-            model = _load_model(cfg)
-        except ModelLoadError as exc:
-            load_error = exc
-    order = list(items)
-    preds = _predict(model, [items[m] for m in order], cfg.batch_size) if model else {}
-    by_id = {m: preds[n] for n, m in enumerate(order)} if model else {}
-
-    def record_handler(record: Any) -> dict[str, Any]:
-        mid = record.message_id
-        if mid in malformed:
-            logger.warning(
-                "malformed item dropped (not retried)",
-                extra={"message_id": mid, "error": malformed[mid]},
-            )
-            return _error(400, malformed[mid])
-        item = items[mid]
-        if load_error is not None:
-            _error(500, str(load_error), item.id)
-            if _to_dlq(cfg, record.body, f"ModelLoadError: {load_error}"):
-                return {
-                    "statusCode": 500,
-                    "id": item.id,
-                    "error": "model not verified; sent to DLQ",
-                }
-            raise Retry(f"ModelLoadError: {load_error}")
-        assert model is not None
-        pred = by_id[mid]
-        if isinstance(pred, InferenceError):
-            _error(500, str(pred), item.id)
-            raise Retry(str(pred))
-        return _store(cfg, model, item, pred)
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-
-
-def _handle_direct(event: Any, cfg: settings.Settings) -> dict[str, Any]:
+def _unwrap(body: Any) -> Any:
     # a direct invoke carries the item itself, or (API-style) a JSON string in "body"
-    if isinstance(event, dict) and "body" in event and "id" not in event:
-        event = event["body"]
-    try:
-        item = parse_item(event)
-    except Malformed as exc:
-        return _error(400, str(exc))
+    if isinstance(body, dict) and "body" in body and "id" not in body:
+        return body["body"]
+    return body
+
+
+@tracer.capture_method
+def process(
+    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget
+) -> dict[str, dict[str, Any] | triggers.Failed]:
+    """Every message of the batch: its result document or why it failed."""
+    results: dict[str, dict[str, Any] | triggers.Failed] = {}
+    items: dict[str, Item] = {}
+    by_id = {m.id: m for m in batch.messages}
+    for m in batch.messages:
+        with triggers.correlated(logger, m):
+            try:
+                items[m.id] = parse_item(_unwrap(m.body))
+            except Malformed as exc:
+                results[m.id] = _fail(400, str(exc), poison=True)
+    if not items:
+        return results
     try:
         model = _load_model(cfg)
     except ModelLoadError as exc:
-        sent = _to_dlq(
-            cfg,
-            json.dumps({"id": item.id, "text": item.text, "entity_id": item.entity_id}),
-            f"ModelLoadError: {exc}",
-        )
-        doc = _error(500, f"model not verified: {exc}", item.id)
-        doc["dlq"] = sent
-        return doc
-    pred = _predict(model, [item], 1)[0]
-    if isinstance(pred, InferenceError):
-        return _error(500, str(pred), item.id)
-    try:
-        return _store(cfg, model, item, pred)
-    except Retry as exc:
-        return {"statusCode": 500, "id": item.id, "error": str(exc)}
+        for mid, item in items.items():
+            with triggers.correlated(logger, by_id[mid]):
+                results[mid] = _fail(
+                    500, f"model not verified: {exc}", poison=True, item_id=item.id, count=False
+                )
+        return results
+    order = list(items)
+    preds: dict[str, Prediction | InferenceError] = {}
+    for start in range(0, len(order), cfg.batch_size):
+        if budget.short():
+            break
+        chunk = order[start : start + cfg.batch_size]
+        got = _predict(model, [items[m] for m in chunk], cfg.batch_size)
+        preds.update({m: got[n] for n, m in enumerate(chunk)})
+    for mid in order:
+        item = items[mid]
+        with triggers.correlated(logger, by_id[mid]):
+            pred = preds.get(mid)
+            if pred is None or budget.short():
+                results[mid] = _fail(
+                    503,
+                    str(triggers.out_of_time(budget)),
+                    poison=False,
+                    item_id=item.id,
+                    count=False,
+                )
+            elif isinstance(pred, InferenceError):
+                results[mid] = _fail(500, str(pred), poison=True, item_id=item.id)
+            else:
+                try:
+                    results[mid] = _store(cfg, model, item, pred)
+                except Retry as exc:
+                    results[mid] = triggers.Failed(500, str(exc), poison=False, item_id=item.id)
+    return results
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: Any, context: Any) -> Any:
     refresh_namespace(metrics, context)
     cfg = settings.load()
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):
-        return _handle_sqs(event, context, cfg)
-    return _handle_direct(event, cfg)
+    batch = triggers.batch_of(event, context, cfg)
+    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms))
+    return triggers.settle(batch, results, cfg, source="analysis", logger=logger)

@@ -11,6 +11,11 @@ Client mistakes are 4xx with one clear message `{"error": ...}` (400 bad JSON or
 404 unknown entity or route, 405 wrong method, 409 duplicate, 413 body too large); only
 a failure of DynamoDB or SQS is a 5xx (503, retry later).
 
+Correlation id: the request's `X-Correlation-Id` header (when it is a plain token of at
+most 128 characters) else API Gateway's request id; it is on every log line, on the X-Ray
+trace, in the response's `X-Correlation-Id` header and on the scoring job (message
+attribute `correlation_id`), so the scorer and the remediator log the same id.
+
 Metrics: EntitiesCreated, EntitiesRead, OnboardingRejected, OnboardingErrors.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,12 +32,20 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.common import aws, schemas, settings
-from handlers.common.observability import MetricUnit, logger_for, metrics_for, refresh_namespace
+from handlers.common import aws, schemas, settings, triggers
+from handlers.common.observability import (
+    MetricUnit,
+    logger_for,
+    metrics_for,
+    refresh_namespace,
+    tracer_for,
+)
 
 logger = logger_for("onboarding")
 metrics = metrics_for("onboarding")
+tracer = tracer_for("onboarding")
 app = APIGatewayRestResolver()
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
 
 MAX_BODY = 256 * 1024
 
@@ -68,7 +82,7 @@ def entity_id_for(domain: str) -> str:
 @app.exception_handler(ClientMistake)  # type: ignore[untyped-decorator]
 def _client_mistake(exc: ClientMistake) -> Response[Any]:
     metrics.add_metric(name="OnboardingRejected", unit=MetricUnit.Count, value=1)
-    logger.info("request rejected", extra={"status": exc.status, "error": str(exc)})
+    logger.warning("request rejected", extra={"status": exc.status, "error": str(exc)})
     return _json(exc.status, {"error": str(exc), **exc.extra})
 
 
@@ -139,7 +153,9 @@ def create_entity() -> Response[Any]:
         raise Unavailable("SCORING_QUEUE_URL is not configured")
     try:
         msg = aws.client("sqs").send_message(
-            QueueUrl=cfg.scoring_queue_url, MessageBody=json.dumps({"entity_id": eid})
+            QueueUrl=cfg.scoring_queue_url,
+            MessageBody=json.dumps({"entity_id": eid}),
+            MessageAttributes=triggers.correlation_attributes(logger.get_correlation_id()),
         )
     except (ClientError, BotoCoreError) as exc:
         # the entity exists but no job went out: undo, so the client's retry starts clean
@@ -169,15 +185,42 @@ def get_entity(entity_id: str) -> Response[Any]:
     return _json(200, item)
 
 
+def correlation_id_of(event: dict[str, Any], context: Any) -> str:
+    headers = event.get("headers") or {}
+    if isinstance(headers, dict):
+        for k, v in headers.items():
+            if (
+                isinstance(k, str)
+                and k.lower() == "x-correlation-id"
+                and isinstance(v, str)
+                and _CORRELATION.match(v)
+            ):
+                return v
+    rc = event.get("requestContext") or {}
+    rid = rc.get("requestId") if isinstance(rc, dict) else None
+    if isinstance(rid, str) and rid:
+        return rid
+    return str(getattr(context, "aws_request_id", "") or "unknown")
+
+
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     refresh_namespace(metrics, context)
     if not isinstance(event, dict) or "httpMethod" not in event or "path" not in event:
         metrics.add_metric(name="OnboardingRejected", unit=MetricUnit.Count, value=1)
+        logger.error("not an API Gateway proxy event")
         return {
             "statusCode": 400,
             "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"error": "not an API Gateway proxy event"}),
         }
-    return app.resolve(event, context)
+    cid = correlation_id_of(event, context)
+    logger.set_correlation_id(cid)
+    tracer.put_annotation(key="correlation_id", value=cid)
+    response: dict[str, Any] = app.resolve(event, context)
+    headers = response.setdefault("headers", {})
+    if isinstance(headers, dict):
+        headers["X-Correlation-Id"] = cid
+    return response

@@ -8,8 +8,14 @@ with boto3 in the account the function's credentials reach and are recorded "exe
 (or "failed", then retried); manual actions are recorded "manual-required" with their
 steps. A rule without a catalog entry is recorded "unsupported" (not retried).
 
+Triggers: SQS (partial batch), SNS, direct/async invoke (common/triggers.py). A message
+that is not a finding (400) is logged at ERROR and kept in $DLQ_URL; a failed action or
+store (500) is retried (batch item failure; raised under SNS/async). The message's
+correlation id is logged and recorded with the remediation.
+
 Idempotent: powertools idempotency with a DynamoDB persistence layer ($IDEMPOTENCY_TABLE,
-key `id`), keyed on (finding_id, dry_run): a re-delivered finding returns the first
+key `id`, TTL attribute `expiration` after $IDEMPOTENCY_TTL_SECONDS, default 7 days),
+keyed on (finding_id, dry_run): a re-delivered finding returns the first
 result without acting again (counted as DuplicateRemediationSkipped). What was done is
 recorded in $REMEDIATIONS_TABLE (key `id` = finding_id + mode).
 
@@ -26,11 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -38,11 +39,18 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.common import aws, schemas, settings
-from handlers.common.observability import MetricUnit, logger_for, metrics_for, refresh_namespace
+from handlers.common import aws, schemas, settings, triggers
+from handlers.common.observability import (
+    MetricUnit,
+    logger_for,
+    metrics_for,
+    refresh_namespace,
+    tracer_for,
+)
 
 logger = logger_for("remediator")
 metrics = metrics_for("remediator")
+tracer = tracer_for("remediator")
 
 
 # --- the action catalog -----------------------------------------------------------------
@@ -190,6 +198,8 @@ def remediate(cfg: settings.Settings, finding: dict[str, Any]) -> dict[str, Any]
         "dry_run": dry_run,
         "recorded_at": _now(),
     }
+    if finding.get("correlation_id"):
+        record["correlation_id"] = str(finding["correlation_id"])
     error: str | None = None
     if action is None:
         record.update(
@@ -235,12 +245,16 @@ class ActionFailed(RuntimeError):
 
 
 _LOCK = threading.Lock()
-_IDEMPOTENT: dict[tuple[str, str], tuple[Callable[..., Any], IdempotencyConfig]] = {}
+_IDEMPOTENT: dict[tuple[str, str, str], tuple[Callable[..., Any], IdempotencyConfig]] = {}
 
 
 def _idempotent_remediate(cfg: settings.Settings, context: Any) -> Callable[..., Any]:
     """`remediate` wrapped by powertools idempotency on (finding_id, dry_run), per table."""
-    key = (cfg.idempotency_table, aws._key("client", "dynamodb")[2])
+    key = (
+        cfg.idempotency_table,
+        aws._key("client", "dynamodb")[2],
+        str(cfg.idempotency_ttl_seconds),
+    )
     with _LOCK:
         cached = _IDEMPOTENT.get(key)
         if cached is None:
@@ -249,7 +263,7 @@ def _idempotent_remediate(cfg: settings.Settings, context: Any) -> Callable[...,
             )
             config = IdempotencyConfig(
                 event_key_jmespath="[finding_id, dry_run]",
-                expires_after_seconds=7 * 24 * 3600,
+                expires_after_seconds=cfg.idempotency_ttl_seconds,
                 response_hook=_duplicate_hook,
             )
 
@@ -284,44 +298,51 @@ def parse_finding(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
-def handle(cfg: settings.Settings, body: Any, context: Any = None) -> dict[str, Any]:
+@tracer.capture_method
+def handle(
+    cfg: settings.Settings, body: Any, context: Any = None, correlation_id: str | None = None
+) -> dict[str, Any]:
     finding = parse_finding(body)
     finding["dry_run"] = cfg.dry_run
+    if correlation_id:
+        finding["correlation_id"] = correlation_id  # not part of the idempotency key
     result = _idempotent_remediate(cfg, context)(finding=finding)
     return {"statusCode": 200, **result}
 
 
-def _error(status: int, message: str) -> dict[str, Any]:
+def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
     metrics.add_metric(name="RemediatorErrors", unit=MetricUnit.Count, value=1)
-    logger.warning("remediation failed", extra={"status": status, "error": message})
-    return {"statusCode": status, "error": message}
+    logger.error("remediation failed", extra={"status": status, "error": message, "to_dlq": poison})
+    return triggers.Failed(status, message, poison=poison)
+
+
+def process(
+    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget, context: Any
+) -> dict[str, dict[str, Any] | triggers.Failed]:
+    results: dict[str, dict[str, Any] | triggers.Failed] = {}
+    for m in batch.messages:
+        with triggers.correlated(logger, m, tracer):
+            if budget.short():
+                results[m.id] = _fail(503, str(triggers.out_of_time(budget)), poison=False)
+                continue
+            try:
+                results[m.id] = handle(cfg, m.body, context, m.correlation_id)
+            except BadFinding as exc:
+                results[m.id] = _fail(400, str(exc), poison=True)
+            except (ActionFailed, ClientError, BotoCoreError) as exc:
+                results[m.id] = _fail(500, str(exc), poison=False)
+            except Exception as exc:  # a bug or an idempotency store state: retried, never lost
+                logger.exception("remediation raised")
+                results[m.id] = _fail(500, f"{type(exc).__name__}: {exc}", poison=False)
+    return results
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: Any, context: Any) -> Any:
     refresh_namespace(metrics, context)
     cfg = settings.load()
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):
-
-        def record_handler(record: Any) -> dict[str, Any]:
-            try:
-                return handle(cfg, record.body, context)
-            except BadFinding as exc:
-                return _error(400, str(exc))
-            except Exception as exc:
-                _error(500, f"{type(exc).__name__}: {exc}")
-                raise
-
-        return process_partial_response(
-            event=event,
-            record_handler=record_handler,
-            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-            context=context,
-        )
-    try:
-        return handle(cfg, event, context)
-    except BadFinding as exc:
-        return _error(400, str(exc))
-    except (ActionFailed, ClientError, BotoCoreError) as exc:
-        return _error(500, str(exc))
+    batch = triggers.batch_of(event, context, cfg)
+    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms), context)
+    return triggers.settle(batch, results, cfg, source="remediator", logger=logger)

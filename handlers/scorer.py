@@ -16,6 +16,12 @@ The result `{score 0-100, grade, findings[]}` is returned, stored in $SCORES_TAB
 downstream). A bad job is 400 (not retried); a DynamoDB/SQS/policy failure is 500
 (retried: SQS batch item failure).
 
+Triggers: SQS (partial batch), SNS, direct/async invoke (common/triggers.py). A job that
+can never be scored (400 bad job, 404 unknown entity) is logged at ERROR and kept in
+$DLQ_URL; a 500 is retried (batch item failure; raised under SNS/async). The job's
+correlation id (message attribute `correlation_id`, set by onboarding) is logged and
+passed on with every finding.
+
 Metrics: PostureScore, ScoringErrors, FindingsPublished.
 """
 
@@ -27,19 +33,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.common import aws, policy, schemas, settings
-from handlers.common.observability import MetricUnit, logger_for, metrics_for, refresh_namespace
+from handlers.common import aws, policy, schemas, settings, triggers
+from handlers.common.observability import (
+    MetricUnit,
+    logger_for,
+    metrics_for,
+    refresh_namespace,
+    tracer_for,
+)
 
 logger = logger_for("scorer")
 metrics = metrics_for("scorer")
+tracer = tracer_for("scorer")
 
 QUERY = "data.scoring.posture.result"
 SEVERITY_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "INFO": 4}
@@ -145,7 +153,9 @@ def score(cfg: settings.Settings, entity_id: str, posture: dict[str, Any]) -> di
     }
 
 
-def _store_and_publish(cfg: settings.Settings, result: dict[str, Any]) -> int:
+def _store_and_publish(
+    cfg: settings.Settings, result: dict[str, Any], correlation_id: str | None = None
+) -> int:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     result["scored_at"] = now
     item = {
@@ -180,6 +190,7 @@ def _store_and_publish(cfg: settings.Settings, result: dict[str, Any]) -> int:
         {
             "Id": f["finding_id"],
             "MessageBody": json.dumps({**f, "entity_id": result["entity_id"]}, sort_keys=True),
+            "MessageAttributes": triggers.correlation_attributes(correlation_id),
         }
         for f in result["findings"]
     ]
@@ -198,7 +209,8 @@ def _store_and_publish(cfg: settings.Settings, result: dict[str, Any]) -> int:
     return sent
 
 
-def run_job(cfg: settings.Settings, job: Any) -> dict[str, Any]:
+@tracer.capture_method
+def run_job(cfg: settings.Settings, job: Any, correlation_id: str | None = None) -> dict[str, Any]:
     if isinstance(job, (str, bytes)):
         try:
             job = json.loads(job)
@@ -210,7 +222,7 @@ def run_job(cfg: settings.Settings, job: Any) -> dict[str, Any]:
     entity_id = job["entity_id"]
     posture = job.get("posture") or _posture_of(cfg, entity_id)
     result = score(cfg, entity_id, posture)
-    _store_and_publish(cfg, result)
+    _store_and_publish(cfg, result, correlation_id)
     metrics.add_metric(name="PostureScore", unit=MetricUnit.NoUnit, value=result["score"])
     logger.info(
         "scored",
@@ -224,39 +236,38 @@ def run_job(cfg: settings.Settings, job: Any) -> dict[str, Any]:
     return {"statusCode": 200, **result}
 
 
-def _error(status: int, message: str) -> dict[str, Any]:
+def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
     metrics.add_metric(name="ScoringErrors", unit=MetricUnit.Count, value=1)
-    logger.warning("scoring failed", extra={"status": status, "error": message})
-    return {"statusCode": status, "error": message}
+    logger.error("scoring failed", extra={"status": status, "error": message, "to_dlq": poison})
+    return triggers.Failed(status, message, poison=poison)
+
+
+def process(
+    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget
+) -> dict[str, dict[str, Any] | triggers.Failed]:
+    results: dict[str, dict[str, Any] | triggers.Failed] = {}
+    for m in batch.messages:
+        with triggers.correlated(logger, m, tracer):
+            if budget.short():
+                results[m.id] = _fail(503, str(triggers.out_of_time(budget)), poison=False)
+                continue
+            try:
+                results[m.id] = run_job(cfg, m.body, m.correlation_id)
+            except BadRequest as exc:
+                results[m.id] = _fail(400, str(exc), poison=True)
+            except NotFound as exc:
+                results[m.id] = _fail(404, str(exc), poison=True)
+            except Retryable as exc:
+                results[m.id] = _fail(500, str(exc), poison=False)
+    return results
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: Any, context: Any) -> Any:
     refresh_namespace(metrics, context)
     cfg = settings.load()
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):
-
-        def record_handler(record: Any) -> dict[str, Any]:
-            try:
-                return run_job(cfg, record.body)
-            except (BadRequest, NotFound) as exc:
-                return _error(400 if isinstance(exc, BadRequest) else 404, str(exc))
-            except Retryable as exc:
-                _error(500, str(exc))
-                raise
-
-        return process_partial_response(
-            event=event,
-            record_handler=record_handler,
-            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
-            context=context,
-        )
-    try:
-        return run_job(cfg, event)
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    except NotFound as exc:
-        return _error(404, str(exc))
-    except Retryable as exc:
-        return _error(500, str(exc))
+    batch = triggers.batch_of(event, context, cfg)
+    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms))
+    return triggers.settle(batch, results, cfg, source="scorer", logger=logger)

@@ -142,6 +142,70 @@ class GateConfig(_Section):
     workflow: str | None = None
 
 
+#: the kinds of row `release readiness` reports (release/readiness/checks.py)
+READINESS_ROWS = (
+    "live-digest",
+    "esm-report-failures",
+    "esm-batching",
+    "redrive",
+    "dlq-retention",
+    "visibility-timeout",
+    "sns-failure-destination",
+    "alarm-analysis-errors",
+    "alarm-latency",
+    "alarm-model-load-errors",
+    "alarm-sns-failures",
+    "alarm-dlq-depth",
+    "memory",
+    "timeout",
+    "reserved-concurrency",
+    "architecture",
+    "tracing",
+    "ecr-scan-on-push",
+    "metric-namespace",
+)
+
+
+class ReadinessConfig(_Section):
+    """`release readiness`: the thresholds of the platform's readiness review (defaults
+    are the review's; docs/readiness.md). `optional` row kinds are reported but do not
+    fail the report; `gate = true` makes the gate require a ready environment."""
+
+    #: the namespace the handlers emit and the alarms watch (unset: the env's
+    #: [environments.ENV.traffic].metrics_namespace, default "Release/Handlers")
+    metrics_namespace: str | None = None
+    #: the function whose metrics the analysis alarms watch (a [functions] name)
+    analysis_function: str = "analysis"
+    dlq_min_retention_days: int = Field(default=14, ge=1, le=14)
+    visibility_timeout_factor: float = Field(default=6.0, gt=0)
+    max_batch_size: int = Field(default=10, ge=1, le=10_000)
+    max_batching_window_seconds: int = Field(default=5, ge=0, le=300)
+    analysis_errors_threshold: float = Field(default=3, ge=0)
+    analysis_errors_period_seconds: int = Field(default=300, ge=10)
+    latency_p95_ms: float = Field(default=500, gt=0)
+    model_load_errors_threshold: float = Field(default=0, ge=0)
+    sns_failures_threshold: float = Field(default=5, ge=0)
+    sns_failures_period_seconds: int = Field(default=300, ge=10)
+    dlq_depth_threshold: float = Field(default=100, ge=0)
+    min_memory_mb: int = Field(default=2048, ge=128, le=10240)
+    max_timeout_seconds: int = Field(default=300, ge=1, le=900)
+    reserved_concurrency: bool = True
+    tracing: bool = True
+    ecr_scan_on_push: bool = True
+    optional: list[str] = Field(default_factory=list)
+    gate: bool = False
+
+    @field_validator("optional")
+    @classmethod
+    def _rows(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(READINESS_ROWS))
+        if unknown:
+            raise ValueError(
+                f"unknown row kind(s) {', '.join(unknown)} (known: {', '.join(READINESS_ROWS)})"
+            )
+        return v
+
+
 class ConfigFile(_Section):
     model: ModelConfig
     image: ImageConfig
@@ -154,6 +218,7 @@ class ConfigFile(_Section):
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
 
     @model_validator(mode="after")
     def _functions(self) -> ConfigFile:
@@ -205,6 +270,10 @@ class Config:
     @property
     def gate(self) -> GateConfig:
         return self.file.gate
+
+    @property
+    def readiness(self) -> ReadinessConfig:
+        return self.file.readiness
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

@@ -112,6 +112,19 @@ class VulnerabilityClaim(Claim):
     findings: list[VulnerabilityFinding] = Field(default_factory=list)
 
 
+class ReadinessClaim(Claim):
+    """The live environment against the readiness review (`release readiness`), filled in
+    by the gate when `[readiness].gate = true`; `failed` lists each failing required row
+    as `KIND:SUBJECT: why`."""
+
+    configured: bool
+    failed: list[str] = Field(default_factory=list)
+
+
+def _readiness_not_configured() -> ReadinessClaim:
+    return ReadinessClaim(ok=False, configured=False, reason="not configured")
+
+
 class Evidence(_Doc):
     """The Rego input document."""
 
@@ -125,6 +138,7 @@ class Evidence(_Doc):
     model_layer: ModelLayerClaim
     canary: CanaryClaim
     vulnerabilities: VulnerabilityClaim
+    readiness: ReadinessClaim = Field(default_factory=_readiness_not_configured)
 
     def to_input(self) -> dict[str, object]:
         """The JSON document the policy sees as `input`."""

@@ -9,7 +9,7 @@ first event that no longer fits.
 Backends (`[ledger].url`): `sqlite:PATH` (default, a file next to the config) and
 `dynamodb:TABLE` (teams; every append is a conditional write on `seq`, so two writers can
 never both claim the same place in the chain). Both also hold the per-environment
-promotion lock: of two concurrent promotions of one environment exactly one proceeds.
+promotion lease (`release.lease`: holder, expiry, takeover of a dead holder's lease).
 
 The live digest of an environment is the digest of its latest `promote` or `rollback`
 event (`Ledger.current`).
@@ -24,11 +24,12 @@ import os
 import socket
 import sqlite3
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from release import lease as _lease
 from release._io import canonical_json
 from release.config import Config
 from release.errors import (
@@ -39,24 +40,13 @@ from release.errors import (
     aws_error_code,
     aws_error_message,
 )
+from release.lease import Holder, Lease
+from release.lease import PromotionLocked as PromotionLocked  # re-exported: callers catch it here
 
 GENESIS = "sha256:" + "0" * 64
 #: actions that change what is live in an environment
 LIVE_ACTIONS = frozenset({"promote", "rollback"})
-#: how long a promotion lock is honoured before another promotion may take it over
-LOCK_TTL_SECONDS = 3600
 _APPEND_RETRIES = 20
-
-
-class PromotionLocked(CheckFailed):
-    """Another promotion of the same environment holds the lock."""
-
-    @classmethod
-    def held(cls, env: str, owner: str, since: str) -> PromotionLocked:
-        return cls(
-            f"environment {env!r} is locked by another promotion ({owner}, since {since}); "
-            "wait for it to finish, then run the command again"
-        )
 
 
 # --- events ---------------------------------------------------------------------------
@@ -145,15 +135,16 @@ class LedgerStore(Protocol):
 
     def insert(self, row: dict[str, Any]) -> bool: ...
 
-    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
-        """(acquired, holder, since)."""
-        ...
+    # the promotion lease (release.lease)
+    def read_lease(self, env: str) -> dict[str, Any] | None: ...
 
-    def release_lock(self, env: str, owner: str) -> None: ...
+    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool: ...
+
+    def drop_lease(self, env: str, token: str) -> None: ...
 
 
 class SqliteStore:
-    """`sqlite:PATH`: one file; `seq` is the primary key, locks a table keyed by env."""
+    """`sqlite:PATH`: one file; `seq` is the primary key, leases a table keyed by env."""
 
     def __init__(self, path: os.PathLike[str] | str) -> None:
         from pathlib import Path
@@ -170,8 +161,8 @@ class SqliteStore:
                       env TEXT NOT NULL, action TEXT NOT NULL, digest TEXT NOT NULL,
                       evidence TEXT NOT NULL, decision TEXT, prev_hash TEXT NOT NULL,
                       hash TEXT NOT NULL);
-                    CREATE TABLE IF NOT EXISTS locks (
-                      env TEXT PRIMARY KEY, owner TEXT NOT NULL, since TEXT NOT NULL,
+                    CREATE TABLE IF NOT EXISTS leases (
+                      env TEXT PRIMARY KEY, token TEXT NOT NULL, lease TEXT NOT NULL,
                       expires REAL NOT NULL);
                     """
                 )
@@ -235,51 +226,45 @@ class SqliteStore:
             return False
         return True
 
-    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
-        now = _time.time()
+    def read_lease(self, env: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            r = db.execute("SELECT lease FROM leases WHERE env = ?", (env,)).fetchone()
+        if r is None:
+            return None
+        try:
+            row = json.loads(r[0])
+        except ValueError:
+            raise CheckFailed(f"ledger {self.path}: the promotion lease of {env!r} is not JSON") from None
+        return row if isinstance(row, dict) else {}
+
+    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                r = db.execute("SELECT owner, since, expires FROM locks WHERE env = ?", (env,)).fetchone()
-                if r is not None and r[2] > now and not _stale_local_owner(r[0]):
-                    db.execute("ROLLBACK")
-                    return False, r[0], r[1]
-                since = _now()
-                db.execute(
-                    "INSERT OR REPLACE INTO locks (env, owner, since, expires) VALUES (?,?,?,?)",
-                    (env, owner, since, now + ttl),
-                )
+                r = db.execute("SELECT token, expires FROM leases WHERE env = ?", (env,)).fetchone()
+                ok = (r is None or r[1] <= now) if replace is None else (r is not None and r[0] == replace)
+                if ok:
+                    db.execute(
+                        "INSERT OR REPLACE INTO leases (env, token, lease, expires) VALUES (?,?,?,?)",
+                        (env, row["token"], json.dumps(row, sort_keys=True), float(row["expires"])),
+                    )
                 db.execute("COMMIT")
-                return True, owner, since
+                return ok
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
 
-    def release_lock(self, env: str, owner: str) -> None:
+    def drop_lease(self, env: str, token: str) -> None:
         with self._connect() as db:
-            db.execute("DELETE FROM locks WHERE env = ? AND owner = ?", (env, owner))
-
-
-def _stale_local_owner(owner: str) -> bool:
-    """A lock taken by a process of this host that no longer exists is stale."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+            db.execute("DELETE FROM leases WHERE env = ? AND token = ?", (env, token))
 
 
 class DynamoStore:
     """`dynamodb:TABLE`: partition key `pk` (S), sort key `seq` (N).
 
     Events live under `pk = "events"`; every put is conditional on the `seq` not existing.
-    Locks are items `pk = "lock#ENV", seq = 0`, taken with a conditional put.
+    Leases are items `pk = "lease#ENV", seq = 0`, written with conditional puts.
     """
 
     def __init__(self, table: str, client: Any = None) -> None:
@@ -384,60 +369,69 @@ class DynamoStore:
             raise self._err("PutItem", exc) from None
         return True
 
-    def acquire_lock(self, env: str, owner: str, ttl: int) -> tuple[bool, str, str]:
+    @staticmethod
+    def _lease_key(env: str) -> dict[str, Any]:
+        return {"pk": {"S": f"lease#{env}"}, "seq": {"N": "0"}}
+
+    def read_lease(self, env: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        now = _time.time()
-        since = _now()
-        key = {"pk": {"S": f"lock#{env}"}, "seq": {"N": "0"}}
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    **key,
-                    "owner": {"S": owner},
-                    "since": {"S": since},
-                    "expires": {"N": repr(now + ttl)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR expires < :now",
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-            )
-            return True, owner, since
-        except ClientError as exc:
-            if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise self._err("PutItem (lock)", exc) from None
-        except BotoCoreError as exc:
-            raise self._err("PutItem (lock)", exc) from None
-        try:
-            item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
+            item = self.client.get_item(TableName=self.table, Key=self._lease_key(env),
+                                        ConsistentRead=True).get("Item")
         except (ClientError, BotoCoreError) as exc:
-            raise self._err("GetItem (lock)", exc) from None
-        return False, item.get("owner", {}).get("S", "?"), item.get("since", {}).get("S", "?")
+            raise self._err("GetItem (lease)", exc) from None
+        if not item:
+            return None
+        try:
+            row = json.loads(item["lease"]["S"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckFailed(f"ledger {self.location}: the promotion lease of {env!r} is not JSON") from None
+        return row if isinstance(row, dict) else {}
 
-    def release_lock(self, env: str, owner: str) -> None:
+    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        item = {**self._lease_key(env), "token": {"S": str(row["token"])},
+                "lease": {"S": json.dumps(row, sort_keys=True)}, "expires": {"N": repr(float(row["expires"]))}}
+        if replace is None:
+            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk) OR expires <= :now",
+                                    "ExpressionAttributeValues": {":now": {"N": repr(now)}}}
+        else:
+            cond = {"ConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "token"},
+                    "ExpressionAttributeValues": {":t": {"S": replace}}}
+        try:
+            self.client.put_item(TableName=self.table, Item=item, **cond)
+        except ClientError as exc:
+            if aws_error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._err("PutItem (lease)", exc) from None
+        except BotoCoreError as exc:
+            raise self._err("PutItem (lease)", exc) from None
+        return True
+
+    def drop_lease(self, env: str, token: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.delete_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"lock#{env}"}, "seq": {"N": "0"}},
-                ConditionExpression="#o = :o",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":o": {"S": owner}},
+                TableName=self.table, Key=self._lease_key(env), ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"}, ExpressionAttributeValues={":t": {"S": token}},
             )
         except ClientError as exc:
             if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise self._err("DeleteItem (lock)", exc) from None
+                raise self._err("DeleteItem (lease)", exc) from None
         except BotoCoreError as exc:
-            raise self._err("DeleteItem (lock)", exc) from None
+            raise self._err("DeleteItem (lease)", exc) from None
 
 
 # --- the ledger -----------------------------------------------------------------------
 class Ledger:
     """Append-only, hash-chained events over a `LedgerStore`."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, *, clock: Callable[[], float] = _time.time) -> None:
         self.store = store
+        self.clock = clock  # wall-clock seconds, for the promotion lease (tests pass a fake)
 
     @property
     def location(self) -> str:
@@ -532,17 +526,24 @@ class Ledger:
         head = rows[-1]["hash"] if rows else None
         return ChainStatus(ok=not problems, events=len(rows), head=head, problems=tuple(problems))
 
+    # --- the promotion lease (release.lease) -------------------------------------------
     @contextlib.contextmanager
-    def lock(self, env: str) -> Iterator[str]:
-        """Hold the promotion lock of `env`; PromotionLocked if another promotion has it."""
-        owner = f"{socket.gethostname()}:{os.getpid()}"
-        ok, holder, since = self.store.acquire_lock(env, owner, LOCK_TTL_SECONDS)
-        if not ok:
-            raise PromotionLocked.held(env, holder, since)
+    def lock(self, env: str, *, ttl: float = _lease.LEASE_SECONDS,
+             holder: Holder | None = None) -> Iterator[Lease]:
+        """Hold the promotion lease of `env`; PromotionLocked if another promotion has it."""
+        held = _lease.acquire(self.store, env, now=self.clock(), ttl=ttl, holder=holder)
         try:
-            yield owner
+            yield held
         finally:
-            self.store.release_lock(env, owner)
+            _lease.release(self.store, held)
+
+    def renew(self, lease: Lease, *, ttl: float = _lease.LEASE_SECONDS) -> Lease:
+        """Extend a lease we hold; LeaseLost if another promotion took it over."""
+        return _lease.renew(self.store, lease, now=self.clock(), ttl=ttl)
+
+    def lease(self, env: str) -> Lease | None:
+        """The promotion lease of `env` as stored (None: nobody holds one)."""
+        return _lease.read(self.store, env)
 
 
 def open_ledger(cfg: Config, *, dynamodb_client: Any = None) -> Ledger:

@@ -237,15 +237,7 @@ class LocalSource:
         self.name = name
 
     def resolve(self, revision: str) -> Resolved:
-        if not self.root.is_dir():
-            raise ConfigError(
-                f"[model].path: {self.name} is not a directory"
-                + (
-                    " (generate it: python model/examples/generate.py)"
-                    if "examples" in self.name
-                    else ""
-                )
-            )
+        self.require_dir()
         files = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if d not in IGNORED)
@@ -257,8 +249,48 @@ class LocalSource:
                 files.append(RemoteFile(rel, full.stat().st_size))
         return Resolved(None, files)
 
+    def require_dir(self) -> None:
+        """UsageError (exit 2) naming the directory and what makes it, when it is absent."""
+        if not self.root.is_dir():
+            raise missing_model_dir(self.root, self.name)
+
     def download(self, commit: str, path: str, dest: Path) -> None:
-        shutil.copyfile(self.root / path, dest)
+        self.require_dir()
+        try:
+            shutil.copyfile(self.root / path, dest)
+        except FileNotFoundError:
+            raise UsageError(
+                f"[model].path: {self.name}/{path} is locked but missing from the model "
+                f"directory; restore it, or re-pin with `release model pin` if it was removed "
+                "on purpose"
+            ) from None
+
+
+def require_local_source(cfg: Config, lock: ModelLock, cache: Cache | None = None) -> None:
+    """Before any slow work: a local `[model].path` that is absent fails now (exit 2), unless
+    the content-addressed cache already holds every locked file (each re-hashed on use)."""
+    if cfg.model.path is None:
+        return
+    root = cfg.resolve(cfg.model.path)
+    if root.is_dir():
+        return
+    cache = cache or Cache()
+    if all(cache.blob(f.sha256).is_file() for f in lock.files):
+        return
+    raise missing_model_dir(root, cfg.model.path)
+
+
+def missing_model_dir(root: Path, name: str) -> UsageError:
+    """The one message for a `[model].path` directory that does not exist: its name, and
+    the command that makes it (a `generate.py` beside it, as the example model has; else
+    where the files come from)."""
+    what = "does not exist" if not root.exists() else "is not a directory"
+    gen = root.parent / "generate.py"
+    if gen.is_file():
+        hint = f"make it with `python {Path(name).parent / 'generate.py'}` (.ci/setup does)"
+    else:
+        hint = "put the model's files there, or pin a hub model ([model].repo)"
+    return UsageError(f"[model].path: model directory {name} {what}: {hint}")
 
 
 def source_for(cfg: Config) -> ModelSource:

@@ -109,6 +109,8 @@ def _lock(
     modelpin.check_lock_matches_config(cfg, lock)
     if cfg.model.path:
         src = cfg.resolve(cfg.model.path)
+        if not src.is_dir():
+            raise modelpin.missing_model_dir(src, cfg.model.path)
         vr = modelpin.verify_dir(src, lock, progress=False)
         if not vr.ok:
             raise CheckFailed(

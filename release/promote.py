@@ -5,13 +5,21 @@
    `release.verify.collect`; tests inject their own) and the gate evaluates the release
    policy over it; the decision is a ledger event. Deny: `GateDenied` (exit 1), nothing
    touched.
-2. the environment's promotion lock is taken (another promotion running:
-   `PromotionLocked`, exit 1);
-3. the target moves every function to the digest, recording each step in the ledger; a
-   failure part-way puts every function back (`promote.failed` event, the error re-raised);
+2. the environment's promotion lease is taken (`release.lease`: held by another live
+   promotion: `PromotionLocked`, exit 1; a dead holder's lease is taken over - at once for
+   a process of this host, after its expiry for another host - and the takeover recorded
+   in `promote.start`);
+3. the target moves every function to the digest, recording each step in the ledger and
+   renewing the lease with each; a failure part-way puts every function back and the
+   `promote.failed` event records where every function was left (`left:NAME`, read back
+   from the target), then the error is re-raised;
 4. the `promote` event makes the digest the environment's live digest.
 
 `rollback` promotes the previous live digest again, re-verified and gated like any other.
+
+`status` compares what the target really serves with the ledger: for Lambda, per
+function, every version the alias routes to (weighted routing included) and the digest
+each one's image resolves to; a split, another digest, another version or CMD is drift.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from release.config import Config
-from release.deploy import FunctionState, Target, target_for
+from release.deploy import FunctionState, Route, Target, target_for
 from release.digest import Reference, parse_reference
 from release.errors import GateDenied, ReleaseError, UsageError, VerificationFailed
-from release.evidence import Evidence
+from release.evidence import Evidence, ReadinessClaim
 from release.gate import Decision, evaluate, policy_for
+from release.lease import LEASE_SECONDS, Lease
 from release.ledger import Event, Ledger, open_ledger
 
 #: (config, image reference, environment) -> verified Evidence
@@ -77,6 +86,8 @@ def gate(
         raise VerificationFailed(
             f"evidence is about {evidence.digest} in {evidence.env!r}, not {ref.digest} in {env!r}"
         )
+    if cfg.readiness.gate:
+        evidence = evidence.model_copy(update={"readiness": readiness_claim(cfg, env)})
     decision = evaluate(evidence, policy_for(cfg))
     led = ledger or open_ledger(cfg)
     event = led.append(
@@ -88,6 +99,21 @@ def gate(
         decision={"allow": decision.allow, "reasons": list(decision.reasons)},
     )
     return GateResult(decision, evidence, event)
+
+
+def readiness_claim(cfg: Config, env: str, **kw: Any) -> ReadinessClaim:
+    """The readiness review of `env` as a claim of the Evidence (`[readiness].gate`)."""
+    from release.readiness import collect
+
+    report = collect(cfg, env, **kw)
+    failed = [f"{r.id}: {r.why}" for r in report.failed_required]
+    n = len(failed)
+    return ReadinessClaim(
+        ok=report.ready,
+        configured=True,
+        reason="" if report.ready else f"{n} required row{'s' if n != 1 else ''} fail",
+        failed=failed,
+    )
 
 
 def denied(decision: Decision) -> GateDenied:
@@ -148,20 +174,26 @@ def promote(
     if not g.decision.allow:
         raise denied(g.decision)
     tgt = target or target_for(cfg, env)
-    with led.lock(env):
+    traffic = cfg.environment(env).traffic
+    ttl = LEASE_SECONDS + traffic.bake_seconds / traffic.looks  # outlasts one canary look
+    with led.lock(env, ttl=ttl) as lease:
         cur = led.current(env)
         previous = cur.digest if cur else None
+        held: list[Lease] = [lease]
         led.append(env, f"{action}.start", ref.digest, actor=actor,
-                   evidence={"from": previous or "", "target": tgt.kind})
+                   evidence={"from": previous or "", "target": tgt.kind,
+                             "lease": f"{lease.holder} until {lease.until}",
+                             **({"lease_took_over": lease.took_over} if lease.took_over else {})})
 
         def on_step(step: str, detail: dict[str, str]) -> None:
             led.append(env, step, ref.digest, actor=actor, evidence=detail)
+            held[0] = led.renew(held[0], ttl=ttl)
 
         try:
             result = tgt.deploy(ref, on_step)
         except ReleaseError as exc:
             led.append(env, f"{action}.failed", ref.digest, actor=actor,
-                       evidence={"error": exc.message, "live": previous or ""})
+                       evidence={"error": exc.message, "live": previous or "", **_left(tgt)})
             raise
         evidence = {
             **g.evidence.digests(),
@@ -205,6 +237,25 @@ def rollback(
     return promote(cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback")
 
 
+def _route_text(r: Route) -> str:
+    return f"version {r.version} {r.weight:.0%} {r.digest or '? (' + r.problem + ')'}"
+
+
+def _where(f: FunctionState) -> str:
+    if f.routes:
+        return f"{f.target_name}: " + "; ".join(_route_text(r) for r in f.routes)
+    return f"{f.target_name}: {f.version or 'nothing live'}"
+
+
+def _left(tgt: Target) -> dict[str, str]:
+    """Where every function was left after a failed promotion, read back from the target
+    (`left:NAME`), for the `promote.failed` event."""
+    try:
+        return {f"left:{f.name}": _where(f) for f in tgt.live()}
+    except ReleaseError as exc:
+        return {"left": f"could not be read back: {exc.message}"}
+
+
 @dataclass(frozen=True)
 class EnvStatus:
     env: str
@@ -212,6 +263,7 @@ class EnvStatus:
     live: Event | None
     functions: tuple[FunctionState, ...]
     drift: tuple[str, ...]
+    lease: dict[str, Any] | None = None  # the promotion lease, if one is held
 
     def to_dict(self) -> dict[str, Any]:
         live = self.live
@@ -223,27 +275,61 @@ class EnvStatus:
             "since": live.time if live else None,
             "by": live.actor if live else None,
             "action": live.action if live else None,
-            "functions": {
-                f.name: {"function": f.target_name, "version": f.version} for f in self.functions
-            },
+            "functions": {f.name: _function_dict(f) for f in self.functions},
             "drift": list(self.drift),
+            "lease": self.lease,
         }
+
+
+def _function_dict(f: FunctionState) -> dict[str, Any]:
+    d: dict[str, Any] = {"function": f.target_name, "version": f.version}
+    if f.routes:
+        d["routing"] = [
+            {"version": r.version, "weight": r.weight, "digest": r.digest,
+             "command": list(r.command), **({"problem": r.problem} if r.problem else {})}
+            for r in f.routes
+        ]
+        digests = {r.digest for r in f.routes}
+        d["digest"] = digests.pop() if len(digests) == 1 else None  # one digest served, or a split
+    return d
 
 
 def status(cfg: Config, env: str, *, target: Target | None = None,
            ledger: Ledger | None = None) -> EnvStatus:
-    """The live digest (from the ledger) and, per function, what the target runs; any
-    difference between the two is reported as drift."""
+    """The live digest (from the ledger) and, per function, what the target really serves;
+    any difference between the two is reported as drift."""
     led = ledger or open_ledger(cfg)
     tgt = target or target_for(cfg, env)
     live = led.current(env)
     fns = tuple(tgt.live())
     drift: list[str] = []
     if live is not None and tgt.kind == "lambda":
+        alias = cfg.environment(env).alias
         for f in fns:
-            want = live.evidence.get(f"version:{f.name}")
-            if want and f.version != want:
-                drift.append(
-                    f"{f.target_name}: alias points at version {f.version}, the ledger says {want}"
-                )
-    return EnvStatus(env, tgt.kind, live, fns, tuple(drift))
+            drift.extend(_drift(f, live, alias, cfg.functions.get(f.name, "")))
+    lease = led.lease(env)
+    return EnvStatus(env, tgt.kind, live, fns, tuple(drift),
+                     lease.to_dict(led.clock()) if lease is not None else None)
+
+
+def _drift(f: FunctionState, live: Event, alias: str, handler: str) -> list[str]:
+    want = live.evidence.get(f"version:{f.name}")
+    if f.version is None:
+        return [f"{f.target_name}: alias {alias} does not exist; the ledger says {live.digest} is live"]
+    out = []
+    if want and f.version != want:
+        out.append(f"{f.target_name}: alias points at version {f.version}, the ledger says {want}")
+    if len(f.routes) > 1:
+        split = ", ".join(f"version {r.version} {r.weight:.0%}" for r in f.routes)
+        out.append(f"{f.target_name}: alias {alias} splits traffic: {split}")
+    for r in f.routes:
+        if r.digest is None:
+            out.append(f"{f.target_name}: cannot tell what version {r.version} "
+                       f"({r.weight:.0%} of requests) runs: {r.problem}")
+        elif r.digest != live.digest:
+            out.append(f"{f.target_name}: version {r.version} ({r.weight:.0%} of requests) runs "
+                       f"{r.digest}, not the live digest {live.digest}")
+        if handler and r.command and r.command != (handler,):
+            out.append(f"{f.target_name}: version {r.version} runs CMD {list(r.command)}, "
+                       f"[functions] says {handler}")
+    return out

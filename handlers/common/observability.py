@@ -1,10 +1,17 @@
-"""Powertools Logger and Metrics (CloudWatch EMF on stdout), one pair per handler.
+"""Powertools Logger, Metrics (CloudWatch EMF on stdout) and Tracer (X-Ray), per handler.
 
 The namespace is $METRICS_NAMESPACE (else $POWERTOOLS_METRICS_NAMESPACE, else
-"Release/Handlers", the default of `[environments.*.traffic].metrics_namespace`); the
-dimensions are `service` (the handler's name unless $POWERTOOLS_SERVICE_NAME says
-otherwise), `FunctionName` and `ExecutedVersion` (from the Lambda context), so the live
-canary can compare a new version against the stable one.
+"Release/Handlers", the default of `[environments.*.traffic].metrics_namespace` and of
+`[readiness].metrics_namespace`). Every metric is emitted in three dimension sets (one
+EMF line, so no value is counted twice within a set):
+
+- `service`, `FunctionName`, `ExecutedVersion`: per published version, read by the live
+  canary (release/canary/live.py) to compare a new version against the stable one;
+- `service`, `FunctionName` and `service` alone: VERSION-FREE, so a fixed alarm (and the
+  runbook's query by metric name) keeps watching the same series after every promotion.
+
+The Tracer records each invocation as an X-Ray subsegment (and patches boto3 calls) when
+the function runs in Lambda with active tracing; outside Lambda it is a no-op.
 """
 
 from __future__ import annotations
@@ -12,10 +19,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["MetricUnit", "logger_for", "metrics_for"]
+__all__ = ["MetricUnit", "logger_for", "metrics_for", "tracer_for"]
+
+#: the dimension sets without a version (alarms and the runbook query these)
+VERSION_FREE_SETS: tuple[tuple[str, ...], ...] = (("service", "FunctionName"), ("service",))
 
 
 def _namespace() -> str:
@@ -28,16 +38,25 @@ def logger_for(service: str) -> Logger:
     return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", service))
 
 
+def tracer_for(service: str) -> Tracer:
+    return Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", service))
+
+
 def metrics_for(service: str) -> Metrics:
     m = Metrics(service=os.environ.get("POWERTOOLS_SERVICE_NAME", service), namespace=_namespace())
     return m
 
 
 def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
-    """Per invocation: apply the current environment's namespace, and add the dimensions
-    the live canary reads per version (release/canary/live.py): `FunctionName` and
-    `ExecutedVersion` (the published version serving this invocation)."""
+    """Per invocation: apply the current environment's namespace, add the dimensions the
+    live canary reads per version (release/canary/live.py): `FunctionName` and
+    `ExecutedVersion` (the published version serving this invocation), and the
+    version-free dimension sets the alarms watch."""
     metrics.namespace = _namespace()
+    # sets left by an invocation that flushed nothing (powertools clears only on a flush)
+    leftover = getattr(getattr(metrics, "provider", None), "dimension_sets", None)
+    if isinstance(leftover, list):
+        leftover.clear()
     name = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     version = getattr(context, "function_version", None) or os.environ.get(
         "AWS_LAMBDA_FUNCTION_VERSION"
@@ -46,3 +65,7 @@ def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
         metrics.add_dimension(name="FunctionName", value=name)
     if isinstance(version, str) and version:
         metrics.add_dimension(name="ExecutedVersion", value=version)
+    service = metrics.service or "handlers"
+    if isinstance(name, str) and name:
+        metrics.add_dimensions(service=service, FunctionName=name)
+    metrics.add_dimensions(service=service)

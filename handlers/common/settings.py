@@ -82,6 +82,10 @@ class Settings:
     scoring_policy_dir: str
     metrics_namespace: str
     service: str
+    direct_invoke: str
+    time_reserve_ms: int
+    analysis_ttl_days: int
+    idempotency_ttl_seconds: int
 
 
 def load() -> Settings:
@@ -110,7 +114,21 @@ def load() -> Settings:
             "METRICS_NAMESPACE", os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Release/Handlers")
         ),
         service=_str("POWERTOOLS_SERVICE_NAME", "release-handlers"),
+        direct_invoke=_choice("DIRECT_INVOKE", "sync", ("sync", "async")),
+        time_reserve_ms=_int("TIME_RESERVE_MS", 5000, 0, 900_000),
+        analysis_ttl_days=_int("ANALYSIS_TTL_DAYS", 90, 0, 36_500),
+        idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 7 * 24 * 3600, 60, 365 * 24 * 3600),
     )
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    v = raw.strip().lower()
+    if v not in allowed:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return v
 
 
 def _default_policy_dir() -> str:

@@ -29,7 +29,7 @@ default allow := false
 
 allow if count(deny) == 0
 
-reasons(doc) := ((((signature_reasons(doc) | sbom_reasons(doc)) | provenance_reasons(doc)) | model_reasons(doc)) | canary_reasons(doc)) | vulnerability_reasons(doc)
+reasons(doc) := (((((signature_reasons(doc) | sbom_reasons(doc)) | provenance_reasons(doc)) | model_reasons(doc)) | canary_reasons(doc)) | vulnerability_reasons(doc)) | readiness_reasons(doc)
 
 # --- signatures and signers ------------------------------------------------------------
 signature_reasons(doc) := {msg |
@@ -127,3 +127,21 @@ unwaived_ids(v, severity) := sort([f.id |
 	f.severity == severity
 	not waivers[f.id]
 ])
+
+# --- readiness of the environment ----------------------------------------------------
+# Filled in by the gate when release.toml has `[readiness] gate = true` (off by default:
+# `configured` is false and nothing is required). Each failing required row of
+# `release readiness` is a reason.
+readiness_reasons(doc) := {msg |
+	r := object.get(doc, "readiness", {"configured": false})
+	r.configured == true
+	r.ok == false
+	count(object.get(r, "failed", [])) == 0
+	msg := sprintf("readiness: %s", [r.reason])
+} | {msg |
+	r := object.get(doc, "readiness", {"configured": false})
+	r.configured == true
+	r.ok == false
+	some row in object.get(r, "failed", [])
+	msg := concat("", ["readiness: ", row])
+}

@@ -122,3 +122,36 @@ test_every_reason_is_reported if {
 	reasons := gate.reasons(doc)
 	count(reasons) == 2
 }
+
+# --- readiness -----------------------------------------------------------------------
+not_ready := {"ok": false, "reason": "2 required rows fail", "configured": true, "failed": [
+	"tracing:ma-analysis: X-Ray tracing PassThrough",
+	"redrive:findings: no redrive policy: a message that keeps failing is lost",
+]}
+
+test_readiness_not_required_unless_configured if {
+	doc := object.union(good, {"readiness": object.union(not_ready, {"configured": false})})
+	count(gate.reasons(doc)) == 0
+}
+
+test_readiness_absent_is_not_required if {
+	count(gate.reasons(object.remove(good, ["readiness"]))) == 0
+}
+
+test_unready_environment_is_denied_with_every_row if {
+	doc := object.union(good, {"readiness": not_ready})
+	gate.reasons(doc) == {
+		"readiness: tracing:ma-analysis: X-Ray tracing PassThrough",
+		"readiness: redrive:findings: no redrive policy: a message that keeps failing is lost",
+	}
+}
+
+test_unready_without_rows_is_denied_with_the_reason if {
+	doc := object.union(good, {"readiness": {"ok": false, "reason": "not checked", "configured": true, "failed": []}})
+	gate.reasons(doc) == {"readiness: not checked"}
+}
+
+test_ready_environment_is_allowed if {
+	doc := object.union(good, {"readiness": {"ok": true, "reason": "", "configured": true, "failed": []}})
+	count(gate.reasons(doc)) == 0
+}

@@ -98,7 +98,9 @@ def _register() -> None:
 
 
 #: command modules under release/cli/ (each defines click commands on `cli`)
-COMMAND_MODULES: list[str] = ["model", "deploy", "canary", "evidence", "verify", "image", "pipeline"]
+COMMAND_MODULES: list[str] = [
+    "model", "deploy", "canary", "evidence", "verify", "image", "pipeline", "readiness",
+]
 
 
 # --- entry point ----------------------------------------------------------------------

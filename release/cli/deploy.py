@@ -91,9 +91,10 @@ def gate_cmd(
 def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor: str | None) -> None:
     """Gate DIGEST, then move every function of ENV to it together - or none.
 
-    Deny: exit 1, nothing touched. Another promotion of ENV running: exit 1. A target
-    failure part-way puts every function back on its previous version: exit 3. Every
-    step is a ledger event.
+    Deny: exit 1, nothing touched. Another promotion of ENV holds its lease: exit 1. A
+    function changed by another writer between our update and publish (Lambda): every
+    function put back, exit 1. A target failure part-way puts every function back on its
+    previous version: exit 3. Every step is a ledger event. See docs/promotion.md.
     """
     from release import promote
     from release.digest import parse_reference
@@ -132,8 +133,11 @@ def rollback_cmd(config_path: Path | None, out: Out, env: str, actor: str | None
 @_ENV
 @common
 def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
-    """The live digest of ENV, since when and by whom, and what every function runs
-    (exit 1 when a Lambda alias has drifted from what the ledger says)."""
+    """The live digest of ENV, since when and by whom, and what every function really
+    serves: for Lambda, every version its alias routes to (weights included) and the
+    digest each version's image resolves to. Exit 1 on drift from the ledger (another
+    digest, version or CMD, or traffic split between versions). See docs/promotion.md.
+    """
     from release import promote
 
     cfg = load_config(config_path)
@@ -145,7 +149,13 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
         out.status(f"{env}: {st.live.digest} since {st.live.time} by {st.live.actor} ({st.live.action})")
         for f in st.functions:
             out.status(f"  {f.name}: {f.target_name} {f.version or '-'}")
+            for r in f.routes:
+                out.status(f"    version {r.version} {r.weight:.0%}: {r.digest or 'unknown: ' + r.problem}")
         out.info(st.live.digest)
+    if st.lease is not None:
+        state = "expired" if st.lease["expired"] else "held"
+        out.status(f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
+                   f"expires {st.lease['expires']}")
     for d in st.drift:
         out.status(f"  drift: {d}")
     out.data(doc)

@@ -24,11 +24,26 @@ StepCallback = Callable[[str, dict[str, str]], None]
 
 
 @dataclass(frozen=True)
+class Route:
+    """One version an alias sends traffic to, and what that version really runs: the
+    digest resolved through the version's image (None: it cannot be told, `problem` says
+    why) and its CMD."""
+
+    version: str
+    weight: float
+    digest: str | None
+    command: tuple[str, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class FunctionState:
     name: str  # the function's name in [functions]
     target_name: str  # its name on the target (Lambda function name)
     version: str | None = None
     image_uri: str | None = None
+    #: lambda: every version the alias routes to (the alias's own version first)
+    routes: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,14 @@
 
 For each function in `[environments.ENV].functions` (function -> Lambda function name):
 `update_function_code(ImageUri=REPO@DIGEST)` and `update_function_configuration(
-ImageConfig.Command=[its handler])`, wait until the update succeeded, `publish_version`.
+ImageConfig.Command=[its handler])`, wait until the update succeeded, `publish_version`
+with the `CodeSha256` the code update returned as its precondition (Lambda refuses to
+publish when `$LATEST` holds other code by then). What was published is then read back:
+the version's CodeSha256 must be the one our update set, the digest its image resolves to
+(`get_function` on the version: `Code.ResolvedImageUri`, cross-checked with
+`CodeSha256`) must be DIGEST and its CMD the handler. Any difference means another writer
+changed the function between our update and the publish: every function is put back and
+the promotion fails with `VerificationFailed` (exit 1).
 Then the live canary: every alias keeps its old version and sends `traffic.canary_weight`
 of requests to the new one while a `CanaryWatch` looks (default: `release.canary.live.
 LiveCanary`: the environment's CloudWatch `alarms` and the new-vs-stable comparison of the
@@ -11,7 +18,7 @@ back, exit 1; `traffic.bake_seconds = 0` turns the canary off).
 Only then is every alias moved to its new version (routing cleared).
 Any failure at any step puts every function back: aliases to their previous versions
 (or removed if they did not exist), `$LATEST` code and CMD to what they were. The error is
-then raised as `RemoteError` (exit 3) naming the step.
+then raised as `RemoteError` (exit 3) naming the step (an interleaved writer: exit 1).
 
 Checks real Lambda would also make, done here because test doubles do not: the image URI
 must be an ECR repository by digest, an alias routes only to numbered versions, weights
@@ -27,13 +34,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from release.config import Config
-from release.deploy import DeployResult, FunctionState, StepCallback
+from release.deploy import DeployResult, FunctionState, Route, StepCallback
 from release.digest import Reference
 from release.errors import (
     CanaryFailed,
     ConfigError,
     RemoteError,
     UsageError,
+    VerificationFailed,
     aws_error_code,
     aws_error_message,
 )
@@ -42,6 +50,20 @@ _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
 )
 _VERSION = re.compile(r"^[1-9][0-9]*$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+#: before_publish(lambda function name): called between our update and publish_version
+#: (tests run an interfering writer there)
+PublishHook = Callable[[str], None]
+
+
+def _sha_matches(code_sha256: str, digest: str) -> bool:
+    """Lambda's CodeSha256 of an image function is the image digest's hex (base64 of the
+    same 32 bytes also accepted)."""
+    import base64
+
+    hexd = digest.split(":", 1)[1]
+    return code_sha256 in (hexd, base64.b64encode(bytes.fromhex(hexd)).decode())
 
 
 def image_uri(repository: str, ref: Reference) -> str:
@@ -77,6 +99,7 @@ class _Before:
     code_changed: bool = False
     alias_changed: bool = False
     new_version: str | None = None
+    code_sha: str = ""  # CodeSha256 our code update returned
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,14 @@ class StepFailed(Exception):
         self.cause = cause
 
 
+class Interleaved(StepFailed):
+    """What was published is not what we deployed: another writer changed the function."""
+
+    def __init__(self, function: str, detail: str) -> None:
+        super().__init__("publish", function, RuntimeError(detail))
+        self.detail = detail
+
+
 class LambdaTarget:
     kind = "lambda"
 
@@ -150,6 +181,7 @@ class LambdaTarget:
         cloudwatch: Any = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        before_publish: PublishHook | None = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -167,6 +199,7 @@ class LambdaTarget:
             client = boto3.client("lambda", region_name=e.region) if e.region else boto3.client("lambda")
         self.client = client
         self.canary_weight = e.traffic.canary_weight
+        self.before_publish = before_publish
         self.watch: CanaryWatch | None = watch
         self._checked: Any = None
         if watch is None and e.traffic.bake_seconds > 0:
@@ -242,8 +275,12 @@ class LambdaTarget:
                 before.append(self._snapshot(name, function))
             for b in before:
                 b.code_changed = True
-                self._call("update-code", b.function, "update_function_code",
-                           FunctionName=b.function, ImageUri=uri)
+                upd = self._call("update-code", b.function, "update_function_code",
+                                 FunctionName=b.function, ImageUri=uri)
+                b.code_sha = str(upd.get("CodeSha256") or "")
+                if not b.code_sha:
+                    raise StepFailed("update-code", b.function,
+                                     RuntimeError("the response carries no CodeSha256"))
                 self._wait_updated("update-code", b.function)
                 self._call("update-config", b.function, "update_function_configuration",
                            FunctionName=b.function, ImageConfig={"Command": [self.commands[b.name]]})
@@ -251,17 +288,12 @@ class LambdaTarget:
                 on_step("deploy.update", {"function": b.function, "image": uri,
                                           "command": self.commands[b.name]})
             for b in before:
-                pub = self._call("publish", b.function, "publish_version", FunctionName=b.function,
-                                 Description=f"release {ref.digest}")
-                version = str(pub.get("Version", ""))
-                if not _VERSION.match(version):
-                    raise StepFailed("publish", b.function,
-                                     RuntimeError(f"published version {version!r} is not a number"))
-                if pub.get("ImageUri") not in (None, uri):
-                    raise StepFailed("publish", b.function,
-                                     RuntimeError(f"published version runs {pub.get('ImageUri')}, not {uri}"))
+                if self.before_publish is not None:
+                    self.before_publish(b.function)
+                version = self._publish(b, ref)
                 b.new_version = version
-                on_step("deploy.publish", {"function": b.function, "version": version})
+                on_step("deploy.publish", {"function": b.function, "version": version,
+                                           "digest": ref.digest, "code_sha256": b.code_sha})
             self._canary(before, on_step)
             for b in before:
                 assert b.new_version is not None
@@ -269,6 +301,14 @@ class LambdaTarget:
                 self._point_alias(b.function, b.new_version, exists=b.alias_version is not None)
                 on_step("deploy.alias", {"function": b.function, "alias": self.alias,
                                          "version": b.new_version})
+        except Interleaved as failure:
+            problems = self._restore(before, on_step)
+            tail = ("every function was put back on its previous version" if not problems
+                    else "AND putting functions back failed - check them now")
+            raise VerificationFailed(
+                f"lambda {failure.function} changed under this promotion: {failure.detail}; {tail}",
+                details=problems,
+            ) from None
         except CanaryFailed as failed:
             problems = self._restore(before, on_step)
             tail = ("every function was put back on its previous version" if not problems
@@ -286,6 +326,63 @@ class LambdaTarget:
             uri,
             tuple(FunctionState(b.name, b.function, b.new_version, uri) for b in before),
         )
+
+    def _publish(self, b: _Before, ref: Reference) -> str:
+        """publish_version with our update's CodeSha256 as precondition, then read back
+        what was published; Interleaved when it is not what we deployed."""
+        try:
+            pub = self._call("publish", b.function, "publish_version", FunctionName=b.function,
+                             Description=f"release {ref.digest}", CodeSha256=b.code_sha)
+        except StepFailed as exc:
+            now = self._call("publish", b.function, "get_function_configuration",
+                             FunctionName=b.function).get("CodeSha256")
+            if now != b.code_sha:
+                raise Interleaved(
+                    b.function,
+                    f"publish_version refused ({aws_error_message(exc.cause)}): $LATEST has "
+                    f"CodeSha256 {now}, not the {b.code_sha} our update set - another writer "
+                    "changed it between our update and the publish",
+                ) from exc
+            raise
+        version = str(pub.get("Version", ""))
+        if not _VERSION.match(version):
+            raise StepFailed("publish", b.function,
+                             RuntimeError(f"published version {version!r} is not a number"))
+        if pub.get("CodeSha256") != b.code_sha:
+            raise Interleaved(
+                b.function,
+                f"published version {version} has CodeSha256 {pub.get('CodeSha256')}, not the "
+                f"{b.code_sha} our update set - another writer changed it between our update "
+                "and the publish",
+            )
+        got = self._route(b.function, version, 1.0)
+        want_cmd = (self.commands[b.name],)
+        if got.digest != ref.digest:
+            raise Interleaved(b.function, f"published version {version} runs "
+                              f"{got.digest or 'an image that cannot be told'}"
+                              f"{' (' + got.problem + ')' if got.problem else ''}, not {ref.digest}")
+        if got.command != want_cmd:
+            raise Interleaved(b.function, f"published version {version} runs CMD "
+                              f"{list(got.command)}, not {list(want_cmd)}")
+        return version
+
+    def _route(self, function: str, version: str, weight: float) -> Route:
+        """What `version` of `function` really runs: the digest its image resolved to
+        (`Code.ResolvedImageUri`, which must agree with `CodeSha256`) and its CMD."""
+        fn = self._call("read", function, "get_function", FunctionName=function, Qualifier=version)
+        conf = fn.get("Configuration") or {}
+        cmd = tuple((conf.get("ImageConfigResponse") or {}).get("ImageConfig", {}).get("Command") or ())
+        resolved = str((fn.get("Code") or {}).get("ResolvedImageUri") or "")
+        sha = str(conf.get("CodeSha256") or "")
+        _, at, tail = resolved.rpartition("@")
+        if not at or not _DIGEST.fullmatch(tail):
+            return Route(version, weight, None, cmd,
+                         f"version {version} has no image resolved by digest (ResolvedImageUri "
+                         f"{resolved or 'missing'})")
+        if sha and not _sha_matches(sha, tail):
+            return Route(version, weight, None, cmd,
+                         f"version {version}: ResolvedImageUri says {tail}, CodeSha256 says {sha}")
+        return Route(version, weight, tail, cmd)
 
     def _canary(self, before: list[_Before], on_step: StepCallback) -> None:
         """Route canary traffic to the new versions and let the watch look. Skipped on a
@@ -346,14 +443,26 @@ class LambdaTarget:
         return problems
 
     def live(self) -> list[FunctionState]:
+        """Per function: the alias's version and routing, and what each routed version
+        really runs (its image's resolved digest and CMD)."""
         out = []
         for name, function in self.functions.items():
-            b = self._snapshot_or_raise(name, function)
-            out.append(FunctionState(name, function, b.alias_version, None))
+            try:
+                out.append(self._live_one(name, function))
+            except StepFailed as exc:
+                raise RemoteError(f"lambda: cannot read {function}: {aws_error_message(exc.cause)}") from None
         return out
 
-    def _snapshot_or_raise(self, name: str, function: str) -> _Before:
+    def _live_one(self, name: str, function: str) -> FunctionState:
         try:
-            return self._snapshot(name, function)
+            alias = self._call("read", function, "get_alias", FunctionName=function, Name=self.alias)
         except StepFailed as exc:
-            raise RemoteError(f"lambda: cannot read {function}: {aws_error_message(exc.cause)}") from None
+            if aws_error_code(exc.cause) != "ResourceNotFoundException":
+                raise
+            return FunctionState(name, function, None, None)
+        primary = str(alias["FunctionVersion"])
+        extra = {str(v): float(w) for v, w in
+                 ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
+        weights = {primary: max(0.0, 1.0 - sum(extra.values())), **extra}
+        routes = tuple(self._route(function, v, w) for v, w in weights.items())
+        return FunctionState(name, function, primary, None, routes)

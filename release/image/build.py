@@ -461,6 +461,7 @@ def build(
     target = open_registry(target_name, cfg.root)  # validates the reference early
     lock = modelpin.read_lock(cfg.lock_path)
     modelpin.check_lock_matches_config(cfg, lock)
+    modelpin.require_local_source(cfg, lock)
     if backend == "docker":
         from release.image.docker import build_docker
 

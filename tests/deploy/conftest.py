@@ -4,8 +4,6 @@ Lambda image functions, Evidence documents and a project directory with a config
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +32,30 @@ def boto(service: str) -> Any:
     return boto3.client(service, region_name=REGION)
 
 
+def push_images(chars: str = "abcdef") -> None:
+    """Images `ECR@sha256:<ch * 64>` in moto's ECR (its Lambda resolves image functions
+    there, as real Lambda does); the manifests are placeholders, the digests are ours."""
+    import json
+
+    ecr = boto("ecr")
+    ecr.create_repository(repositoryName="app")
+    for ch in chars:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest_of(ch), "size": 2},
+            "layers": [],
+        }
+        ecr.put_image(repositoryName="app", imageManifest=json.dumps(manifest),
+                      imageDigest=digest_of(ch), imageTag=f"t{ch}")
+
+
 @pytest.fixture
 def lambdas(aws_env: dict[str, str]) -> dict[str, str]:
-    """Image functions on digest `sha256:aaaa...` with alias `live` -> version 1."""
+    """Image functions on digest `sha256:aaaa...` with alias `live` -> version 1 (images
+    `sha256:aaaa...` to `sha256:ffff...` are in moto's ECR)."""
+    push_images()
     iam = boto("iam")
     role = iam.create_role(
         RoleName="fn-role",
@@ -164,46 +183,3 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
     pp = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     return {**PROVIDER_ENV, "PYTHONPATH": pp, **(extra or {})}
-
-
-@pytest.fixture
-def slow_aws(moto_url: str, aws_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """aws_env with the endpoint behind a forwarder that delays every request by 0.1 s,
-    so that a promotion takes long enough for a concurrent one to meet its lock."""
-    import http.client
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from urllib.parse import urlparse
-
-    up = urlparse(moto_url)
-
-    class Forward(BaseHTTPRequestHandler):
-        def _any(self) -> None:
-            time.sleep(0.1)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
-            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-            resp = conn.getresponse()
-            data = resp.read()
-            self.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            conn.close()
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield {**aws_env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{srv.server_address[1]}"}
-    finally:
-        srv.shutdown()
-        srv.server_close()

@@ -89,16 +89,26 @@ def test_duplicate_delivery_is_skipped_counted_and_never_overwritten(
     assert (direct["statusCode"], direct["duplicate"], direct["label"]) == (200, True, "NEGATIVE")
 
 
-def test_malformed_items_are_400_and_not_retried(
-    handler_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+def test_malformed_items_are_400_kept_in_the_dlq_and_logged_at_error(
+    handler_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ev = sqs_event(
         "{not json", {"id": "", "text": "x"}, {"id": "ok", "text": POS}, {"text": "no id"}, [1, 2]
     )
     out, stdout = run(ev, capsys)
-    assert out == {"batchItemFailures": []}  # dropped, never re-driven
+    assert out == {"batchItemFailures": []}  # settled: every poison message is in the DLQ
     assert set(_items(handler_env["ANALYSIS_TABLE"])) == {"ok"}
     assert metric_total(stdout, "AnalysisErrors") == 4.0
+    kept = _dlq(handler_env)
+    assert sorted(m["Body"] for m in kept) == sorted(
+        ["{not json", json.dumps({"id": "", "text": "x"}), json.dumps({"text": "no id"}), "[1, 2]"]
+    )
+    assert {m["MessageAttributes"]["status"]["StringValue"] for m in kept} == {"400"}
+    assert {m["MessageAttributes"]["source"]["StringValue"] for m in kept} == {"analysis"}
+    errors = [r for r in caplog.records if r.getMessage() == "message not processed"]
+    assert len(errors) == 4 and all(r.levelname == "ERROR" for r in errors)
     for bad, msg in [
         ("{not json", "body is not JSON"),
         ({"id": "a"}, "text must be a non-empty string"),
@@ -106,6 +116,32 @@ def test_malformed_items_are_400_and_not_retried(
     ]:
         r = analysis.lambda_handler(bad, Ctx())
         assert r["statusCode"] == 400 and msg in r["error"]
+    assert _dlq(handler_env) == []  # a sync caller gets its 400; nothing kept for it
+
+
+def test_malformed_item_without_a_dlq_is_a_batch_item_failure(
+    handler_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DLQ_URL", "")
+    out, _ = run(sqs_event({"id": "ok", "text": POS}, "{not json"), capsys)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}  # redrive keeps it
+
+
+def test_a_failed_dlq_send_leaves_the_message_a_batch_item_failure(
+    handler_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gone = handler_env["DLQ_URL"].rsplit("/", 1)[0] + "/no-such-queue"
+    monkeypatch.setenv("DLQ_URL", gone)
+    out, _ = run(sqs_event("{not json"), capsys)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert any(
+        r.getMessage() == "DLQ send failed" and r.levelname == "ERROR" for r in caplog.records
+    )
 
 
 def test_model_load_error_is_500_and_items_go_to_the_dlq(
@@ -122,14 +158,22 @@ def test_model_load_error_is_500_and_items_go_to_the_dlq(
     )
     assert out == {"batchItemFailures": []}  # handed to the DLQ, not re-driven
     msgs = _dlq(handler_env)
-    assert sorted(json.loads(m["Body"])["id"] for m in msgs) == ["a", "b"]
-    assert all("ModelLoadError" in m["MessageAttributes"]["error"]["StringValue"] for m in msgs)
+    assert sorted(m["Body"] for m in msgs) == sorted(
+        [json.dumps({"id": "a", "text": POS}), json.dumps({"id": "b", "text": NEG}), "garbage"]
+    )
+    model_errors = [m for m in msgs if m["Body"] != "garbage"]
+    assert all(
+        "model not verified" in m["MessageAttributes"]["error"]["StringValue"]
+        and m["MessageAttributes"]["status"]["StringValue"] == "500"
+        for m in model_errors
+    )
     assert _items(handler_env["ANALYSIS_TABLE"]) == {}
     assert metric_total(stdout, "ModelLoadErrors") == 1.0
     assert any("extra: evil.py" in getattr(r, "problems", []) for r in caplog.records)  # logged
     r = analysis.lambda_handler({"id": "c", "text": POS}, Ctx())
     assert r["statusCode"] == 500 and r["dlq"] is True and "does not match the lock" in r["error"]
     assert [json.loads(m["Body"])["id"] for m in _dlq(handler_env)] == ["c"]
+    assert metric_total(stdout, "AnalysisErrors") == 1.0  # the malformed one only
 
 
 def test_model_load_error_without_dlq_is_a_batch_item_failure(
@@ -158,11 +202,15 @@ def test_inference_error_fails_only_the_poison_item(
         {"id": "p1", "text": POS}, {"id": "p2", "text": "wonderful"}, {"id": "p3", "text": NEG}
     )
     out, stdout = run(ev, capsys)
-    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert out == {"batchItemFailures": []}  # the poison item is kept in the DLQ
+    assert [json.loads(m["Body"])["id"] for m in _dlq(handler_env)] == ["p2"]
     assert set(_items(handler_env["ANALYSIS_TABLE"])) == {"p1", "p3"}
     assert metric_total(stdout, "AnalysisErrors") == 1.0
     r = analysis.lambda_handler({"id": "p4", "text": "terrible"}, Ctx())
-    assert r["statusCode"] == 500 and r["error"].startswith("inference failed")
+    assert r["statusCode"] == 500 and r["error"].startswith("inference failed") and r["dlq"] is True
+    monkeypatch.setenv("DLQ_URL", "")
+    out, _ = run(sqs_event({"id": "p5", "text": "wonderful"}), capsys)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
 
 
 def test_conditional_check_failed_is_200_other_dynamodb_errors_are_500(
