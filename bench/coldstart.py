@@ -7,21 +7,36 @@ exported to ONNX with torch.onnx.export (our side, with a model lock like the im
 
 - ours:   `import handlers.analysis` (powertools, boto3: the handler's init), then
           handlers.common.model.get_model(MODEL_DIR, MODEL_LOCK) + predict - exactly what
-          lambda_handler calls (the lock verification, i.e. re-hashing every model file, is
-          INCLUDED in our cold start; the DynamoDB put is not, on either side).
+          lambda_handler calls (the lock verification, i.e. re-hashing every model byte, is
+          INCLUDED in our cold start; the DynamoDB put is not, on either side). The lock is
+          laid out as in the image: the project's lock plus the `runtime` section and the
+          runtime/ files `release build` makes (release/modelformat.py, docs/model-format.md).
+- before: the same, with the project's lock only (no runtime model: the session is built
+          from the source ONNX, the way every image loaded before the runtime format).
 - theirs: transformers.pipeline("sentiment-analysis", model=DIR, device=-1).
 
 Cold start = a fresh Python process: interpreter start + imports + model load + first
 inference, measured from just before the parent spawns the child to the first result
 (page cache warm for both, as on a Lambda worker that already pulled the image).
-Warm = per-text latency (one text per call) over --warm texts after the first, p50/p95.
+Warm = per-text latency (one text per call) over --warm texts after the first, p50/p95;
+each cold run times every --runs-th of them, so load drift hits every side alike.
+Peak RSS = the child's ru_maxrss (everything: interpreter, imports, model, inference).
+ModelLoadTimeMs = the handler's metric (SentimentModel.load_ms: lock read + verification +
+runtime import + session), p50 over the cold runs.
 Both sides get the same thread count (--threads, default 1: a small Lambda's vCPU).
 
 Torch lives in a separate venv (default bench/.work/venv) so the project's lock never
-pulls it; --setup creates it (`pip install torch==2.13.0 transformers`).
+pulls it; --setup creates it (`pip install torch==2.13.0 transformers onnx`: onnx for
+torch.onnx.export).
+
+--image: also the same cold start inside the built image: the model pinned in a copy of
+this project, `release build` (native, base from the cached test rootfs), then per run
+`docker run --rm --network none --read-only IMAGE` with its CMD's handler (analysis)
+invoked once on one direct-invoke item (a private dockerd is started and stopped; the
+DynamoDB put fails at once: no network, one attempt).
 
 Usage: .venv/bin/python bench/coldstart.py [--runs 5] [--warm 200] [--threads 1]
-       [--dim 384] [--layers 4] [--vocab 30522] [--setup] [--json FILE]
+       [--dim 384] [--layers 4] [--vocab 30522] [--setup] [--image] [--json FILE]
 """
 
 from __future__ import annotations
@@ -72,7 +87,7 @@ print(json.dumps({"params": params}))
 """
 
 OURS = r"""
-import json, sys, time
+import json, resource, sys, time
 spawn, repo, model_dir, lock, threads = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 texts = json.loads(sys.stdin.read())
 sys.path.insert(0, repo)
@@ -90,11 +105,13 @@ for t in texts[1:]:
     out.append([p.label, list(p.logits)])
 print(json.dumps({"cold_ms": (t_done - spawn) * 1000, "start_ms": (t_imp - spawn) * 1000,
                   "import_ms": (t_load - t_imp) * 1000, "load_ms": (t_first - t_load) * 1000,
-                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out}))
+                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out,
+                  "model_load_ms": model.load_ms, "runtime": model.lock.runtime is not None,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 THEIRS = r"""
-import json, sys, time
+import json, resource, sys, time
 spawn, hf_dir, threads = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 texts = json.loads(sys.stdin.read())
 t_imp = time.time()
@@ -113,7 +130,9 @@ for t in texts[1:]:
     out.append([best["label"], None])
 print(json.dumps({"cold_ms": (t_done - spawn) * 1000, "start_ms": (t_imp - spawn) * 1000,
                   "import_ms": (t_load - t_imp) * 1000, "load_ms": (t_first - t_load) * 1000,
-                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out}))
+                  "first_ms": (t_done - t_first) * 1000, "warm_ms": lat, "outputs": out,
+                  "model_load_ms": (t_first - t_load) * 1000,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -144,6 +163,15 @@ def write_lock(model_dir: Path, lock_path: Path) -> None:
     lock_path.write_text(json.dumps({"schema": 1, "source": "local", "repo": "bench/distilbert-random",
                                      "revision": "main", "commit": "0" * 40, "files": files,
                                      "digest": "sha256:" + root}, indent=2))
+
+
+def write_image_lock(model_dir: Path, lock_path: Path, out: Path) -> None:
+    """What `release build` bakes: the project's lock + the runtime section, and the
+    runtime files next to it (the build's own converter: release.modelformat)."""
+    sys.path.insert(0, str(REPO))
+    from release import modelformat, modelpin
+
+    modelformat.bake(modelpin.read_lock(lock_path), model_dir, out)
 
 
 def child_env(threads: int) -> dict[str, str]:
@@ -177,6 +205,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=30522)
     ap.add_argument("--venv", type=Path, default=WORK / "venv", help="venv with torch==2.13.0 + transformers")
     ap.add_argument("--setup", action="store_true", help="create --venv if missing")
+    ap.add_argument("--image", action="store_true", help="also cold-start the built image in docker")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     a = ap.parse_args()
 
@@ -185,7 +214,7 @@ def main() -> None:
         if not a.setup:
             raise SystemExit(f"no torch venv at {a.venv}; run with --setup (pip install torch==2.13.0 transformers)")
         subprocess.run([sys.executable, "-m", "venv", str(a.venv)], check=True)
-        subprocess.run([str(tpy), "-m", "pip", "install", "-q", "torch==2.13.0", "transformers"], check=True)
+        subprocess.run([str(tpy), "-m", "pip", "install", "-q", "torch==2.13.0", "transformers", "onnx"], check=True)
 
     mdir = WORK / f"distilbert-d{a.dim}-l{a.layers}-v{a.vocab}"
     lock = mdir / "model.lock.json"
@@ -198,42 +227,179 @@ def main() -> None:
             raise SystemExit(f"model build failed:\n{p.stderr[-3000:]}")
         (mdir / "params.json").write_text(p.stdout.strip().splitlines()[-1])
         write_lock(mdir / "onnx-model", lock)
+    image_lock = mdir / "image" / "model.lock.json"
+    if not image_lock.exists():
+        print("converting to the runtime format (release.modelformat) ...", file=sys.stderr)
+        write_image_lock(mdir / "onnx-model", lock, mdir / "image")
     params = json.loads((mdir / "params.json").read_text())["params"]
     data = texts(a.warm + 1)
     env = child_env(a.threads)
-    ours_cmd = [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(lock), str(a.threads)]
-    theirs_cmd = [str(tpy), THEIRS, str(mdir / "hf"), str(a.threads)]
-    # one untimed run each warms the page cache, then alternate so drift hits both sides
-    run_child(ours_cmd, data[:2], env)
-    run_child(theirs_cmd, data[:2], env)
-    ours, theirs = [], []
+    sides = {
+        "ours": [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(image_lock), str(a.threads)],
+        "before": [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(lock), str(a.threads)],
+        "theirs": [str(tpy), THEIRS, str(mdir / "hf"), str(a.threads)],
+    }
+    # one untimed run each warms the page cache, then alternate so drift hits every side
+    for cmd in sides.values():
+        run_child(cmd, data[:2], env)
+    res: dict[str, list[dict]] = {k: [] for k in sides}
     for i in range(a.runs):
         print(f"run {i + 1}/{a.runs}", file=sys.stderr)
-        ours.append(run_child(ours_cmd, data if i == 0 else data[:2], env))
-        theirs.append(run_child(theirs_cmd, data if i == 0 else data[:2], env))
+        # each run times its share of the warm texts, so load drift hits every side alike
+        share = [data[0], *data[1 + i :: a.runs]]
+        for k, cmd in sides.items():
+            res[k].append(run_child(cmd, share, env))
+    assert all(r["runtime"] for r in res["ours"]) and not any(r["runtime"] for r in res["before"])
+    image = image_cold_starts(a, mdir) if a.image else None
 
-    agree = sum(o[0] == t[0] for o, t in zip(ours[0]["outputs"], theirs[0]["outputs"], strict=True))
+    outs = {k: [o for r in v for o in r["outputs"]] for k, v in res.items()}
+    warm = {k: [x for r in v for x in r["warm_ms"]] for k, v in res.items()}
+    agree = sum(o[0] == t[0] for o, t in zip(outs["ours"], outs["theirs"], strict=True))
+    same = max(abs(x - y) for o, b in zip(outs["ours"], outs["before"], strict=True)
+               for x, y in zip(o[1], b[1], strict=True))
     med = statistics.median
+
+    def m(key: str) -> tuple[float, float, float]:
+        return tuple(med(r[key] for r in res[k]) for k in ("ours", "before", "theirs"))  # type: ignore[return-value]
+
+    def w(q: float) -> tuple[float, float, float]:
+        return tuple(pct(warm[k], q) for k in ("ours", "before", "theirs"))  # type: ignore[return-value]
+
     rows = [
-        ("cold start (ms, median)", med(r["cold_ms"] for r in ours), med(r["cold_ms"] for r in theirs)),
-        ("  interpreter start", med(r["start_ms"] for r in ours), med(r["start_ms"] for r in theirs)),
-        ("  imports", med(r["import_ms"] for r in ours), med(r["import_ms"] for r in theirs)),
-        ("  model load (ours: +ort import, verify)", med(r["load_ms"] for r in ours), med(r["load_ms"] for r in theirs)),
-        ("  first inference", med(r["first_ms"] for r in ours), med(r["first_ms"] for r in theirs)),
-        ("warm p50 per text (ms)", pct(ours[0]["warm_ms"], 0.5), pct(theirs[0]["warm_ms"], 0.5)),
-        ("warm p95 per text (ms)", pct(ours[0]["warm_ms"], 0.95), pct(theirs[0]["warm_ms"], 0.95)),
+        ("cold start (ms, median)", *m("cold_ms")),
+        ("  interpreter start", *m("start_ms")),
+        ("  imports", *m("import_ms")),
+        ("  model load (ours: +ort import, verify)", *m("load_ms")),
+        ("  first inference", *m("first_ms")),
+        ("ModelLoadTimeMs p50 (handler metric)", *m("model_load_ms")),
+        ("peak RSS (MB, median)", *m("rss_mb")),
+        ("warm p50 per text (ms)", *w(0.5)),
+        ("warm p95 per text (ms)", *w(0.95)),
     ]
     print(f"model: DistilBERT dim={a.dim} layers={a.layers} vocab={a.vocab} ({params / 1e6:.1f}M params, "
-          f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}")
-    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(ours[0]['outputs'])}")
-    print(f"{'metric':40} {'ours (onnxruntime)':>19} {'transformers':>13} {'theirs/ours':>12}")
-    for name, o, t in rows:
-        print(f"{name:40} {o:19.1f} {t:13.1f} {t / o if o else float('nan'):11.2f}x")
+          f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(outs['ours'])}; "
+          f"max |logit| difference runtime format vs source ONNX: {same:.2e}")
+    print(f"{'metric':40} {'ours (runtime fmt)':>18} {'before (src ONNX)':>18} {'transformers':>13} "
+          f"{'theirs/ours':>12} {'theirs/before':>14}")
+    for name, o, b, t in rows:
+        print(f"{name:40} {o:18.1f} {b:18.1f} {t:13.1f} {t / o if o else float('nan'):11.2f}x "
+              f"{t / b if b else float('nan'):13.2f}x")
+    cold = rows[0]
+    print(f"targets: cold start theirs/ours {cold[3] / cold[1]:.2f}x; peak RSS ours/theirs "
+          f"{rows[6][1] / rows[6][3]:.0%} (<= 60%); warm p95 ours {rows[8][1]:.1f} ms vs before {rows[8][2]:.1f} ms")
+    if image:
+        print(f"in the image (docker run --network none --read-only, CMD's handler once; {len(image)} runs):")
+        for key, label in (("wall_ms", "  docker run -> handler result (ms, median)"),
+                           ("in_ms", "  python start -> handler result, in the container"),
+                           ("model_load_ms", "  ModelLoadTimeMs p50 (in the container)"),
+                           ("rss_mb", "  peak RSS (MB, in the container)")):
+            print(f"{label:48} {med(r[key] for r in image):10.1f}")
+        print(f"  process cold start for comparison (ms, median) {cold[1]:10.1f}")
     if a.json:
-        a.json.write_text(json.dumps({"rows": [{"metric": n, "ours": o, "transformers": t} for n, o, t in rows],
-                                      "params": params, "agree": agree, "runs": a.runs, "warm": a.warm,
-                                      "threads": a.threads}, indent=2))
+        a.json.write_text(json.dumps({"rows": [{"metric": n, "ours": o, "before": b, "transformers": t}
+                                               for n, o, b, t in rows],
+                                      "image": image, "params": params, "agree": agree, "runs": a.runs,
+                                      "warm": a.warm, "threads": a.threads}, indent=2))
 
+
+IN_IMAGE = r"""
+import importlib, json, resource, sys, time
+spawn = float(sys.argv[1]); t_py = time.time()
+mod, _, fn = sys.argv[2].rpartition(".")
+handler = getattr(importlib.import_module(mod), fn)
+class Ctx:
+    function_name = "analysis"; function_version = "$LATEST"; memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:analysis"
+    aws_request_id = "cold-1"; log_group_name = "/aws/lambda/analysis"; log_stream_name = "bench"
+    def get_remaining_time_in_millis(self): return 60_000
+out = handler({"id": "cold-1", "text": sys.argv[3]}, Ctx())
+t_done = time.time()
+from handlers.common import model as mm
+(m,) = mm._CACHE.values()
+print(json.dumps({"in_ms": (t_done - spawn) * 1000, "py_ms": (t_done - t_py) * 1000, "model_load_ms": m.load_ms,
+                  "runtime": m.lock.runtime is not None, "status": out.get("statusCode"),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def image_cold_starts(a: argparse.Namespace, mdir: Path) -> list[dict]:
+    """The same cold start inside the built image (see the module doc)."""
+    import re
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "bench"))
+    from build import start_dockerd, start_registry  # bench/build.py
+
+    from tests.fixtures.docker import make_rootfs
+    from tests.fixtures.tools import copy_project
+
+    work = Path(tempfile.mkdtemp(prefix="coldstart-image-"))
+    dockerd = reg = None
+    try:
+        p = copy_project(work / "p", git=True)
+        shutil.copytree(mdir / "onnx-model", p / "model" / "bench-model")
+        toml = (p / "release.toml").read_text()
+        toml = re.sub(r'path = "model/examples/sst2-tiny"', 'path = "model/bench-model"', toml)
+        toml = re.sub(r"include = \[.*?\]", 'include = ["config.json", "tokenizer.json", '
+                      '"tokenizer_config.json", "onnx/model.onnx"]', toml, count=1)
+        # the analysis handler first: the image's CMD is the first function
+        head, sep, rest = toml.partition("[functions]")
+        block, blank, tail = rest.partition("\n\n")
+        first, *fns = block.split("\n")
+        fns.sort(key=lambda ln: not ln.startswith("analysis ="))
+        (p / "release.toml").write_text(head + sep + "\n".join([first, *fns]) + blank + tail)
+        env = {**os.environ, "RELEASE_CACHE_DIR": str(work / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+
+        def release(*args: str) -> str:
+            r = subprocess.run([sys.executable, "-m", "release", *args], cwd=p, env=env,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"release {' '.join(args)} failed: {r.stderr[-2000:]}")
+            return r.stdout.strip().splitlines()[-1]
+
+        print("image: pin, base, build ...", file=sys.stderr)
+        release("model", "pin")
+        env["RELEASE_BASE"] = release("base", "--rootfs", str(make_rootfs()), "--out", f"oci:{work / 'base'}")
+        reg, host = start_registry(work)
+        ref = release("build", "--push", f"{host}/coldstart")
+        dockerd, docker_host, _ = start_dockerd()
+        denv = {**os.environ, "DOCKER_HOST": docker_host}
+        subprocess.run(["docker", "pull", "-q", ref], env=denv, check=True, capture_output=True)
+        cfg = json.loads(subprocess.run(["docker", "image", "inspect", ref], env=denv, check=True,
+                                        capture_output=True, text=True).stdout)[0]["Config"]
+        cmd = cfg["Cmd"][0]
+        assert cmd == "handlers.analysis.lambda_handler", cmd
+        text = texts(1)[0]
+        out = []
+        for i in range(a.runs + 1):  # the first run warms the page cache, as on the process side
+            spawn = time.time()
+            r = subprocess.run(
+                ["docker", "run", "--rm", "--network", "none", "--read-only", "--user", "1000:1000",
+                 "-e", f"ORT_INTRA_OP_THREADS={a.threads}", "-e", f"OMP_NUM_THREADS={a.threads}",
+                 "-e", "AWS_DEFAULT_REGION=us-east-1", "-e", "AWS_ACCESS_KEY_ID=bench", "-e",
+                 "AWS_SECRET_ACCESS_KEY=bench", "-e", "AWS_MAX_ATTEMPTS=1", "-e", "AWS_RETRY_MODE=standard",
+                 "-e", "AWS_ENDPOINT_URL=http://127.0.0.1:9",
+                 "--entrypoint", "python3", ref, "-c", IN_IMAGE, f"{spawn:.6f}", cmd, text],
+                env=denv, capture_output=True, text=True, timeout=300)
+            wall = (time.time() - spawn) * 1000
+            if r.returncode != 0:
+                raise SystemExit(f"in-image run failed: {r.stderr[-2000:]}")
+            doc = json.loads(r.stdout.strip().splitlines()[-1])
+            assert doc["runtime"], "the image's handler did not load the runtime model"
+            doc["wall_ms"] = wall
+            if i:
+                out.append(doc)
+        return out
+    finally:
+        for proc in (dockerd, reg):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

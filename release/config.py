@@ -48,6 +48,8 @@ class ModelConfig(_Section):
 
 
 class ImageConfig(_Section):
+    """The one image: its base (by digest), where it is stored, and where things go in it."""
+
     base: str
     registry: str = "oci:.release/registry"
     requirements: str = "handlers/requirements.lock"
@@ -56,6 +58,34 @@ class ImageConfig(_Section):
     model_dir: str = "/opt/model"
     workdir: str = "/var/task"
     max_size: int | None = Field(default=None, gt=0)
+
+
+_MODULE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+_DIR = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+
+
+class CodeConfig(_Section):
+    """Your code's contract with `release` (what your repository must contain).
+
+    `package`: the directory (a Python package, next to the config) shipped as the image's
+    code layer at `<[image].workdir>/<package>`; the `[functions]` handlers live in it.
+    `policy`: a directory shipped at `<workdir>/policy` (read by your handlers, e.g. Rego).
+    `predict`: `MODULE:CALLABLE` the offline canary calls once as
+    `CALLABLE(model_dir, lock_path=LOCK)`; the object it returns has
+    `predict(texts, batch_size=N)` giving, per text, an object with `label` (NEGATIVE or
+    POSITIVE), `confidence` (0..1) and optionally `logits` (two floats).
+    `invoke`: the module `release invoke` runs as `python -m MODULE HANDLER`, the event on
+    stdin, the handler's JSON result on stdout; exit 0 returned, 1 raised, 2 bad event.
+    Both are imported from the image's code layer only.
+    """
+
+    package: str = Field(default="handlers", pattern=f"^{_DIR}$")
+    policy: str = Field(default="policy", pattern=f"^{_DIR}$")
+    predict: str = Field(
+        default="handlers.common.model:SentimentModel.load",
+        pattern=rf"^{_MODULE}:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+    )
+    invoke: str = Field(default="handlers.common.invoke", pattern=f"^{_MODULE}$")
 
 
 class SigningConfig(_Section):
@@ -102,7 +132,8 @@ class CanaryConfig(_Section):
 
 
 class TrafficConfig(_Section):
-    canary_weight: float = Field(default=0.1, gt=0, lt=1)
+    #: share of alias traffic on the new version during the live canary: 0 < w < 1
+    canary_weight: float = Field(default=0.1)
     bake_seconds: int = Field(default=300, ge=0)
     min_samples: int = Field(default=3000, ge=0)
     deadline_seconds: int = Field(default=3600, ge=0)
@@ -115,6 +146,14 @@ class TrafficConfig(_Section):
     max_p99_increase: float = Field(default=0.2, ge=0)
 
 
+    @field_validator("canary_weight")
+    @classmethod
+    def _weight(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"must be between 0 and 1, both excluded (a share of the alias traffic), got {v}")
+        return v
+
+
 class EnvironmentConfig(_Section):
     target: Literal["lambda", "local"] = "local"
     functions: dict[str, str] = Field(default_factory=dict)
@@ -122,6 +161,14 @@ class EnvironmentConfig(_Section):
     region: str | None = None
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     alarms: list[str] = Field(default_factory=list)
+    #: the functions' environment variables (what Lambda gives them; `release invoke`
+    #: passes them, `release iam --function` reads table and queue names from them)
+    variables: dict[str, str] = Field(default_factory=dict)
+    #: per function, on top of `variables`: `[environments.ENV.function_variables.NAME]`
+    function_variables: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def variables_of(self, function: str) -> dict[str, str]:
+        return {**self.variables, **self.function_variables.get(function, {})}
 
 
 class LedgerConfig(_Section):
@@ -213,6 +260,7 @@ class ConfigFile(_Section):
         Annotated[str, Field(pattern=_FUNC_NAME.pattern)],
         Annotated[str, Field(pattern=_HANDLER.pattern)],
     ]
+    code: CodeConfig = Field(default_factory=CodeConfig)
     signing: SigningConfig = Field(default_factory=SigningConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
@@ -224,13 +272,20 @@ class ConfigFile(_Section):
     def _functions(self) -> ConfigFile:
         if not self.functions:
             raise ValueError("[functions] must map at least one function to a handler")
+        outside = sorted(f for f, h in self.functions.items() if h.split(".", 1)[0] != self.code.package)
+        if outside:
+            raise ValueError(
+                f"[functions].{outside[0]}: the handler must live in the code package "
+                f"{self.code.package!r} ([code].package)"
+            )
         for env_name, env in self.environments.items():
-            unknown = sorted(set(env.functions) - set(self.functions))
-            if unknown:
-                raise ValueError(
-                    f"[environments.{env_name}].functions names {', '.join(unknown)}, "
-                    "not in [functions]"
-                )
+            for key, names in (("functions", env.functions), ("function_variables", env.function_variables)):
+                unknown = sorted(set(names) - set(self.functions))
+                if unknown:
+                    raise ValueError(
+                        f"[environments.{env_name}].{key} names {', '.join(unknown)}, "
+                        "not in [functions]"
+                    )
         return self
 
 
@@ -254,6 +309,10 @@ class Config:
     @property
     def functions(self) -> dict[str, str]:
         return self.file.functions
+
+    @property
+    def code(self) -> CodeConfig:
+        return self.file.code
 
     @property
     def signing(self) -> SigningConfig:
@@ -306,6 +365,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     if len(parts) == 1:
         return f"[{parts[0]}]" if parts[0] not in ("functions",) else "[functions]"
     section, *rest = parts
+    if section == "environments" and len(rest) > 1:  # [environments.prod].traffic.x
+        section, rest = f"environments.{rest[0]}", rest[1:]
     return f"[{section}]." + ".".join(rest)
 
 

@@ -56,6 +56,40 @@ class LockedFile(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class RuntimeSource(BaseModel):
+    """The locked file a runtime format was made from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class RuntimeConverter(BaseModel):
+    """What made the runtime format (see release/modelformat.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    onnxruntime: str
+    optimization: Literal["basic", "extended"]
+    external_min_bytes: int = Field(ge=0)
+
+
+class RuntimeModel(BaseModel):
+    """The fast-loading model `release build` derives from the locked ONNX: only in the
+    image's lock (/opt/release/model.lock.json), never in the project's. `dir` is relative
+    to the lock file's directory; `digest` is the root digest of `files`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["onnx-external-data-v1"]
+    dir: str
+    files: list[LockedFile]
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    source: RuntimeSource
+    converter: RuntimeConverter
+
+
 class ModelLock(BaseModel):
     """`model/model.lock.json`: the model, pinned."""
 
@@ -68,9 +102,14 @@ class ModelLock(BaseModel):
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
     files: list[LockedFile]
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    #: the image's lock only: the runtime format made from the locked ONNX at build time
+    runtime: RuntimeModel | None = None
 
     def to_json(self) -> dict[str, object]:
-        return self.model_dump(by_alias=True, mode="json")
+        out = self.model_dump(by_alias=True, mode="json")
+        if out.get("runtime") is None:
+            out.pop("runtime", None)
+        return out
 
     def by_path(self) -> dict[str, LockedFile]:
         return {f.path: f for f in self.files}
@@ -122,6 +161,20 @@ def read_lock(path: Path) -> ModelLock:
             f"{path.name}: root digest {lock.digest} does not match its files "
             f"({root_digest(lock.files)}); the lock was edited"
         )
+    rt = lock.runtime
+    if rt is not None:
+        for p in [rt.dir, *(f.path for f in rt.files)]:
+            _check_relpath(p)
+        if root_digest(rt.files) != rt.digest:
+            raise VerificationFailed(
+                f"{path.name}: runtime digest {rt.digest} does not match its files; the lock was edited"
+            )
+        src = lock.by_path().get(rt.source.path)
+        if src is None or src.sha256 != rt.source.sha256:
+            raise VerificationFailed(
+                f"{path.name}: runtime model names source {rt.source.path} ({rt.source.sha256[:12]}), "
+                "which is not a locked file"
+            )
     return lock
 
 

@@ -11,7 +11,10 @@ against its digest), hashing every file as it streams, and builds:
   or `pkg:generic/NAME@COMMIT` for a local model) from the lock baked at
   /opt/release/model.lock.json, every model file as a nested `file` component with its
   SHA-256 (the image's bytes must equal the lock, else VerificationFailed), and
-  `modelCard` from the README.md front matter when present;
+  `modelCard` from the README.md front matter when present; the runtime model the build
+  derived from it (/opt/release/runtime/*, docs/model-format.md) as a second
+  machine-learning-model component that depends on the pinned one (file hashes checked
+  against the image, source digest and converter version as properties);
 - the base image as a `container` component with its digest (label
   org.opencontainers.image.base.digest, else the base layers' digests);
 - the policy and handler trees as `application` components with nested files + hashes;
@@ -83,6 +86,41 @@ def _scan(view: Any) -> tuple[dict[str, tuple[int, str]], dict[str, bytes], dict
                 if want:
                     keep[name] = bytes(buf)
     return files, keep, roles
+
+
+def _runtime_component(
+    lock: dict[str, Any], rt: dict[str, Any], purl: str, files: dict[str, tuple[int, str]],
+    components: list[dict[str, Any]], digest: str,
+) -> str:
+    """The runtime model (docs/model-format.md) as its own machine-learning-model
+    component: its files with hashes (checked against the image), source and converter."""
+    rt_dir = f"{MODEL_LOCK.rsplit('/', 1)[0]}/{rt['dir']}"
+    ref = f"{purl}#runtime"
+    parts = []
+    for f in rt["files"]:
+        got = files.get(f"{rt_dir}/{f['path']}")
+        if got is None or got[1] != f["sha256"]:
+            raise VerificationFailed(
+                f"image {digest}: runtime model file /{rt_dir}/{f['path']} differs from the baked lock"
+            )
+        parts.append({"type": "file", "bom-ref": f"{ref}/{f['path']}", "name": f"/{rt_dir}/{f['path']}",
+                      "hashes": [{"alg": "SHA-256", "content": f["sha256"]}]})
+    conv = rt["converter"]
+    components.append({
+        "type": "machine-learning-model",
+        "bom-ref": ref,
+        "name": f"{lock['repo']} ({rt['format']})",
+        "version": str(lock["commit"]),
+        "hashes": [{"alg": "SHA-256", "content": str(rt["digest"]).removeprefix("sha256:")}],
+        "properties": [
+            {"name": "release:runtime-format", "value": str(rt["format"])},
+            {"name": "release:runtime-source", "value": f"{rt['source']['path']}@sha256:{rt['source']['sha256']}"},
+            {"name": "release:converter", "value": f"onnxruntime {conv['onnxruntime']}"},
+            {"name": "release:converter-optimization", "value": str(conv["optimization"])},
+        ],
+        "components": parts,
+    })
+    return ref
 
 
 def _wanted(name: str) -> bool:
@@ -250,6 +288,7 @@ def generate(
 
     # model
     model_ref = None
+    extra_refs: list[str] = []
     if MODEL_LOCK in keep:
         lock = json.loads(keep[MODEL_LOCK])
         model_dir = (dict(e.split("=", 1) for e in (view.config.get("config") or {}).get("Env") or [] if "=" in e).get("MODEL_DIR", "/opt/model")).strip("/")
@@ -298,6 +337,11 @@ def generate(
             model["modelCard"] = card
         components.append(model)
         deps[purl] = []
+        rt = lock.get("runtime")
+        if rt:  # the pre-optimized model the handler runs, derived from the pinned one
+            runtime_ref = _runtime_component(lock, rt, purl, files, components, digest)
+            deps[runtime_ref] = [purl]
+            extra_refs.append(runtime_ref)  # the image runs it
 
     # policy and handler code
     for role, title in (("policy", "policy"), ("code", "handlers")):
@@ -322,7 +366,7 @@ def generate(
         )
         deps[f"app:{title}"] = sorted(top) if role == "code" else []
 
-    root_deps = ["base-image", *([model_ref] if model_ref else []), *[
+    root_deps = ["base-image", *([model_ref] if model_ref else []), *extra_refs, *[
         f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps
     ], *sorted(top)]
     dependencies = [{"ref": image_ref, "dependsOn": root_deps}] + [

@@ -224,19 +224,24 @@ def _check_model_layer(cfg: Config, v: Verification, root: Path) -> ModelLayerCl
         return ModelLayerClaim(ok=False, reason=exc.message)
     v.lock = lock
     lock_digest = "sha256:" + hashlib.sha256(lock_bytes(lock)).hexdigest()
-    model_dir = root / IMAGE_MODEL_DIR
+    model_rel = cfg.image.model_dir.strip("/")  # [image].model_dir (default /opt/model)
+    model_dir = root / model_rel
     if not model_dir.is_dir():
-        reason = f"no model directory /{IMAGE_MODEL_DIR} in the image"
+        reason = f"no model directory /{model_rel} in the image"
         v.add("model layer", False, reason)
         return ModelLayerClaim(ok=False, reason=reason, lock_digest=lock_digest)
+    from release.modelformat import verify_runtime
+
     res = modelpin.verify_dir(model_dir, lock, progress=False)
     changed = [p for p, _ in res.changed]
-    if res.ok:
+    problems = res.problems() + verify_runtime(lock_path.parent, lock)  # + the runtime model
+    if not problems:
         ok, reason = True, ""
-        v.add("model layer", True, f"{len(lock.files)} files match the baked lock {lock.digest}")
+        v.add("model layer", True, f"{len(lock.files)} files match the baked lock {lock.digest}"
+              + (f", runtime model {lock.runtime.digest[:19]}" if lock.runtime else ""))
     else:
         ok = False
-        reason = "; ".join(res.problems()[:5])
+        reason = "; ".join(problems[:5])
         v.add("model layer", False, reason)
     # the baked lock must be the project's lock when we verify from a project checkout
     label = v.labels.get("dev.release.model.digest")

@@ -4,7 +4,8 @@
   (builder id = the workflow identity GITHUB_SERVER_URL/GITHUB_WORKFLOW_REF), elsewhere
   our documented local build type and builder; resolvedDependencies by URI: the source
   (`git+https://...@REF`), the base image (`oci://...@sha256:` or a `pkg:oci` purl), the
-  model (`pkg:huggingface/REPO@COMMIT`), the model lock root digest, requirements.lock.
+  model (`pkg:huggingface/REPO@COMMIT`), the model lock root digest, requirements.lock, the runtime model the build derived (digest,
+  source digest, converter version).
   Checked against attestations/slsa-provenance-v1.schema.json in the tests.
 - CycloneDX SBOM (`https://cyclonedx.org/bom`): release.sbom.generate.
 - OpenSSF model signing v1.0: the statement model-signing itself signs (built with its
@@ -146,6 +147,11 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
                     },
                 }
             )
+    runtime = (lock or {}).get("runtime")
+    if runtime:  # the pre-optimized model the build derived (docs/model-format.md)
+        deps.append({"name": "model-runtime", "digest": {"sha256": runtime["digest"][7:]},
+                     "annotations": {"path": f"/opt/release/{runtime['dir']}/"}})
+        deps.append({"uri": f"pkg:pypi/onnxruntime@{runtime['converter']['onnxruntime']}", "name": "model-converter"})
     req = cfg.resolve(cfg.image.requirements)
     rd = _file_digest(req)
     if rd:
@@ -186,6 +192,8 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
         if repo:
             external["source"] = repo
         internal = {}
+    if runtime:
+        internal["modelRuntime"] = {k: runtime[k] for k in ("format", "digest", "source", "converter")}
     from release import __version__
 
     return {

@@ -72,6 +72,18 @@ class ReleaseRecord:
     verification: list[Check]
     timeline: list[TimelineEntry]
 
+    @property
+    def failed_claims(self) -> list[Check]:
+        return [c for c in self.verification if not c.ok]
+
+    @property
+    def verdict(self) -> str:
+        """One line a reviewer reads first: pass / N of M claims failed / not re-verified."""
+        if not self.verification:
+            return "not re-verified"
+        n, m = len(self.failed_claims), len(self.verification)
+        return f"pass: all {m} claims verified" if n == 0 else f"FAIL: {n} of {m} claims failed"
+
 
 @dataclass(frozen=True)
 class AuditReport:
@@ -82,5 +94,29 @@ class AuditReport:
     events: int
     releases: list[ReleaseRecord]
 
+    @property
+    def claims(self) -> tuple[int, int]:
+        """(failed, total) over every release's re-verified claims plus the ledger chain."""
+        checks = [c for r in self.releases for c in r.verification]
+        return sum(not c.ok for c in checks) + (not self.chain_ok), len(checks) + 1
+
+    @property
+    def ok(self) -> bool:
+        return self.claims[0] == 0
+
+    @property
+    def verdict(self) -> str:
+        failed, total = self.claims
+        unverified = sum(1 for r in self.releases if not r.verification)
+        tail = f" ({unverified} release(s) not re-verified)" if unverified else ""
+        if failed == 0:
+            return f"pass: all {total} claims verified{tail}"
+        return f"FAIL: {failed} of {total} claims failed{tail}"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        failed, total = self.claims
+        doc["verdict"] = {"ok": failed == 0, "failed": failed, "claims": total, "text": self.verdict}
+        for rec, r in zip(doc["releases"], self.releases, strict=True):
+            rec["verdict"] = r.verdict
+        return doc

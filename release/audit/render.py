@@ -24,6 +24,7 @@ def _mark(ok: bool | None) -> str:
 
 def to_markdown(report: AuditReport) -> str:
     out = [f"# Release audit{f' — {report.env}' if report.env else ''}", ""]
+    out += [f"**Verdict: {_mark(report.ok)} {report.verdict}**", ""]
     out.append(
         f"Generated {report.generated}. Ledger chain: {_mark(report.chain_ok)} "
         f"{report.chain_detail} ({report.events} events)."
@@ -42,6 +43,7 @@ def to_markdown(report: AuditReport) -> str:
         )
     for r in report.releases:
         out += ["", f"## `{r.digest}`", ""]
+        out += _summary_md(r)
         out.append(f"- **when**: {r.time}; **by**: {r.actor}; **signer**: {r.signer or '—'}")
         if r.workflow_run:
             out.append(f"- **workflow run**: {r.workflow_run}")
@@ -77,6 +79,21 @@ def to_markdown(report: AuditReport) -> str:
             for t in r.timeline:
                 out.append(f"| {t.seq} | {t.time} | {t.action} | {t.env} | {t.actor} |")
     return "\n".join(out) + "\n"
+
+
+def _summary_md(r: ReleaseRecord) -> list[str]:
+    """The one-screen summary a reviewer reads before the details."""
+    ok = None if not r.verification else not r.failed_claims
+    canary = "—" if r.canary is None else ("passed" if r.canary.passed else "FAILED")
+    gate = "—" if r.decision_allow is None else ("allow" if r.decision_allow else "deny")
+    out = [
+        f"> **{_mark(ok)} {r.verdict}** · gate {gate} · canary {canary} · "
+        f"model `{r.model_repo or '—'}@{(r.model_commit or '—')[:12]}` · "
+        f"commit `{(r.source_commit or '—')[:12]}` · by {r.signer or r.actor}",
+    ]
+    for c in r.failed_claims:
+        out.append(f">  - ❌ {c.name}: {c.detail}")
+    return [*out, ""]
 
 
 def _check_text(ch: Check) -> str:
@@ -178,6 +195,7 @@ h1{font-size:1.6rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:0}h3{font-size:
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px;word-break:break-all}
 table{border-collapse:collapse;width:100%;margin:.3rem 0}th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #f0f1f3;vertical-align:top}
 th{color:#374151;font-weight:600;width:11rem}.badge{display:inline-block;border-radius:999px;padding:.05rem .6rem;font-size:12px;font-weight:600}
+.verdict .badge{font-size:1.2rem;padding:.3rem .8rem}.summary{border-left:4px solid #d1d5db;padding-left:.6rem}
 .ok{background:#dcfce7;color:#166534}.bad{background:#fee2e2;color:#991b1b}.na{background:#f3f4f6;color:#4b5563}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}.chart .grid{stroke:#eef0f3}.chart .axis{font-size:10px;fill:#6b7280}.chart-title{font-size:12px;font-weight:600;fill:#111827}
 ul{margin:.2rem 0 .2rem 1.2rem;padding:0}details summary{cursor:pointer;color:#374151}
@@ -205,9 +223,22 @@ def _release_html(r: ReleaseRecord) -> str:
         ),
         ("gate decision", _badge(r.decision_allow, "allow", "deny")),
     ]
+    ok = None if not r.verification else not r.failed_claims
+    canary = None if r.canary is None else r.canary.passed
+    summary = (
+        f'<div class="summary"><p>{_badge(ok, escape(r.verdict), escape(r.verdict))} '
+        f"gate {_badge(r.decision_allow, 'allow', 'deny')} canary {_badge(canary)}</p>"
+        + (
+            "<ul>" + "".join(f"<li><b>{escape(c.name)}</b>: {escape(c.detail)}</li>" for c in r.failed_claims)
+            + "</ul>"
+            if r.failed_claims else ""
+        )
+        + "</div>"
+    )
     parts = [
         '<section class="card release">',
         f'<h2>Release <code class="digest">{escape(r.digest)}</code></h2>',
+        summary,
         "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>",
     ]
     if r.decision_reasons:
@@ -267,6 +298,7 @@ def to_html(report: AuditReport) -> str:
     title = f"Release audit{' — ' + report.env if report.env else ''}"
     body = [
         f"<h1>{escape(title)}</h1>",
+        f'<p class="verdict">{_badge(report.ok, escape(report.verdict), escape(report.verdict))}</p>',
         f'<p class="meta">Generated {escape(report.generated)} · ledger chain '
         f"{_badge(report.chain_ok, 'intact', 'BROKEN')} {escape(report.chain_detail)} · "
         f"{report.events} events · {len(report.releases)} release(s)</p>",

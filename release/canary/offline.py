@@ -3,8 +3,8 @@
 `run(cfg, ref, baseline=...)` extracts the image's "model", "code" (and "deps") layers
 into a temporary directory, re-hashes the model files against the lock baked into the
 image (/opt/release/model.lock.json) and refuses on any mismatch (VerificationFailed,
-before anything runs), then runs the image's `handlers.common.model.SentimentModel` over
-the corpus in a child Python process whose import path starts at the extracted code, so
+before anything runs), then runs the image's canary entry point (`[code].predict`, the
+example model's `handlers.common.model:SentimentModel.load` by default) over the corpus in a child Python process whose import path starts at the extracted code, so
 the repository's own handlers/ can never stand in for the image's. The model is loaded
 once and the corpus is scored in batches; per-batch latency is measured in the child.
 
@@ -30,11 +30,13 @@ from release.canary import report as rpt
 from release.errors import CanaryFailed, UsageError, VerificationFailed
 
 DEFAULT_BATCH = 64
-#: where things live inside the image (ARCHITECTURE contract 1)
+#: where things live inside the image by default (ARCHITECTURE contract 1); the model
+#: directory and the code's working directory come from [image].model_dir / .workdir
 IMAGE_MODEL_DIR = "opt/model"
 IMAGE_LOCK = "opt/release/model.lock.json"
 IMAGE_CODE_DIR = "var/task"
 IMAGE_DEPS_DIR = "opt/deps"
+DEFAULT_PREDICT = "handlers.common.model:SentimentModel.load"
 
 
 # --- the corpus -----------------------------------------------------------------------
@@ -101,20 +103,26 @@ class ModelRun:
 # The child process: import path = the extracted code (and deps) first, nothing from the
 # caller's working directory (-I), one load, batched predict, JSON out.
 _RUNNER = r"""
-import json, sys, time
-code_dir, model_dir, lock_path, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-sys.path[:0] = [code_dir, *sys.argv[5:]]
+import importlib, json, sys, time
+code_dir, model_dir, lock_path, batch, entry = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+sys.path[:0] = [code_dir, *sys.argv[6:]]
 t0 = time.perf_counter()
-import handlers.common.model as mm
+mod_name, qual = entry.split(":", 1)
+mm = importlib.import_module(mod_name)
+load_fn = mm
+for part in qual.split("."):
+    load_fn = getattr(load_fn, part)
 texts = json.loads(sys.stdin.buffer.read())
-model = mm.SentimentModel.load(model_dir, lock_path=lock_path)
+model = load_fn(model_dir, lock_path=lock_path)
 load = time.perf_counter() - t0
 out, lat = [], []
 for i in range(0, len(texts), batch):
     s = time.perf_counter()
-    preds = model.predict(texts[i:i + batch], batch_size=batch)
+    preds = list(model.predict(texts[i:i + batch], batch_size=batch))
     lat.append(time.perf_counter() - s)
-    out.extend([p.label, float(p.confidence), [float(x) for x in p.logits]] for p in preds)
+    for p in preds:
+        lg = getattr(p, "logits", None)
+        out.append([p.label, float(p.confidence), None if lg is None else [float(x) for x in lg]])
 sys.stdout.write(json.dumps({"module": mm.__file__, "load_s": load, "batches": lat, "outputs": out}))
 """
 
@@ -132,12 +140,15 @@ def verify_model_dir(model_dir: Path, lock_path: Path, where: str) -> Any:
         raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
     if not model_dir.is_dir():
         raise VerificationFailed(f"{where}: no model directory")
+    from release.modelformat import verify_runtime
+
     res = modelpin.verify_dir(model_dir, lock, progress=False)
-    if not res.ok:
+    problems = res.problems() + verify_runtime(lock_path.parent, lock)  # the file the handler runs
+    if problems:
         raise VerificationFailed(
             f"{where}: model does not match the lock baked in the image "
-            f"({len(res.problems())} problem(s)); refusing to run it",
-            details=res.problems(),
+            f"({len(problems)} problem(s)); refusing to run it",
+            details=problems,
         )
     return lock
 
@@ -152,13 +163,16 @@ def run_on_model_dir(
     batch_size: int = DEFAULT_BATCH,
     where: str = "model",
     python: str | None = None,
+    predict: str = DEFAULT_PREDICT,
 ) -> ModelRun:
-    """Verify `model_dir` against `lock_path`, then score `corpus` with the
-    `handlers.common.model.SentimentModel` found in `code_dir` (nowhere else)."""
+    """Verify `model_dir` against `lock_path`, then score `corpus` with the entry point
+    `predict` (`MODULE:CALLABLE`, [code].predict) found in `code_dir` (nowhere else)."""
     lock = verify_model_dir(model_dir, lock_path, where)
-    if not (code_dir / "handlers" / "common" / "model.py").is_file():
+    mod_path = predict.split(":", 1)[0].replace(".", "/")
+    if not any((code_dir / p).is_file() for p in (f"{mod_path}.py", f"{mod_path}/__init__.py")):
         raise VerificationFailed(
-            f"{where}: no handlers/common/model.py in the image's code; cannot run its model"
+            f"{where}: no {mod_path}.py in the image's code ([code].predict = {predict!r}); "
+            "cannot run its model"
         )
     texts = [c.text for c in corpus]
     with tempfile.TemporaryDirectory(prefix="release-canary-") as cwd:
@@ -174,6 +188,7 @@ def run_on_model_dir(
                 str(model_dir.resolve()),
                 str(lock_path.resolve()),
                 str(batch_size),
+                predict,
                 *(str(d.resolve()) for d in deps_dirs),
             ],
             input=json.dumps(texts).encode(),
@@ -202,7 +217,7 @@ def run_on_model_dir(
             id=c.id,
             label=label,
             confidence=conf,
-            logits=(logits[0], logits[1]),
+            logits=None if logits is None else (logits[0], logits[1]),
             expected=c.expected,  # type: ignore[arg-type]
         )
         for c, (label, conf, logits) in zip(corpus, outs, strict=True)
@@ -273,12 +288,13 @@ def run_image(
             )
         image.extract(["model", "code"], root)
         run = run_on_model_dir(
-            root / IMAGE_MODEL_DIR,
+            root / cfg.image.model_dir.strip("/"),
             root / IMAGE_LOCK,
-            root / IMAGE_CODE_DIR,
+            root / cfg.image.workdir.strip("/"),
             corpus.items,
             batch_size=batch_size,
             where=f"image {short}",
+            predict=cfg.code.predict,
         )
     return report_for_run(
         run,

@@ -1,12 +1,13 @@
 """The `release` command line: parse, call one library function, print the typed result.
 
 No logic lives here. Data (digests, JSON) goes to stdout; progress and verdicts go to
-stderr. With `--json` exactly one JSON document is printed on stdout, errors included
-(`{"error": ..., "exit_code": ...}`).
+stderr. With `--json` exactly one JSON document is printed on stdout whatever the exit
+code: the command's result when it has one (a failed check's result, with exit 1), else
+`{"error", "details", "exit_code"}` (usage errors included).
 
 Exit codes: 0 done/allowed, 1 a check said no, 2 bad usage/config/input, 3 an outside
-system failed. Every option can also be set through a `RELEASE_*` environment variable
-(README lists them).
+system failed. An option can be set through an environment variable exactly when its
+`--help` names one (`[env: RELEASE_...]`); docs/cli.md lists them all.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _register() -> None:
 
 #: command modules under release/cli/ (each defines click commands on `cli`)
 COMMAND_MODULES: list[str] = [
-    "model", "deploy", "canary", "evidence", "verify", "image", "pipeline", "readiness",
+    "model", "deploy", "canary", "evidence", "verify", "image", "pipeline", "readiness", "iam",
 ]
 
 
@@ -118,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        code = exc.exit_code if exc.exit_code else EXIT_USAGE
+        if _json_requested(args):  # the one rule: --json always leaves one document on stdout
+            click.echo(json.dumps({"error": exc.format_message(), "details": [], "exit_code": code}, indent=2))
+        sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(0)

@@ -19,6 +19,15 @@ class _DigestGroup(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The help shows the options of `release canary DIGEST` too (they belong to the
+        hidden `run` command)."""
+        run = self.commands["run"]
+        rows = [r for p in run.get_params(ctx) if (r := p.get_help_record(ctx)) is not None]
+        with formatter.section("Options of release canary DIGEST"):
+            formatter.write_dl(rows)
+        super().format_options(ctx, formatter)
+
 
 @cli.group("canary", cls=_DigestGroup)
 def canary() -> None:

@@ -42,11 +42,18 @@ def _decision_lines(out: Out, decision: Any) -> None:
     help="Evaluate the policy over this Evidence JSON document instead of collecting it "
     "(a policy dry run; not recorded in the ledger) [env: RELEASE_GATE_EVIDENCE].",
 )
+@click.option(
+    "--save-evidence",
+    "save_evidence",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Evidence document the decision was made on here (JSON; input of a "
+    "later `release gate --evidence` dry run).",
+)
 @_ACTOR
 @common
 def gate_cmd(
     config_path: Path | None, out: Out, digest: str, env: str, evidence_file: Path | None,
-    actor: str | None,
+    save_evidence: Path | None, actor: str | None,
 ) -> None:
     """Collect and verify the Evidence for DIGEST and evaluate the release policy
     (policy/release/*.rego) over it. Prints allow or deny with every reason; exit 1 on deny.
@@ -74,7 +81,13 @@ def gate_cmd(
             raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
         decision = gate.evaluate(ev, gate.policy_for(cfg))
     else:
-        decision = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor).decision
+        res = promote.gate(cfg, ref, env, promote.load_provider(), actor=actor)
+        decision, ev = res.decision, res.evidence
+    if save_evidence is not None:
+        from release._io import atomic_write_bytes
+
+        atomic_write_bytes(save_evidence, ev.model_dump_json(indent=2).encode() + b"\n")
+        out.status(f"evidence written to {save_evidence}")
     if not decision.allow and not out.as_json:
         raise promote.denied(decision)
     _decision_lines(out, decision)
@@ -172,8 +185,12 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     """Run FUNCTION of the image promoted to ENV (a local environment) from that image's
     own layers, with the event in EVENT (a JSON file, or - for stdin).
 
-    The handler's JSON result goes to stdout. Exit 1 when the handler raised (its
-    Lambda-style error document is printed), 2 for a bad event or usage.
+    The function gets the environment it has in Lambda ([environments.ENV].variables and
+    .function_variables.FUNCTION) plus your AWS_* settings (credentials, AWS_PROFILE,
+    AWS_CA_BUNDLE, AWS_ENDPOINT_URL). The handler's JSON result goes to stdout (with
+    --json too: the result is the document). Exit 1 when the handler raised (its
+    Lambda-style error document is printed) or returned a statusCode >= 500; a 4xx is an
+    answer (exit 0). Exit 2 for a bad event or usage.
     """
     from release.deploy.local import invoke
 
@@ -182,9 +199,11 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     for line in res.stderr.splitlines()[-200:] if res.returncode != 0 else []:
         out.status(line)
     click.echo(json.dumps(res.result, indent=None if out.as_json else 2, sort_keys=True))
-    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: "
-               f"{'returned' if res.returncode == 0 else 'raised'}")
-    if res.returncode != 0:
+    how = "raised" if res.returncode != 0 else "returned"
+    if isinstance(res.result, dict) and "statusCode" in res.result:
+        how += f" statusCode {res.result['statusCode']}"
+    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: {how}")
+    if res.failed:
         raise SystemExit(1)
 
 

@@ -154,7 +154,16 @@ def attest_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pinned trusted_root.json (default: Sigstore public good, as shipped).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--json", "as_json", is_flag=True, envvar="RELEASE_JSON",
+              help="Print one JSON document on stdout [env: RELEASE_JSON].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RELEASE_CONFIG",
+    help="Take the verify policy from this config's [signing] when no --key or "
+    "--certificate-identity is given [env: RELEASE_CONFIG; default: none needed].",
+)
 @click.argument("artifact")
 def verify_bundle_cmd(
     bundle_path: Path,
@@ -164,17 +173,23 @@ def verify_bundle_cmd(
     key: Path | None,
     trusted_root: Path | None,
     as_json: bool,
+    config_path: Path | None,
     artifact: str,
 ) -> None:
     """The Sigstore client conformance interface: verify the bundle over ARTIFACT (a file,
     or sha256:<hex>) offline. Exit 0 valid, 1 invalid (with the reason), 2 bad usage.
-    Needs no release.toml."""
-    from release.attest.verify import Policy, verify_bundle
+    Needs no release.toml; with --config and neither --key nor --certificate-identity,
+    the policy is the config's [signing]."""
+    from release.attest.verify import Policy, policy_from_config, verify_bundle
     from release.digest import Digest, is_digest
     from release.errors import UsageError
 
     out = Out(as_json)
-    if key is not None:
+    click.get_current_context().meta["release.json"] = as_json
+    if config_path is not None and key is None and not (certificate_identity or certificate_identity_regexp):
+        cfg = load_config(config_path)
+        policy = policy_from_config(cfg.signing, cfg.root)
+    elif key is not None:
         if certificate_identity or certificate_identity_regexp:
             raise UsageError("give --key or --certificate-identity, not both")
         policy = Policy.from_key_file(key, trusted_root)

@@ -4,10 +4,12 @@ There is nothing to move: promoting writes the ledger event (done by `release.pr
 and `release invoke FUNCTION --env ENV EVENT.json` (`invoke`) runs the function from the
 promoted image's own layers: the deps, code, policy and model layers are unpacked once
 per digest under `.release/invoke/<hex>/` (the model re-hashed against the image's lock
-first) and `python3 -m handlers.common.invoke CMD` runs there with
-PYTHONPATH=<deps>:<code> and MODEL_DIR / MODEL_LOCK pointing into the extraction - the
-interpreter's own site-packages are not on the path (`-S`), so nothing from the
-checkout or the venv can stand in for the image.
+first) and `python3 -m <[code].invoke> CMD` runs there with PYTHONPATH=<deps>:<workdir>
+and MODEL_DIR / MODEL_LOCK pointing into the extraction ([image].model_dir / .workdir) -
+the interpreter's own site-packages are not on the path (`-S`), so nothing from the
+checkout or the venv can stand in for the image. The function gets its configured
+environment (`[environments.ENV].variables` + `.function_variables.NAME`) plus the
+caller's AWS credentials and endpoint settings (every `AWS_*` variable).
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ class LocalTarget:
 # --- release invoke ---------------------------------------------------------------------
 #: the image's own layers a function needs, and where they land (ARCHITECTURE contract 1)
 INVOKE_ROLES = ("deps", "code", "policy", "model")
-_DEPS, _CODE, _MODEL, _LOCK = "opt/deps", "var/task", "opt/model", "opt/release/model.lock.json"
+_DEPS, _LOCK = "opt/deps", "opt/release/model.lock.json"
+#: the caller's variables a function run by `release invoke` keeps (besides every AWS_*)
+_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,15 @@ class Invocation:
     result: Any  # the handler's JSON result (or the Lambda-style error document)
     stderr: str
     root: Path  # the extraction the function ran from
+
+    @property
+    def failed(self) -> bool:
+        """The handler raised, or returned a statusCode of 500 or more (`release invoke`
+        exits 1 on either; a 4xx is the handler answering a bad request: exit 0)."""
+        if self.returncode != 0:
+            return True
+        code = self.result.get("statusCode") if isinstance(self.result, dict) else None
+        return isinstance(code, int) and code >= 500
 
 
 def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
@@ -91,7 +104,7 @@ def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
     root.parent.mkdir(parents=True, exist_ok=True)
     with staging_dir(root) as tmp:
         image.extract([r for r in INVOKE_ROLES if r in roles], tmp)
-        verify_model_dir(tmp / _MODEL, tmp / _LOCK, f"image {ref.digest[:19]}")
+        verify_model_dir(tmp / cfg.image.model_dir.strip("/"), tmp / _LOCK, f"image {ref.digest[:19]}")
         (tmp / ".complete").write_text(ref.digest + "\n")
         try:
             tmp.rename(root)
@@ -103,8 +116,9 @@ def extract_image(cfg: Config, ref: Reference) -> tuple[Path, Any]:
 
 def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0) -> Invocation:
     """Run FUNCTION of the image promoted to ENV from that image's own layers:
-    `python3 -m handlers.common.invoke <its CMD>` with the image's deps and code on the
-    import path (nothing else: no site-packages), MODEL_DIR/MODEL_LOCK in the extraction."""
+    `python3 -m <[code].invoke> <its CMD>` with the image's deps and code on the import
+    path (nothing else: no site-packages), MODEL_DIR/MODEL_LOCK in the extraction, the
+    function's configured variables and the caller's AWS_* settings."""
     import os
     import subprocess
     import sys
@@ -130,20 +144,21 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
         raise UsageError(
             f"image {ref.digest[:19]} has no function {function!r} in its dev.release.functions label"
         )
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "AWS_REGION", "AWS_DEFAULT_REGION",
-            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
-    run_env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("APP_", "POWERTOOLS_"))}
+    code_dir = root / cfg.image.workdir.strip("/")
+    run_env = {k: v for k, v in os.environ.items() if k in _KEEP or k.startswith("AWS_")}
+    run_env.update(e.variables_of(function))  # what the function gets in Lambda
     run_env.update({
-        "PYTHONPATH": os.pathsep.join([str(root / _DEPS), str(root / _CODE)]),
-        "MODEL_DIR": str(root / _MODEL),
+        "PYTHONPATH": os.pathsep.join([str(root / _DEPS), str(code_dir)]),
+        "MODEL_DIR": str(root / cfg.image.model_dir.strip("/")),
         "MODEL_LOCK": str(root / _LOCK),
+        "LAMBDA_TASK_ROOT": str(code_dir),
         "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     try:
         proc = subprocess.run(
-            [sys.executable, "-S", "-m", "handlers.common.invoke", handler],
-            input=event, capture_output=True, cwd=root / _CODE, env=run_env, timeout=timeout,
+            [sys.executable, "-S", "-m", cfg.code.invoke, handler],
+            input=event, capture_output=True, cwd=code_dir, env=run_env, timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:

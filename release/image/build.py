@@ -9,6 +9,7 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
 
     deps    /opt/deps                        pip --target, cached by the lock's digest
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
+            + /opt/release/runtime/ (the pre-optimized model, docs/model-format.md)
     policy  /var/task/policy
     code    /var/task/handlers
 
@@ -282,9 +283,14 @@ def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin
 
 def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Layer:
     """The model files straight from the content-addressed cache, each re-hashed."""
+    from release import modelformat
+
     mcache = modelpin.Cache()
     _ensure_model_cached(cfg, lock, mcache)
-    lock_bytes = modelpin.lock_bytes(lock)
+    # the fast-loading runtime model (docs/model-format.md), recorded in the image's lock
+    runtime = modelformat.runtime_for(cfg, lock, mcache)
+    image_lock = modelformat.with_runtime(lock, runtime[0] if runtime else None)
+    lock_bytes = modelpin.lock_bytes(image_lock)
     model_dir = cfg.image.model_dir.strip("/")
     entries = [
         Entry(
@@ -298,6 +304,13 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
         for f in lock.files
     ]
     entries.append(Entry(MODEL_LOCK_PATH, "file", 0o644, data=lock_bytes))
+    if runtime is not None:
+        rt, blobs = runtime
+        rt_dir = f"{MODEL_LOCK_PATH.rsplit('/', 1)[0]}/{rt.dir}"
+        entries += [
+            Entry(f"{rt_dir}/{f.path}", "file", 0o644, source=blobs[f.path], size=f.size, sha256=f.sha256)
+            for f in rt.files
+        ]
     entries = with_parents(entries)
     key = key_of("model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME))
     hit = cache.lookup(key)
@@ -480,8 +493,9 @@ def build(
         futs = [
             pool.submit(deps_layer, cfg, cache),
             pool.submit(model_layer, cfg, cache, lock),
-            pool.submit(tree_layer, cfg, cache, "policy", "policy", f"{cfg.image.workdir.strip('/')}/policy", epoch),
-            pool.submit(tree_layer, cfg, cache, "code", "handlers", f"{cfg.image.workdir.strip('/')}/handlers", epoch),
+            pool.submit(tree_layer, cfg, cache, "policy", cfg.code.policy, f"{cfg.image.workdir.strip('/')}/policy", epoch),
+            pool.submit(tree_layer, cfg, cache, "code", cfg.code.package,
+                        f"{cfg.image.workdir.strip('/')}/{cfg.code.package}", epoch),
         ]
         layers = [f.result() for f in futs]
     timings["layers"] = time.perf_counter() - t1

@@ -153,11 +153,22 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
     install_deps(cfg, ctx / "deps" / DEPS_DIR)
     model_dest = ctx / "model" / cfg.image.model_dir.strip("/")
     modelpin.fetch(cfg, dest=model_dest, lock=lock, progress=False)  # verified copy
+    from release import modelformat
+
+    mcache = modelpin.Cache()
+    runtime = modelformat.runtime_for(cfg, lock, mcache)  # fetch above filled the cache
     lock_file = ctx / "model" / MODEL_LOCK_PATH
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    lock_file.write_bytes(modelpin.lock_bytes(lock))
-    _copytree(cfg.resolve("policy"), ctx / "policy" / workdir / "policy")
-    _copytree(cfg.resolve("handlers"), ctx / "code" / workdir / "handlers")
+    lock_file.write_bytes(
+        modelpin.lock_bytes(modelformat.with_runtime(lock, runtime[0] if runtime else None))
+    )
+    if runtime is not None:
+        rt, blobs = runtime
+        (lock_file.parent / rt.dir).mkdir(parents=True, exist_ok=True)
+        for f in rt.files:
+            shutil.copyfile(blobs[f.path], lock_file.parent / rt.dir / f.path)
+    _copytree(cfg.resolve(cfg.code.policy), ctx / "policy" / workdir / "policy")
+    _copytree(cfg.resolve(cfg.code.package), ctx / "code" / workdir / cfg.code.package)
 
 
 def build_docker(

@@ -80,15 +80,20 @@ def lock_for(files: dict[str, bytes], commit: str = "ab" * 20) -> dict[str, Any]
     return body
 
 
-def build_image(registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None = None) -> Digest:
-    """Push a 5-layer image (base, deps, model, policy, code) and return its digest."""
+def build_image(
+    registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None = None,
+    extra_model: dict[str, bytes] | None = None,
+) -> Digest:
+    """Push a 5-layer image (base, deps, model, policy, code) and return its digest
+    (`extra_model`: more files of the model layer, by image path)."""
     mf = model_files(seed)
     lk = lock or lock_for(mf)
     layers = [
         ("base", [("etc/os-release", b"ID=test\n" + seed)]),
         ("deps", _dist_files("six") + _dist_files("idna")),
         ("model", [(f"opt/model/{p}", d) for p, d in mf.items()]
-         + [("opt/release/model.lock.json", json.dumps(lk).encode())]),
+         + [("opt/release/model.lock.json", json.dumps(lk).encode())]
+         + sorted((extra_model or {}).items())),
         ("policy", [(f"var/task/policy/{p.relative_to(REPO / 'policy').as_posix()}", p.read_bytes())
                     for p in sorted((REPO / "policy").rglob("*.rego"))]),
         ("code", [(f"var/task/handlers/{p.relative_to(REPO / 'handlers').as_posix()}", p.read_bytes())

@@ -102,6 +102,11 @@ def test_verify_bundle_cli(attested: tuple[Path, str, Any], tmp_path: Path) -> N
     )
     assert ident.code == 1
     assert "bundle has no certificate (signed with a key)" in ident.stderr
+    # --config: the policy is the config's [signing] (key:keys/signing.pem -> its .pub)
+    by_config = run_cli("verify-bundle", "--bundle", f, "--config", root / "release.toml", digest)
+    assert by_config.code == 0, by_config.stderr
+    wrong = run_cli("verify-bundle", "--bundle", f, "--config", root / "release.toml", other)
+    assert wrong.code == 1 and "not " + other in wrong.stderr
 
 
 def test_sbom_cli(project: tuple[Path, str], tmp_path: Path) -> None:

@@ -282,7 +282,7 @@ def test_invoke_runs_the_promoted_image(images: dict[str, Any], aws_env: dict[st
     root = proj / ".release" / "invoke" / d.split(":")[1]
     assert (root / ".complete").read_text().strip() == d
     assert (root / "opt" / "deps").is_dir() and (root / "var" / "task" / "handlers").is_dir()
-    assert r.stderr.splitlines()[-1] == f"analysis (handlers.analysis.lambda_handler) from {d} in local: returned"
+    assert r.stderr.splitlines()[-1] == f"analysis (handlers.analysis.lambda_handler) from {d} in local: returned statusCode 200"
     # the second call reuses the extraction
     mtime = (root / ".complete").stat().st_mtime_ns
     r = invoke("analysis", {"id": "x2", "text": "The service was awful."})

@@ -250,3 +250,37 @@ def test_tampered_model_file_fails_even_when_the_model_layer_is_cached(
     finally:
         blob.write_bytes(good)
         os.chmod(blob, 0o444)
+
+
+def test_model_layer_carries_the_runtime_model_named_in_the_image_lock(
+    build_cli: Callable[..., Any], project: Path, tmp_path: Path
+) -> None:
+    """docs/model-format.md: the pre-optimized model sits in the model layer next to the
+    image's lock, which records its digests, its source and its converter; the pin is unchanged."""
+    import onnxruntime
+
+    from handlers.common import model as mm
+    from release import modelpin
+
+    r, doc = build_cli()
+    assert r.code == 0, r.stderr
+    img = open_image(open_registry("oci:.release/registry", project), doc["digest"])
+    img.extract(["model"], tmp_path)
+    image_lock = modelpin.read_lock(tmp_path / "opt" / "release" / "model.lock.json")
+    project_lock = modelpin.read_lock(project / "model" / "model.lock.json")
+    assert image_lock.digest == project_lock.digest and image_lock.files == project_lock.files
+    rt = image_lock.runtime
+    assert rt is not None and rt.format == "onnx-external-data-v1" and rt.dir == "runtime"
+    assert rt.source.path == "onnx/model.onnx"
+    assert rt.source.sha256 == project_lock.by_path()["onnx/model.onnx"].sha256
+    assert rt.converter.onnxruntime == onnxruntime.__version__
+    assert f"onnxruntime=={onnxruntime.__version__} " in (project / "handlers" / "requirements.lock").read_text()
+    for f in rt.files:
+        data = (tmp_path / "opt" / "release" / "runtime" / f.path).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (f.size, f.sha256)
+    assert sorted(p.name for p in (tmp_path / "opt" / "release" / "runtime").iterdir()) == [
+        "model.onnx", "model.weights"]
+    # the handler's loader serves exactly these files
+    m = mm.SentimentModel.load(tmp_path / "opt" / "model", tmp_path / "opt" / "release" / "model.lock.json")
+    assert m.lock.runtime is not None and m.lock.runtime.digest == rt.digest
+    assert m.predict(["a wonderful, brilliant film"])[0].label == "POSITIVE"
