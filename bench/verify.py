@@ -34,8 +34,8 @@ TYPES = [
     "https://slsa.dev/provenance/v1",
     "https://cyclonedx.org/bom",
     "https://model_signing/signature/v1.0",
-    "https://release.dev/canary-report/v1",
-    "https://release.dev/promotion/v1",
+    "https://github.com/release-platform/release/attestations/canary-report/v1",
+    "https://github.com/release-platform/release/attestations/promotion/v1",
 ]
 
 
@@ -45,12 +45,19 @@ def inner(root: str, digest: str, pub: str) -> int:
 
     reg = open_registry("oci:reg", Path(root))
     pol = Policy.from_key_file(Path(pub))
+    from release.attest import statements
+    from release.image.inspect import open_image
+    from release.sbom import _scan
+
+    lock = statements.baked_lock(_scan(open_image(reg, digest)))  # type: ignore[arg-type]
+    assert lock is not None
     for t in TYPES:
-        verify_stored(reg, digest, t, pol)
+        # the model signature is model-signing's statement: about the model's root digest
+        verify_stored(reg, digest, t, pol, subject=lock["digest"] if t == TYPES[2] else None)
     return 0
 
 
-def setup(tmp: Path) -> tuple[str, Path, list[Path]]:
+def setup(tmp: Path) -> tuple[str, Path, list[tuple[Path, str]]]:
     from release.attest import sign, statements, store
     from release.image.registry import open_registry
     from tests.attest.conftest import build_image
@@ -83,7 +90,7 @@ def setup(tmp: Path) -> tuple[str, Path, list[Path]]:
     for i, b in enumerate(store.fetch_bundles(reg, digest)):
         f = tmp / f"b{i}.json"
         f.write_bytes(b.bundle)
-        files.append(f)
+        files.append((f, lock["digest"] if b.predicate_type == TYPES[2] else digest))
     return digest, tmp / "k.pem.pub", files
 
 
@@ -106,11 +113,11 @@ def main() -> int:
             "release verify --offline (12 claims)": [[py, "-m", "release", "verify", digest, "--offline"]],
             "library (5 bundles, 1 process)": [[py, __file__, "--inner", str(tmp), digest, str(pub)]],
             "cli x5 (verify-bundle, 5 processes)": [
-                [py, "-m", "release", "verify-bundle", "--bundle", str(f), "--key", str(pub), digest]
-                for f in files
+                [py, "-m", "release", "verify-bundle", "--bundle", str(f), "--key", str(pub), subject]
+                for f, subject in files
             ],
             "cli x1 (verify-bundle, 1 bundle)": [
-                [py, "-m", "release", "verify-bundle", "--bundle", str(files[0]), "--key", str(pub), digest]
+                [py, "-m", "release", "verify-bundle", "--bundle", str(files[0][0]), "--key", str(pub), files[0][1]]
             ],
             "python -c pass (interpreter floor)": [[py, "-c", "pass"]],
         }

@@ -21,8 +21,13 @@ from release._io import canonical_json
 PROVENANCE = "https://slsa.dev/provenance/v1"
 SBOM = "https://cyclonedx.org/bom"
 MODEL_SIGNATURE = "https://model_signing/signature/v1.0"
-CANARY = "https://release.dev/canary-report/v1"
-PROMOTION = "https://release.dev/promotion/v1"
+#: Our own predicate types are named under the project's repository (the home of their
+#: JSON Schemas, attestations/NAME.schema.json), one path segment per major version:
+#: `<PREDICATE_BASE>/NAME/vN`. Verification accepts exactly these URIs (docs/verifying.md).
+PROJECT_URL = "https://github.com/release-platform/release"
+PREDICATE_BASE = PROJECT_URL + "/attestations"
+CANARY = PREDICATE_BASE + "/canary-report/v1"
+PROMOTION = PREDICATE_BASE + "/promotion/v1"
 
 #: short names the policy uses for the predicate types it requires
 PREDICATES: dict[str, str] = {

@@ -6,7 +6,7 @@ Each stage is the same library call its own command makes (`release model verify
 `release build`, `release sbom`, `release attest`, `release canary`, `release gate`,
 `release promote`), so the pipeline can never disagree with the commands. A failing stage
 raises its `ReleaseError`, whose exit code is the pipeline's. Outputs (SBOM, canary
-report, audit summary) go to `.release/out/<digest hex[:12]>/`.
+report, model signature `model.sig`, audit summary) go to `.release/out/<digest hex[:12]>/`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Literal
 from release.config import Config
 from release.digest import Reference, parse_reference
 from release.errors import CanaryFailed, CheckFailed, UsageError
+from release.evidence import MODEL_SIGNATURE
 
 STAGES = ("lock", "build", "sbom", "attest", "canary", "gate", "promote")
 
@@ -180,7 +181,19 @@ def _attest(
 
     ref: Reference = ctx["ref"]
     done = _sign(cfg, res, ctx, statements.build(cfg, _registry(cfg, ctx), ref.digest))
-    return f"{len(done)} statements signed ({_signer(cfg, ctx).description}) and attached", {}
+    data: dict[str, Any] = {}
+    model = [a for a in done if a.predicate_type == MODEL_SIGNATURE]
+    if model:
+        # the model signature as a file, for `model_signing verify ... --signature model.sig`
+        from release._io import atomic_write_bytes
+        from release.attest.store import fetch_bundles
+
+        stored = {b.referrer: b.bundle for b in fetch_bundles(_registry(cfg, ctx), ref.digest, MODEL_SIGNATURE)}
+        assert res.out_dir is not None
+        path = res.out_dir / "model.sig"
+        atomic_write_bytes(path, stored[model[-1].referrer])
+        data["model_signature"] = str(path)
+    return f"{len(done)} statements signed ({_signer(cfg, ctx).description}) and attached", data
 
 
 def _sign(cfg: Config, res: PipelineResult, ctx: dict[str, Any], predicates: list[Any]) -> list[Any]:

@@ -23,7 +23,7 @@ from typing import Any
 from release.audit.model import Check
 from release.config import Config
 from release.digest import Digest, Reference, parse_reference
-from release.errors import ReleaseError, RemoteError, UsageError
+from release.errors import ReleaseError, RemoteError, UsageError, VerificationFailed
 from release.evidence import (
     CANARY,
     MODEL_SIGNATURE,
@@ -181,7 +181,9 @@ def verify_release(
     v.promotions = verify_all_stored(registry, ref.digest, PROMOTION, policy)
     canaries = verify_all_stored(registry, ref.digest, CANARY, policy)
     for name, pt in ALL_PREDICATES.items():
-        v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy)
+        # the model signature is model-signing's: about the model (the lock's root digest)
+        model = v.lock.digest if name == "model" and v.lock is not None else None
+        v.attestations[name] = _verify_attestation(registry, ref, name, pt, policy, model)
         att = v.attestations[name]
         if name == "promotion" and not att.present:
             continue  # written at promote time; absent before the first promotion
@@ -316,12 +318,18 @@ def _check_model_layer(cfg: Config, v: Verification, merged: Any, image: Any) ->
     )
 
 
-def _verify_attestation(registry: Any, ref: Reference, name: str, predicate_type: str, policy: Any) -> Attestation:
-    """The newest stored bundle of one predicate type that verifies (`verify_stored`)."""
+def _verify_attestation(
+    registry: Any, ref: Reference, name: str, predicate_type: str, policy: Any, model: str | None = None
+) -> Attestation:
+    """The newest stored bundle of one predicate type that verifies (`verify_stored`);
+    `model`: the statement must be about this model root digest instead of the image."""
     from release.attest.verify import NoAttestation, verify_stored
 
     try:
-        vs = verify_stored(registry, ref.digest, predicate_type, policy)
+        if name == "model" and model is None:
+            raise VerificationFailed("no readable model lock in the image to check the model signature against")
+        about = {"subject": model, "about": "the image's model"} if model else {}
+        vs = verify_stored(registry, ref.digest, predicate_type, policy, **about)
     except NoAttestation:
         return Attestation(name, predicate_type, present=False, ok=False, reason="missing")
     except RemoteError:
@@ -474,8 +482,10 @@ def _sbom_model_matches(comps: list[dict[str, Any]], lock: Any) -> tuple[bool, s
 def _workflow_of(builder_id: str) -> str | None:
     """`.github/workflows/release.yml` of a GitHub builder id
     (`https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main`);
-    `local` for a local build."""
-    if builder_id == "local":
+    `local` for a local build (`release.attest.statements.LOCAL_BUILDER_ID`)."""
+    from release.attest.statements import LOCAL_BUILDER_ID
+
+    if builder_id in ("local", LOCAL_BUILDER_ID):
         return "local"
     path = builder_id.partition("/.github/workflows/")[2]
     return ".github/workflows/" + path.partition("@")[0] if path else None
@@ -496,7 +506,11 @@ def _check_provenance(cfg: Config, v: Verification) -> ProvenanceClaim:
     workflow = _workflow_of(builder)
     deps = (pred.get("buildDefinition") or {}).get("resolvedDependencies") or []
     named = {str(d.get("name")): d.get("digest") or {} for d in deps if d.get("name")}
-    source = [d.get("digest") or {} for d in deps if str(d.get("uri", "")).startswith("git")]
+    source = [
+        d.get("digest") or {}
+        for d in deps
+        if d.get("name") == "source" or str(d.get("uri", "")).startswith("git+")
+    ]
     commit = source[0].get("gitCommit") if source else None
     labels = v.labels
     problems: list[str] = []

@@ -25,7 +25,7 @@ good := {
 		"provenance": sig("https://slsa.dev/provenance/v1"),
 		"sbom": sig("https://cyclonedx.org/bom"),
 		"model": sig("https://model_signing/signature/v1.0"),
-		"canary": sig("https://release.dev/canary-report/v1"),
+		"canary": sig("https://github.com/release-platform/release/attestations/canary-report/v1"),
 	},
 	"sbom": {"ok": true, "reason": "", "present": true, "subject_ok": true, "model_files_match_lock": true},
 	"provenance": {

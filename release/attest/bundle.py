@@ -6,7 +6,7 @@ A bundle is JSON (`application/vnd.dev.sigstore.bundle.v0.3+json`):
      "payloadType": "application/vnd.in-toto+json", "signatures": [{"sig": b64}]}}
 
 Key-mode bundles (a key file or AWS KMS) carry `verificationMaterial.publicKey.hint`
-(the SHA-256 of the DER public key, base64) and no transparency-log entries; keyless
+(hex SHA-256 of the PEM public key, as OpenSSF model-signing writes and checks it) and no transparency-log entries; keyless
 bundles come from sigstore-python with the Fulcio certificate and the Rekor entry.
 The DSSE signature covers PAE(payloadType, payload) (DSSE v1.0).
 """
@@ -44,8 +44,15 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def key_hint(public_der: bytes) -> str:
-    """The publicKey hint we write: base64 SHA-256 of the DER SubjectPublicKeyInfo."""
-    return base64.b64encode(hashlib.sha256(public_der).digest()).decode()
+    """The publicKey hint we write, in OpenSSF model-signing's form (its `verify key`
+    rejects any other): hex SHA-256 of the PEM SubjectPublicKeyInfo. The hint is an
+    unauthenticated label; only the signature check counts."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = serialization.load_der_public_key(public_der).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(pem).hexdigest()
 
 
 def key_bundle(payload: bytes, signature: bytes, public_der: bytes) -> bytes:

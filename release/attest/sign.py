@@ -254,13 +254,19 @@ def attest(
     subject_name: str | None = None,
 ) -> list[Attestation]:
     """Sign one statement per (predicate type, predicate) about `digest` and attach each
-    bundle to the image in `registry` as an OCI referrer."""
+    bundle to the image in `registry` as an OCI referrer. The model signature is
+    model-signing's own statement (subject: the model's root digest)."""
+    from release.attest.statements import model_statement
     from release.attest.store import attach_bundle
+    from release.evidence import MODEL_SIGNATURE
 
     name = subject_name or registry.name
     out = []
     for ptype, pred in predicates:
-        bundle = signer.sign(statement(name, digest, ptype, pred))
+        # model-signing's statement is about the model (its root digest), not the image;
+        # the referrer ties it to the image, verify ties its digest to the image's lock
+        st = model_statement(pred) if ptype == MODEL_SIGNATURE else statement(name, digest, ptype, pred)
+        bundle = signer.sign(st)
         ref = attach_bundle(registry, digest, bundle, ptype)
         out.append(
             Attestation(ptype, ref, "sha256:" + hashlib.sha256(bundle).hexdigest(), len(bundle))

@@ -1,13 +1,17 @@
 """The predicates `release attest` signs about an image digest.
 
-- SLSA provenance v1: builder id = the workflow identity (GITHUB_SERVER_URL/
-  GITHUB_WORKFLOW_REF in Actions) or `local`; externalParameters (functions, registry,
-  platform); resolvedDependencies: git commit, base image digest, model commit + lock
-  digest, requirements.lock digest (from the image labels and the repo); the runtime model
-  the build derived from the locked ONNX (its digest, source digest, converter version).
+- SLSA provenance v1: in GitHub Actions the actions/buildtypes `workflow/v1` build type
+  (builder id = the workflow identity GITHUB_SERVER_URL/GITHUB_WORKFLOW_REF), elsewhere
+  our documented local build type and builder; resolvedDependencies by URI: the source
+  (`git+https://...@REF`), the base image (`oci://...@sha256:` or a `pkg:oci` purl), the
+  model (`pkg:huggingface/REPO@COMMIT`), the model lock root digest, requirements.lock, the runtime model the build derived (digest,
+  source digest, converter version).
+  Checked against attestations/slsa-provenance-v1.schema.json in the tests.
 - CycloneDX SBOM (`https://cyclonedx.org/bom`): release.sbom.generate.
-- OpenSSF model signing v1.0 manifest: the locked model files (name, sha256) in
-  model_signing's `serialization`/`resources` form, read from the image's baked lock.
+- OpenSSF model signing v1.0: the statement model-signing itself signs (built with its
+  library): subject = the model (name + root digest, = the lock's digest), predicate =
+  the locked files (name, sha256), read from the image's baked lock. `model_signing
+  verify` accepts the bundle for the image's model directory.
 - Our own predicates (canary report, promotion) from files, validated against
   attestations/*.schema.json.
 """
@@ -42,91 +46,217 @@ def _file_digest(p: Path) -> str | None:
         return None
 
 
+#: the buildType and builder of a build outside GitHub Actions (docs/verifying.md)
+LOCAL_BUILD_TYPE = evidence.PREDICATE_BASE + "/buildtypes/local/v1"
+LOCAL_BUILDER_ID = evidence.PROJECT_URL + "/builders/local/v1"
+#: GitHub's build type for a top-level Actions workflow (actions/buildtypes workflow/v1)
+GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
+
+
+def _github() -> dict[str, str] | None:
+    """The GitHub Actions context the build type reads, or None outside Actions."""
+    keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_REF")
+    env = {k: os.environ.get(k, "") for k in keys}
+    if not (os.environ.get("GITHUB_ACTIONS") == "true" and all(env.values())):
+        return None
+    for k in ("GITHUB_EVENT_NAME", "GITHUB_REPOSITORY_ID", "GITHUB_REPOSITORY_OWNER_ID",
+              "RUNNER_ENVIRONMENT", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"):
+        env[k] = os.environ.get(k, "")
+    return env
+
+
 def builder_id() -> str:
-    ref = os.environ.get("GITHUB_WORKFLOW_REF")
-    if ref:
-        return f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{ref}"
-    return "local"
+    """The workflow identity on GitHub (`https://github.com/OWNER/REPO/.github/workflows/
+    release.yml@REF`, what the keyless certificate names), else LOCAL_BUILDER_ID."""
+    gh = _github()
+    if gh:
+        return f"{gh['GITHUB_SERVER_URL']}/{gh['GITHUB_WORKFLOW_REF']}"
+    return LOCAL_BUILDER_ID
+
+
+def https_repo(url: str | None) -> str | None:
+    """A git remote as the `https://HOST/PATH` URI the provenance names (no `.git`, no
+    credentials); None for a local path or anything else that is not a network URL."""
+    import re
+
+    if not url:
+        return None
+    m = re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?/?", url)
+    if m:
+        return f"https://{m.group(1)}/{m.group(2)}"
+    m = re.fullmatch(r"https://(?:[^@/]+@)?([^/]+)/(.+?)(?:\.git)?/?", url)
+    return f"https://{m.group(1)}/{m.group(2)}" if m else None
+
+
+def _base_uri(location: str, digest: str) -> str:
+    """`oci://HOST/REPO@sha256:...` for a registry base; a `pkg:oci` purl (no
+    repository_url) for a base in a local layout or the local Docker engine."""
+    hexd = digest.removeprefix("sha256:")
+    if location.startswith(("oci:", "docker-daemon:")):
+        name = location.partition(":")[2].rstrip("/").rsplit("/", 1)[-1].split(":")[0] or "base"
+        return f"pkg:oci/{name.lower()}@sha256%3A{hexd}"
+    repo = location
+    if ":" in repo.rsplit("/", 1)[-1]:  # drop a tag; the digest names the image
+        repo = repo.rsplit(":", 1)[0]
+    return f"oci://{repo}@sha256:{hexd}"
 
 
 def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, Any]:
+    """SLSA provenance v1 (https://slsa.dev/provenance/v1) for the image `view`: on GitHub
+    Actions the `workflow/v1` build type of actions/buildtypes, elsewhere LOCAL_BUILD_TYPE.
+    Every dependency is named by a URI (git+https, purl, oci://) and a digest."""
+    gh = _github()
     labels = view.labels
-    deps: list[dict[str, Any]] = []
     rev = labels.get("org.opencontainers.image.revision")
-    src = labels.get("org.opencontainers.image.source")
+    repo = (
+        f"{gh['GITHUB_SERVER_URL']}/{gh['GITHUB_REPOSITORY']}"
+        if gh
+        else https_repo(labels.get("org.opencontainers.image.source"))
+    )
+    deps: list[dict[str, Any]] = []
     if rev:
-        deps.append({"uri": f"git+{src}" if src else "git", "digest": {"gitCommit": rev}})
+        src: dict[str, Any] = {"name": "source", "digest": {"gitCommit": rev}}
+        if repo:
+            src["uri"] = f"git+{repo}@{gh['GITHUB_REF'] if gh else rev}"
+        deps.append(src)
+
+    def in_source(path: str) -> dict[str, str]:
+        return {"uri": f"git+{repo}@{rev}#{path}"} if repo and rev else {}
+
     base = labels.get("org.opencontainers.image.base.digest")
     # the base the build was given (RELEASE_BASE overrides [image].base, as in the build)
     base_given = os.environ.get("RELEASE_BASE") or cfg.image.base
     base_loc = base_given.rpartition("@")[0] or base_given
     if base:
-        uri = base_loc if base_loc.startswith(("oci:", "docker-daemon:")) else f"oci://{base_loc}"
-        deps.append({"uri": uri, "digest": {"sha256": base.removeprefix("sha256:")}, "name": "base"})
+        deps.append({"uri": _base_uri(base_loc, base), "digest": {"sha256": base.removeprefix("sha256:")}, "name": "base"})
     if lock:
-        deps.append(
-            {
-                "uri": f"pkg:huggingface/{lock['repo']}" if lock.get("source", "hub") == "hub" else f"file:{lock['repo']}",
-                "digest": {"gitCommit": lock["commit"]},
-                "name": "model",
-            }
-        )
+        model: dict[str, Any] = {"name": "model", "digest": {"gitCommit": lock["commit"]}}
+        if lock.get("source", "hub") == "hub":
+            model["uri"] = f"pkg:huggingface/{lock['repo']}@{lock['commit']}"
+        else:
+            model.update(in_source(str(lock["repo"])))
+        deps.append(model)
         if str(lock.get("digest", "")).startswith("sha256:"):
             deps.append(
-                {"uri": "file:/opt/release/model.lock.json", "digest": {"sha256": lock["digest"][7:]}, "name": "model-lock"}
+                {
+                    "name": "model-lock",
+                    "digest": {"sha256": lock["digest"][7:]},
+                    "annotations": {
+                        "digestOf": "OpenSSF model-signing root digest of the locked model files",
+                        "path": "/opt/release/model.lock.json",
+                    },
+                }
             )
     runtime = (lock or {}).get("runtime")
     if runtime:  # the pre-optimized model the build derived (docs/model-format.md)
-        deps.append({"uri": f"file:/opt/release/{runtime['dir']}/", "digest": {"sha256": runtime["digest"][7:]}, "name": "model-runtime"})
+        deps.append({"name": "model-runtime", "digest": {"sha256": runtime["digest"][7:]},
+                     "annotations": {"path": f"/opt/release/{runtime['dir']}/"}})
         deps.append({"uri": f"pkg:pypi/onnxruntime@{runtime['converter']['onnxruntime']}", "name": "model-converter"})
     req = cfg.resolve(cfg.image.requirements)
     rd = _file_digest(req)
     if rd:
-        deps.append({"uri": f"file:{cfg.image.requirements}", "digest": {"sha256": rd}, "name": "requirements.lock"})
-    run_id = os.environ.get("GITHUB_RUN_ID")
+        deps.append({"name": "requirements.lock", "digest": {"sha256": rd}, **in_source(str(cfg.image.requirements))})
+    release_params = {
+        "functions": view.functions,
+        "registry": cfg.image.registry,
+        "platform": cfg.image.platform,
+        "base": f"{base_loc}@{base}" if base else base_given,
+        "model": labels.get("dev.release.model", ""),
+    }
     meta: dict[str, Any] = {}
-    if run_id:
-        meta["invocationId"] = (
-            f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
-            f"{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run_id}"
-        )
     created = view.config.get("created")
     if created:
         meta["finishedOn"] = created
+    if gh:
+        build_type = GITHUB_BUILD_TYPE
+        wf_path = gh["GITHUB_WORKFLOW_REF"].removeprefix(gh["GITHUB_REPOSITORY"] + "/").rsplit("@", 1)[0]
+        external: dict[str, Any] = {
+            "workflow": {"ref": gh["GITHUB_REF"], "repository": repo, "path": wf_path},
+        }
+        if gh["RUNNER_ENVIRONMENT"]:
+            external["runner_environment"] = gh["RUNNER_ENVIRONMENT"]
+        github = {
+            k: gh[e]
+            for k, e in (("event_name", "GITHUB_EVENT_NAME"), ("repository_id", "GITHUB_REPOSITORY_ID"),
+                         ("repository_owner_id", "GITHUB_REPOSITORY_OWNER_ID"))
+            if gh[e]
+        }
+        internal: dict[str, Any] = {"github": github, "release": release_params}
+        if gh["GITHUB_RUN_ID"]:
+            meta["invocationId"] = (
+                f"{repo}/actions/runs/{gh['GITHUB_RUN_ID']}/attempts/{gh['GITHUB_RUN_ATTEMPT'] or '1'}"
+            )
+    else:
+        build_type = LOCAL_BUILD_TYPE
+        external = {**release_params}
+        if repo:
+            external["source"] = repo
+        internal = {}
+    if runtime:
+        internal["modelRuntime"] = {k: runtime[k] for k in ("format", "digest", "source", "converter")}
+    from release import __version__
+
     return {
         "buildDefinition": {
-            "buildType": "https://release.dev/build/v1",
-            "externalParameters": {
-                "functions": view.functions,
-                "registry": cfg.image.registry,
-                "platform": cfg.image.platform,
-                "base": f"{base_loc}@{base}" if base else base_given,
-            },
-            "internalParameters": {
-                "model": labels.get("dev.release.model", ""),
-                **({"modelRuntime": {k: runtime[k] for k in ("format", "digest", "source", "converter")}} if runtime else {}),
-            },
+            "buildType": build_type,
+            "externalParameters": external,
+            "internalParameters": internal,
             "resolvedDependencies": deps,
         },
-        "runDetails": {"builder": {"id": builder_id()}, "metadata": meta},
+        "runDetails": {
+            "builder": {"id": builder_id(), "version": {"release": __version__}},
+            "metadata": meta,
+        },
     }
 
 
+#: model-signing names a model by its directory; in the image that is /opt/model
+MODEL_NAME = "model"
+
+
 def model_signature(lock: dict[str, Any]) -> dict[str, Any]:
-    """model_signing v1.0 predicate (files serialization, sha256 per resource)."""
+    """The OpenSSF model-signing v1.0 predicate of the locked files, as model-signing's own
+    `sign` writes it for the image's model directory (its default ignore paths; the lock
+    holds the same per-file sha256 and the same root digest)."""
+    return dict(json.loads(model_statement(_model_predicate(lock)))["predicate"])
+
+
+def _model_predicate(lock: dict[str, Any]) -> dict[str, Any]:
+    from release.modelpin import IGNORED
+
     return {
         "serialization": {
             "method": "files",
             "hash_type": "sha256",
             "allow_symlinks": False,
-            "ignore_paths": [],
+            "ignore_paths": list(IGNORED),
         },
         "resources": [
-            {"name": f["path"], "algorithm": "sha256", "digest": f["sha256"]}
-            for f in sorted(lock["files"], key=lambda f: f["path"])
+            {"name": f["path"], "algorithm": "sha256", "digest": f["sha256"]} for f in lock["files"]
         ],
-        "model": {"repo": lock["repo"], "commit": lock["commit"], "lock_digest": lock.get("digest")},
     }
+
+
+def model_statement(predicate: dict[str, Any]) -> bytes:
+    """The exact statement bytes model-signing signs for a manifest (its `Payload`,
+    serialised by protobuf's `MessageToJson`): subject = the model name and the root
+    digest (sha256 over the file digests in model-signing's path order)."""
+    from google.protobuf import json_format
+    from model_signing import manifest as ms_manifest
+    from model_signing._hashing import hashing as ms_hashing
+    from model_signing._signing import signing as ms_signing
+
+    try:
+        ser = ms_manifest.SerializationType.from_args(predicate["serialization"])
+        items = [
+            ser.new_item(r["name"], ms_hashing.Digest(r["algorithm"], bytes.fromhex(r["digest"])))
+            for r in predicate["resources"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"model-signing predicate is malformed: {exc}") from None
+    payload = ms_signing.Payload(ms_manifest.Manifest(MODEL_NAME, items, ser))
+    data: bytes = json_format.MessageToJson(payload.statement.pb).encode("utf-8")
+    return data
 
 
 def baked_lock(scan: Any) -> dict[str, Any] | None:

@@ -1,9 +1,11 @@
 """Bundles stored with the image: OCI 1.1 referrers (or the `sha256-<hex>` fallback tag).
 
 Each bundle is one artifact manifest whose subject is the image, artifactType
-`application/vnd.dev.sigstore.bundle.v0.3+json`, one layer holding the bundle JSON and
-the annotation `dev.sigstore.bundle.predicateType` - the layout cosign v3 and
-`gh attestation verify --bundle-from-oci` read. The registry plumbing (Referrers API or
+`application/vnd.dev.sigstore.bundle.v0.3+json`, one layer holding the bundle JSON (titled
+`sha256-<hex>.sigstore.json`) and the annotations cosign writes,
+`dev.sigstore.bundle.content`, `dev.sigstore.bundle.predicateType` and
+`org.opencontainers.image.created`, on the manifest and its referrers-index entry - the
+layout cosign v3 and `gh attestation verify --bundle-from-oci` read. The registry plumbing (Referrers API or
 fallback tag, OCI layout) is `release.image.registry`'s `attach`/`referrers`.
 
 The annotation only selects; the predicate type that counts is the one inside the
@@ -19,6 +21,9 @@ from release.attest.bundle import ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, PREDICATE_AN
 from release.digest import Digest, parse_digest
 from release.errors import VerificationFailed
 
+CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
+
 
 @dataclass(frozen=True)
 class StoredBundle:
@@ -28,6 +33,22 @@ class StoredBundle:
     bundle: bytes
 
 
+def bundle_annotations(bundle: bytes, predicate_type: str, created: str | None = None) -> dict[str, str]:
+    """The annotations cosign writes on a bundle referrer (cosign specs/BUNDLE_SPEC.md):
+    content kind, predicate type, creation time (RFC 3339, UTC)."""
+    import datetime as dt
+
+    from release.attest.bundle import parse_bundle
+
+    kind = "dsse-envelope" if parse_bundle(bundle).kind == "dsse" else "message-signature"
+    when = created or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return {
+        CONTENT_ANNOTATION: kind,
+        PREDICATE_ANNOTATION: predicate_type,
+        CREATED_ANNOTATION: when,
+    }
+
+
 def attach_bundle(registry: Any, digest: Digest, bundle: bytes, predicate_type: str) -> Digest:
     return Digest(
         registry.attach(
@@ -35,7 +56,7 @@ def attach_bundle(registry: Any, digest: Digest, bundle: bytes, predicate_type: 
             ARTIFACT_TYPE,
             bundle,
             BUNDLE_MEDIA_TYPE,
-            {PREDICATE_ANNOTATION: predicate_type},
+            bundle_annotations(bundle, predicate_type),
         )
     )
 

@@ -14,7 +14,8 @@ Order of checks (each failure is final):
      (ECDSA P-256/P-384, Ed25519, RSA);
 3. the payload is an in-toto v1 Statement (parsed here: sigstore-python's model rejects
    statements without subject names);
-4. one subject's sha256 equals the image digest;
+4. one subject's sha256 equals the image digest (for the model signature: the model's
+   root digest, model-signing's subject, which must be the image's baked lock digest);
 5. predicateType is the one expected.
 
 Predicate fields are claims of the signer; the certificate (or key) is what is trusted.
@@ -412,9 +413,11 @@ def verify_statement(
     subject_digest: str,
     predicate_type: str | None,
     trusted_root: Path | None = None,
+    *,
+    about: str = "the image",
 ) -> VerifiedStatement:
-    """Verify one bundle about `subject_digest`; see the module docstring for the order.
-    `trusted_root` overrides the policy's."""
+    """Verify one bundle about `subject_digest` (`about` names it in the failure); see the
+    module docstring for the order. `trusted_root` overrides the policy's."""
     digest = parse_digest(subject_digest)
     if trusted_root is not None:
         policy = Policy(
@@ -439,7 +442,7 @@ def verify_statement(
     subjects = _subject_digests(st)
     if digest not in subjects:
         got = ", ".join(subjects) or "no sha256 subject"
-        raise VerificationFailed(f"statement is about {got}, not the image {digest}")
+        raise VerificationFailed(f"statement is about {got}, not {about} {digest}")
     ptype = st.get("predicateType")
     if predicate_type is not None and ptype != predicate_type:
         raise VerificationFailed(f"predicate type is {ptype!r}, expected {predicate_type!r}")
@@ -513,10 +516,16 @@ def verify_stored(
     digest: str,
     predicate_type: str,
     policy: Policy,
+    *,
+    subject: str | None = None,
+    about: str = "the image",
 ) -> VerifiedStatement:
     """Fetch the bundles of `predicate_type` stored with `digest` and return the newest
     one that verifies (its `bundle_digest` is the referrer manifest digest). None stored
-    -> VerificationFailed "no ... attestation"; none valid -> the newest one's reason."""
+    -> VerificationFailed "no ... attestation"; none valid -> the newest one's reason.
+    The statement must be about `subject` (default: `digest`); the model signature is
+    about the model's root digest (model-signing's subject), which the caller takes from
+    the image's baked lock."""
     from dataclasses import replace
 
     from release.attest.store import fetch_bundles
@@ -528,7 +537,7 @@ def verify_stored(
     first_error: VerificationFailed | None = None
     for sb in reversed(stored):
         try:
-            vs = verify_statement(sb.bundle, policy, d, predicate_type)
+            vs = verify_statement(sb.bundle, policy, subject or d, predicate_type, about=about)
         except VerificationFailed as exc:
             first_error = first_error or exc
             continue

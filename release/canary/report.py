@@ -1,4 +1,4 @@
-"""The canary report: the wire format (predicate `https://release.dev/canary-report/v1`),
+"""The canary report: the wire format (predicate `release.evidence.CANARY`),
 how one is built from a model run, and how two are compared.
 
 A report holds every item's output (`items: [{id, label, confidence, logits, expected}]`)
@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from release._io import atomic_write_bytes, dumps_json
 from release.canary import stats
 from release.errors import CanaryFailed, UsageError
+from release.evidence import CANARY
 
-PREDICATE_TYPE = "https://release.dev/canary-report/v1"
+PREDICATE_TYPE = CANARY
 LABELS = ("NEGATIVE", "POSITIVE")
 #: confidence histogram bin edges (binary classifier: confidence is in [0.5, 1])
 BIN_EDGES = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]

@@ -41,6 +41,7 @@ FUNCTIONS_LABEL = "dev.release.functions"
 MODEL_LABEL = "dev.release.model"
 MODEL_DIGEST_LABEL = "dev.release.model.digest"
 REF_NAME = "org.opencontainers.image.ref.name"
+TITLE = "org.opencontainers.image.title"
 ROLES = ("base", "deps", "model", "policy", "code")
 
 

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -44,6 +45,7 @@ from release.image.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
     REF_NAME,
+    TITLE,
     canonical,
     digest_of,
     field,
@@ -141,14 +143,20 @@ def artifact_manifest(
     annotations: dict[str, str],
 ) -> bytes:
     """An OCI 1.1 artifact manifest (image manifest with artifactType and subject)."""
+    layer: dict[str, Any] = {
+        "mediaType": payload_media_type,
+        "digest": digest_of(payload),
+        "size": len(payload),
+    }
+    if payload_media_type.startswith("application/vnd.dev.sigstore.bundle"):
+        # the file name cosign gives a bundle layer (oras pulls it under this name)
+        layer["annotations"] = {TITLE: digest_of(payload).replace(":", "-") + ".sigstore.json"}
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": len(EMPTY_JSON)},
-        "layers": [
-            {"mediaType": payload_media_type, "digest": digest_of(payload), "size": len(payload)}
-        ],
+        "layers": [layer],
         "subject": subject,
     }
     if annotations:
@@ -193,6 +201,22 @@ def _merge_index(old: bytes | None, desc: dict[str, Any]) -> bytes:
 
 
 # --- OCI image layout ------------------------------------------------------------------
+def image_ref_name(digest: Digest) -> str:
+    """The `org.opencontainers.image.ref.name` of an image in an OCI layout: the hex of its
+    digest (immutable; `sha256-<hex>` is taken by the referrers fallback index, and skopeo
+    refuses a `:` in a name): `skopeo inspect oci:DIR:<hex>`."""
+    return parse_digest(digest).removeprefix("sha256:")
+
+
+def _is_artifact(manifest: bytes) -> bool:
+    """A referrer (artifact manifest with a subject): listed in index.json unnamed."""
+    try:
+        doc = json.loads(manifest)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "subject" in doc
+
+
 class LayoutRegistry:
     """An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/`)."""
 
@@ -318,7 +342,13 @@ class LayoutRegistry:
         return data, sniff_media_type(data, f"manifest {digest}")
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest:
+        """Store a manifest and list it in index.json. An image (or image index) stored
+        without a tag is named by `image_ref_name` (its digest's hex), so tools that select
+        by `org.opencontainers.image.ref.name` (skopeo `oci:DIR:NAME`, umoci `DIR:NAME`)
+        find it among its referrers."""
         digest = digest_of(data)
+        if tag is None and not _is_artifact(data):
+            tag = image_ref_name(digest)
         with self._locked():
             self.put_blob(data, digest)
             self._add_to_index(digest, len(data), media_type, tag)
@@ -329,7 +359,10 @@ class LayoutRegistry:
         manifests = list(index.get("manifests", []))
         if tag is not None:
             manifests = [
-                m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != tag
+                m
+                for m in manifests
+                if (m.get("annotations") or {}).get(REF_NAME) != tag
+                and not (m.get("digest") == digest and not m.get("annotations"))
             ]
         elif any(m.get("digest") == digest for m in manifests):
             return

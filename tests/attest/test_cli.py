@@ -11,7 +11,7 @@ import pytest
 from release import evidence
 from release.attest import store
 from release.image.registry import open_registry
-from tests.attest.conftest import build_image
+from tests.attest.conftest import build_image, lock_for, model_files
 from tests.fixtures.tools import run_cli
 
 TOML = """
@@ -69,7 +69,11 @@ def test_provenance_and_model_statements(attested: tuple[Path, str, Any]) -> Non
     assert {"model", "model-lock", "requirements.lock"} <= names
     commits = [d["digest"].get("gitCommit") for d in prov["buildDefinition"]["resolvedDependencies"]]
     assert "cd" * 20 in commits
-    model = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol).predicate
+    root_digest = lock_for(model_files())["digest"]
+    model_vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=root_digest)
+    # model-signing's statement: about the model (name + root digest), not the image
+    assert model_vs.subjects == [{"name": "model", "digest": {"sha256": root_digest[7:]}}]
+    model = model_vs.predicate
     assert model["serialization"]["method"] == "files"
     assert any(r["name"] == "onnx/model.onnx" for r in model["resources"])
     bom = verify_stored(reg, digest, evidence.SBOM, pol).predicate
@@ -203,7 +207,7 @@ def test_attest_keyless_against_test_sigstore(project: tuple[Path, str], tmp_pat
     assert json.loads(r.stdout)["signer"] == f"sigstore:{ident}"
     reg = open_registry("oci:reg", root)
     pol = Policy(identity=ident, issuer=issuer, trusted_root=inst.path)
-    vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol)
+    vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock_for(model_files())["digest"])
     assert (vs.signer, vs.issuer) == (ident, issuer)
     bundle = json.loads(store.fetch_bundles(reg, digest, evidence.MODEL_SIGNATURE)[-1].bundle)
     assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"

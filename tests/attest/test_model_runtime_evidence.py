@@ -78,7 +78,7 @@ def test_provenance_names_runtime_digest_source_and_converter(tmp_path: Path) ->
     bd = prov["buildDefinition"]
     named = {d["name"]: d for d in bd["resolvedDependencies"] if d.get("name")}
     assert named["model-runtime"]["digest"] == {"sha256": lock["runtime"]["digest"].removeprefix("sha256:")}
-    assert named["model-runtime"]["uri"] == "file:/opt/release/runtime/"
+    assert named["model-runtime"]["annotations"]["path"] == "/opt/release/runtime/"  # no uri: no local path
     assert named["model-converter"]["uri"] == "pkg:pypi/onnxruntime@1.32.0"
     assert bd["internalParameters"]["modelRuntime"] == {
         k: lock["runtime"][k] for k in ("format", "digest", "source", "converter")}

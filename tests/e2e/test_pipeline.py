@@ -49,8 +49,8 @@ def test_pipeline_promotes_and_summarises(released: dict[str, Any]) -> None:
         "https://slsa.dev/provenance/v1",
         "https://cyclonedx.org/bom",
         "https://model_signing/signature/v1.0",
-        "https://release.dev/canary-report/v1",
-        "https://release.dev/promotion/v1",
+        "https://github.com/release-platform/release/attestations/canary-report/v1",
+        "https://github.com/release-platform/release/attestations/promotion/v1",
     } <= types
     assert Path(doc["report"]).is_file()
     assert doc["digest"] in Path(doc["report"]).read_text()
