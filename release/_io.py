@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 CHUNK = 4 * 1024 * 1024
 
@@ -116,3 +116,24 @@ def hash_file(
             g.update(b"blob %d\0" % size)
             return size, h.hexdigest(), None
     return size, h.hexdigest(), g.hexdigest() if g is not None else None
+
+
+class HashingReader:
+    """Reads `f`, hashing (sha256) and counting every byte handed out: the bytes a tar
+    reader parses are the bytes that are hashed, in one read."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.h = hashlib.sha256()
+        self.n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._f.read(n)
+        self.h.update(b)
+        self.n += len(b)
+        return b
+
+    def drain(self) -> None:
+        """Read to the end (tar stops at its end-of-archive marker; the digest covers all)."""
+        while self.read(CHUNK):
+            pass

@@ -40,9 +40,9 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 
-from release._io import CHUNK
+from release._io import CHUNK, HashingReader
 from release.errors import RemoteError, UsageError, VerificationFailed
 
 #: a path predicate (paths have no leading slash)
@@ -203,25 +203,6 @@ def _clean(name: str, where: str) -> str:
     if name.startswith("/") or ".." in parts:
         raise VerificationFailed(f"{where} has an unsafe path {name!r}: refusing it")
     return "/".join(parts)
-
-
-class _HashingReader:
-    """Reads `f`, hashing and counting every byte handed out."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._f.read(n)
-        self.h.update(b)
-        self.n += len(b)
-        return b
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
 
 
 def _under(path: str, prefixes: Sequence[str]) -> str | None:
@@ -485,7 +466,7 @@ def scan(
         mode = _tar_mode(la.media_type)
         try:
             with image.registry.open_blob(la.digest) as raw:
-                hr = _HashingReader(raw)
+                hr = HashingReader(raw)
                 failure: BaseException | None = None
                 try:
                     with tarfile.open(fileobj=hr, mode=mode) as tf:  # type: ignore[call-overload]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from release._io import CHUNK, atomic_write_bytes, hash_file
+from release._io import CHUNK, HashingReader, atomic_write_bytes, hash_file
 from release.digest import Digest
 from release.errors import VerificationFailed
 
@@ -202,19 +202,6 @@ def tree_entries(
     return out
 
 
-class _HashingReader:
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def read(self, n: int = -1) -> bytes:
-        b = self._f.read(n)
-        self.h.update(b)
-        self.n += len(b)
-        return b
-
-
 def _tarinfo(e: Entry, mtime: int) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(e.path + ("/" if e.kind == "dir" else ""))
     ti.mtime = mtime
@@ -244,7 +231,7 @@ def write_tar(entries: list[Entry], mtime: int, out: BinaryIO) -> None:
             else:
                 assert e.source is not None
                 with open(e.source, "rb") as f:
-                    r = _HashingReader(f)
+                    r = HashingReader(f)
                     try:
                         tf.addfile(ti, r)  # type: ignore[arg-type,unused-ignore]
                     except tarfile.ReadError:
