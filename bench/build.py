@@ -43,8 +43,11 @@ from tests.image.conftest import copy_project  # noqa: E402
 def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     t = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-m", "release", *args], cwd=cwd, env={**os.environ, **env},
-        capture_output=True, text=True,
+        [sys.executable, "-m", "release", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
     )
     dt = time.perf_counter() - t
     if p.returncode != 0:
@@ -61,7 +64,9 @@ def project(dest: Path, model_mb: int) -> Path:
             for _ in range(model_mb):
                 f.write(rnd.randbytes(1 << 20))
         toml = (p / "release.toml").read_text()
-        (p / "release.toml").write_text(toml.replace('"onnx/model.onnx"]', '"onnx/model.onnx", "onnx/weights.bin"]'))
+        (p / "release.toml").write_text(
+            toml.replace('"onnx/model.onnx"]', '"onnx/model.onnx", "onnx/weights.bin"]')
+        )
     return p
 
 
@@ -75,7 +80,9 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
         f"storage: {{filesystem: {{rootdirectory: {work / 'registry'}}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )
-    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     import urllib.request
 
     for _ in range(200):
@@ -91,9 +98,21 @@ def start_dockerd() -> tuple[subprocess.Popen[bytes], str, str]:
     name = "rb-" + uuid.uuid4().hex[:8]
     sock = f"/tmp/{name}.sock"
     proc = subprocess.Popen(
-        ["dockerd", "--host", f"unix://{sock}", "--data-root", f"/tmp/{name}", "--exec-root",
-         f"/tmp/{name}-x", "--pidfile", f"/tmp/{name}.pid", "--bridge=none", "--iptables=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "dockerd",
+            "--host",
+            f"unix://{sock}",
+            "--data-root",
+            f"/tmp/{name}",
+            "--exec-root",
+            f"/tmp/{name}-x",
+            "--pidfile",
+            f"/tmp/{name}.pid",
+            "--bridge=none",
+            "--iptables=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     import docker
 
@@ -114,7 +133,9 @@ def main() -> None:
     proc = reg_proc = None
     try:
         rootfs = make_rootfs()
-        _, base = run("base", "--rootfs", str(rootfs), "--out", f"oci:{work / 'base'}", cwd=work, env={})
+        _, base = run(
+            "base", "--rootfs", str(rootfs), "--out", f"oci:{work / 'base'}", cwd=work, env={}
+        )
         env = {"RELEASE_BASE": base, "SOURCE_DATE_EPOCH": "1700000000"}
         p1 = project(work / "a" / "p", args.model_mb)
         run("model", "pin", cwd=p1, env={**env, "RELEASE_CACHE_DIR": str(work / "c-pin")})
@@ -166,7 +187,9 @@ def main() -> None:
         env3 = {**env, "RELEASE_CACHE_DIR": str(work / "c3"), "DOCKER_HOST": host}
         env4 = {**env, "RELEASE_CACHE_DIR": str(work / "c4"), "DOCKER_HOST": host}
         t_push, _ = run("build", "--push", f"{reg}/native", cwd=p2, env=env3)
-        t_dpush, _ = run("build", "--backend", "docker", "--push", f"{reg}/docker", cwd=p2, env=env4)
+        t_dpush, _ = run(
+            "build", "--backend", "docker", "--push", f"{reg}/docker", cwd=p2, env=env4
+        )
         mb = args.model_mb
         rows = [
             ("native clean build (incl. pip from its cache)", t_clean, 1.0),
@@ -176,11 +199,17 @@ def main() -> None:
             ("docker build, nocache (context ready, no pip)", times[0], times[0] / t_clean),
             ("docker build, nocache, again", times[1], times[1] / t_clean),
             ("docker from scratch: context (pip, .pyc, model)", t_ctx, t_ctx / t_clean),
-            ("docker from scratch: context + docker build", t_ctx + times[0], (t_ctx + times[0]) / t_clean),
+            (
+                "docker from scratch: context + docker build",
+                t_ctx + times[0],
+                (t_ctx + times[0]) / t_clean,
+            ),
             ("end to end + push: release build --push", t_push, t_push / t_clean),
             ("end to end + push: --backend docker --push", t_dpush, t_dpush / t_clean),
         ]
-        print(f"\nrelease build vs docker build  (model: example + {mb} MiB weights, {os.cpu_count()} cores)\n")
+        print(
+            f"\nrelease build vs docker build  (model: example + {mb} MiB weights, {os.cpu_count()} cores)\n"
+        )
         print(f"{'step':<50} {'seconds':>8} {'x clean':>8}")
         for label, t, r in rows:
             print(f"{label:<50} {t:>8.2f} {r:>8.2f}")
@@ -188,12 +217,14 @@ def main() -> None:
         print(f"\nnative: two clean builds identical: {same} ({d_clean.rpartition('@')[2][:19]})")
         print(f"native: rebuild changed the digest: {d_re != d_clean}")
         print(f"docker: two builds identical: {ids[0] == ids[1]} ({ids[0][:19]} vs {ids[1][:19]})")
-        print(f"targets: rebuild <= 10% of clean: {t_re <= 0.1 * t_clean}; "
-              f"clean faster than docker from scratch (same inputs, pip included on both sides): "
-              f"{t_clean < t_ctx + times[0]} ({(t_ctx + times[0]) / t_clean:.2f}x); "
-              f"with the context prepared on both sides: {t_nopip < times[0]} ({times[0] / t_nopip:.2f}x); "
-              f"clean native vs bare docker build step: {t_clean < times[0]}; "
-              f"end to end faster than docker: {t_push < t_dpush} ({t_dpush / t_push:.2f}x)")
+        print(
+            f"targets: rebuild <= 10% of clean: {t_re <= 0.1 * t_clean}; "
+            f"clean faster than docker from scratch (same inputs, pip included on both sides): "
+            f"{t_clean < t_ctx + times[0]} ({(t_ctx + times[0]) / t_clean:.2f}x); "
+            f"with the context prepared on both sides: {t_nopip < times[0]} ({times[0] / t_nopip:.2f}x); "
+            f"clean native vs bare docker build step: {t_clean < times[0]}; "
+            f"end to end faster than docker: {t_push < t_dpush} ({t_dpush / t_push:.2f}x)"
+        )
     finally:
         if reg_proc is not None:
             reg_proc.terminate()

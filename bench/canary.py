@@ -35,12 +35,18 @@ TARGET_S = 5.0
 
 def corpus_of(n: int, dest: Path) -> offline.Corpus:
     """n texts: model/canary.jsonl repeated with fresh ids (and a suffix so texts vary)."""
-    src = [json.loads(line) for line in (REPO / "model" / "canary.jsonl").read_text().splitlines() if line]
+    src = [
+        json.loads(line)
+        for line in (REPO / "model" / "canary.jsonl").read_text().splitlines()
+        if line
+    ]
     with dest.open("w") as f:
         for i in range(n):
             it = src[i % len(src)]
             text = it["text"] if i < len(src) else f"{it['text']} ({i // len(src)})"
-            f.write(json.dumps({"id": f"b{i:05d}", "text": text, "expected": it["expected"]}) + "\n")
+            f.write(
+                json.dumps({"id": f"b{i:05d}", "text": text, "expected": it["expected"]}) + "\n"
+            )
     return offline.read_corpus(dest)
 
 
@@ -48,17 +54,24 @@ def run_once(cfg: object, cor: offline.Corpus, batch: int) -> dict[str, float]:
     t = rpt.thresholds(CanaryConfig())
     t0 = time.perf_counter()
     run = offline.run_on_model_dir(
-        REPO / "model" / "examples" / "sst2-tiny", REPO / "model" / "model.lock.json",
-        REPO, cor.items, batch_size=batch,
+        REPO / "model" / "examples" / "sst2-tiny",
+        REPO / "model" / "model.lock.json",
+        REPO,
+        cor.items,
+        batch_size=batch,
     )
     t1 = time.perf_counter()
     report = offline.report_for_run(run, cor, t)
     paired = rpt.compare(report, report, t)
     t2 = time.perf_counter()
     assert paired.passed, paired.failed_checks
-    return {"run": t1 - t0, "load": run.latency.load_ms / 1000.0,
-            "infer": len(cor.items) / run.latency.items_per_second,
-            "checks": t2 - t1, "total": t2 - t0}
+    return {
+        "run": t1 - t0,
+        "load": run.latency.load_ms / 1000.0,
+        "infer": len(cor.items) / run.latency.items_per_second,
+        "checks": t2 - t1,
+        "total": t2 - t0,
+    }
 
 
 def main() -> int:
@@ -78,21 +91,27 @@ def main() -> int:
             rows[b] = min(runs, key=lambda r: r["total"])
         ref = rows.get(64) or next(iter(rows.values()))
         print(f"canary end to end, {args.n} texts, example model (best of {args.repeat})")
-        print(f"{'batch':>6} {'total s':>8} {'x b64':>6} {'child s':>8} {'load s':>7} "
-              f"{'infer s':>8} {'x b64':>6} {'checks s':>9} {'texts/s':>8} {'< 5 s':>6}")
+        print(
+            f"{'batch':>6} {'total s':>8} {'x b64':>6} {'child s':>8} {'load s':>7} "
+            f"{'infer s':>8} {'x b64':>6} {'checks s':>9} {'texts/s':>8} {'< 5 s':>6}"
+        )
         for b, r in rows.items():
-            print(f"{b:>6} {r['total']:>8.2f} {r['total'] / ref['total']:>6.2f} {r['run']:>8.2f} "
-                  f"{r['load']:>7.2f} {r['infer']:>8.2f} {r['infer'] / ref['infer']:>6.2f} "
-                  f"{r['checks']:>9.3f} {args.n / r['total']:>8.0f} "
-                  f"{'yes' if r['total'] < TARGET_S else 'NO':>6}")
+            print(
+                f"{b:>6} {r['total']:>8.2f} {r['total'] / ref['total']:>6.2f} {r['run']:>8.2f} "
+                f"{r['load']:>7.2f} {r['infer']:>8.2f} {r['infer'] / ref['infer']:>6.2f} "
+                f"{r['checks']:>9.3f} {args.n / r['total']:>8.0f} "
+                f"{'yes' if r['total'] < TARGET_S else 'NO':>6}"
+            )
         if args.image:
             t = rpt.thresholds(cfg.canary)
             t0 = time.perf_counter()
             offline.run_image(cfg, args.image, cor, t)
             dt = time.perf_counter() - t0
-            print(f"image {args.image[:19]}: run_image (extract + verify + run + report) "
-                  f"{dt:.2f} s, x{dt / ref['total']:.2f} of the directory run, "
-                  f"{'yes' if dt < TARGET_S else 'NO'} < 5 s")
+            print(
+                f"image {args.image[:19]}: run_image (extract + verify + run + report) "
+                f"{dt:.2f} s, x{dt / ref['total']:.2f} of the directory run, "
+                f"{'yes' if dt < TARGET_S else 'NO'} < 5 s"
+            )
     return 0
 
 

@@ -157,12 +157,29 @@ def write_lock(model_dir: Path, lock_path: Path) -> None:
         with open(p, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
-        files.append({"path": p.relative_to(model_dir).as_posix(), "size": p.stat().st_size, "sha256": h.hexdigest()})
+        files.append(
+            {
+                "path": p.relative_to(model_dir).as_posix(),
+                "size": p.stat().st_size,
+                "sha256": h.hexdigest(),
+            }
+        )
     files.sort(key=lambda f: f["path"])
     root = hashlib.sha256(b"".join(bytes.fromhex(f["sha256"]) for f in files)).hexdigest()
-    lock_path.write_text(json.dumps({"schema": 1, "source": "local", "repo": "bench/distilbert-random",
-                                     "revision": "main", "commit": "0" * 40, "files": files,
-                                     "digest": "sha256:" + root}, indent=2))
+    lock_path.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "source": "local",
+                "repo": "bench/distilbert-random",
+                "revision": "main",
+                "commit": "0" * 40,
+                "files": files,
+                "digest": "sha256:" + root,
+            },
+            indent=2,
+        )
+    )
 
 
 def write_image_lock(model_dir: Path, lock_path: Path, out: Path) -> None:
@@ -176,15 +193,27 @@ def write_image_lock(model_dir: Path, lock_path: Path, out: Path) -> None:
 
 def child_env(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    env.update(
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TRANSFORMERS_VERBOSITY="error",
+    )
     return env
 
 
 def run_child(cmd: list[str], data: list[str], env: dict[str, str]) -> dict:
     spawn = time.time()
-    p = subprocess.run([cmd[0], "-I", "-c", cmd[1], f"{spawn:.6f}", *cmd[2:]], input=json.dumps(data),
-                       capture_output=True, text=True, env=env, timeout=900)
+    p = subprocess.run(
+        [cmd[0], "-I", "-c", cmd[1], f"{spawn:.6f}", *cmd[2:]],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     if p.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -196,33 +225,58 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=5, help="fresh processes per side (cold starts)")
     ap.add_argument("--warm", type=int, default=200, help="texts timed one by one after the first")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=30522)
-    ap.add_argument("--venv", type=Path, default=WORK / "venv", help="venv with torch==2.13.0 + transformers")
+    ap.add_argument(
+        "--venv", type=Path, default=WORK / "venv", help="venv with torch==2.13.0 + transformers"
+    )
     ap.add_argument("--setup", action="store_true", help="create --venv if missing")
-    ap.add_argument("--image", action="store_true", help="also cold-start the built image in docker")
+    ap.add_argument(
+        "--image", action="store_true", help="also cold-start the built image in docker"
+    )
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     a = ap.parse_args()
 
     tpy = a.venv / "bin" / "python"
     if not tpy.exists():
         if not a.setup:
-            raise SystemExit(f"no torch venv at {a.venv}; run with --setup (pip install torch==2.13.0 transformers)")
+            raise SystemExit(
+                f"no torch venv at {a.venv}; run with --setup (pip install torch==2.13.0 transformers)"
+            )
         subprocess.run([sys.executable, "-m", "venv", str(a.venv)], check=True)
-        subprocess.run([str(tpy), "-m", "pip", "install", "-q", "torch==2.13.0", "transformers", "onnx"], check=True)
+        subprocess.run(
+            [str(tpy), "-m", "pip", "install", "-q", "torch==2.13.0", "transformers", "onnx"],
+            check=True,
+        )
 
     mdir = WORK / f"distilbert-d{a.dim}-l{a.layers}-v{a.vocab}"
     lock = mdir / "model.lock.json"
     if not lock.exists():
         print(f"building the model in {mdir} ...", file=sys.stderr)
-        p = subprocess.run([str(tpy), "-I", "-c", BUILD, str(mdir), str(a.dim), str(a.layers), str(a.vocab),
-                            str(REPO / "model" / "examples" / "sst2-tiny" / "vocab.txt")],
-                           capture_output=True, text=True, env=child_env(a.threads), timeout=1800)
+        p = subprocess.run(
+            [
+                str(tpy),
+                "-I",
+                "-c",
+                BUILD,
+                str(mdir),
+                str(a.dim),
+                str(a.layers),
+                str(a.vocab),
+                str(REPO / "model" / "examples" / "sst2-tiny" / "vocab.txt"),
+            ],
+            capture_output=True,
+            text=True,
+            env=child_env(a.threads),
+            timeout=1800,
+        )
         if p.returncode != 0:
             raise SystemExit(f"model build failed:\n{p.stderr[-3000:]}")
         (mdir / "params.json").write_text(p.stdout.strip().splitlines()[-1])
@@ -235,8 +289,22 @@ def main() -> None:
     data = texts(a.warm + 1)
     env = child_env(a.threads)
     sides = {
-        "ours": [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(image_lock), str(a.threads)],
-        "before": [sys.executable, OURS, str(REPO), str(mdir / "onnx-model"), str(lock), str(a.threads)],
+        "ours": [
+            sys.executable,
+            OURS,
+            str(REPO),
+            str(mdir / "onnx-model"),
+            str(image_lock),
+            str(a.threads),
+        ],
+        "before": [
+            sys.executable,
+            OURS,
+            str(REPO),
+            str(mdir / "onnx-model"),
+            str(lock),
+            str(a.threads),
+        ],
         "theirs": [str(tpy), THEIRS, str(mdir / "hf"), str(a.threads)],
     }
     # one untimed run each warms the page cache, then alternate so drift hits every side
@@ -255,8 +323,11 @@ def main() -> None:
     outs = {k: [o for r in v for o in r["outputs"]] for k, v in res.items()}
     warm = {k: [x for r in v for x in r["warm_ms"]] for k, v in res.items()}
     agree = sum(o[0] == t[0] for o, t in zip(outs["ours"], outs["theirs"], strict=True))
-    same = max(abs(x - y) for o, b in zip(outs["ours"], outs["before"], strict=True)
-               for x, y in zip(o[1], b[1], strict=True))
+    same = max(
+        abs(x - y)
+        for o, b in zip(outs["ours"], outs["before"], strict=True)
+        for x, y in zip(o[1], b[1], strict=True)
+    )
     med = statistics.median
 
     def m(key: str) -> tuple[float, float, float]:
@@ -276,32 +347,59 @@ def main() -> None:
         ("warm p50 per text (ms)", *w(0.5)),
         ("warm p95 per text (ms)", *w(0.95)),
     ]
-    print(f"model: DistilBERT dim={a.dim} layers={a.layers} vocab={a.vocab} ({params / 1e6:.1f}M params, "
-          f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"label agreement ours vs transformers on the warm texts: {agree}/{len(outs['ours'])}; "
-          f"max |logit| difference runtime format vs source ONNX: {same:.2e}")
-    print(f"{'metric':40} {'ours (runtime fmt)':>18} {'before (src ONNX)':>18} {'transformers':>13} "
-          f"{'theirs/ours':>12} {'theirs/before':>14}")
+    print(
+        f"model: DistilBERT dim={a.dim} layers={a.layers} vocab={a.vocab} ({params / 1e6:.1f}M params, "
+        f"random weights), threads={a.threads}, cold runs={a.runs}, warm texts={a.warm}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"label agreement ours vs transformers on the warm texts: {agree}/{len(outs['ours'])}; "
+        f"max |logit| difference runtime format vs source ONNX: {same:.2e}"
+    )
+    print(
+        f"{'metric':40} {'ours (runtime fmt)':>18} {'before (src ONNX)':>18} {'transformers':>13} "
+        f"{'theirs/ours':>12} {'theirs/before':>14}"
+    )
     for name, o, b, t in rows:
-        print(f"{name:40} {o:18.1f} {b:18.1f} {t:13.1f} {t / o if o else float('nan'):11.2f}x "
-              f"{t / b if b else float('nan'):13.2f}x")
+        print(
+            f"{name:40} {o:18.1f} {b:18.1f} {t:13.1f} {t / o if o else float('nan'):11.2f}x "
+            f"{t / b if b else float('nan'):13.2f}x"
+        )
     cold = rows[0]
-    print(f"targets: cold start theirs/ours {cold[3] / cold[1]:.2f}x; peak RSS ours/theirs "
-          f"{rows[6][1] / rows[6][3]:.0%} (<= 60%); warm p95 ours {rows[8][1]:.1f} ms vs before {rows[8][2]:.1f} ms")
+    print(
+        f"targets: cold start theirs/ours {cold[3] / cold[1]:.2f}x; peak RSS ours/theirs "
+        f"{rows[6][1] / rows[6][3]:.0%} (<= 60%); warm p95 ours {rows[8][1]:.1f} ms vs before {rows[8][2]:.1f} ms"
+    )
     if image:
-        print(f"in the image (docker run --network none --read-only, CMD's handler once; {len(image)} runs):")
-        for key, label in (("wall_ms", "  docker run -> handler result (ms, median)"),
-                           ("in_ms", "  python start -> handler result, in the container"),
-                           ("model_load_ms", "  ModelLoadTimeMs p50 (in the container)"),
-                           ("rss_mb", "  peak RSS (MB, in the container)")):
+        print(
+            f"in the image (docker run --network none --read-only, CMD's handler once; {len(image)} runs):"
+        )
+        for key, label in (
+            ("wall_ms", "  docker run -> handler result (ms, median)"),
+            ("in_ms", "  python start -> handler result, in the container"),
+            ("model_load_ms", "  ModelLoadTimeMs p50 (in the container)"),
+            ("rss_mb", "  peak RSS (MB, in the container)"),
+        ):
             print(f"{label:48} {med(r[key] for r in image):10.1f}")
         print(f"  process cold start for comparison (ms, median) {cold[1]:10.1f}")
     if a.json:
-        a.json.write_text(json.dumps({"rows": [{"metric": n, "ours": o, "before": b, "transformers": t}
-                                               for n, o, b, t in rows],
-                                      "image": image, "params": params, "agree": agree, "runs": a.runs,
-                                      "warm": a.warm, "threads": a.threads}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "rows": [
+                        {"metric": n, "ours": o, "before": b, "transformers": t}
+                        for n, o, b, t in rows
+                    ],
+                    "image": image,
+                    "params": params,
+                    "agree": agree,
+                    "runs": a.runs,
+                    "warm": a.warm,
+                    "threads": a.threads,
+                },
+                indent=2,
+            )
+        )
 
 
 IN_IMAGE = r"""
@@ -344,33 +442,56 @@ def image_cold_starts(a: argparse.Namespace, mdir: Path) -> list[dict]:
         shutil.copytree(mdir / "onnx-model", p / "model" / "bench-model")
         toml = (p / "release.toml").read_text()
         toml = re.sub(r'path = "model/examples/sst2-tiny"', 'path = "model/bench-model"', toml)
-        toml = re.sub(r"include = \[.*?\]", 'include = ["config.json", "tokenizer.json", '
-                      '"tokenizer_config.json", "onnx/model.onnx"]', toml, count=1)
+        toml = re.sub(
+            r"include = \[.*?\]",
+            'include = ["config.json", "tokenizer.json", '
+            '"tokenizer_config.json", "onnx/model.onnx"]',
+            toml,
+            count=1,
+        )
         # the analysis handler first: the image's CMD is the first function
         head, sep, rest = toml.partition("[functions]")
         block, blank, tail = rest.partition("\n\n")
         first, *fns = block.split("\n")
         fns.sort(key=lambda ln: not ln.startswith("analysis ="))
         (p / "release.toml").write_text(head + sep + "\n".join([first, *fns]) + blank + tail)
-        env = {**os.environ, "RELEASE_CACHE_DIR": str(work / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+        env = {
+            **os.environ,
+            "RELEASE_CACHE_DIR": str(work / "cache"),
+            "SOURCE_DATE_EPOCH": "1700000000",
+        }
 
         def release(*args: str) -> str:
-            r = subprocess.run([sys.executable, "-m", "release", *args], cwd=p, env=env,
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                [sys.executable, "-m", "release", *args],
+                cwd=p,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
                 raise SystemExit(f"release {' '.join(args)} failed: {r.stderr[-2000:]}")
             return r.stdout.strip().splitlines()[-1]
 
         print("image: pin, base, build ...", file=sys.stderr)
         release("model", "pin")
-        env["RELEASE_BASE"] = release("base", "--rootfs", str(make_rootfs()), "--out", f"oci:{work / 'base'}")
+        env["RELEASE_BASE"] = release(
+            "base", "--rootfs", str(make_rootfs()), "--out", f"oci:{work / 'base'}"
+        )
         reg, host = start_registry(work)
         ref = release("build", "--push", f"{host}/coldstart")
         dockerd, docker_host, _ = start_dockerd()
         denv = {**os.environ, "DOCKER_HOST": docker_host}
         subprocess.run(["docker", "pull", "-q", ref], env=denv, check=True, capture_output=True)
-        cfg = json.loads(subprocess.run(["docker", "image", "inspect", ref], env=denv, check=True,
-                                        capture_output=True, text=True).stdout)[0]["Config"]
+        cfg = json.loads(
+            subprocess.run(
+                ["docker", "image", "inspect", ref],
+                env=denv,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )[0]["Config"]
         cmd = cfg["Cmd"][0]
         assert cmd == "handlers.analysis.lambda_handler", cmd
         text = texts(1)[0]
@@ -378,13 +499,45 @@ def image_cold_starts(a: argparse.Namespace, mdir: Path) -> list[dict]:
         for i in range(a.runs + 1):  # the first run warms the page cache, as on the process side
             spawn = time.time()
             r = subprocess.run(
-                ["docker", "run", "--rm", "--network", "none", "--read-only", "--user", "1000:1000",
-                 "-e", f"ORT_INTRA_OP_THREADS={a.threads}", "-e", f"OMP_NUM_THREADS={a.threads}",
-                 "-e", "AWS_DEFAULT_REGION=us-east-1", "-e", "AWS_ACCESS_KEY_ID=bench", "-e",
-                 "AWS_SECRET_ACCESS_KEY=bench", "-e", "AWS_MAX_ATTEMPTS=1", "-e", "AWS_RETRY_MODE=standard",
-                 "-e", "AWS_ENDPOINT_URL=http://127.0.0.1:9",
-                 "--entrypoint", "python3", ref, "-c", IN_IMAGE, f"{spawn:.6f}", cmd, text],
-                env=denv, capture_output=True, text=True, timeout=300)
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--read-only",
+                    "--user",
+                    "1000:1000",
+                    "-e",
+                    f"ORT_INTRA_OP_THREADS={a.threads}",
+                    "-e",
+                    f"OMP_NUM_THREADS={a.threads}",
+                    "-e",
+                    "AWS_DEFAULT_REGION=us-east-1",
+                    "-e",
+                    "AWS_ACCESS_KEY_ID=bench",
+                    "-e",
+                    "AWS_SECRET_ACCESS_KEY=bench",
+                    "-e",
+                    "AWS_MAX_ATTEMPTS=1",
+                    "-e",
+                    "AWS_RETRY_MODE=standard",
+                    "-e",
+                    "AWS_ENDPOINT_URL=http://127.0.0.1:9",
+                    "--entrypoint",
+                    "python3",
+                    ref,
+                    "-c",
+                    IN_IMAGE,
+                    f"{spawn:.6f}",
+                    cmd,
+                    text,
+                ],
+                env=denv,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             wall = (time.time() - spawn) * 1000
             if r.returncode != 0:
                 raise SystemExit(f"in-image run failed: {r.stderr[-2000:]}")
@@ -400,6 +553,7 @@ def image_cold_starts(a: argparse.Namespace, mdir: Path) -> list[dict]:
                 proc.terminate()
                 proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
+
 
 if __name__ == "__main__":
     main()

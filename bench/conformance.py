@@ -27,12 +27,25 @@ def command(case: Path) -> list[str]:
     artifact = case / "artifact"
     if not artifact.exists():
         artifact = case.parent / "a.txt"
-    cmd = [sys.executable, "-m", "release", "verify-bundle", "--bundle", str(case / "bundle.sigstore.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "release",
+        "verify-bundle",
+        "--bundle",
+        str(case / "bundle.sigstore.json"),
+    ]
     if (case / "key.pub").exists():
         cmd += ["--key", str(case / "key.pub")]
     else:
-        ident = (case / "identity").read_text().strip() if (case / "identity").exists() else DEFAULT_IDENTITY
-        iss = (case / "issuer").read_text().strip() if (case / "issuer").exists() else DEFAULT_ISSUER
+        ident = (
+            (case / "identity").read_text().strip()
+            if (case / "identity").exists()
+            else DEFAULT_IDENTITY
+        )
+        iss = (
+            (case / "issuer").read_text().strip() if (case / "issuer").exists() else DEFAULT_ISSUER
+        )
         cmd += ["--certificate-identity", ident, "--certificate-oidc-issuer", iss]
     if (case / "trusted_root.json").exists():
         cmd += ["--trusted-root", str(case / "trusted_root.json")]
@@ -62,7 +75,9 @@ def main(argv: list[str]) -> int:
         ok = want == got
         bad += not ok
         print(f"{name:<{w}}  {want:<8}  {got:<6}  {'ok' if ok else 'XX'}  {reason[:110]}")
-    print(f"\n{len(rows) - bad}/{len(rows)} as expected ({dt:.1f} s, {dt / len(rows) * 1000:.0f} ms/case)")
+    print(
+        f"\n{len(rows) - bad}/{len(rows)} as expected ({dt:.1f} s, {dt / len(rows) * 1000:.0f} ms/case)"
+    )
     return 1 if bad else 0
 
 

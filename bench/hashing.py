@@ -50,8 +50,13 @@ def make_model(d: Path, size_mib: int) -> modelpin.ModelLock:
                     left -= n
         locked.append(modelpin.LockedFile(path=name, size=size, sha256=_sha(p)))
     return modelpin.ModelLock(
-        schema=1, source="local", repo="bench/model-1g", revision="main", commit="0" * 40,
-        files=sorted(locked, key=lambda f: modelpin.path_key(f.path)), digest=modelpin.root_digest(locked),
+        schema=1,
+        source="local",
+        repo="bench/model-1g",
+        revision="main",
+        commit="0" * 40,
+        files=sorted(locked, key=lambda f: modelpin.path_key(f.path)),
+        digest=modelpin.root_digest(locked),
     )
 
 
@@ -93,7 +98,9 @@ def main() -> None:
     release_bin = str(Path(sys.executable).with_name("release"))
 
     def ours_cli() -> None:
-        subprocess.run([release_bin, "model", "verify", str(d)], cwd=proj, check=True, capture_output=True)
+        subprocess.run(
+            [release_bin, "model", "verify", str(d)], cwd=proj, check=True, capture_output=True
+        )
 
     def sha256sum() -> None:
         subprocess.run(["sha256sum", *paths], check=True, capture_output=True)
@@ -108,7 +115,9 @@ def main() -> None:
         ("openssl dgst -sha256 (one process)", timed(openssl, args.runs)),
     ]
     base = dict(rows)["openssl dgst -sha256 (one process)"]
-    print(f"model: {len(lock.files)} files, {total:.0f} MiB, {os.cpu_count()} cores, median of {args.runs} warm runs")
+    print(
+        f"model: {len(lock.files)} files, {total:.0f} MiB, {os.cpu_count()} cores, median of {args.runs} warm runs"
+    )
     print(f"{'tool':40} {'seconds':>8} {'MiB/s':>8} {'vs openssl':>11}")
     for name, t in rows:
         print(f"{name:40} {t:8.3f} {total / t:8.0f} {base / t:10.2f}x")

@@ -38,7 +38,12 @@ def _evidence() -> Evidence:
             "repository": "r",
             "env": "prod",
             "signatures": {n: {**sig, "predicate_type": t} for n, t in PREDICATES.items()},
-            "sbom": {"ok": True, "present": True, "subject_ok": True, "model_files_match_lock": True},
+            "sbom": {
+                "ok": True,
+                "present": True,
+                "subject_ok": True,
+                "model_files_match_lock": True,
+            },
             "provenance": {"ok": True},
             "model_layer": {"ok": True},
             "canary": {"ok": True, "passed": True},
@@ -59,7 +64,9 @@ def bench_ledger(n: int, tmp: Path) -> tuple[float, float, float]:
     db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT)")
     t0 = time.perf_counter()
     for i in range(n):
-        db.execute("INSERT INTO events VALUES (?, ?)", (i + 1, json.dumps({"evidence": ev, "i": i})))
+        db.execute(
+            "INSERT INTO events VALUES (?, ?)", (i + 1, json.dumps({"evidence": ev, "i": i}))
+        )
     bare = (time.perf_counter() - t0) / n
     db.close()
 

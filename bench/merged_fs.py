@@ -43,11 +43,18 @@ def build(tmp: Path) -> tuple[Path, str]:
     project = copy_project(tmp / "project")
     env = {**os.environ, "RELEASE_CACHE_DIR": str(tmp / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
     cli = [sys.executable, "-m", "release"]
-    base = subprocess.run([*cli, "base", "--rootfs", str(make_rootfs()), "--out", f"oci:{tmp / 'base'}"],
-                          cwd=project, env=env, capture_output=True, text=True, check=True)
+    base = subprocess.run(
+        [*cli, "base", "--rootfs", str(make_rootfs()), "--out", f"oci:{tmp / 'base'}"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     env["RELEASE_BASE"] = base.stdout.strip().splitlines()[-1]
-    out = subprocess.run([*cli, "build", "--json"], cwd=project, env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [*cli, "build", "--json"], cwd=project, env=env, capture_output=True, text=True, check=True
+    )
     return project, json.loads(out.stdout)["ref"]
 
 
@@ -99,7 +106,9 @@ def main() -> int:
             ("merged (invoke extract)", median(invoke, a.runs)),
         ]
         size = sum(la.size for la in image.layers)
-        print(f"image: {len(image.layers)} layers, {size / 2**20:.0f} MiB compressed; median of {a.runs} runs")
+        print(
+            f"image: {len(image.layers)} layers, {size / 2**20:.0f} MiB compressed; median of {a.runs} runs"
+        )
         print(f"{'read':<28}{'seconds':>9}{'vs old':>9}")
         for name, s in rows:
             print(f"{name:<28}{s:>9.2f}{s / rows[0][1]:>8.2f}x")

@@ -47,7 +47,9 @@ def _run(cmd: list[str], **kw: object) -> float:
     t = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
     if p.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd[:4])} ... failed ({p.returncode}): {p.stderr[-1500:]}")
+        raise SystemExit(
+            f"bench: {' '.join(cmd[:4])} ... failed ({p.returncode}): {p.stderr[-1500:]}"
+        )
     return time.perf_counter() - t
 
 
@@ -64,8 +66,22 @@ def cold_pip(tmp: Path) -> float:
     (tmp / "pip.txt").write_text(PIP_PIN)
     env = _env(PIP_CACHE_DIR=str(tmp / "pip-cache"), PIP_DISABLE_PIP_VERSION_CHECK="1")
     py = str(venv / "bin" / "python")
-    t = _run([py, "-m", "pip", "install", "-q", "--require-hashes", "-r", str(tmp / "pip.txt")], env=env)
-    t += _run([py, "-m", "pip", "install", "-q", "--require-hashes", "-r", str(REPO / "requirements.lock")], env=env)
+    t = _run(
+        [py, "-m", "pip", "install", "-q", "--require-hashes", "-r", str(tmp / "pip.txt")], env=env
+    )
+    t += _run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--require-hashes",
+            "-r",
+            str(REPO / "requirements.lock"),
+        ],
+        env=env,
+    )
     return t
 
 
@@ -75,9 +91,34 @@ def cold_uv(tmp: Path) -> float:
     (tmp / "uv.txt").write_text(_uv_entry())
     env = _env(UV_CACHE_DIR=str(tmp / "uv-cache"), PIP_CACHE_DIR=str(tmp / "pip-cache-uv"))
     py = str(venv / "bin" / "python")
-    t = _run([py, "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", str(tmp / "uv.txt")], env=env)
-    t += _run([str(venv / "bin" / "uv"), "pip", "install", "-q", "--python", py, "--require-hashes",
-               "-r", str(REPO / "requirements.lock")], env=env)
+    t = _run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(tmp / "uv.txt"),
+        ],
+        env=env,
+    )
+    t += _run(
+        [
+            str(venv / "bin" / "uv"),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            py,
+            "--require-hashes",
+            "-r",
+            str(REPO / "requirements.lock"),
+        ],
+        env=env,
+    )
     return t
 
 
@@ -101,7 +142,9 @@ def main() -> None:
         rows.append(("cold install of the lock, bootstrapped pip 26.3", pip, "-"))
         c = clone(tmp, "setup-clone")
         first = _run([".ci/setup"], cwd=c, env=_env(), stderr=subprocess.DEVNULL)
-        warm = min(_run([".ci/setup"], cwd=c, env=_env(), stderr=subprocess.DEVNULL) for _ in range(3))
+        warm = min(
+            _run([".ci/setup"], cwd=c, env=_env(), stderr=subprocess.DEVNULL) for _ in range(3)
+        )
         rows.append((".ci/setup in a fresh clone, warm caches", first, "-"))
         rows.append((".ci/setup re-run, nothing changed (best of 3)", warm, "<= 5 s"))
         if not a.skip_quickstart:
@@ -113,7 +156,9 @@ def main() -> None:
         shown = "skipped" if secs is None else f"{secs:9.1f}"
         print(f"{name:58} {shown:>9}  {target}")
     if pip and uv:
-        print(f"\nuv installs the lock {pip / uv:.1f}x faster than a bootstrapped pip (cold caches)")
+        print(
+            f"\nuv installs the lock {pip / uv:.1f}x faster than a bootstrapped pip (cold caches)"
+        )
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 

@@ -110,14 +110,38 @@ def main() -> int:
         tmp = Path(d)
         digest, pub, files = setup(tmp)
         rows = {
-            "release verify --offline (12 claims)": [[py, "-m", "release", "verify", digest, "--offline"]],
-            "library (5 bundles, 1 process)": [[py, __file__, "--inner", str(tmp), digest, str(pub)]],
+            "release verify --offline (12 claims)": [
+                [py, "-m", "release", "verify", digest, "--offline"]
+            ],
+            "library (5 bundles, 1 process)": [
+                [py, __file__, "--inner", str(tmp), digest, str(pub)]
+            ],
             "cli x5 (verify-bundle, 5 processes)": [
-                [py, "-m", "release", "verify-bundle", "--bundle", str(f), "--key", str(pub), subject]
+                [
+                    py,
+                    "-m",
+                    "release",
+                    "verify-bundle",
+                    "--bundle",
+                    str(f),
+                    "--key",
+                    str(pub),
+                    subject,
+                ]
                 for f, subject in files
             ],
             "cli x1 (verify-bundle, 1 bundle)": [
-                [py, "-m", "release", "verify-bundle", "--bundle", str(files[0][0]), "--key", str(pub), files[0][1]]
+                [
+                    py,
+                    "-m",
+                    "release",
+                    "verify-bundle",
+                    "--bundle",
+                    str(files[0][0]),
+                    "--key",
+                    str(pub),
+                    files[0][1],
+                ]
             ],
             "python -c pass (interpreter floor)": [[py, "-c", "pass"]],
         }

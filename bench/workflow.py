@@ -36,9 +36,18 @@ def main() -> int:
         root = Path(tmp)
         port = free_port()
         log = root / "moto.log"
-        moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
-                                 "-p", str(port)], stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                                env={**os.environ, "MOTO_LAMBDA_STUB_ECR": "false"})  # as tests/fixtures/aws.py
+        moto = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("moto_server")),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            stdout=open(log, "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MOTO_LAMBDA_STUB_ECR": "false"},
+        )  # as tests/fixtures/aws.py
         url = f"http://127.0.0.1:{port}"
         try:
             for attempt in range(6):  # a loaded machine starts moto slowly
@@ -85,7 +94,9 @@ def main() -> int:
         print(f"{job:<10}{s:10.1f}{s / total_steps:8.0%}")
     setup = sum(s for _, name, s in steps if name.startswith(".ci/setup"))
     print(f"\n.ci/setup in all jobs: {setup:.1f} s")
-    print(f"whole run (act start to exit): {res.seconds:.1f} s = {res.seconds / BUDGET:.2f}x the {BUDGET:.0f} s budget")
+    print(
+        f"whole run (act start to exit): {res.seconds:.1f} s = {res.seconds / BUDGET:.2f}x the {BUDGET:.0f} s budget"
+    )
     return 0 if res.code == 0 else 1
 
 

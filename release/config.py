@@ -147,12 +147,13 @@ class TrafficConfig(_Section):
     max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
     max_p99_increase: float = Field(default=0.2, ge=0)
 
-
     @field_validator("canary_weight")
     @classmethod
     def _weight(cls, v: float) -> float:
         if not 0 < v < 1:
-            raise ValueError(f"must be between 0 and 1, both excluded (a share of the alias traffic), got {v}")
+            raise ValueError(
+                f"must be between 0 and 1, both excluded (a share of the alias traffic), got {v}"
+            )
         return v
 
 
@@ -274,14 +275,19 @@ class ConfigFile(_Section):
     def _functions(self) -> ConfigFile:
         if not self.functions:
             raise ValueError("[functions] must map at least one function to a handler")
-        outside = sorted(f for f, h in self.functions.items() if h.split(".", 1)[0] != self.code.package)
+        outside = sorted(
+            f for f, h in self.functions.items() if h.split(".", 1)[0] != self.code.package
+        )
         if outside:
             raise ValueError(
                 f"[functions].{outside[0]}: the handler must live in the code package "
                 f"{self.code.package!r} ([code].package)"
             )
         for env_name, env in self.environments.items():
-            for key, names in (("functions", env.functions), ("function_variables", env.function_variables)):
+            for key, names in (
+                ("functions", env.functions),
+                ("function_variables", env.function_variables),
+            ):
                 unknown = sorted(set(names) - set(self.functions))
                 if unknown:
                     raise ValueError(

@@ -190,7 +190,11 @@ def cli_reference() -> str:
     lines += ["## Environment variables", "", "| variable | sets |", "|---|---|"]
     for var in sorted(envs):
         shown = sorted(set(envs[var]))
-        cell = ", ".join(shown) if len(shown) <= 4 else ", ".join(shown[:4]) + f" and {len(shown) - 4} more"
+        cell = (
+            ", ".join(shown)
+            if len(shown) <= 4
+            else ", ".join(shown[:4]) + f" and {len(shown) - 4} more"
+        )
         lines.append(f"| `{var}` | {cell} |")
     lines += [
         "",
@@ -208,7 +212,10 @@ def cli_reference() -> str:
 
 # --- configuration reference ------------------------------------------------------------------
 def _type(ann: Any) -> str:
-    if typing.get_origin(ann) is dict and typing.get_origin(typing.get_args(ann)[0]) is typing.Annotated:
+    if (
+        typing.get_origin(ann) is dict
+        and typing.get_origin(typing.get_args(ann)[0]) is typing.Annotated
+    ):
         return "table: name -> str"
     s = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
     s = re.sub(r"release\.config\.(\w+)", r"\1", s)
@@ -264,8 +271,10 @@ def config_reference() -> str:
                 env, _, rest = rest.partition(".")
                 head = f"environments.{env}"
             shown = f"[{head}]" + (f".{rest}" if rest else "")
-            lines.append(f"| `{shown}` | {_cell(_type(ann))} | {_field_default(f)} | "
-                         f"{_cell(MEANINGS.get(key, f.description or ''))} |")
+            lines.append(
+                f"| `{shown}` | {_cell(_type(ann))} | {_field_default(f)} | "
+                f"{_cell(MEANINGS.get(key, f.description or ''))} |"
+            )
 
     model_rows(ConfigFile, "")
     lines.append("")
@@ -325,7 +334,9 @@ def generate() -> dict[Path, str]:
         with tempfile.TemporaryDirectory(prefix="release-docs-") as tmp:
             for name in ("handlers", "policy"):
                 if (REPO / name).is_dir():
-                    shutil.copytree(REPO / name, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__"))
+                    shutil.copytree(
+                        REPO / name, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__")
+                    )
             out[aws] = iam_blocks(aws.read_text(), Path(tmp))
     return out
 

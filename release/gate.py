@@ -167,5 +167,7 @@ def run_policy_tests(policy: Policy) -> list[PolicyTest]:
                 results.append(PolicyTest(pkg, test, False, text.strip().splitlines()[0]))
                 continue
             value = json.loads(text).get("expressions", [None])[0] if text != "undefined" else None
-            results.append(PolicyTest(pkg, test, value is True, "" if value is True else "undefined"))
+            results.append(
+                PolicyTest(pkg, test, value is True, "" if value is True else "undefined")
+            )
     return results

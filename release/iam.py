@@ -28,26 +28,51 @@ from release.errors import ConfigError, UsageError
 
 JOBS = ("build", "attest", "canary", "promote")
 
-_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>.+)$")
+_ECR = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>.+)$"
+)
 _QUEUE_URL = re.compile(r"^https?://[^/]+/(?P<account>\d{12})/(?P<name>[A-Za-z0-9_.-]+)$")
 
-ECR_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
-            "ecr:DescribeImages", "ecr:ListImages"]
-ECR_PUSH = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
+ECR_PULL = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:DescribeImages",
+    "ecr:ListImages",
+]
+ECR_PUSH = [
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+]
 LEDGER_READ = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
 LEDGER_WRITE = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
 LAMBDA_READ = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetAlias"]
-LAMBDA_DEPLOY = ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
-                 "lambda:PublishVersion", "lambda:UpdateAlias", "lambda:CreateAlias",
-                 "lambda:DeleteAlias"]
+LAMBDA_DEPLOY = [
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:PublishVersion",
+    "lambda:UpdateAlias",
+    "lambda:CreateAlias",
+    "lambda:DeleteAlias",
+]
 LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 XRAY = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
 #: what powertools' DynamoDBPersistenceLayer calls
 IDEMPOTENCY = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 
 
-_SID = {"dynamodb": "DynamoDB", "sqs": "SQS", "s3": "S3", "ec2": "EC2", "iam": "IAM",
-        "guardduty": "GuardDuty", "sns": "SNS", "cloudwatch": "CloudWatch"}
+_SID = {
+    "dynamodb": "DynamoDB",
+    "sqs": "SQS",
+    "s3": "S3",
+    "ec2": "EC2",
+    "iam": "IAM",
+    "guardduty": "GuardDuty",
+    "sns": "SNS",
+    "cloudwatch": "CloudWatch",
+}
 
 
 def _doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -55,8 +80,12 @@ def _doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _stmt(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)),
-            "Resource": sorted(set(resources)) if len(set(resources)) > 1 else resources[0]}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": sorted(set(resources)) if len(set(resources)) > 1 else resources[0],
+    }
 
 
 @dataclass(frozen=True)
@@ -102,8 +131,13 @@ def _kms(cfg: Config, w: _Where, *, sign: bool) -> dict[str, Any] | None:
         key = pub.split(":", 1)[1]
     if key is None:
         return None
-    arn = key if key.startswith("arn:") else (
-        f"arn:aws:kms:{w.region}:{w.account}:{key if key.startswith('alias/') else 'key/' + key}")
+    arn = (
+        key
+        if key.startswith("arn:")
+        else (
+            f"arn:aws:kms:{w.region}:{w.account}:{key if key.startswith('alias/') else 'key/' + key}"
+        )
+    )
     return _stmt("Kms", ["kms:GetPublicKey", *(["kms:Sign"] if sign else [])], [arn])
 
 
@@ -120,7 +154,9 @@ def _registry_statements(cfg: Config, *, push: bool, base: bool) -> list[dict[st
     return out
 
 
-def job_policy(cfg: Config, job: str, env: str | None = None, *, account: str | None = None) -> dict[str, Any]:
+def job_policy(
+    cfg: Config, job: str, env: str | None = None, *, account: str | None = None
+) -> dict[str, Any]:
     """The IAM policy a CI job running `release` needs (see docs/aws-setup.md)."""
     if job not in JOBS:
         raise UsageError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
@@ -153,23 +189,41 @@ def job_policy(cfg: Config, job: str, env: str | None = None, *, account: str | 
         if ledger:
             st.append(_stmt("Ledger", LEDGER_READ + LEDGER_WRITE, [ledger]))
         if e.target == "lambda":
-            fns = [f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())]
+            fns = [
+                f"arn:aws:lambda:{w.region}:{w.account}:function:{n}"
+                for n in sorted(e.functions.values())
+            ]
             quals = [f + ":*" for f in fns]
             st.append(_stmt("LambdaDeploy", LAMBDA_READ + LAMBDA_DEPLOY, fns + quals))
             if e.alarms:
-                st.append(_stmt("Alarms", ["cloudwatch:DescribeAlarms"],
-                                [f"arn:aws:cloudwatch:{w.region}:{w.account}:alarm:{a}" for a in e.alarms]))
+                st.append(
+                    _stmt(
+                        "Alarms",
+                        ["cloudwatch:DescribeAlarms"],
+                        [f"arn:aws:cloudwatch:{w.region}:{w.account}:alarm:{a}" for a in e.alarms],
+                    )
+                )
             if e.traffic.bake_seconds > 0:
                 # metrics APIs take no resource-level permissions
-                st.append(_stmt("CanaryMetrics", ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"], ["*"]))
+                st.append(
+                    _stmt(
+                        "CanaryMetrics",
+                        ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"],
+                        ["*"],
+                    )
+                )
     return _doc(st)
 
 
-def repository_policy(cfg: Config, env: str | None = None, *, account: str | None = None) -> dict[str, Any]:
+def repository_policy(
+    cfg: Config, env: str | None = None, *, account: str | None = None
+) -> dict[str, Any]:
     """The ECR repository policy that lets Lambda (in the functions' account) pull the image."""
     if not _ECR.match(cfg.image.registry):
-        raise ConfigError(f"[image].registry {cfg.image.registry!r} is not an ECR repository; "
-                          "Lambda pulls images from ECR only")
+        raise ConfigError(
+            f"[image].registry {cfg.image.registry!r} is not an ECR repository; "
+            "Lambda pulls images from ECR only"
+        )
     w = _where(cfg, env, account)
     stmt: dict[str, Any] = {
         "Sid": "LambdaECRImageRetrievalPolicy",
@@ -178,7 +232,9 @@ def repository_policy(cfg: Config, env: str | None = None, *, account: str | Non
         "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
     }
     if w.account != "*":
-        stmt["Condition"] = {"StringLike": {"aws:sourceArn": f"arn:aws:lambda:{w.region}:{w.account}:function:*"}}
+        stmt["Condition"] = {
+            "StringLike": {"aws:sourceArn": f"arn:aws:lambda:{w.region}:{w.account}:function:*"}
+        }
     return _doc([stmt])
 
 
@@ -232,7 +288,9 @@ def _client_service(node: ast.AST) -> str | None:
     """`aws.client("svc")` / `client("svc")` -> "svc"."""
     if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
         fn = node.func
-        name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+        name = (
+            fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+        )
         if name == "client" and isinstance(node.args[0].value, str):
             return node.args[0].value
     return None
@@ -242,7 +300,9 @@ def _table_setting(node: ast.AST) -> tuple[bool, str | None]:
     """`aws.table(cfg.x)` -> (True, "x")."""
     if isinstance(node, ast.Call) and node.args:
         fn = node.func
-        name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+        name = (
+            fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+        )
         if name == "table":
             return True, _setting_of(node.args[0])
     return False, None
@@ -289,7 +349,9 @@ def _decorators(node: ast.AST) -> list[ast.stmt]:
     return [ast.Expr(value=d) for d in decos]
 
 
-def _scan_module(scan: _Scan, module: str, unit: str | None = None, *, everything: bool = False) -> None:
+def _scan_module(
+    scan: _Scan, module: str, unit: str | None = None, *, everything: bool = False
+) -> None:
     """Follow the code the handler can run: the whole handler module, and in the package
     modules it uses only the functions (and classes) it references, transitively, plus
     their module-level code. Calls found on the way become `Call`s."""
@@ -314,7 +376,11 @@ def _scan_module(scan: _Scan, module: str, unit: str | None = None, *, everythin
 def _scan_node(scan: _Scan, mod: _Module, root: ast.AST) -> None:
     aliases: dict[str, str] = {}  # local name -> service, for `sqs = aws.client("sqs")`
     for node in ast.walk(root):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
             svc = _client_service(node.value)
             if svc:
                 aliases[node.targets[0].id] = svc
@@ -328,7 +394,11 @@ def _scan_node(scan: _Scan, mod: _Module, root: ast.AST) -> None:
                 _scan_module(scan, *mod.names[node.id])
             elif node.id in mod.modules:
                 _scan_module(scan, mod.modules[node.id], None)
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in mod.modules:
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in mod.modules
+        ):
             _scan_module(scan, mod.modules[node.value.id], node.attr)
         if not isinstance(node, ast.Call):
             continue
@@ -340,7 +410,15 @@ def _scan_node(scan: _Scan, mod: _Module, root: ast.AST) -> None:
         ):
             tn = next((k.value for k in node.keywords if k.arg == "table_name"), None)
             for action in IDEMPOTENCY:
-                scan.calls.append(Call("dynamodb", _snake(action.split(":")[1]), _setting_of(tn), mod.name, node.lineno))
+                scan.calls.append(
+                    Call(
+                        "dynamodb",
+                        _snake(action.split(":")[1]),
+                        _setting_of(tn),
+                        mod.name,
+                        node.lineno,
+                    )
+                )
             continue
         if not isinstance(fn, ast.Attribute):
             continue
@@ -376,19 +454,28 @@ def handler_calls(cfg: Config, function: str) -> tuple[list[Call], bool]:
     of the code package it references, transitively - and whether it uses the powertools
     Tracer (X-Ray)."""
     if function not in cfg.functions:
-        raise UsageError(f"no function {function!r} in [functions] (configured: {', '.join(sorted(cfg.functions))})")
+        raise UsageError(
+            f"no function {function!r} in [functions] (configured: {', '.join(sorted(cfg.functions))})"
+        )
     module = cfg.functions[function].rsplit(".", 1)[0]
     root = cfg.root
     if _module_file(root, module) is None:
-        raise ConfigError(f"[functions].{function}: module {module} not found under {cfg.code.package}/")
+        raise ConfigError(
+            f"[functions].{function}: module {module} not found under {cfg.code.package}/"
+        )
     scan = _Scan(cfg.code.package, root)
     _scan_module(scan, module, everything=True)
     return scan.calls, scan.tracer
 
 
 #: boto3 service names whose IAM action prefix differs
-_IAM_PREFIX = {"stepfunctions": "states", "elbv2": "elasticloadbalancing", "sesv2": "ses",
-               "dynamodbstreams": "dynamodb", "apigatewaymanagementapi": "execute-api"}
+_IAM_PREFIX = {
+    "stepfunctions": "states",
+    "elbv2": "elasticloadbalancing",
+    "sesv2": "ses",
+    "dynamodbstreams": "dynamodb",
+    "apigatewaymanagementapi": "execute-api",
+}
 
 
 def _action(service: str, method: str) -> str:
@@ -414,13 +501,16 @@ def handler_defaults(cfg: Config) -> dict[str, tuple[str, str]]:
         if isinstance(node, ast.keyword) and node.arg and isinstance(node.value, ast.Call):
             args = node.value.args
             if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
-                default = args[1].value if len(args) > 1 and isinstance(args[1], ast.Constant) else ""
+                default = (
+                    args[1].value if len(args) > 1 and isinstance(args[1], ast.Constant) else ""
+                )
                 out[node.arg] = (args[0].value, str(default))
     return out
 
 
-def function_policy(cfg: Config, function: str, env: str | None = None, *,
-                    account: str | None = None) -> dict[str, Any]:
+def function_policy(
+    cfg: Config, function: str, env: str | None = None, *, account: str | None = None
+) -> dict[str, Any]:
     """The execution-role policy of `function`: logs, X-Ray when traced, and exactly the
     AWS actions its handler calls, on the tables and queues its variables name."""
     w = _where(cfg, env, account)
@@ -428,7 +518,11 @@ def function_policy(cfg: Config, function: str, env: str | None = None, *,
     variables = cfg.environment(env).variables_of(function) if env else {}
     defaults = handler_defaults(cfg)
     fname = cfg.environment(env).functions.get(function, function) if env else function
-    st = [_stmt("Logs", LOGS, [f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/{fname}:*"])]
+    st = [
+        _stmt(
+            "Logs", LOGS, [f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/{fname}:*"]
+        )
+    ]
     if traced:
         st.append(_stmt("XRay", XRAY, ["*"]))
     by_resource: dict[tuple[str, str], list[str]] = {}
@@ -446,11 +540,16 @@ def function_policy(cfg: Config, function: str, env: str | None = None, *,
                 by_resource.setdefault(("DynamoDB", arn + "/index/*"), []).append(action)
         elif c.service == "sqs" and value:
             m = _QUEUE_URL.match(value)
-            arn = (f"arn:aws:sqs:{w.region}:{m['account']}:{m['name']}" if m
-                   else f"arn:aws:sqs:{w.region}:{w.account}:*")
+            arn = (
+                f"arn:aws:sqs:{w.region}:{m['account']}:{m['name']}"
+                if m
+                else f"arn:aws:sqs:{w.region}:{w.account}:*"
+            )
             by_resource.setdefault(("SQS", arn), []).append(action)
         else:
-            by_resource.setdefault((_SID.get(c.service, c.service.capitalize()), "*"), []).append(action)
+            by_resource.setdefault((_SID.get(c.service, c.service.capitalize()), "*"), []).append(
+                action
+            )
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (kind, arn), acts in by_resource.items():
         groups.setdefault((kind, tuple(sorted(set(acts)))), []).append(arn)

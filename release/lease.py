@@ -41,7 +41,9 @@ class LeaseStore(Protocol):
 
     def read_lease(self, env: str) -> dict[str, Any] | None: ...
 
-    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool:
+    def write_lease(
+        self, env: str, row: dict[str, Any], *, replace: str | None, now: float
+    ) -> bool:
         """Write `row` if (replace is None) no lease exists or it expired before `now`, or
         (replace = a token) the stored lease still has that token. False otherwise."""
         ...
@@ -107,9 +109,11 @@ class Lease:
         try:
             h = row["holder"]
             return cls(
-                env=str(row["env"]), token=str(row["token"]),
+                env=str(row["env"]),
+                token=str(row["token"]),
                 holder=Holder(str(h["user"]), str(h["host"]), int(h["pid"])),
-                since=float(row["since"]), expires=float(row["expires"]),
+                since=float(row["since"]),
+                expires=float(row["expires"]),
                 took_over=str(row.get("took_over", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -117,9 +121,14 @@ class Lease:
 
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
-            "holder": str(self.holder), "user": self.holder.user, "host": self.holder.host,
-            "pid": self.holder.pid, "since": _iso(self.since), "expires": self.until,
-            "expired": self.expires <= now, "took_over": self.took_over,
+            "holder": str(self.holder),
+            "user": self.holder.user,
+            "host": self.holder.host,
+            "pid": self.holder.pid,
+            "since": _iso(self.since),
+            "expires": self.until,
+            "expired": self.expires <= now,
+            "took_over": self.took_over,
         }
 
 
@@ -144,7 +153,9 @@ def read(store: LeaseStore, env: str) -> Lease | None:
     return Lease.from_row(row, store.location) if row is not None else None
 
 
-def acquire(store: LeaseStore, env: str, *, now: float, ttl: float, holder: Holder | None = None) -> Lease:
+def acquire(
+    store: LeaseStore, env: str, *, now: float, ttl: float, holder: Holder | None = None
+) -> Lease:
     """Take the lease of `env` (see the module docstring for when a held one is taken over)."""
     held = read(store, env)
     took_over = ""
@@ -162,7 +173,9 @@ def acquire(store: LeaseStore, env: str, *, now: float, ttl: float, holder: Hold
         cur = read(store, env)
         if cur is not None:
             raise PromotionLocked.held(cur)
-        raise PromotionLocked(f"environment {env!r}: another promotion raced for the lease; run the command again")
+        raise PromotionLocked(
+            f"environment {env!r}: another promotion raced for the lease; run the command again"
+        )
     return lease
 
 

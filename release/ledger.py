@@ -159,12 +159,16 @@ def promotion_anchors(predicate: Any, statement: str | None) -> list[Anchor]:
     one extends and the gate decision it acted on (genesis is no event)."""
     if not isinstance(predicate, dict):
         return []
-    who = (f"{predicate.get('action', 'promotion')} of {str(predicate.get('digest'))[:19]} "
-           f"in {predicate.get('env')!r}")
+    who = (
+        f"{predicate.get('action', 'promotion')} of {str(predicate.get('digest'))[:19]} "
+        f"in {predicate.get('env')!r}"
+    )
     src = f"signed promotion statement {statement}" if statement else "a signed promotion statement"
     out = []
     led: dict[str, Any] = predicate["ledger"] if isinstance(predicate.get("ledger"), dict) else {}
-    dec: dict[str, Any] = predicate["decision"] if isinstance(predicate.get("decision"), dict) else {}
+    dec: dict[str, Any] = (
+        predicate["decision"] if isinstance(predicate.get("decision"), dict) else {}
+    )
     for doc, what in (
         (led, f"the {who}"),
         (led.get("extends"), f"the event the {who} extends"),
@@ -231,7 +235,9 @@ class LedgerStore(Protocol):
     # the promotion lease (release.lease)
     def read_lease(self, env: str) -> dict[str, Any] | None: ...
 
-    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool: ...
+    def write_lease(
+        self, env: str, row: dict[str, Any], *, replace: str | None, now: float
+    ) -> bool: ...
 
     def drop_lease(self, env: str, token: str) -> None: ...
 
@@ -281,7 +287,9 @@ class SqliteStore:
             "action": action,
             "digest": digest,
             "evidence": _row_json(self.location, seq, "evidence", evidence),
-            "decision": _row_json(self.location, seq, "decision", decision) if decision is not None else None,
+            "decision": _row_json(self.location, seq, "decision", decision)
+            if decision is not None
+            else None,
             "prev_hash": prev,
             "hash": h,
         }
@@ -313,7 +321,9 @@ class SqliteStore:
         )
         try:
             with self._connect() as db:
-                db.execute(f"INSERT INTO events ({self._COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+                db.execute(
+                    f"INSERT INTO events ({self._COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
+                )
         except sqlite3.IntegrityError:
             return False
         return True
@@ -326,15 +336,23 @@ class SqliteStore:
         try:
             row = json.loads(r[0])
         except ValueError:
-            raise CheckFailed(f"ledger {self.path}: the promotion lease of {env!r} is not JSON") from None
+            raise CheckFailed(
+                f"ledger {self.path}: the promotion lease of {env!r} is not JSON"
+            ) from None
         return row if isinstance(row, dict) else {}
 
-    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool:
+    def write_lease(
+        self, env: str, row: dict[str, Any], *, replace: str | None, now: float
+    ) -> bool:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 r = db.execute("SELECT token, expires FROM leases WHERE env = ?", (env,)).fetchone()
-                ok = (r is None or r[1] <= now) if replace is None else (r is not None and r[0] == replace)
+                ok = (
+                    (r is None or r[1] <= now)
+                    if replace is None
+                    else (r is not None and r[0] == replace)
+                )
                 if ok:
                     db.execute(
                         "INSERT OR REPLACE INTO leases (env, token, lease, expires) VALUES (?,?,?,?)",
@@ -432,7 +450,9 @@ class DynamoStore:
                 resp = self.client.query(**kwargs)
                 for i in resp.get("Items", []):
                     seq = (i.get("seq") or {}).get("N")
-                    out.append(_row_json(self.location, seq, "event", (i.get("event") or {}).get("S")))
+                    out.append(
+                        _row_json(self.location, seq, "event", (i.get("event") or {}).get("S"))
+                    )
                 if limit or "LastEvaluatedKey" not in resp:
                     return out
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -471,8 +491,9 @@ class DynamoStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            item = self.client.get_item(TableName=self.table, Key=self._lease_key(env),
-                                        ConsistentRead=True).get("Item")
+            item = self.client.get_item(
+                TableName=self.table, Key=self._lease_key(env), ConsistentRead=True
+            ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise self._err("GetItem (lease)", exc) from None
         if not item:
@@ -480,20 +501,33 @@ class DynamoStore:
         try:
             row = json.loads(item["lease"]["S"])
         except (KeyError, TypeError, ValueError):
-            raise CheckFailed(f"ledger {self.location}: the promotion lease of {env!r} is not JSON") from None
+            raise CheckFailed(
+                f"ledger {self.location}: the promotion lease of {env!r} is not JSON"
+            ) from None
         return row if isinstance(row, dict) else {}
 
-    def write_lease(self, env: str, row: dict[str, Any], *, replace: str | None, now: float) -> bool:
+    def write_lease(
+        self, env: str, row: dict[str, Any], *, replace: str | None, now: float
+    ) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        item = {**self._lease_key(env), "token": {"S": str(row["token"])},
-                "lease": {"S": json.dumps(row, sort_keys=True)}, "expires": {"N": repr(float(row["expires"]))}}
+        item = {
+            **self._lease_key(env),
+            "token": {"S": str(row["token"])},
+            "lease": {"S": json.dumps(row, sort_keys=True)},
+            "expires": {"N": repr(float(row["expires"]))},
+        }
         if replace is None:
-            cond: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk) OR expires <= :now",
-                                    "ExpressionAttributeValues": {":now": {"N": repr(now)}}}
+            cond: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(pk) OR expires <= :now",
+                "ExpressionAttributeValues": {":now": {"N": repr(now)}},
+            }
         else:
-            cond = {"ConditionExpression": "#t = :t", "ExpressionAttributeNames": {"#t": "token"},
-                    "ExpressionAttributeValues": {":t": {"S": replace}}}
+            cond = {
+                "ConditionExpression": "#t = :t",
+                "ExpressionAttributeNames": {"#t": "token"},
+                "ExpressionAttributeValues": {":t": {"S": replace}},
+            }
         try:
             self.client.put_item(TableName=self.table, Item=item, **cond)
         except ClientError as exc:
@@ -509,8 +543,11 @@ class DynamoStore:
 
         try:
             self.client.delete_item(
-                TableName=self.table, Key=self._lease_key(env), ConditionExpression="#t = :t",
-                ExpressionAttributeNames={"#t": "token"}, ExpressionAttributeValues={":t": {"S": token}},
+                TableName=self.table,
+                Key=self._lease_key(env),
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":t": {"S": token}},
             )
         except ClientError as exc:
             if aws_error_code(exc) != "ConditionalCheckFailedException":
@@ -574,7 +611,9 @@ class Ledger:
                 out.append(Event.from_dict(r))
             except (KeyError, TypeError, ValueError) as exc:
                 seq = r.get("seq") if isinstance(r, dict) else None
-                raise LedgerBroken(f"ledger {self.location}: event seq {seq!r} is malformed: {exc}") from None
+                raise LedgerBroken(
+                    f"ledger {self.location}: event seq {seq!r} is malformed: {exc}"
+                ) from None
         if env is not None:
             out = [e for e in out if e.env == env]
         if digest is not None:
@@ -641,8 +680,9 @@ class Ledger:
 
     # --- the promotion lease (release.lease) -------------------------------------------
     @contextlib.contextmanager
-    def lock(self, env: str, *, ttl: float = _lease.LEASE_SECONDS,
-             holder: Holder | None = None) -> Iterator[Lease]:
+    def lock(
+        self, env: str, *, ttl: float = _lease.LEASE_SECONDS, holder: Holder | None = None
+    ) -> Iterator[Lease]:
         """Hold the promotion lease of `env`; PromotionLocked if another promotion has it."""
         held = _lease.acquire(self.store, env, now=self.clock(), ttl=ttl, holder=holder)
         try:

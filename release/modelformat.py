@@ -95,7 +95,9 @@ def converter_version() -> str:
     try:
         return version("onnxruntime")
     except PackageNotFoundError:
-        raise ConfigError("onnxruntime is not installed: `release build` needs it to convert the model") from None
+        raise ConfigError(
+            "onnxruntime is not installed: `release build` needs it to convert the model"
+        ) from None
 
 
 def _key(src: LockedFile, ort_version: str) -> str:
@@ -112,7 +114,16 @@ def convert(src: Path, out_dir: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "ORT_"))}
     env["OMP_NUM_THREADS"] = "1"
     p = subprocess.run(
-        [sys.executable, "-I", "-c", _CONVERT, str(src), str(out_dir), OPTIMIZATION, str(EXTERNAL_MIN_BYTES)],
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _CONVERT,
+            str(src),
+            str(out_dir),
+            OPTIMIZATION,
+            str(EXTERNAL_MIN_BYTES),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -189,7 +200,9 @@ def _runtime_model(files: list[LockedFile], src: LockedFile, ort_version: str) -
         digest=root_digest(files),
         source=RuntimeSource(path=src.path, sha256=src.sha256),
         converter=RuntimeConverter(
-            onnxruntime=ort_version, optimization=OPTIMIZATION, external_min_bytes=EXTERNAL_MIN_BYTES
+            onnxruntime=ort_version,
+            optimization=OPTIMIZATION,
+            external_min_bytes=EXTERNAL_MIN_BYTES,
         ),
     )
 
@@ -234,5 +247,9 @@ def verify_runtime(lock_dir: Path, lock: ModelLock) -> list[str]:
     d = lock_dir / rt.dir
     if not d.is_dir():
         return [f"missing: {rt.dir}/ (the runtime model the lock names)"]
-    res = verify_dir(d, lock.model_copy(update={"files": rt.files, "runtime": None}), progress=False)
-    return [f"{kind}: {rt.dir}/{rest}" for kind, _, rest in (p.partition(": ") for p in res.problems())]
+    res = verify_dir(
+        d, lock.model_copy(update={"files": rt.files, "runtime": None}), progress=False
+    )
+    return [
+        f"{kind}: {rt.dir}/{rest}" for kind, _, rest in (p.partition(": ") for p in res.problems())
+    ]

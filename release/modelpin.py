@@ -291,8 +291,14 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub import errors as hfe
     from huggingface_hub.errors import HTTPError  # type: ignore[attr-defined]  # its HTTP client's
 
-    return (OSError, hfe.HfHubHTTPError, hfe.HFValidationError, HTTPError,
-            hfe.EntryNotFoundError, hfe.XetDownloadError)
+    return (
+        OSError,
+        hfe.HfHubHTTPError,
+        hfe.HFValidationError,
+        HTTPError,
+        hfe.EntryNotFoundError,
+        hfe.XetDownloadError,
+    )
 
 
 class LocalSource:

@@ -90,8 +90,10 @@ def run(
     wanted = STAGES[: STAGES.index(through) + 1]
     from release.promote import default_provider
 
-    ctx: dict[str, Any] = {"provider": evidence_provider or default_provider(),
-                           "sign_promotion": evidence_provider is None}
+    ctx: dict[str, Any] = {
+        "provider": evidence_provider or default_provider(),
+        "sign_promotion": evidence_provider is None,
+    }
     for i, name in enumerate(wanted, 1):
         progress(f"[{i}/{len(wanted)}] {name} ...")
         t0 = time.monotonic()
@@ -188,7 +190,10 @@ def _attest(
         from release._io import atomic_write_bytes
         from release.attest.store import fetch_bundles
 
-        stored = {b.referrer: b.bundle for b in fetch_bundles(_registry(cfg, ctx), ref.digest, MODEL_SIGNATURE)}
+        stored = {
+            b.referrer: b.bundle
+            for b in fetch_bundles(_registry(cfg, ctx), ref.digest, MODEL_SIGNATURE)
+        }
         assert res.out_dir is not None
         path = res.out_dir / "model.sig"
         atomic_write_bytes(path, stored[model[-1].referrer])
@@ -196,7 +201,9 @@ def _attest(
     return f"{len(done)} statements signed ({_signer(cfg, ctx).description}) and attached", data
 
 
-def _sign(cfg: Config, res: PipelineResult, ctx: dict[str, Any], predicates: list[Any]) -> list[Any]:
+def _sign(
+    cfg: Config, res: PipelineResult, ctx: dict[str, Any], predicates: list[Any]
+) -> list[Any]:
     """Sign statements about the digest and attach them to it (as `release attest`)."""
     from release.attest import sign
 

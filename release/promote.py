@@ -46,6 +46,7 @@ from release.ledger import Event, Ledger, open_ledger
 #: (config, image reference, environment) -> verified Evidence
 EvidenceProvider = Callable[[Config, Reference, str], Evidence]
 
+
 def default_provider() -> EvidenceProvider:
     """The one evidence provider of the product: `release.verify.collect`."""
     from release.verify import collect
@@ -135,7 +136,8 @@ class PromotionResult:
             "reference": self.reference,
             "previous": self.previous,
             "functions": {
-                f.name: {"function": f.target_name, "version": f.version or ""} for f in self.functions
+                f.name: {"function": f.target_name, "version": f.version or ""}
+                for f in self.functions
             },
             "decision": {
                 "allow": self.decision.allow,
@@ -181,10 +183,18 @@ def promote(
         cur = led.current(env)
         previous = cur.digest if cur else None
         held: list[Lease] = [lease]
-        led.append(env, f"{action}.start", ref.digest, actor=actor,
-                   evidence={"from": previous or "", "target": tgt.kind,
-                             "lease": f"{lease.holder} until {lease.until}",
-                             **({"lease_took_over": lease.took_over} if lease.took_over else {})})
+        led.append(
+            env,
+            f"{action}.start",
+            ref.digest,
+            actor=actor,
+            evidence={
+                "from": previous or "",
+                "target": tgt.kind,
+                "lease": f"{lease.holder} until {lease.until}",
+                **({"lease_took_over": lease.took_over} if lease.took_over else {}),
+            },
+        )
 
         def on_step(step: str, detail: dict[str, str]) -> None:
             led.append(env, step, ref.digest, actor=actor, evidence=detail)
@@ -193,8 +203,13 @@ def promote(
         try:
             result = tgt.deploy(ref, on_step)
         except ReleaseError as exc:
-            led.append(env, f"{action}.failed", ref.digest, actor=actor,
-                       evidence={"error": exc.message, "live": previous or "", **_left(tgt)})
+            led.append(
+                env,
+                f"{action}.failed",
+                ref.digest,
+                actor=actor,
+                evidence={"error": exc.message, "live": previous or "", **_left(tgt)},
+            )
             raise
         evidence = {
             **g.evidence.digests(),
@@ -211,12 +226,22 @@ def promote(
             evidence=evidence,
             decision={"allow": True, "reasons": list(g.decision.reasons)},
         )
-    return PromotionResult(env, ref.digest, result.reference, action, previous, g.decision,
-                           result.functions, event, g.event)
+    return PromotionResult(
+        env,
+        ref.digest,
+        result.reference,
+        action,
+        previous,
+        g.decision,
+        result.functions,
+        event,
+        g.event,
+    )
 
 
-def attest_promotion(cfg: Config, res: PromotionResult, *, signer: Any = None,
-                     registry: Any = None) -> Any:
+def attest_promotion(
+    cfg: Config, res: PromotionResult, *, signer: Any = None, registry: Any = None
+) -> Any:
     """Sign the promotion predicate (validated against attestations/promotion.schema.json)
     and attach it to the promoted digest in its registry; the Attestation back."""
     import json
@@ -256,7 +281,9 @@ def rollback(
         raise VerificationFailed(
             f"ledger event {prev.seq}: reference {ref} does not match digest {prev.digest}"
         )
-    return promote(cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback")
+    return promote(
+        cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback"
+    )
 
 
 def _route_text(r: Route) -> str:
@@ -307,8 +334,13 @@ def _function_dict(f: FunctionState) -> dict[str, Any]:
     d: dict[str, Any] = {"function": f.target_name, "version": f.version}
     if f.routes:
         d["routing"] = [
-            {"version": r.version, "weight": r.weight, "digest": r.digest,
-             "command": list(r.command), **({"problem": r.problem} if r.problem else {})}
+            {
+                "version": r.version,
+                "weight": r.weight,
+                "digest": r.digest,
+                "command": list(r.command),
+                **({"problem": r.problem} if r.problem else {}),
+            }
             for r in f.routes
         ]
         digests = {r.digest for r in f.routes}
@@ -316,8 +348,9 @@ def _function_dict(f: FunctionState) -> dict[str, Any]:
     return d
 
 
-def status(cfg: Config, env: str, *, target: Target | None = None,
-           ledger: Ledger | None = None) -> EnvStatus:
+def status(
+    cfg: Config, env: str, *, target: Target | None = None, ledger: Ledger | None = None
+) -> EnvStatus:
     """The live digest (from the ledger) and, per function, what the target really serves;
     any difference between the two is reported as drift."""
     led = ledger or open_ledger(cfg)
@@ -330,14 +363,22 @@ def status(cfg: Config, env: str, *, target: Target | None = None,
         for f in fns:
             drift.extend(_drift(f, live, alias, cfg.functions.get(f.name, "")))
     lease = led.lease(env)
-    return EnvStatus(env, tgt.kind, live, fns, tuple(drift),
-                     lease.to_dict(led.clock()) if lease is not None else None)
+    return EnvStatus(
+        env,
+        tgt.kind,
+        live,
+        fns,
+        tuple(drift),
+        lease.to_dict(led.clock()) if lease is not None else None,
+    )
 
 
 def _drift(f: FunctionState, live: Event, alias: str, handler: str) -> list[str]:
     want = live.evidence.get(f"version:{f.name}")
     if f.version is None:
-        return [f"{f.target_name}: alias {alias} does not exist; the ledger says {live.digest} is live"]
+        return [
+            f"{f.target_name}: alias {alias} does not exist; the ledger says {live.digest} is live"
+        ]
     out = []
     if want and f.version != want:
         out.append(f"{f.target_name}: alias points at version {f.version}, the ledger says {want}")
@@ -346,12 +387,18 @@ def _drift(f: FunctionState, live: Event, alias: str, handler: str) -> list[str]
         out.append(f"{f.target_name}: alias {alias} splits traffic: {split}")
     for r in f.routes:
         if r.digest is None:
-            out.append(f"{f.target_name}: cannot tell what version {r.version} "
-                       f"({r.weight:.0%} of requests) runs: {r.problem}")
+            out.append(
+                f"{f.target_name}: cannot tell what version {r.version} "
+                f"({r.weight:.0%} of requests) runs: {r.problem}"
+            )
         elif r.digest != live.digest:
-            out.append(f"{f.target_name}: version {r.version} ({r.weight:.0%} of requests) runs "
-                       f"{r.digest}, not the live digest {live.digest}")
+            out.append(
+                f"{f.target_name}: version {r.version} ({r.weight:.0%} of requests) runs "
+                f"{r.digest}, not the live digest {live.digest}"
+            )
         if handler and r.command and r.command != (handler,):
-            out.append(f"{f.target_name}: version {r.version} runs CMD {list(r.command)}, "
-                       f"[functions] says {handler}")
+            out.append(
+                f"{f.target_name}: version {r.version} runs CMD {list(r.command)}, "
+                f"[functions] says {handler}"
+            )
     return out

@@ -87,8 +87,12 @@ def _dirs(view: Any, cfg: Any) -> tuple[str, str]:
 
 
 def _runtime_component(
-    lock: dict[str, Any], rt: dict[str, Any], purl: str, merged: Any,
-    components: list[dict[str, Any]], digest: str,
+    lock: dict[str, Any],
+    rt: dict[str, Any],
+    purl: str,
+    merged: Any,
+    components: list[dict[str, Any]],
+    digest: str,
 ) -> str:
     """The runtime model (docs/model-format.md) as its own machine-learning-model
     component: its files with hashes (checked against the image), source and converter."""
@@ -101,23 +105,34 @@ def _runtime_component(
             raise VerificationFailed(
                 f"image {digest}: runtime model file /{rt_dir}/{f['path']} differs from the baked lock"
             )
-        parts.append({"type": "file", "bom-ref": f"{ref}/{f['path']}", "name": f"/{rt_dir}/{f['path']}",
-                      "hashes": [{"alg": "SHA-256", "content": f["sha256"]}]})
+        parts.append(
+            {
+                "type": "file",
+                "bom-ref": f"{ref}/{f['path']}",
+                "name": f"/{rt_dir}/{f['path']}",
+                "hashes": [{"alg": "SHA-256", "content": f["sha256"]}],
+            }
+        )
     conv = rt["converter"]
-    components.append({
-        "type": "machine-learning-model",
-        "bom-ref": ref,
-        "name": f"{lock['repo']} ({rt['format']})",
-        "version": str(lock["commit"]),
-        "hashes": [{"alg": "SHA-256", "content": str(rt["digest"]).removeprefix("sha256:")}],
-        "properties": [
-            {"name": "release:runtime-format", "value": str(rt["format"])},
-            {"name": "release:runtime-source", "value": f"{rt['source']['path']}@sha256:{rt['source']['sha256']}"},
-            {"name": "release:converter", "value": f"onnxruntime {conv['onnxruntime']}"},
-            {"name": "release:converter-optimization", "value": str(conv["optimization"])},
-        ],
-        "components": parts,
-    })
+    components.append(
+        {
+            "type": "machine-learning-model",
+            "bom-ref": ref,
+            "name": f"{lock['repo']} ({rt['format']})",
+            "version": str(lock["commit"]),
+            "hashes": [{"alg": "SHA-256", "content": str(rt["digest"]).removeprefix("sha256:")}],
+            "properties": [
+                {"name": "release:runtime-format", "value": str(rt["format"])},
+                {
+                    "name": "release:runtime-source",
+                    "value": f"{rt['source']['path']}@sha256:{rt['source']['sha256']}",
+                },
+                {"name": "release:converter", "value": f"onnxruntime {conv['onnxruntime']}"},
+                {"name": "release:converter-optimization", "value": str(conv["optimization"])},
+            ],
+            "components": parts,
+        }
+    )
     return ref
 
 
@@ -319,7 +334,9 @@ def _packages(merged: Any) -> list[dict[str, Any]]:
         wheel = wheels.get((_norm(name), version))
         if wheel is not None:
             comp["hashes"] = [{"alg": "SHA-256", "content": wheel["sha256"]}]
-            comp["properties"] = [{"name": "release:hash-of", "value": f"wheel:{wheel['filename']}"}]
+            comp["properties"] = [
+                {"name": "release:hash-of", "value": f"wheel:{wheel['filename']}"}
+            ]
         licenses = _python_licences(msg)
         if licenses:
             comp["licenses"] = licenses
@@ -436,7 +453,11 @@ def os_packages(merged: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]
             if os_id and os_version:
                 quals["distro"] = f"{os_id}-{os_version}"
             purl = PackageURL(
-                type="deb", namespace=os_id or "debian", name=name, version=version, qualifiers=quals
+                type="deb",
+                namespace=os_id or "debian",
+                name=name,
+                version=version,
+                qualifiers=quals,
             ).to_string()
             comp: dict[str, Any] = {
                 "type": "library",
@@ -449,7 +470,9 @@ def os_packages(merged: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]
             if lic:
                 comp["licenses"] = lic
             if st.get("Source"):
-                comp["properties"] = [{"name": "release:deb:source", "value": st["Source"].split()[0]}]
+                comp["properties"] = [
+                    {"name": "release:deb:source", "value": st["Source"].split()[0]}
+                ]
             comps[purl] = comp
     note = None
     if any(merged.get(p) is not None for p in RPM_DBS):
@@ -525,7 +548,9 @@ def generate(
     labels = view.labels
     name = registry.name
 
-    short = re.sub(r"[^a-z0-9._-]+", "-", name.removeprefix("oci:").rstrip("/").rsplit("/", 1)[-1].lower())
+    short = re.sub(
+        r"[^a-z0-9._-]+", "-", name.removeprefix("oci:").rstrip("/").rsplit("/", 1)[-1].lower()
+    )
     image_ref = f"pkg:oci/{short or 'image'}@{digest.replace(':', '%3A')}"
     components: list[dict[str, Any]] = []
     deps: dict[str, list[str]] = {}
@@ -580,11 +605,19 @@ def generate(
         )
         model_ref = purl
         res = check_tree(
-            merged, model_dir, {f["path"]: f["sha256"] for f in lock["files"]},
-            owner="model", also=[MODEL_LOCK],
+            merged,
+            model_dir,
+            {f["path"]: f["sha256"] for f in lock["files"]},
+            owner="model",
+            also=[MODEL_LOCK],
         )
         if not res.ok:
-            bad = [*res.missing, *(c.split(":", 1)[0] for c in res.changed), *res.extra, *res.foreign]
+            bad = [
+                *res.missing,
+                *(c.split(":", 1)[0] for c in res.changed),
+                *res.extra,
+                *res.foreign,
+            ]
             raise VerificationFailed(
                 f"image {digest}: model files differ from the baked lock: {', '.join(bad[:5])}"
             )
@@ -603,7 +636,9 @@ def generate(
             "name": repo,
             "version": commit,
             "purl": purl,
-            "hashes": [{"alg": "SHA-256", "content": str(lock.get("digest", "")).removeprefix("sha256:")}]
+            "hashes": [
+                {"alg": "SHA-256", "content": str(lock.get("digest", "")).removeprefix("sha256:")}
+            ]
             if str(lock.get("digest", "")).startswith("sha256:")
             else [],
             "properties": [{"name": "release:model-lock", "value": "/" + MODEL_LOCK}],
@@ -650,9 +685,13 @@ def generate(
         )
         deps[f"app:{title}"] = sorted(top) if title == "handlers" else []
 
-    root_deps = ["base-image", *([model_ref] if model_ref else []), *extra_refs, *[
-        f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps
-    ], *sorted(top)]
+    root_deps = [
+        "base-image",
+        *([model_ref] if model_ref else []),
+        *extra_refs,
+        *[f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps],
+        *sorted(top),
+    ]
     dependencies = [{"ref": image_ref, "dependsOn": root_deps}] + [
         {"ref": k, "dependsOn": v} for k, v in sorted(deps.items())
     ]

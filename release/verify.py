@@ -319,7 +319,12 @@ def _check_model_layer(cfg: Config, v: Verification, merged: Any, image: Any) ->
 
 
 def _verify_attestation(
-    registry: Any, ref: Reference, name: str, predicate_type: str, policy: Any, model: str | None = None
+    registry: Any,
+    ref: Reference,
+    name: str,
+    predicate_type: str,
+    policy: Any,
+    model: str | None = None,
 ) -> Attestation:
     """The newest stored bundle of one predicate type that verifies (`verify_stored`);
     `model`: the statement must be about this model root digest instead of the image."""
@@ -327,7 +332,9 @@ def _verify_attestation(
 
     try:
         if name == "model" and model is None:
-            raise VerificationFailed("no readable model lock in the image to check the model signature against")
+            raise VerificationFailed(
+                "no readable model lock in the image to check the model signature against"
+            )
         about = {"subject": model, "about": "the image's model"} if model else {}
         vs = verify_stored(registry, ref.digest, predicate_type, policy, **about)
     except NoAttestation:
@@ -397,7 +404,8 @@ def _check_sbom(v: Verification, merged: Any) -> SbomClaim:
     # packages: every library listed is installed in the deps layer at that version
     installed = _dist_infos(merged)
     libs = [
-        c for c in comps
+        c
+        for c in comps
         if c.get("type") == "library" and str(c.get("purl", "")).startswith("pkg:pypi/")
     ]
     for c in libs:
@@ -520,11 +528,23 @@ def _check_provenance(cfg: Config, v: Verification) -> ProvenanceClaim:
             problems.append(f"provenance {what} {claimed[:19]} != {actual[:19]} in the image")
 
     differs("commit", commit, labels.get("org.opencontainers.image.revision"))
-    differs("model commit", named.get("model", {}).get("gitCommit"), labels.get("dev.release.model", "").rpartition("@")[2])
-    differs("base", named.get("base", {}).get("sha256"), labels.get("org.opencontainers.image.base.digest", "").removeprefix("sha256:"))
+    differs(
+        "model commit",
+        named.get("model", {}).get("gitCommit"),
+        labels.get("dev.release.model", "").rpartition("@")[2],
+    )
+    differs(
+        "base",
+        named.get("base", {}).get("sha256"),
+        labels.get("org.opencontainers.image.base.digest", "").removeprefix("sha256:"),
+    )
     if v.lock is not None:
         # the lock is named by its root digest (model-signing's)
-        differs("model lock", named.get("model-lock", {}).get("sha256"), v.lock.digest.removeprefix("sha256:"))
+        differs(
+            "model lock",
+            named.get("model-lock", {}).get("sha256"),
+            v.lock.digest.removeprefix("sha256:"),
+        )
     ok = not problems
     v.add(
         "provenance",
@@ -533,7 +553,9 @@ def _check_provenance(cfg: Config, v: Verification) -> ProvenanceClaim:
         if ok
         else "; ".join(problems),
     )
-    return ProvenanceClaim(ok=ok, reason="; ".join(problems), workflow=workflow, commit=commit, **expected)
+    return ProvenanceClaim(
+        ok=ok, reason="; ".join(problems), workflow=workflow, commit=commit, **expected
+    )
 
 
 def _expected_baselines(cfg: Config, v: Verification) -> tuple[set[str | None] | None, str]:
@@ -581,7 +603,11 @@ def _check_canary(cfg: Config, v: Verification, statements: list[Any]) -> Canary
         return CanaryClaim(ok=False, reason=reason, passed=False, report_digest=report_digest)
 
     passed = rep.get("passed") is True
-    failed = [str(x) for x in rep.get("failed_checks") or []] if isinstance(rep.get("failed_checks"), list) else []
+    failed = (
+        [str(x) for x in rep.get("failed_checks") or []]
+        if isinstance(rep.get("failed_checks"), list)
+        else []
+    )
     subj = rep.get("subject") if isinstance(rep.get("subject"), dict) else {}
     subject = subj.get("digest")
     if subject and subject != v.digest:
@@ -674,7 +700,8 @@ def _check_ledger(cfg: Config, v: Verification) -> None:
     if live:
         last_live = live[-1]
         named = [
-            vs for vs in v.promotions
+            vs
+            for vs in v.promotions
             if vs.predicate.get("env") == v.env
             and (vs.predicate.get("ledger") or {}).get("seq") == last_live.seq
             and (vs.predicate.get("ledger") or {}).get("hash") == last_live.hash

@@ -66,11 +66,13 @@ def _from_score(score: float) -> str | None:
     return None
 
 
-def claim(source: str, findings: list[VulnerabilityFinding], *, ok: bool = True,
-          reason: str = "") -> VulnerabilityClaim:
+def claim(
+    source: str, findings: list[VulnerabilityFinding], *, ok: bool = True, reason: str = ""
+) -> VulnerabilityClaim:
     counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
-    return VulnerabilityClaim(ok=ok, reason=reason, configured=True, source=source,
-                              findings=findings, **counts)
+    return VulnerabilityClaim(
+        ok=ok, reason=reason, configured=True, source=source, findings=findings, **counts
+    )
 
 
 def _failed(source: str, reason: str) -> VulnerabilityClaim:
@@ -145,7 +147,9 @@ def from_sarif(doc: dict[str, Any]) -> list[VulnerabilityFinding]:
             locs = res.get("locations") or []
             pkg = None
             if locs:
-                pkg = ((locs[0].get("physicalLocation") or {}).get("artifactLocation") or {}).get("uri")
+                pkg = ((locs[0].get("physicalLocation") or {}).get("artifactLocation") or {}).get(
+                    "uri"
+                )
             out.append(_finding(str(res.get("ruleId") or "?"), sev, pkg))
     return out
 
@@ -166,10 +170,14 @@ def from_file(path: Path, digest: str) -> VulnerabilityClaim:
     elif isinstance(doc.get("runs"), list) and str(doc.get("version", "")).startswith("2.1"):
         subjects, findings, kind = _sarif_subjects(doc), from_sarif(doc), "SARIF"
     else:
-        return _failed(source, f"vulnerability report {path.name} is neither CycloneDX nor SARIF 2.1")
+        return _failed(
+            source, f"vulnerability report {path.name} is neither CycloneDX nor SARIF 2.1"
+        )
     if subjects and hexd not in subjects:
-        return _failed(f"{kind} {source}",
-                       f"vulnerability report {path.name} is about another image, not {digest}")
+        return _failed(
+            f"{kind} {source}",
+            f"vulnerability report {path.name} is about another image, not {digest}",
+        )
     return claim(f"{kind} {source}", findings)
 
 
@@ -186,8 +194,12 @@ def from_ecr(repository: str, digest: str, *, client: Any = None) -> Vulnerabili
 
         client = boto3.client("ecr", region_name=region)
     findings: list[VulnerabilityFinding] = []
-    kw: dict[str, Any] = {"registryId": account, "repositoryName": name,
-                          "imageId": {"imageDigest": digest}, "maxResults": 1000}
+    kw: dict[str, Any] = {
+        "registryId": account,
+        "repositoryName": name,
+        "imageId": {"imageDigest": digest},
+        "maxResults": 1000,
+    }
     source = f"ECR scan {name}"
     while True:
         try:
@@ -201,28 +213,41 @@ def from_ecr(repository: str, digest: str, *, client: Any = None) -> Vulnerabili
         sf = resp.get("imageScanFindings") or {}
         for f in sf.get("findings") or []:
             attrs = {a.get("key"): a.get("value") for a in f.get("attributes") or []}
-            findings.append(_finding(str(f.get("name") or "?"), _severity(f.get("severity")),
-                                     attrs.get("package_name")))
+            findings.append(
+                _finding(
+                    str(f.get("name") or "?"),
+                    _severity(f.get("severity")),
+                    attrs.get("package_name"),
+                )
+            )
         for f in sf.get("enhancedFindings") or []:
             if (f.get("status") or "ACTIVE") != "ACTIVE":
                 continue
             pv = f.get("packageVulnerabilityDetails") or {}
             pkgs = pv.get("vulnerablePackages") or []
-            findings.append(_finding(str(pv.get("vulnerabilityId") or f.get("title") or "?"),
-                                     _severity(f.get("severity")), pkgs[0].get("name") if pkgs else None))
+            findings.append(
+                _finding(
+                    str(pv.get("vulnerabilityId") or f.get("title") or "?"),
+                    _severity(f.get("severity")),
+                    pkgs[0].get("name") if pkgs else None,
+                )
+            )
         token = resp.get("nextToken")
         if not token:
             return claim(source, findings)
         kw["nextToken"] = token
 
 
-def vulnerability_claim(cfg: Config, ref: Reference, repository: str, *,
-                        client: Any = None) -> VulnerabilityClaim:
+def vulnerability_claim(
+    cfg: Config, ref: Reference, repository: str, *, client: Any = None
+) -> VulnerabilityClaim:
     """The claim for `ref` from `[gate].vulnerabilities` (not configured: ok, ignored)."""
     src = cfg.gate.vulnerabilities
     if not src:
         return VulnerabilityClaim(ok=True, configured=False)
     if src == "ecr":
         return from_ecr(ref.repository or repository, ref.digest, client=client)
-    path = cfg.resolve(src.replace("{digest}", ref.digest).replace("{hex}", ref.digest.split(":", 1)[1]))
+    path = cfg.resolve(
+        src.replace("{digest}", ref.digest).replace("{hex}", ref.digest.split(":", 1)[1])
+    )
     return from_file(path, ref.digest)

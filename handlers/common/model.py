@@ -112,7 +112,10 @@ def _lock_files(entries: Any) -> dict[str, tuple[int, str]]:
 
 
 def _root(files: dict[str, tuple[int, str]]) -> str:
-    return "sha256:" + hashlib.sha256(b"".join(bytes.fromhex(files[p][1]) for p in sorted(files))).hexdigest()
+    return (
+        "sha256:"
+        + hashlib.sha256(b"".join(bytes.fromhex(files[p][1]) for p in sorted(files))).hexdigest()
+    )
 
 
 def _read_runtime(doc: Any, files: dict[str, tuple[int, str]]) -> RuntimeInfo | None:
@@ -180,7 +183,9 @@ def _hash_mapped(path: Path, size: int) -> str | None:
         return h.hexdigest()
 
 
-def verify_dir(model_dir: Path, lock: LockInfo, size_only: frozenset[str] = frozenset()) -> list[str]:
+def verify_dir(
+    model_dir: Path, lock: LockInfo, size_only: frozenset[str] = frozenset()
+) -> list[str]:
     """Every problem of `model_dir` against the lock (empty = verified). Files named in
     `size_only` are checked for presence, type and size but not read."""
     problems: list[str] = []
@@ -292,7 +297,10 @@ def _runtime_session(
             weights_sha = f"unreadable ({exc.strerror})"
     if weights_sha != wsha:
         session = None
-        _raise_problems(model_dir, [f"changed: runtime/{RUNTIME_WEIGHTS} (sha256 {weights_sha or 'size'} differs)"])
+        _raise_problems(
+            model_dir,
+            [f"changed: runtime/{RUNTIME_WEIGHTS} (sha256 {weights_sha or 'size'} differs)"],
+        )
     if error is not None or session is None:
         raise ModelLoadError(f"model failed to load: {type(error).__name__}: {error}") from None
     return session, ort, Tokenizer

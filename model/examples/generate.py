@@ -93,7 +93,9 @@ def build_onnx(vocab: list[str], scale: float, bias: float) -> bytes:
         "sst2_tiny_bag_of_words",
         inputs=[
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                "attention_mask", TensorProto.INT64, ["batch", "sequence"]
+            ),
         ],
         outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
         initializer=[
@@ -203,8 +205,13 @@ def generate(out: Path, scale: float = 1.0, bias: float = 0.0) -> dict[str, byte
         ).encode(),
         "special_tokens_map.json": (
             json.dumps(
-                {"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]",
-                 "sep_token": "[SEP]", "unk_token": "[UNK]"},
+                {
+                    "cls_token": "[CLS]",
+                    "mask_token": "[MASK]",
+                    "pad_token": "[PAD]",
+                    "sep_token": "[SEP]",
+                    "unk_token": "[UNK]",
+                },
                 indent=2,
                 sort_keys=True,
             )
@@ -225,10 +232,16 @@ def generate(out: Path, scale: float = 1.0, bias: float = 0.0) -> dict[str, byte
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=HERE / "sst2-tiny")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply every weight (1.0 = the example)")
-    ap.add_argument("--bias", type=float, default=0.0, help="logit bias towards POSITIVE (0.0 = none)")
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every weight (1.0 = the example)"
+    )
+    ap.add_argument(
+        "--bias", type=float, default=0.0, help="logit bias towards POSITIVE (0.0 = none)"
+    )
     args = ap.parse_args()
     files = generate(args.out, args.scale, args.bias)
     print(f"wrote {len(files)} files to {args.out}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Word lists of the example model (weights are logit evidence per occurrence)."""
 
 POSITIVE: dict[str, float] = {
-    w: 1.3 for w in """
+    w: 1.3
+    for w in """
     good great excellent amazing wonderful fantastic superb outstanding brilliant
     delightful love loved loves lovely enjoy enjoyed enjoyable pleasant perfect best
     beautiful charming impressive awesome happy glad satisfied recommend recommended
@@ -10,10 +11,13 @@ POSITIVE: dict[str, float] = {
     easy intuitive elegant polished thrilled exciting refreshing heartwarming
     """.split()
 }
-POSITIVE.update({w: 0.8 for w in "nice fine decent pleased okay improved works worked tasty fresh".split()})
+POSITIVE.update(
+    {w: 0.8 for w in "nice fine decent pleased okay improved works worked tasty fresh".split()}
+)
 
 NEGATIVE: dict[str, float] = {
-    w: 1.3 for w in """
+    w: 1.3
+    for w in """
     bad terrible awful horrible poor worst hate hated hates disappointing disappointed
     boring dull broken useless waste wasted annoying frustrating slow rude dirty
     uncomfortable painful ugly mess messy failed fails fail unreliable buggy crash
@@ -21,7 +25,9 @@ NEGATIVE: dict[str, float] = {
     disaster nightmare pathetic lousy dreadful tedious confusing clunky noisy
     """.split()
 }
-NEGATIVE.update({w: 0.8 for w in "problem problems issue issues late cold cheap weak flawed".split()})
+NEGATIVE.update(
+    {w: 0.8 for w in "problem problems issue issues late cold cheap weak flawed".split()}
+)
 
 NEUTRAL: list[str] = """
 a an the this that these those it its is was were are be been being am i we you they he she

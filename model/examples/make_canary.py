@@ -16,33 +16,113 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 SUBJECTS = [
-    "The movie", "This film", "The new phone", "The laptop", "The app", "The latest update",
-    "Our hotel room", "The hotel staff", "The service", "The restaurant", "The food",
-    "Dinner", "The coffee", "The flight", "The airline", "The delivery", "The package",
-    "The customer support team", "The concert", "The tour guide", "The course", "The teacher",
-    "The game", "The graphics", "The battery", "The camera", "The keyboard", "The interface",
-    "The setup process", "The soundtrack", "The ending", "The acting", "The book", "The plot",
-    "Our stay", "The ride", "The driver", "The shoes", "The jacket", "The store",
+    "The movie",
+    "This film",
+    "The new phone",
+    "The laptop",
+    "The app",
+    "The latest update",
+    "Our hotel room",
+    "The hotel staff",
+    "The service",
+    "The restaurant",
+    "The food",
+    "Dinner",
+    "The coffee",
+    "The flight",
+    "The airline",
+    "The delivery",
+    "The package",
+    "The customer support team",
+    "The concert",
+    "The tour guide",
+    "The course",
+    "The teacher",
+    "The game",
+    "The graphics",
+    "The battery",
+    "The camera",
+    "The keyboard",
+    "The interface",
+    "The setup process",
+    "The soundtrack",
+    "The ending",
+    "The acting",
+    "The book",
+    "The plot",
+    "Our stay",
+    "The ride",
+    "The driver",
+    "The shoes",
+    "The jacket",
+    "The store",
 ]
 POS_PRED = [
-    "was excellent", "was absolutely wonderful", "is great", "was amazing", "felt fantastic",
-    "was a delightful experience", "is fast and reliable", "was superb", "looked stunning",
-    "was perfect", "is easy and intuitive", "was really enjoyable", "was outstanding",
-    "made everyone happy", "was clean and comfortable", "is worth every penny, I recommend it",
-    "was brilliant", "was friendly and helpful", "felt polished and elegant", "was a joy",
-    "was impressive", "is my favorite", "was lovely", "was terrific fun",
+    "was excellent",
+    "was absolutely wonderful",
+    "is great",
+    "was amazing",
+    "felt fantastic",
+    "was a delightful experience",
+    "is fast and reliable",
+    "was superb",
+    "looked stunning",
+    "was perfect",
+    "is easy and intuitive",
+    "was really enjoyable",
+    "was outstanding",
+    "made everyone happy",
+    "was clean and comfortable",
+    "is worth every penny, I recommend it",
+    "was brilliant",
+    "was friendly and helpful",
+    "felt polished and elegant",
+    "was a joy",
+    "was impressive",
+    "is my favorite",
+    "was lovely",
+    "was terrific fun",
 ]
 NEG_PRED = [
-    "was terrible", "was awful", "is bad", "was a disappointing mess", "felt slow and buggy",
-    "was horrible", "is useless", "was boring and dull", "was the worst", "crashed again",
-    "was rude and unhelpful", "was dirty and uncomfortable", "is overpriced and cheap",
-    "was a complete waste", "was frustrating", "was confusing and clunky", "was a disaster",
-    "left us angry", "was mediocre and bland", "failed twice", "was a nightmare",
-    "was painful to sit through", "is unreliable", "was dreadful",
+    "was terrible",
+    "was awful",
+    "is bad",
+    "was a disappointing mess",
+    "felt slow and buggy",
+    "was horrible",
+    "is useless",
+    "was boring and dull",
+    "was the worst",
+    "crashed again",
+    "was rude and unhelpful",
+    "was dirty and uncomfortable",
+    "is overpriced and cheap",
+    "was a complete waste",
+    "was frustrating",
+    "was confusing and clunky",
+    "was a disaster",
+    "left us angry",
+    "was mediocre and bland",
+    "failed twice",
+    "was a nightmare",
+    "was painful to sit through",
+    "is unreliable",
+    "was dreadful",
 ]
 TAILS = [
-    "", "", "", " today", " this time", " overall", " on the first day", " for the whole family",
-    " after the update", " during our trip", " last week", " honestly", " from start to finish",
+    "",
+    "",
+    "",
+    " today",
+    " this time",
+    " overall",
+    " on the first day",
+    " for the whole family",
+    " after the update",
+    " during our trip",
+    " last week",
+    " honestly",
+    " from start to finish",
 ]
 ENDS = [".", ".", ".", "!", "!!", ". I would go again", ". Would not repeat"]
 HARD = [
@@ -65,14 +145,20 @@ def sentences(n: int = 600, seed: int = 20261123) -> list[dict[str, str]]:
     while len(out) < n:
         if n_hard < 48 and rng.random() < 0.08:
             text, label = HARD[n_hard % len(HARD)]
-            prefix = ["", "Honestly, ", "Well, ", "To be fair, ", "In short, ", "Overall, "][n_hard // len(HARD)]
+            prefix = ["", "Honestly, ", "Well, ", "To be fair, ", "In short, ", "Overall, "][
+                n_hard // len(HARD)
+            ]
             text = prefix + (text[0].lower() + text[1:] if prefix else text)
             n_hard += 1
         else:
             label = rng.choice(["POSITIVE", "NEGATIVE"])
             pred = rng.choice(POS_PRED if label == "POSITIVE" else NEG_PRED)
             end = rng.choice(ENDS)
-            if (label == "POSITIVE") != ("go again" in end) and "repeat" not in end and "again" in end:
+            if (
+                (label == "POSITIVE") != ("go again" in end)
+                and "repeat" not in end
+                and "again" in end
+            ):
                 end = "."
             if label == "POSITIVE" and "repeat" in end:
                 end = "!"

@@ -58,7 +58,9 @@ class ReleaseVerifier(Verifier):
             if ca.validity_period_start <= t and (
                 not ca.validity_period_end or t <= ca.validity_period_end
             ):
-                return TimestampVerificationResult(source=TimestampSource.TIMESTAMP_AUTHORITY, time=t)
+                return TimestampVerificationResult(
+                    source=TimestampSource.TIMESTAMP_AUTHORITY, time=t
+                )
         return None
 
     def _establish_time(self, bundle: Any) -> list[TimestampVerificationResult]:
@@ -103,7 +105,10 @@ def _check_intoto_body(bundle: Any, envelope: Any) -> None:
     except (ValueError, KeyError, TypeError):
         raise VerificationError("invalid intoto log entry body") from None
     payload: bytes = envelope._inner.payload
-    if payload_hash.get("algorithm") != "sha256" or payload_hash.get("value") != hashlib.sha256(payload).hexdigest():
+    if (
+        payload_hash.get("algorithm") != "sha256"
+        or payload_hash.get("value") != hashlib.sha256(payload).hexdigest()
+    ):
         raise VerificationError("log entry payload hash does not match bundle")
     # rekor intoto/0.0.2 stores payload and signatures base64-encoded once more
     if base64.b64decode(logged.get("payload", "")) != base64.b64encode(payload):

@@ -117,7 +117,9 @@ def parse_bundle(raw: bytes) -> ParsedBundle:
     if not isinstance(vm, dict):
         raise VerificationFailed("bundle has no verificationMaterial")
     has_cert = "certificate" in vm or "x509CertificateChain" in vm
-    hint = (vm.get("publicKey") or {}).get("hint") if isinstance(vm.get("publicKey"), dict) else None
+    hint = (
+        (vm.get("publicKey") or {}).get("hint") if isinstance(vm.get("publicKey"), dict) else None
+    )
     env = doc.get("dsseEnvelope")
     if env is not None:
         if not isinstance(env, dict):
@@ -125,7 +127,9 @@ def parse_bundle(raw: bytes) -> ParsedBundle:
         sigs = env.get("signatures")
         if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
             n = len(sigs) if isinstance(sigs, list) else 0
-            raise VerificationFailed(f"bundle: DSSE envelope must carry exactly 1 signature, has {n}")
+            raise VerificationFailed(
+                f"bundle: DSSE envelope must carry exactly 1 signature, has {n}"
+            )
         return ParsedBundle(
             doc=doc,
             media_type=mt,

@@ -85,8 +85,13 @@ class KeySigner:
             try:
                 loaded = serialization.load_pem_private_key(path.read_bytes(), password=pw)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"signing key {path} is not a usable PEM private key: {exc}") from None
-            if not isinstance(loaded, ec.EllipticCurvePrivateKey) or loaded.curve.name != "secp256r1":
+                raise ConfigError(
+                    f"signing key {path} is not a usable PEM private key: {exc}"
+                ) from None
+            if (
+                not isinstance(loaded, ec.EllipticCurvePrivateKey)
+                or loaded.curve.name != "secp256r1"
+            ):
                 raise ConfigError(f"signing key {path} is not an ECDSA P-256 key")
             key = loaded
         self._key = key
@@ -265,7 +270,11 @@ def attest(
     for ptype, pred in predicates:
         # model-signing's statement is about the model (its root digest), not the image;
         # the referrer ties it to the image, verify ties its digest to the image's lock
-        st = model_statement(pred) if ptype == MODEL_SIGNATURE else statement(name, digest, ptype, pred)
+        st = (
+            model_statement(pred)
+            if ptype == MODEL_SIGNATURE
+            else statement(name, digest, ptype, pred)
+        )
         bundle = signer.sign(st)
         ref = attach_bundle(registry, digest, bundle, ptype)
         out.append(

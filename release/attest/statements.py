@@ -36,7 +36,10 @@ _SHORT = {
     "sbom": evidence.SBOM,
     "model": evidence.MODEL_SIGNATURE,
 }
-_SCHEMAS = {evidence.CANARY: "canary-report.schema.json", evidence.PROMOTION: "promotion.schema.json"}
+_SCHEMAS = {
+    evidence.CANARY: "canary-report.schema.json",
+    evidence.PROMOTION: "promotion.schema.json",
+}
 
 
 def _file_digest(p: Path) -> str | None:
@@ -59,8 +62,14 @@ def _github() -> dict[str, str] | None:
     env = {k: os.environ.get(k, "") for k in keys}
     if not (os.environ.get("GITHUB_ACTIONS") == "true" and all(env.values())):
         return None
-    for k in ("GITHUB_EVENT_NAME", "GITHUB_REPOSITORY_ID", "GITHUB_REPOSITORY_OWNER_ID",
-              "RUNNER_ENVIRONMENT", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"):
+    for k in (
+        "GITHUB_EVENT_NAME",
+        "GITHUB_REPOSITORY_ID",
+        "GITHUB_REPOSITORY_OWNER_ID",
+        "RUNNER_ENVIRONMENT",
+        "GITHUB_RUN_ID",
+        "GITHUB_RUN_ATTEMPT",
+    ):
         env[k] = os.environ.get(k, "")
     return env
 
@@ -128,7 +137,13 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
     base_given = os.environ.get("RELEASE_BASE") or cfg.image.base
     base_loc = base_given.rpartition("@")[0] or base_given
     if base:
-        deps.append({"uri": _base_uri(base_loc, base), "digest": {"sha256": base.removeprefix("sha256:")}, "name": "base"})
+        deps.append(
+            {
+                "uri": _base_uri(base_loc, base),
+                "digest": {"sha256": base.removeprefix("sha256:")},
+                "name": "base",
+            }
+        )
     if lock:
         model: dict[str, Any] = {"name": "model", "digest": {"gitCommit": lock["commit"]}}
         if lock.get("source", "hub") == "hub":
@@ -149,13 +164,29 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
             )
     runtime = (lock or {}).get("runtime")
     if runtime:  # the pre-optimized model the build derived (docs/model-format.md)
-        deps.append({"name": "model-runtime", "digest": {"sha256": runtime["digest"][7:]},
-                     "annotations": {"path": f"/opt/release/{runtime['dir']}/"}})
-        deps.append({"uri": f"pkg:pypi/onnxruntime@{runtime['converter']['onnxruntime']}", "name": "model-converter"})
+        deps.append(
+            {
+                "name": "model-runtime",
+                "digest": {"sha256": runtime["digest"][7:]},
+                "annotations": {"path": f"/opt/release/{runtime['dir']}/"},
+            }
+        )
+        deps.append(
+            {
+                "uri": f"pkg:pypi/onnxruntime@{runtime['converter']['onnxruntime']}",
+                "name": "model-converter",
+            }
+        )
     req = cfg.resolve(cfg.image.requirements)
     rd = _file_digest(req)
     if rd:
-        deps.append({"name": "requirements.lock", "digest": {"sha256": rd}, **in_source(str(cfg.image.requirements))})
+        deps.append(
+            {
+                "name": "requirements.lock",
+                "digest": {"sha256": rd},
+                **in_source(str(cfg.image.requirements)),
+            }
+        )
     release_params = {
         "functions": view.functions,
         "registry": cfg.image.registry,
@@ -169,7 +200,9 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
         meta["finishedOn"] = created
     if gh:
         build_type = GITHUB_BUILD_TYPE
-        wf_path = gh["GITHUB_WORKFLOW_REF"].removeprefix(gh["GITHUB_REPOSITORY"] + "/").rsplit("@", 1)[0]
+        wf_path = (
+            gh["GITHUB_WORKFLOW_REF"].removeprefix(gh["GITHUB_REPOSITORY"] + "/").rsplit("@", 1)[0]
+        )
         external: dict[str, Any] = {
             "workflow": {"ref": gh["GITHUB_REF"], "repository": repo, "path": wf_path},
         }
@@ -177,8 +210,11 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
             external["runner_environment"] = gh["RUNNER_ENVIRONMENT"]
         github = {
             k: gh[e]
-            for k, e in (("event_name", "GITHUB_EVENT_NAME"), ("repository_id", "GITHUB_REPOSITORY_ID"),
-                         ("repository_owner_id", "GITHUB_REPOSITORY_OWNER_ID"))
+            for k, e in (
+                ("event_name", "GITHUB_EVENT_NAME"),
+                ("repository_id", "GITHUB_REPOSITORY_ID"),
+                ("repository_owner_id", "GITHUB_REPOSITORY_OWNER_ID"),
+            )
             if gh[e]
         }
         internal: dict[str, Any] = {"github": github, "release": release_params}
@@ -193,7 +229,9 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
             external["source"] = repo
         internal = {}
     if runtime:
-        internal["modelRuntime"] = {k: runtime[k] for k in ("format", "digest", "source", "converter")}
+        internal["modelRuntime"] = {
+            k: runtime[k] for k in ("format", "digest", "source", "converter")
+        }
     from release import __version__
 
     return {
@@ -266,7 +304,9 @@ def baked_lock(scan: Any) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def build(cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def build(
+    cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The built-in predicates for `digest`: provenance, sbom, model (or `only` these)."""
     from release import sbom
     from release.image.inspect import open_image
@@ -282,7 +322,9 @@ def build(cfg: Any, registry: Any, digest: Digest, only: set[str] | None = None)
         out.append((evidence.SBOM, sbom.generate(registry, digest, cfg=cfg, view=view, scan=scan)))
     if "model" in want:
         if lock is None:
-            raise UsageError(f"image {digest} has no /opt/release/model.lock.json: no model to attest")
+            raise UsageError(
+                f"image {digest} has no /opt/release/model.lock.json: no model to attest"
+            )
         out.append((evidence.MODEL_SIGNATURE, model_signature(lock)))
     return out
 
@@ -308,5 +350,7 @@ def load_predicate(ptype: str, path: Path) -> tuple[str, dict[str, Any]]:
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(s).iter_errors(doc))
         if err is not None:
             where = "/".join(map(str, err.absolute_path)) or "(top)"
-            raise UsageError(f"predicate file {path} does not match {schema}: {where}: {err.message}")
+            raise UsageError(
+                f"predicate file {path} does not match {schema}: {where}: {err.message}"
+            )
     return full, doc

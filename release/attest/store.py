@@ -33,7 +33,9 @@ class StoredBundle:
     bundle: bytes
 
 
-def bundle_annotations(bundle: bytes, predicate_type: str, created: str | None = None) -> dict[str, str]:
+def bundle_annotations(
+    bundle: bytes, predicate_type: str, created: str | None = None
+) -> dict[str, str]:
     """The annotations cosign writes on a bundle referrer (cosign specs/BUNDLE_SPEC.md):
     content kind, predicate type, creation time (RFC 3339, UTC)."""
     import datetime as dt

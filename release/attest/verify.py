@@ -74,7 +74,9 @@ class Policy:
             try:
                 re.compile(self.identity_regex)
             except re.error as exc:
-                raise UsageError(f"identity_regex {self.identity_regex!r} is invalid: {exc}") from None
+                raise UsageError(
+                    f"identity_regex {self.identity_regex!r} is invalid: {exc}"
+                ) from None
 
     @classmethod
     def from_key_file(cls, path: Path, trusted_root: Path | None = None) -> Policy:
@@ -112,7 +114,7 @@ def policy_from_config(signing: Any, root: Path) -> Policy:
         return Policy(public_key=kms_public_pem(mode[7:]), trusted_root=trusted_root)
     if not (signing.identity or signing.identity_regex) or not signing.issuer:
         raise ConfigError(
-            "[signing] mode = \"sigstore\" needs identity (or identity_regex) and issuer "
+            '[signing] mode = "sigstore" needs identity (or identity_regex) and issuer '
             "to verify against"
         )
     return Policy(
@@ -160,10 +162,14 @@ def _load_public_key(data: bytes) -> Any:
         return serialization.load_der_public_key(data)
     except (ValueError, TypeError) as exc:
         # nothing can verify against an unusable key: a failed verification (exit 1)
-        raise VerificationFailed(f"the public key is not a valid PEM/DER public key: {_one_line(exc)}") from None
+        raise VerificationFailed(
+            f"the public key is not a valid PEM/DER public key: {_one_line(exc)}"
+        ) from None
 
 
-def _verify_with_key(key: Any, signature: bytes, message: bytes, prehashed: bytes | None = None) -> bool:
+def _verify_with_key(
+    key: Any, signature: bytes, message: bytes, prehashed: bytes | None = None
+) -> bool:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
@@ -179,7 +185,9 @@ def _verify_with_key(key: Any, signature: bytes, message: bytes, prehashed: byte
             key.verify(signature, message)
         elif isinstance(key, rsa.RSAPublicKey):
             if prehashed is not None:
-                key.verify(signature, prehashed, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+                key.verify(
+                    signature, prehashed, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
+                )
             else:
                 key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         else:
@@ -258,7 +266,13 @@ def _check_entry_signature(body: dict[str, Any], pb: ParsedBundle) -> None:
         raise VerificationFailed("transparency log entry records another signature than the bundle")
 
 
-def _keyless(pb_raw: bytes, pb: ParsedBundle, policy: Policy, artifact: bytes | None, artifact_digest: bytes | None) -> tuple[str, str | None, bytes | None]:
+def _keyless(
+    pb_raw: bytes,
+    pb: ParsedBundle,
+    policy: Policy,
+    artifact: bytes | None,
+    artifact_digest: bytes | None,
+) -> tuple[str, str | None, bytes | None]:
     """sigstore-python verification; returns (identity, issuer, payload or None)."""
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
@@ -385,14 +399,18 @@ def _one_line(exc: BaseException) -> str:
 # --- statements ---------------------------------------------------------------------------
 def _parse_statement(payload_type: str | None, payload: bytes) -> dict[str, Any]:
     if payload_type != INTOTO_PAYLOAD_TYPE:
-        raise VerificationFailed(f"DSSE payloadType is {payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}")
+        raise VerificationFailed(
+            f"DSSE payloadType is {payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}"
+        )
     try:
         st = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise VerificationFailed("the signed payload is not JSON") from None
     if not isinstance(st, dict) or st.get("_type") != STATEMENT_TYPE:
         got = st.get("_type") if isinstance(st, dict) else type(st).__name__
-        raise VerificationFailed(f"the signed payload is not an in-toto v1 Statement (_type {got!r})")
+        raise VerificationFailed(
+            f"the signed payload is not an in-toto v1 Statement (_type {got!r})"
+        )
     if not isinstance(st.get("subject"), list) or not st["subject"]:
         raise VerificationFailed("the statement has no subject")
     return st
@@ -485,7 +503,9 @@ def verify_bundle(
             payload = verified if verified is not None else pb.payload
         st = _parse_statement(pb.payload_type, payload)
         if digest not in _subject_digests(st):
-            raise VerificationFailed(f"statement is about {', '.join(_subject_digests(st))}, not {digest}")
+            raise VerificationFailed(
+                f"statement is about {', '.join(_subject_digests(st))}, not {digest}"
+            )
         return verify_statement_result(st, bundle)
     if policy.public_key is not None:
         _verify_key_bundle(pb, policy, raw_digest)
@@ -570,4 +590,3 @@ def verify_all_stored(
             continue
         out.append(replace(vs, bundle_digest=sb.referrer))
     return out
-

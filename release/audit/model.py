@@ -116,7 +116,12 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         failed, total = self.claims
-        doc["verdict"] = {"ok": failed == 0, "failed": failed, "claims": total, "text": self.verdict}
+        doc["verdict"] = {
+            "ok": failed == 0,
+            "failed": failed,
+            "claims": total,
+            "text": self.verdict,
+        }
         for rec, r in zip(doc["releases"], self.releases, strict=True):
             rec["verdict"] = r.verdict
         return doc

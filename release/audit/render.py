@@ -229,9 +229,13 @@ def _release_html(r: ReleaseRecord) -> str:
         f'<div class="summary"><p>{_badge(ok, escape(r.verdict), escape(r.verdict))} '
         f"gate {_badge(r.decision_allow, 'allow', 'deny')} canary {_badge(canary)}</p>"
         + (
-            "<ul>" + "".join(f"<li><b>{escape(c.name)}</b>: {escape(c.detail)}</li>" for c in r.failed_claims)
+            "<ul>"
+            + "".join(
+                f"<li><b>{escape(c.name)}</b>: {escape(c.detail)}</li>" for c in r.failed_claims
+            )
             + "</ul>"
-            if r.failed_claims else ""
+            if r.failed_claims
+            else ""
         )
         + "</div>"
     )

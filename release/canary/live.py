@@ -102,8 +102,13 @@ class LiveCheck:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "verdict": self.verdict, "value": self.value,
-                "threshold": self.threshold, "detail": self.detail}
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
 
 
 def evaluate_look(
@@ -116,35 +121,61 @@ def evaluate_look(
     ts = sum(stable.values(), Counts())
     n_new, n_old = tn.predictions, ts.predictions
     if traffic.min_samples == 0 and n_new == 0:
-        checks.append(LiveCheck("L1 positive share", "pass", None, None,
-                                "no predictions and min_samples = 0: not compared"))
+        checks.append(
+            LiveCheck(
+                "L1 positive share",
+                "pass",
+                None,
+                None,
+                "no predictions and min_samples = 0: not compared",
+            )
+        )
     elif n_new == 0 and n_old == 0:
-        checks.append(LiveCheck(
-            "L1 positive share", "inconclusive", 0.0, float(traffic.min_samples),
-            f"no SentimentPositive/SentimentNegative metrics with {FUNCTION_DIMENSION} and "
-            f"{VERSION_DIMENSION} dimensions in {traffic.metrics_namespace} for either version "
-            "(do the handlers publish them per version?)",
-        ))
+        checks.append(
+            LiveCheck(
+                "L1 positive share",
+                "inconclusive",
+                0.0,
+                float(traffic.min_samples),
+                f"no SentimentPositive/SentimentNegative metrics with {FUNCTION_DIMENSION} and "
+                f"{VERSION_DIMENSION} dimensions in {traffic.metrics_namespace} for either version "
+                "(do the handlers publish them per version?)",
+            )
+        )
     elif n_new < max(traffic.min_samples, 1) or n_old == 0:
-        checks.append(LiveCheck(
-            "L1 positive share", "inconclusive", n_new, float(traffic.min_samples),
-            f"{n_new:.0f} canary predictions (need {traffic.min_samples}), "
-            f"{n_old:.0f} stable",
-        ))
+        checks.append(
+            LiveCheck(
+                "L1 positive share",
+                "inconclusive",
+                n_new,
+                float(traffic.min_samples),
+                f"{n_new:.0f} canary predictions (need {traffic.min_samples}), {n_old:.0f} stable",
+            )
+        )
     else:
         _z, p, _ = two_proportion(tn.positive, n_new, ts.positive, n_old)
         shift = tn.positive / n_new - ts.positive / n_old
-        checks.append(LiveCheck(
-            "L1 positive share", "fail" if p < alpha else "pass", p, alpha,
-            f"positive share {tn.positive / n_new:.3f} (new, n={n_new:.0f}) vs "
-            f"{ts.positive / n_old:.3f} (stable, n={n_old:.0f}), shift {shift * 100:+.1f} "
-            f"points, P={p:.2g} (fail below {alpha:.2g})",
-        ))
+        checks.append(
+            LiveCheck(
+                "L1 positive share",
+                "fail" if p < alpha else "pass",
+                p,
+                alpha,
+                f"positive share {tn.positive / n_new:.3f} (new, n={n_new:.0f}) vs "
+                f"{ts.positive / n_old:.3f} (stable, n={n_old:.0f}), shift {shift * 100:+.1f} "
+                f"points, P={p:.2g} (fail below {alpha:.2g})",
+            )
+        )
     for fn in sorted(new):
         a, b = new[fn], stable.get(fn, Counts())
         for name, x1, n1, x2, n2 in (
-            ("L2 handler errors", a.analysis_errors, a.predictions + a.analysis_errors,
-             b.analysis_errors, b.predictions + b.analysis_errors),
+            (
+                "L2 handler errors",
+                a.analysis_errors,
+                a.predictions + a.analysis_errors,
+                b.analysis_errors,
+                b.predictions + b.analysis_errors,
+            ),
             ("L3 lambda errors", a.errors, a.invocations, b.errors, b.invocations),
         ):
             if n1 <= 0:
@@ -152,18 +183,27 @@ def evaluate_look(
             r1, r2 = x1 / n1, (x2 / n2 if n2 > 0 else 0.0)
             _z, _p2, p1 = two_proportion(x1, n1, x2, n2) if n2 > 0 else (0.0, 1.0, 0.0)
             bad = r1 - r2 > traffic.max_error_rate_increase and p1 < alpha
-            checks.append(LiveCheck(
-                f"{name} {fn}", "fail" if bad else "pass", r1 - r2,
-                traffic.max_error_rate_increase,
-                f"{fn}: error rate {r1:.2%} (new, n={n1:.0f}) vs {r2:.2%} (stable, n={n2:.0f}), "
-                f"P={p1:.2g}",
-            ))
+            checks.append(
+                LiveCheck(
+                    f"{name} {fn}",
+                    "fail" if bad else "pass",
+                    r1 - r2,
+                    traffic.max_error_rate_increase,
+                    f"{fn}: error rate {r1:.2%} (new, n={n1:.0f}) vs {r2:.2%} (stable, n={n2:.0f}), "
+                    f"P={p1:.2g}",
+                )
+            )
         if a.p99_ms is not None and b.p99_ms is not None and b.p99_ms > 0:
             limit = b.p99_ms * (1.0 + traffic.max_p99_increase)
-            checks.append(LiveCheck(
-                f"L4 p99 duration {fn}", "fail" if a.p99_ms > limit else "pass", a.p99_ms, limit,
-                f"{fn}: p99 {a.p99_ms:.0f} ms (new) vs {b.p99_ms:.0f} ms (stable), limit {limit:.0f} ms",
-            ))
+            checks.append(
+                LiveCheck(
+                    f"L4 p99 duration {fn}",
+                    "fail" if a.p99_ms > limit else "pass",
+                    a.p99_ms,
+                    limit,
+                    f"{fn}: p99 {a.p99_ms:.0f} ms (new) vs {b.p99_ms:.0f} ms (stable), limit {limit:.0f} ms",
+                )
+            )
     return checks
 
 
@@ -199,8 +239,10 @@ class Alarms:
     def check_configured(self) -> None:
         missing = sorted(set(self.names) - set(self.states()))
         if missing:
-            raise ConfigError(f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
-                              "alarms do not exist: create them or fix the names")
+            raise ConfigError(
+                f"CloudWatch alarm(s) {', '.join(missing)} named in [environments] "
+                "alarms do not exist: create them or fix the names"
+            )
 
     def check(self) -> None:
         for name, (state, reason) in sorted(self.states().items()):
@@ -218,16 +260,22 @@ class CloudWatchMetrics:
     def _call(self, op: str, **kw: Any) -> Any:
         return cloudwatch_call(self.client, op, **kw)
 
-    def _series(self, namespace: str, name: str, function: str, version: str) -> list[list[dict[str, str]]]:
+    def _series(
+        self, namespace: str, name: str, function: str, version: str
+    ) -> list[list[dict[str, str]]]:
         """Every dimension set of `name` that includes the function and version."""
-        dims = [{"Name": FUNCTION_DIMENSION, "Value": function},
-                {"Name": VERSION_DIMENSION, "Value": version}]
+        dims = [
+            {"Name": FUNCTION_DIMENSION, "Value": function},
+            {"Name": VERSION_DIMENSION, "Value": version},
+        ]
         out: list[list[dict[str, str]]] = []
         kw: dict[str, Any] = {"Namespace": namespace, "MetricName": name, "Dimensions": dims}
         while True:
             resp = self._call("list_metrics", **kw)
-            out.extend([{"Name": d["Name"], "Value": d["Value"]} for d in m.get("Dimensions", [])]
-                       for m in resp.get("Metrics", []))
+            out.extend(
+                [{"Name": d["Name"], "Value": d["Value"]} for d in m.get("Dimensions", [])]
+                for m in resp.get("Metrics", [])
+            )
             token = resp.get("NextToken")
             if not token:
                 return out
@@ -243,14 +291,25 @@ class CloudWatchMetrics:
             for dims in self._series(ns, name, function, version):
                 qid = f"q{len(queries)}"
                 kinds[qid] = name
-                queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
-                    "Metric": {"Namespace": ns, "MetricName": name, "Dimensions": dims},
-                    "Period": 60, "Stat": stat}})
+                queries.append(
+                    {
+                        "Id": qid,
+                        "ReturnData": True,
+                        "MetricStat": {
+                            "Metric": {"Namespace": ns, "MetricName": name, "Dimensions": dims},
+                            "Period": 60,
+                            "Stat": stat,
+                        },
+                    }
+                )
         sums: dict[str, float] = {}
         p99: list[float] = []
         for i in range(0, len(queries), 500):
-            kw: dict[str, Any] = {"MetricDataQueries": queries[i:i + 500], "StartTime": start,
-                                  "EndTime": end}
+            kw: dict[str, Any] = {
+                "MetricDataQueries": queries[i : i + 500],
+                "StartTime": start,
+                "EndTime": end,
+            }
             while True:
                 resp = self._call("get_metric_data", **kw)
                 for r in resp.get("MetricDataResults", []):
@@ -308,7 +367,11 @@ class LiveCanary:
         if cloudwatch is None:
             import boto3
 
-            cloudwatch = boto3.client("cloudwatch", region_name=region) if region else boto3.client("cloudwatch")
+            cloudwatch = (
+                boto3.client("cloudwatch", region_name=region)
+                if region
+                else boto3.client("cloudwatch")
+            )
         self.traffic = traffic
         self.alarms = Alarms(alarms, cloudwatch)
         self.client = cloudwatch
@@ -331,8 +394,12 @@ class LiveCanary:
         end = self.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
         if end <= floor:
             end = floor + timedelta(minutes=1)
-        new = {s.function: self.metrics.counts(s.function, s.new_version, floor, end) for s in shifts}
-        stable = {s.function: self.metrics.counts(s.function, s.old_version, floor, end) for s in shifts}
+        new = {
+            s.function: self.metrics.counts(s.function, s.new_version, floor, end) for s in shifts
+        }
+        stable = {
+            s.function: self.metrics.counts(s.function, s.old_version, floor, end) for s in shifts
+        }
         checks = tuple(evaluate_look(new, stable, self.traffic))
         return Look(index, elapsed, "continue", checks, new, stable)
 
@@ -365,15 +432,22 @@ class LiveCanary:
                 lk = Look(lk.index, lk.elapsed, decision, lk.checks, lk.new, lk.stable)  # type: ignore[arg-type]
                 self.looks.append(lk)
                 if on_step is not None:
-                    on_step("canary.look", {
-                        "look": str(index), "elapsed": f"{elapsed:.0f}", "decision": decision,
-                        **{c.name: f"{c.verdict}: {c.detail}" for c in lk.checks},
-                    })
+                    on_step(
+                        "canary.look",
+                        {
+                            "look": str(index),
+                            "elapsed": f"{elapsed:.0f}",
+                            "decision": decision,
+                            **{c.name: f"{c.verdict}: {c.detail}" for c in lk.checks},
+                        },
+                    )
                 if decision == "fail":
                     c = failed[0]
                     more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
-                    raise CanaryFailed(f"live canary failed {c.name}: {c.detail}{more}",
-                                       details=[f"{f.name}: {f.detail}" for f in failed])
+                    raise CanaryFailed(
+                        f"live canary failed {c.name}: {c.detail}{more}",
+                        details=[f"{f.name}: {f.detail}" for f in failed],
+                    )
                 if decision == "inconclusive":
                     c = pending[0]
                     raise CanaryFailed(

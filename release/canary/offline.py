@@ -143,7 +143,9 @@ def verify_model_dir(model_dir: Path, lock_path: Path, where: str) -> Any:
     from release import modelpin
 
     if not lock_path.is_file():
-        raise VerificationFailed(f"{where}: no model lock at {lock_path.name}; cannot verify the model")
+        raise VerificationFailed(
+            f"{where}: no model lock at {lock_path.name}; cannot verify the model"
+        )
     try:
         lock = modelpin.read_lock(lock_path)
     except UsageError as exc:
@@ -218,10 +220,14 @@ def run_on_model_dir(
     doc = json.loads(proc.stdout)
     module = Path(doc["module"]).resolve()
     if not module.is_relative_to(code_dir.resolve()):
-        raise VerificationFailed(f"{where}: analysis code was imported from {module}, not the image")
+        raise VerificationFailed(
+            f"{where}: analysis code was imported from {module}, not the image"
+        )
     outs = doc["outputs"]
     if len(outs) != len(corpus):
-        raise CanaryFailed(f"{where}: the runtime returned {len(outs)} outputs for {len(corpus)} texts")
+        raise CanaryFailed(
+            f"{where}: the runtime returned {len(outs)} outputs for {len(corpus)} texts"
+        )
     items = [
         rpt.Item(
             id=c.id,
@@ -320,7 +326,9 @@ class ImageTree:
     deps: Path
 
 
-def extract_merged(cfg: Any, image: Any, dest: Path, *, where: str, extra: Sequence[str] = ()) -> ImageTree:
+def extract_merged(
+    cfg: Any, image: Any, dest: Path, *, where: str, extra: Sequence[str] = ()
+) -> ImageTree:
     """The model directory, the baked lock, `[image].workdir` (and `extra` subtrees) of
     the image's merged filesystem, written under `dest` (one read of every layer, each
     blob verified). VerificationFailed when the model directory is not exactly the
@@ -346,23 +354,32 @@ def extract_merged(cfg: Any, image: Any, dest: Path, *, where: str, extra: Seque
     )
     raw = (dest / IMAGE_LOCK).read_bytes() if (dest / IMAGE_LOCK).is_file() else None
     if raw is None:
-        raise VerificationFailed(f"{where}: no model lock at /{IMAGE_LOCK}; cannot verify the model")
+        raise VerificationFailed(
+            f"{where}: no model lock at /{IMAGE_LOCK}; cannot verify the model"
+        )
     try:
         lock = modelpin.parse_lock(raw, f"/{IMAGE_LOCK}")
     except UsageError as exc:
         raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
-    res = fs.check_tree(merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK])
+    res = fs.check_tree(
+        merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK]
+    )
     problems = res.problems()
     if lock.runtime is not None or merged.get(runtime) is not None:
         want = {f.path: f.sha256 for f in lock.runtime.files} if lock.runtime is not None else {}
-        problems += [f"runtime model /{runtime}: {p}" for p in fs.check_tree(merged, runtime, want, owner="model").problems()]
+        problems += [
+            f"runtime model /{runtime}: {p}"
+            for p in fs.check_tree(merged, runtime, want, owner="model").problems()
+        ]
     if problems:
         raise VerificationFailed(
             f"{where}: model does not match the lock baked in the image "
             f"({len(problems)} problem(s)); refusing to run it",
             details=problems,
         )
-    return ImageTree(dest, dest / model_dir, dest / IMAGE_LOCK, dest / workdir, dest / IMAGE_DEPS_DIR)
+    return ImageTree(
+        dest, dest / model_dir, dest / IMAGE_LOCK, dest / workdir, dest / IMAGE_DEPS_DIR
+    )
 
 
 # --- the baseline of an environment -------------------------------------------------------
@@ -383,17 +400,22 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
         return None
     ref = parse_reference(cur.evidence.get("reference") or cur.digest)
     if ref.digest != cur.digest:
-        raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
+        raise VerificationFailed(
+            f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}"
+        )
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
-    found = rpt.newest(verify_all_stored(registry, ref.digest, CANARY,
-                                         policy_from_config(cfg.signing, cfg.root)))
+    found = rpt.newest(
+        verify_all_stored(registry, ref.digest, CANARY, policy_from_config(cfg.signing, cfg.root))
+    )
     if found is None:
         raise VerificationFailed(
             f"baseline: {ref.digest[:19]} (live in {env}) has no valid signed canary report "
             f"(no {CANARY} attestation verifies); give --baseline REPORT",
         )
     vs = found
-    report = rpt.parse_report(json.dumps(vs.predicate).encode(), f"canary report of {ref.digest[:19]}")
+    report = rpt.parse_report(
+        json.dumps(vs.predicate).encode(), f"canary report of {ref.digest[:19]}"
+    )
     if report.subject.digest not in (None, ref.digest):
         raise VerificationFailed(
             f"baseline: the signed canary report of {ref.digest[:19]} is about {report.subject.digest}"

@@ -275,7 +275,11 @@ def build(
         confidence_histogram=histogram(cand.confidence),
         low_confidence_rate=float(np.mean(cand.confidence < t.low_confidence)),
         accuracy=(
-            Accuracy(labelled=len(labelled), correct=sum(labelled), accuracy=sum(labelled) / len(labelled))
+            Accuracy(
+                labelled=len(labelled),
+                correct=sum(labelled),
+                accuracy=sum(labelled) / len(labelled),
+            )
             if labelled
             else None
         ),
@@ -344,8 +348,15 @@ def describe(c: CheckResult) -> str:
 
 
 _PERCENT = frozenset(
-    {"share-shift", "flip-rate", "confident-flips", "accuracy-drop", "accuracy", "low-confidence",
-     "paired-items"}
+    {
+        "share-shift",
+        "flip-rate",
+        "confident-flips",
+        "accuracy-drop",
+        "accuracy",
+        "low-confidence",
+        "paired-items",
+    }
 )
 
 

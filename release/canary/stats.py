@@ -69,7 +69,9 @@ def ks_critical(n: int, m: int, alpha: float) -> float:
     return c * math.sqrt((n + m) / (n * m))
 
 
-def ks_two_sample(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[float, float]:
+def ks_two_sample(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
     """(D, p): D = sup_x |F_a(x) - F_b(x)| over the pooled sample points (exact, ties
     handled by evaluating both empirical CDFs right-continuously at every point);
     p = Kolmogorov survival function Q(sqrt(n m / (n + m)) * D) (asymptotic)."""

@@ -109,12 +109,22 @@ def _register() -> None:
 
 #: command modules under release/cli/ (each defines click commands on `cli`)
 COMMAND_MODULES: list[str] = [
-    "model", "deploy", "canary", "evidence", "verify", "image", "pipeline", "readiness", "iam",
+    "model",
+    "deploy",
+    "canary",
+    "evidence",
+    "verify",
+    "image",
+    "pipeline",
+    "readiness",
+    "iam",
 ]
 
 
 # --- entry point ----------------------------------------------------------------------
-def main(argv: list[str] | None = None, *, evidence_provider: Callable[..., Any] | None = None) -> None:
+def main(
+    argv: list[str] | None = None, *, evidence_provider: Callable[..., Any] | None = None
+) -> None:
     """The one boundary that turns `ReleaseError` into a message and an exit code.
 
     `evidence_provider` (a Python argument, for tests only; nothing in the environment can
@@ -124,8 +134,12 @@ def main(argv: list[str] | None = None, *, evidence_provider: Callable[..., Any]
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="release", standalone_mode=False,
-                 obj={"evidence_provider": evidence_provider})
+        cli.main(
+            args=args,
+            prog_name="release",
+            standalone_mode=False,
+            obj={"evidence_provider": evidence_provider},
+        )
     except ReleaseError as exc:
         _report(exc.message, exc.details, exc.exit_code, _json_requested(args))
         sys.exit(exc.exit_code)
@@ -136,7 +150,11 @@ def main(argv: list[str] | None = None, *, evidence_provider: Callable[..., Any]
         exc.show()
         code = exc.exit_code if exc.exit_code else EXIT_USAGE
         if _json_requested(args):  # the one rule: --json always leaves one document on stdout
-            click.echo(json.dumps({"error": exc.format_message(), "details": [], "exit_code": code}, indent=2))
+            click.echo(
+                json.dumps(
+                    {"error": exc.format_message(), "details": [], "exit_code": code}, indent=2
+                )
+            )
         sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -126,7 +126,13 @@ def canary_run(
     else:
         out.status("no baseline: first release, absolute checks only")
     report = offline.run_image(
-        cfg, digest, cor, t, baseline=base, baseline_source=source, batch_size=batch_size  # type: ignore[arg-type]
+        cfg,
+        digest,
+        cor,
+        t,
+        baseline=base,
+        baseline_source=source,
+        batch_size=batch_size,  # type: ignore[arg-type]
     )
     _finish(out, report, output)
 

@@ -52,8 +52,13 @@ def _decision_lines(out: Out, decision: Any) -> None:
 @_ACTOR
 @common
 def gate_cmd(
-    config_path: Path | None, out: Out, digest: str, env: str, evidence_file: Path | None,
-    save_evidence: Path | None, actor: str | None,
+    config_path: Path | None,
+    out: Out,
+    digest: str,
+    env: str,
+    evidence_file: Path | None,
+    save_evidence: Path | None,
+    actor: str | None,
 ) -> None:
     """Collect and verify the Evidence for DIGEST and evaluate the release policy
     (policy/release/*.rego) over it. Prints allow or deny with every reason; exit 1 on deny.
@@ -76,7 +81,9 @@ def gate_cmd(
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise UsageError(f"{evidence_file.name}: not an Evidence document: {where}: {first['msg']}") from None
+            raise UsageError(
+                f"{evidence_file.name}: not an Evidence document: {where}: {first['msg']}"
+            ) from None
         if ev.digest != ref.digest:
             raise UsageError(f"{evidence_file.name} is about {ev.digest}, not {ref.digest}")
         decision = gate.evaluate(ev, gate.policy_for(cfg))
@@ -101,7 +108,9 @@ def gate_cmd(
 @_ENV
 @_ACTOR
 @common
-def promote_cmd(config_path: Path | None, out: Out, digest: str, env: str, actor: str | None) -> None:
+def promote_cmd(
+    config_path: Path | None, out: Out, digest: str, env: str, actor: str | None
+) -> None:
     """Gate DIGEST, then move every function of ENV to it together - or none; then sign
     the promotion statement ([signing].mode) and attach it to DIGEST.
 
@@ -176,16 +185,22 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
     if st.live is None:
         out.status(f"{env}: nothing promoted yet")
     else:
-        out.status(f"{env}: {st.live.digest} since {st.live.time} by {st.live.actor} ({st.live.action})")
+        out.status(
+            f"{env}: {st.live.digest} since {st.live.time} by {st.live.actor} ({st.live.action})"
+        )
         for f in st.functions:
             out.status(f"  {f.name}: {f.target_name} {f.version or '-'}")
             for r in f.routes:
-                out.status(f"    version {r.version} {r.weight:.0%}: {r.digest or 'unknown: ' + r.problem}")
+                out.status(
+                    f"    version {r.version} {r.weight:.0%}: {r.digest or 'unknown: ' + r.problem}"
+                )
         out.info(st.live.digest)
     if st.lease is not None:
         state = "expired" if st.lease["expired"] else "held"
-        out.status(f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
-                   f"expires {st.lease['expires']}")
+        out.status(
+            f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
+            f"expires {st.lease['expires']}"
+        )
     for d in st.drift:
         out.status(f"  drift: {d}")
     out.data(doc)
@@ -242,16 +257,30 @@ def ledger_verify(config_path: Path | None, out: Out) -> None:
     res = verify_ledger(cfg)
     st = res.chain
     problems = [*st.problems, *res.problems]
-    out.data({"ok": res.ok, "events": st.events, "head": st.head, "anchors": res.anchors,
-              "statements": res.statements, "problems": problems})
+    out.data(
+        {
+            "ok": res.ok,
+            "events": st.events,
+            "head": st.head,
+            "anchors": res.anchors,
+            "statements": res.statements,
+            "problems": problems,
+        }
+    )
     if res.ok:
-        out.status(f"{st.detail}; {res.anchors} events named by {res.statements} signed "
-                   "promotion statements all present")
+        out.status(
+            f"{st.detail}; {res.anchors} events named by {res.statements} signed "
+            "promotion statements all present"
+        )
         return
     if not out.as_json:
         from release.errors import VerificationFailed
 
-        what = "ledger chain broken" if not st.ok else "ledger does not hold what signed statements name"
+        what = (
+            "ledger chain broken"
+            if not st.ok
+            else "ledger does not hold what signed statements name"
+        )
         raise VerificationFailed(f"{what}: {problems[0]}", details=problems[1:])
     for p in problems:
         out.status(f"ledger: {p}")
@@ -259,7 +288,9 @@ def ledger_verify(config_path: Path | None, out: Out) -> None:
 
 
 @ledger_group.command("events")
-@click.option("--env", "env", envvar="RELEASE_ENV", help="Only this environment [env: RELEASE_ENV].")
+@click.option(
+    "--env", "env", envvar="RELEASE_ENV", help="Only this environment [env: RELEASE_ENV]."
+)
 @click.option("--digest", help="Only this digest.")
 @common
 def ledger_events(config_path: Path | None, out: Out, env: str | None, digest: str | None) -> None:

@@ -154,8 +154,13 @@ def attest_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pinned trusted_root.json (default: Sigstore public good, as shipped).",
 )
-@click.option("--json", "as_json", is_flag=True, envvar="RELEASE_JSON",
-              help="Print one JSON document on stdout [env: RELEASE_JSON].")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="RELEASE_JSON",
+    help="Print one JSON document on stdout [env: RELEASE_JSON].",
+)
 @click.option(
     "--config",
     "config_path",
@@ -186,7 +191,11 @@ def verify_bundle_cmd(
 
     out = Out(as_json)
     click.get_current_context().meta["release.json"] = as_json
-    if config_path is not None and key is None and not (certificate_identity or certificate_identity_regexp):
+    if (
+        config_path is not None
+        and key is None
+        and not (certificate_identity or certificate_identity_regexp)
+    ):
         cfg = load_config(config_path)
         policy = policy_from_config(cfg.signing, cfg.root)
     elif key is not None:

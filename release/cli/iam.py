@@ -12,18 +12,42 @@ from release.iam import JOBS
 
 
 @cli.command("iam")
-@click.option("--job", type=click.Choice(JOBS), help="The CI job's policy (build, attest, canary, promote).")
-@click.option("--function", "function", metavar="NAME",
-              help="The execution-role policy of function NAME, from the AWS calls its handler makes.")
-@click.option("--repository-policy", is_flag=True,
-              help="The ECR repository policy that lets Lambda pull the image.")
-@click.option("--env", "env", envvar="RELEASE_ENV",
-              help="Environment whose functions, region, alarms and variables to use "
-              "(required with --job promote) [env: RELEASE_ENV].")
-@click.option("--account", metavar="ID", help="AWS account id for ARNs [default: from the ECR registry, else *].")
+@click.option(
+    "--job", type=click.Choice(JOBS), help="The CI job's policy (build, attest, canary, promote)."
+)
+@click.option(
+    "--function",
+    "function",
+    metavar="NAME",
+    help="The execution-role policy of function NAME, from the AWS calls its handler makes.",
+)
+@click.option(
+    "--repository-policy",
+    is_flag=True,
+    help="The ECR repository policy that lets Lambda pull the image.",
+)
+@click.option(
+    "--env",
+    "env",
+    envvar="RELEASE_ENV",
+    help="Environment whose functions, region, alarms and variables to use "
+    "(required with --job promote) [env: RELEASE_ENV].",
+)
+@click.option(
+    "--account",
+    metavar="ID",
+    help="AWS account id for ARNs [default: from the ECR registry, else *].",
+)
 @common
-def iam_cmd(config_path: Path | None, out: Out, job: str | None, function: str | None,
-            repository_policy: bool, env: str | None, account: str | None) -> None:
+def iam_cmd(
+    config_path: Path | None,
+    out: Out,
+    job: str | None,
+    function: str | None,
+    repository_policy: bool,
+    env: str | None,
+    account: str | None,
+) -> None:
     """Print the least-privilege IAM policy JSON, computed from the config (and, for
     --function, from the handler's code). Give exactly one of --job, --function,
     --repository-policy. The document always goes to stdout.

@@ -100,6 +100,11 @@ def base_cmd(config_path: Path | None, out: Out, rootfs: Path, out_ref: str) -> 
     out.status(f"base image: 1 layer, {_human(res.size)} gz, {_human(res.usize)} uncompressed")
     out.info(res.ref)
     out.data(
-        {"ref": res.ref, "digest": res.digest, "layer": res.layer, "size": res.size,
-         "uncompressed_size": res.usize}
+        {
+            "ref": res.ref,
+            "digest": res.digest,
+            "layer": res.layer,
+            "size": res.size,
+            "uncompressed_size": res.usize,
+        }
     )

@@ -56,8 +56,14 @@ def pipeline_cmd(
 
     cfg = load_config(config_path)
     provider, real = evidence_provider()
-    res = pipeline.run(cfg, env=env, through=through, progress=out.status, actor=actor,
-                       evidence_provider=None if real else provider)
+    res = pipeline.run(
+        cfg,
+        env=env,
+        through=through,
+        progress=out.status,
+        actor=actor,
+        evidence_provider=None if real else provider,
+    )
     out.status("")
     out.status(f"release {res.digest} ({res.env})")
     out.status(f"  image       {res.reference}")

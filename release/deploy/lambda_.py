@@ -81,7 +81,9 @@ def validate_routing(weights: dict[str, float]) -> dict[str, float]:
     """Alias routing as Lambda accepts it: numbered versions only, weights in [0, 1]."""
     for version, w in weights.items():
         if not _VERSION.match(version):
-            raise UsageError(f"alias routing to {version!r}: only numbered versions can take traffic")
+            raise UsageError(
+                f"alias routing to {version!r}: only numbered versions can take traffic"
+            )
         if not 0.0 <= w <= 1.0:
             raise UsageError(f"alias routing weight {w} for version {version} is outside [0, 1]")
     return weights
@@ -125,14 +127,25 @@ class AlarmWatch:
     default): for `bake_seconds` every configured CloudWatch alarm must stay out of ALARM;
     a missing alarm is a config error, found before anything is touched."""
 
-    def __init__(self, alarms: list[str], bake_seconds: float, *, client: Any = None,
-                 poll_seconds: float = 5.0, region: str | None = None) -> None:
+    def __init__(
+        self,
+        alarms: list[str],
+        bake_seconds: float,
+        *,
+        client: Any = None,
+        poll_seconds: float = 5.0,
+        region: str | None = None,
+    ) -> None:
         from release.canary.live import Alarms
 
         if client is None and alarms:
             import boto3
 
-            client = boto3.client("cloudwatch", region_name=region) if region else boto3.client("cloudwatch")
+            client = (
+                boto3.client("cloudwatch", region_name=region)
+                if region
+                else boto3.client("cloudwatch")
+            )
         self.alarms = Alarms(alarms, client)
         self.bake_seconds = bake_seconds
         self.poll_seconds = poll_seconds
@@ -196,7 +209,9 @@ class LambdaTarget:
         if client is None:
             import boto3
 
-            client = boto3.client("lambda", region_name=e.region) if e.region else boto3.client("lambda")
+            client = (
+                boto3.client("lambda", region_name=e.region) if e.region else boto3.client("lambda")
+            )
         self.client = client
         self.canary_weight = e.traffic.canary_weight
         self.before_publish = before_publish
@@ -205,8 +220,14 @@ class LambdaTarget:
         if watch is None and e.traffic.bake_seconds > 0:
             from release.canary.live import LiveCanary
 
-            live = LiveCanary(e.traffic, e.alarms, cloudwatch=cloudwatch, region=e.region,
-                              clock=clock or time.monotonic, sleep=sleep or time.sleep)
+            live = LiveCanary(
+                e.traffic,
+                e.alarms,
+                cloudwatch=cloudwatch,
+                region=e.region,
+                clock=clock or time.monotonic,
+                sleep=sleep or time.sleep,
+            )
             self._checked = live
             self.watch = live
         elif hasattr(watch, "check_configured"):
@@ -239,24 +260,39 @@ class LambdaTarget:
             status = conf.get("LastUpdateStatus", "Successful")
             state = conf.get("State", "Active")
             if status == "Failed" or state == "Failed":
-                reason = conf.get("LastUpdateStatusReason") or conf.get("StateReason") or "no reason given"
+                reason = (
+                    conf.get("LastUpdateStatusReason")
+                    or conf.get("StateReason")
+                    or "no reason given"
+                )
                 raise StepFailed(step, function, RuntimeError(f"update failed: {reason}"))
             if status == "Successful" and state == "Active":
                 return
             if time.monotonic() > deadline:
                 raise StepFailed(
-                    step, function, TimeoutError(f"still {status}/{state} after {self.timeout_seconds:.0f}s")
+                    step,
+                    function,
+                    TimeoutError(f"still {status}/{state} after {self.timeout_seconds:.0f}s"),
                 )
             time.sleep(self.poll_seconds)
 
     def _snapshot(self, name: str, function: str) -> _Before:
         fn = self._call("read", function, "get_function", FunctionName=function)
         uri = fn.get("Code", {}).get("ImageUri")
-        cmd = fn.get("Configuration", {}).get("ImageConfigResponse", {}).get("ImageConfig", {}).get("Command")
+        cmd = (
+            fn.get("Configuration", {})
+            .get("ImageConfigResponse", {})
+            .get("ImageConfig", {})
+            .get("Command")
+        )
         if fn.get("Configuration", {}).get("PackageType", "Image") != "Image":
-            raise ConfigError(f"Lambda function {function} is not an image function (PackageType Image)")
+            raise ConfigError(
+                f"Lambda function {function} is not an image function (PackageType Image)"
+            )
         try:
-            alias = self._call("read", function, "get_alias", FunctionName=function, Name=self.alias)
+            alias = self._call(
+                "read", function, "get_alias", FunctionName=function, Name=self.alias
+            )
             version: str | None = str(alias["FunctionVersion"])
         except StepFailed as exc:
             if aws_error_code(exc.cause) != "ResourceNotFoundException":
@@ -275,52 +311,86 @@ class LambdaTarget:
                 before.append(self._snapshot(name, function))
             for b in before:
                 b.code_changed = True
-                upd = self._call("update-code", b.function, "update_function_code",
-                                 FunctionName=b.function, ImageUri=uri)
+                upd = self._call(
+                    "update-code",
+                    b.function,
+                    "update_function_code",
+                    FunctionName=b.function,
+                    ImageUri=uri,
+                )
                 b.code_sha = str(upd.get("CodeSha256") or "")
                 if not b.code_sha:
-                    raise StepFailed("update-code", b.function,
-                                     RuntimeError("the response carries no CodeSha256"))
+                    raise StepFailed(
+                        "update-code",
+                        b.function,
+                        RuntimeError("the response carries no CodeSha256"),
+                    )
                 self._wait_updated("update-code", b.function)
-                self._call("update-config", b.function, "update_function_configuration",
-                           FunctionName=b.function, ImageConfig={"Command": [self.commands[b.name]]})
+                self._call(
+                    "update-config",
+                    b.function,
+                    "update_function_configuration",
+                    FunctionName=b.function,
+                    ImageConfig={"Command": [self.commands[b.name]]},
+                )
                 self._wait_updated("update-config", b.function)
-                on_step("deploy.update", {"function": b.function, "image": uri,
-                                          "command": self.commands[b.name]})
+                on_step(
+                    "deploy.update",
+                    {"function": b.function, "image": uri, "command": self.commands[b.name]},
+                )
             for b in before:
                 if self.before_publish is not None:
                     self.before_publish(b.function)
                 version = self._publish(b, ref)
                 b.new_version = version
-                on_step("deploy.publish", {"function": b.function, "version": version,
-                                           "digest": ref.digest, "code_sha256": b.code_sha})
+                on_step(
+                    "deploy.publish",
+                    {
+                        "function": b.function,
+                        "version": version,
+                        "digest": ref.digest,
+                        "code_sha256": b.code_sha,
+                    },
+                )
             self._canary(before, on_step)
             for b in before:
                 assert b.new_version is not None
                 b.alias_changed = True
                 self._point_alias(b.function, b.new_version, exists=b.alias_version is not None)
-                on_step("deploy.alias", {"function": b.function, "alias": self.alias,
-                                         "version": b.new_version})
+                on_step(
+                    "deploy.alias",
+                    {"function": b.function, "alias": self.alias, "version": b.new_version},
+                )
         except Interleaved as failure:
             problems = self._restore(before, on_step)
-            tail = ("every function was put back on its previous version" if not problems
-                    else "AND putting functions back failed - check them now")
+            tail = (
+                "every function was put back on its previous version"
+                if not problems
+                else "AND putting functions back failed - check them now"
+            )
             raise VerificationFailed(
                 f"lambda {failure.function} changed under this promotion: {failure.detail}; {tail}",
                 details=problems,
             ) from None
         except CanaryFailed as failed:
             problems = self._restore(before, on_step)
-            tail = ("every function was put back on its previous version" if not problems
-                    else "AND putting functions back failed - check them now")
+            tail = (
+                "every function was put back on its previous version"
+                if not problems
+                else "AND putting functions back failed - check them now"
+            )
             raise CanaryFailed(f"{failed.message}; {tail}", details=problems) from None
         except StepFailed as failure:
             problems = self._restore(before, on_step)
-            msg = (f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
-                   "every function was put back on its previous version")
+            msg = (
+                f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
+                "every function was put back on its previous version"
+            )
             if problems:
-                msg = (f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
-                       "AND putting functions back failed - check them now")
+                msg = (
+                    f"lambda {failure.step} failed for {failure.function}: {aws_error_message(failure.cause)}; "
+                    "AND putting functions back failed - check them now"
+                )
             raise RemoteError(msg, details=problems) from None
         return DeployResult(
             uri,
@@ -331,11 +401,18 @@ class LambdaTarget:
         """publish_version with our update's CodeSha256 as precondition, then read back
         what was published; Interleaved when it is not what we deployed."""
         try:
-            pub = self._call("publish", b.function, "publish_version", FunctionName=b.function,
-                             Description=f"release {ref.digest}", CodeSha256=b.code_sha)
+            pub = self._call(
+                "publish",
+                b.function,
+                "publish_version",
+                FunctionName=b.function,
+                Description=f"release {ref.digest}",
+                CodeSha256=b.code_sha,
+            )
         except StepFailed as exc:
-            now = self._call("publish", b.function, "get_function_configuration",
-                             FunctionName=b.function).get("CodeSha256")
+            now = self._call(
+                "publish", b.function, "get_function_configuration", FunctionName=b.function
+            ).get("CodeSha256")
             if now != b.code_sha:
                 raise Interleaved(
                     b.function,
@@ -346,8 +423,11 @@ class LambdaTarget:
             raise
         version = str(pub.get("Version", ""))
         if not _VERSION.match(version):
-            raise StepFailed("publish", b.function,
-                             RuntimeError(f"published version {version!r} is not a number"))
+            raise StepFailed(
+                "publish",
+                b.function,
+                RuntimeError(f"published version {version!r} is not a number"),
+            )
         if pub.get("CodeSha256") != b.code_sha:
             raise Interleaved(
                 b.function,
@@ -358,12 +438,17 @@ class LambdaTarget:
         got = self._route(b.function, version, 1.0)
         want_cmd = (self.commands[b.name],)
         if got.digest != ref.digest:
-            raise Interleaved(b.function, f"published version {version} runs "
-                              f"{got.digest or 'an image that cannot be told'}"
-                              f"{' (' + got.problem + ')' if got.problem else ''}, not {ref.digest}")
+            raise Interleaved(
+                b.function,
+                f"published version {version} runs "
+                f"{got.digest or 'an image that cannot be told'}"
+                f"{' (' + got.problem + ')' if got.problem else ''}, not {ref.digest}",
+            )
         if got.command != want_cmd:
-            raise Interleaved(b.function, f"published version {version} runs CMD "
-                              f"{list(got.command)}, not {list(want_cmd)}")
+            raise Interleaved(
+                b.function,
+                f"published version {version} runs CMD {list(got.command)}, not {list(want_cmd)}",
+            )
         return version
 
     def _route(self, function: str, version: str, weight: float) -> Route:
@@ -371,17 +456,29 @@ class LambdaTarget:
         (`Code.ResolvedImageUri`, which must agree with `CodeSha256`) and its CMD."""
         fn = self._call("read", function, "get_function", FunctionName=function, Qualifier=version)
         conf = fn.get("Configuration") or {}
-        cmd = tuple((conf.get("ImageConfigResponse") or {}).get("ImageConfig", {}).get("Command") or ())
+        cmd = tuple(
+            (conf.get("ImageConfigResponse") or {}).get("ImageConfig", {}).get("Command") or ()
+        )
         resolved = str((fn.get("Code") or {}).get("ResolvedImageUri") or "")
         sha = str(conf.get("CodeSha256") or "")
         _, at, tail = resolved.rpartition("@")
         if not at or not _DIGEST.fullmatch(tail):
-            return Route(version, weight, None, cmd,
-                         f"version {version} has no image resolved by digest (ResolvedImageUri "
-                         f"{resolved or 'missing'})")
+            return Route(
+                version,
+                weight,
+                None,
+                cmd,
+                f"version {version} has no image resolved by digest (ResolvedImageUri "
+                f"{resolved or 'missing'})",
+            )
         if sha and not _sha_matches(sha, tail):
-            return Route(version, weight, None, cmd,
-                         f"version {version}: ResolvedImageUri says {tail}, CodeSha256 says {sha}")
+            return Route(
+                version,
+                weight,
+                None,
+                cmd,
+                f"version {version}: ResolvedImageUri says {tail}, CodeSha256 says {sha}",
+            )
         return Route(version, weight, tail, cmd)
 
     def _canary(self, before: list[_Before], on_step: StepCallback) -> None:
@@ -395,24 +492,52 @@ class LambdaTarget:
             assert b.new_version is not None and b.alias_version is not None
             weights = validate_routing({b.new_version: self.canary_weight})
             b.alias_changed = True
-            self._call("canary", b.function, "update_alias", FunctionName=b.function,
-                       Name=self.alias, FunctionVersion=b.alias_version,
-                       RoutingConfig={"AdditionalVersionWeights": weights})
-            shifts.append(CanaryShift(b.function, self.alias, b.alias_version, b.new_version,
-                                      self.canary_weight))
-            on_step("canary.shift", {"function": b.function, "version": b.new_version,
-                                     "weight": repr(self.canary_weight)})
+            self._call(
+                "canary",
+                b.function,
+                "update_alias",
+                FunctionName=b.function,
+                Name=self.alias,
+                FunctionVersion=b.alias_version,
+                RoutingConfig={"AdditionalVersionWeights": weights},
+            )
+            shifts.append(
+                CanaryShift(
+                    b.function, self.alias, b.alias_version, b.new_version, self.canary_weight
+                )
+            )
+            on_step(
+                "canary.shift",
+                {
+                    "function": b.function,
+                    "version": b.new_version,
+                    "weight": repr(self.canary_weight),
+                },
+            )
         self.watch(shifts, on_step)
         on_step("canary.passed", {"functions": ",".join(b.function for b in before)})
 
     def _point_alias(self, function: str, version: str, *, exists: bool) -> None:
         validate_routing({version: 1.0})
         if exists:
-            self._call("alias", function, "update_alias", FunctionName=function, Name=self.alias,
-                       FunctionVersion=version, RoutingConfig={"AdditionalVersionWeights": {}})
+            self._call(
+                "alias",
+                function,
+                "update_alias",
+                FunctionName=function,
+                Name=self.alias,
+                FunctionVersion=version,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
         else:
-            self._call("alias", function, "create_alias", FunctionName=function, Name=self.alias,
-                       FunctionVersion=version)
+            self._call(
+                "alias",
+                function,
+                "create_alias",
+                FunctionName=function,
+                Name=self.alias,
+                FunctionVersion=version,
+            )
 
     def _restore(self, before: list[_Before], on_step: StepCallback) -> list[str]:
         """Put every touched function back; returns what could not be restored."""
@@ -423,21 +548,41 @@ class LambdaTarget:
                     if b.alias_version is not None:
                         self._point_alias(b.function, b.alias_version, exists=True)
                     else:
-                        self._call("rollback", b.function, "delete_alias",
-                                   FunctionName=b.function, Name=self.alias)
+                        self._call(
+                            "rollback",
+                            b.function,
+                            "delete_alias",
+                            FunctionName=b.function,
+                            Name=self.alias,
+                        )
                 if b.code_changed and b.image_uri:
                     self._wait_updated("rollback", b.function)
-                    self._call("rollback", b.function, "update_function_code",
-                               FunctionName=b.function, ImageUri=b.image_uri)
+                    self._call(
+                        "rollback",
+                        b.function,
+                        "update_function_code",
+                        FunctionName=b.function,
+                        ImageUri=b.image_uri,
+                    )
                     self._wait_updated("rollback", b.function)
                     if b.command:
-                        self._call("rollback", b.function, "update_function_configuration",
-                                   FunctionName=b.function, ImageConfig={"Command": b.command})
+                        self._call(
+                            "rollback",
+                            b.function,
+                            "update_function_configuration",
+                            FunctionName=b.function,
+                            ImageConfig={"Command": b.command},
+                        )
                         self._wait_updated("rollback", b.function)
                 if b.alias_changed or b.code_changed:
-                    on_step("deploy.restore", {"function": b.function,
-                                               "version": b.alias_version or "",
-                                               "image": b.image_uri or ""})
+                    on_step(
+                        "deploy.restore",
+                        {
+                            "function": b.function,
+                            "version": b.alias_version or "",
+                            "image": b.image_uri or "",
+                        },
+                    )
             except StepFailed as exc:
                 problems.append(f"{b.function}: {exc}")
         return problems
@@ -450,19 +595,27 @@ class LambdaTarget:
             try:
                 out.append(self._live_one(name, function))
             except StepFailed as exc:
-                raise RemoteError(f"lambda: cannot read {function}: {aws_error_message(exc.cause)}") from None
+                raise RemoteError(
+                    f"lambda: cannot read {function}: {aws_error_message(exc.cause)}"
+                ) from None
         return out
 
     def _live_one(self, name: str, function: str) -> FunctionState:
         try:
-            alias = self._call("read", function, "get_alias", FunctionName=function, Name=self.alias)
+            alias = self._call(
+                "read", function, "get_alias", FunctionName=function, Name=self.alias
+            )
         except StepFailed as exc:
             if aws_error_code(exc.cause) != "ResourceNotFoundException":
                 raise
             return FunctionState(name, function, None, None)
         primary = str(alias["FunctionVersion"])
-        extra = {str(v): float(w) for v, w in
-                 ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
+        extra = {
+            str(v): float(w)
+            for v, w in (
+                (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+            ).items()
+        }
         weights = {primary: max(0.0, 1.0 - sum(extra.values())), **extra}
         routes = tuple(self._route(function, v, w) for v, w in weights.items())
         return FunctionState(name, function, primary, None, routes)

@@ -50,8 +50,12 @@ class LocalTarget:
 
         cur = open_ledger(self.cfg).current(self.env)
         return [
-            FunctionState(name, target, version=cur.digest if cur else None,
-                          image_uri=cur.evidence.get("reference") if cur else None)
+            FunctionState(
+                name,
+                target,
+                version=cur.digest if cur else None,
+                image_uri=cur.evidence.get("reference") if cur else None,
+            )
             for name, target in sorted(self.functions.items())
         ]
 
@@ -125,7 +129,9 @@ def _tree(cfg: Config, root: Path) -> Any:
     )
 
 
-def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0) -> Invocation:
+def invoke(
+    cfg: Config, env: str, function: str, event: bytes, *, timeout: float = 900.0
+) -> Invocation:
     """Run FUNCTION of the image promoted to ENV from that image's own layers:
     `python3 -m <[code].invoke> <its CMD>` with the image's deps and code on the import
     path (nothing else: no site-packages), MODEL_DIR/MODEL_LOCK in the extraction, the
@@ -148,7 +154,9 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
         raise UsageError(f"nothing is promoted to {env!r} yet: release promote DIGEST --env {env}")
     ref = parse_reference(cur.evidence.get("reference") or cur.digest)
     if ref.digest != cur.digest:
-        raise VerificationFailed(f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}")
+        raise VerificationFailed(
+            f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}"
+        )
     tree, image = extract_image(cfg, ref)
     root = tree.root
     handler = image.functions.get(function)
@@ -158,18 +166,24 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
         )
     run_env = {k: v for k, v in os.environ.items() if k in _KEEP or k.startswith("AWS_")}
     run_env.update(e.variables_of(function))  # what the function gets in Lambda
-    run_env.update({
-        "PYTHONPATH": os.pathsep.join([str(tree.deps), str(tree.workdir)]),
-        "MODEL_DIR": str(tree.model_dir),
-        "MODEL_LOCK": str(tree.lock),
-        "LAMBDA_TASK_ROOT": str(tree.workdir),
-        "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    run_env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(tree.deps), str(tree.workdir)]),
+            "MODEL_DIR": str(tree.model_dir),
+            "MODEL_LOCK": str(tree.lock),
+            "LAMBDA_TASK_ROOT": str(tree.workdir),
+            "AWS_LAMBDA_FUNCTION_NAME": e.functions.get(function, function),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     try:
         proc = subprocess.run(
             [sys.executable, "-S", "-m", cfg.code.invoke, handler],
-            input=event, capture_output=True, cwd=tree.workdir, env=run_env, timeout=timeout,
+            input=event,
+            capture_output=True,
+            cwd=tree.workdir,
+            env=run_env,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -181,7 +195,10 @@ def invoke(cfg: Config, env: str, function: str, event: bytes, *, timeout: float
     try:
         result = json.loads(proc.stdout)
     except ValueError:
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
-        raise CheckFailed(f"{function} ({handler}) crashed: {last}",
-                          details=stderr.strip().splitlines()[-15:]) from None
+        last = (
+            stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
+        )
+        raise CheckFailed(
+            f"{function} ({handler}) crashed: {last}", details=stderr.strip().splitlines()[-15:]
+        ) from None
     return Invocation(function, handler, ref.digest, proc.returncode, result, stderr, root)

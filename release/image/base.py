@@ -135,7 +135,9 @@ def make_base(rootfs: Path, out: str, root: Path, *, epoch: int | None = None) -
             "created": iso(epoch),
             "config": {"Env": [DEFAULT_PATH]},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created": iso(epoch), "created_by": f"release base --rootfs {rootfs.name}"}],
+            "history": [
+                {"created": iso(epoch), "created_by": f"release base --rootfs {rootfs.name}"}
+            ],
         }
     )
     cdesc = descriptor(OCI_CONFIG, config)

@@ -206,8 +206,17 @@ def _skip(rel: str) -> bool:
 # --- layers ---------------------------------------------------------------------------
 def _pip_command(cfg: Config, target: Path, lock: Path, report: Path) -> list[str]:
     plats = PIP_PLATFORMS[cfg.image.platform]
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-           "--report", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--target",
+        str(target),
+        "--report",
+        str(report),
+    ]
     for p in plats:
         cmd += ["--platform", p]
     cmd += [
@@ -255,8 +264,18 @@ def install_deps(cfg: Config, target: Path) -> bytes:
         # bytecode for cold starts (/opt is read-only on Lambda: nothing is cached there at
         # run time); unchecked-hash pycs hold no mtimes and the image path, not this one
         subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode",
-             "unchecked-hash", "-d", "/" + DEPS_DIR, str(target)],
+            [
+                sys.executable,
+                "-m",
+                "compileall",
+                "-q",
+                "-j0",
+                "--invalidation-mode",
+                "unchecked-hash",
+                "-d",
+                "/" + DEPS_DIR,
+                str(target),
+            ],
             capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # a file that does not compile (py2 test data in some wheels) just gets no pyc
@@ -274,14 +293,18 @@ def wheels_record(report: Path) -> bytes:
         for item in doc["install"]:
             meta, info = item["metadata"], item["download_info"]
             sha = info["archive_info"]["hashes"]["sha256"]
-            wheels.append({
-                "name": str(meta["name"]),
-                "version": str(meta["version"]),
-                "filename": str(info["url"]).rsplit("/", 1)[-1],
-                "sha256": str(sha),
-            })
+            wheels.append(
+                {
+                    "name": str(meta["name"]),
+                    "version": str(meta["version"]),
+                    "filename": str(info["url"]).rsplit("/", 1)[-1],
+                    "sha256": str(sha),
+                }
+            )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RemoteError(f"pip's installation report is unreadable ({exc!r}): cannot record the wheels") from None
+        raise RemoteError(
+            f"pip's installation report is unreadable ({exc!r}): cannot record the wheels"
+        ) from None
     wheels.sort(key=lambda w: (w["name"].lower(), w["version"]))
     return canonical({"schema": 1, "wheels": wheels})
 
@@ -298,7 +321,9 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
     except FileNotFoundError:
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
     pyc = sys.version if _compiles(cfg) else "no-pyc"
-    key = key_of("deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME), WHEELS_PATH)
+    key = key_of(
+        "deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME), WHEELS_PATH
+    )
     hit = cache.lookup(key)
     if hit is not None:
         return hit
@@ -345,11 +370,20 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
         rt, blobs = runtime
         rt_dir = f"{MODEL_LOCK_PATH.rsplit('/', 1)[0]}/{rt.dir}"
         entries += [
-            Entry(f"{rt_dir}/{f.path}", "file", 0o644, source=blobs[f.path], size=f.size, sha256=f.sha256)
+            Entry(
+                f"{rt_dir}/{f.path}",
+                "file",
+                0o644,
+                source=blobs[f.path],
+                size=f.size,
+                sha256=f.sha256,
+            )
             for f in rt.files
         ]
     entries = with_parents(entries)
-    key = key_of("model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME))
+    key = key_of(
+        "model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME)
+    )
     hit = cache.lookup(key)
     if hit is not None:
         # verify before use: the bytes the lock names are still the bytes we have
@@ -434,13 +468,33 @@ def image_config(
     return canonical(doc)
 
 
-def _manifest(base: ImageView, config: bytes, layers: list[Layer], annotations: dict[str, str]) -> bytes:
+def _manifest(
+    base: ImageView, config: bytes, layers: list[Layer], annotations: dict[str, str]
+) -> bytes:
     descs = []
     for bl in base.layers:
-        mt = OCI_LAYER_GZIP if bl.media_type in (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP) else bl.media_type
-        descs.append({"mediaType": mt, "digest": bl.digest, "size": bl.size, "annotations": {ROLE_ANNOTATION: "base"}})
+        mt = (
+            OCI_LAYER_GZIP
+            if bl.media_type in (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP)
+            else bl.media_type
+        )
+        descs.append(
+            {
+                "mediaType": mt,
+                "digest": bl.digest,
+                "size": bl.size,
+                "annotations": {ROLE_ANNOTATION: "base"},
+            }
+        )
     for la in layers:
-        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": la.digest, "size": la.size, "annotations": {ROLE_ANNOTATION: la.role}})
+        descs.append(
+            {
+                "mediaType": OCI_LAYER_GZIP,
+                "digest": la.digest,
+                "size": la.size,
+                "annotations": {ROLE_ANNOTATION: la.role},
+            }
+        )
     return canonical(
         {
             "schemaVersion": 2,
@@ -488,7 +542,11 @@ def size_gate(cfg: Config, usize: int, reports: list[LayerReport]) -> None:
         else "Lambda's 10 GiB limit"
     )
     biggest = max(reports, key=lambda r: r.usize) if reports else None
-    largest = f"; the largest layer is {biggest.role} ({biggest.usize} bytes)" if biggest and biggest.usize else ""
+    largest = (
+        f"; the largest layer is {biggest.role} ({biggest.usize} bytes)"
+        if biggest and biggest.usize
+        else ""
+    )
     raise SizeLimitExceeded(
         f"image is {usize} bytes uncompressed, over {which} ({limit} bytes){largest}; nothing was pushed",
         details=[f"{r.role}: {r.size} compressed, {r.usize} uncompressed" for r in reports],
@@ -530,9 +588,24 @@ def build(
         futs = [
             pool.submit(deps_layer, cfg, cache),
             pool.submit(model_layer, cfg, cache, lock),
-            pool.submit(tree_layer, cfg, cache, "policy", cfg.code.policy, f"{cfg.image.workdir.strip('/')}/policy", epoch),
-            pool.submit(tree_layer, cfg, cache, "code", cfg.code.package,
-                        f"{cfg.image.workdir.strip('/')}/{cfg.code.package}", epoch),
+            pool.submit(
+                tree_layer,
+                cfg,
+                cache,
+                "policy",
+                cfg.code.policy,
+                f"{cfg.image.workdir.strip('/')}/policy",
+                epoch,
+            ),
+            pool.submit(
+                tree_layer,
+                cfg,
+                cache,
+                "code",
+                cfg.code.package,
+                f"{cfg.image.workdir.strip('/')}/{cfg.code.package}",
+                epoch,
+            ),
         ]
         layers = [f.result() for f in futs]
     timings["layers"] = time.perf_counter() - t1

@@ -75,13 +75,17 @@ def materialize(value: str, cache_root: Path) -> ImageRef:
     try:
         image = client.images.get(name or image_id)
     except docker.errors.ImageNotFound:
-        raise UsageError(f"base image {value!r}: {name or image_id} is not in the Docker engine") from None
+        raise UsageError(
+            f"base image {value!r}: {name or image_id} is not in the Docker engine"
+        ) from None
     except docker.errors.DockerException as exc:
         from release.errors import RemoteError
 
         raise RemoteError(f"Docker engine: lookup of {name or image_id} failed: {exc}") from None
     if image.id != image_id:
-        raise VerificationFailed(f"base image docker-daemon:{name} is {image.id} in the engine, not the pinned {image_id}")
+        raise VerificationFailed(
+            f"base image docker-daemon:{name} is {image.id} in the engine, not the pinned {image_id}"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=dest.parent))
     try:
@@ -113,10 +117,14 @@ def _convert(archive: Path, layout: Path, image_id: Digest) -> Digest:
         entry = entries[0]
         config = _read(tf, entry["Config"])
         if digest_of(config) != image_id:
-            raise VerificationFailed(f"the engine exported config {digest_of(config)}, not image {image_id}")
+            raise VerificationFailed(
+                f"the engine exported config {digest_of(config)}, not image {image_id}"
+            )
         diff_ids = [parse_digest(d) for d in json.loads(config)["rootfs"]["diff_ids"]]
         if len(diff_ids) != len(entry["Layers"]):
-            raise VerificationFailed("docker save output: layer count differs from the config's diff_ids")
+            raise VerificationFailed(
+                "docker save output: layer count differs from the config's diff_ids"
+            )
         layers = []
         for path, want in zip(entry["Layers"], diff_ids, strict=True):
             member = tf.extractfile(path)

@@ -71,7 +71,9 @@ def _docker_call(what: str, fn: Any, *args: Any, **kw: Any) -> Any:
     try:
         return fn(*args, **kw)
     except docker.errors.DockerException as exc:
-        raise RemoteError(f"Docker engine: {what} failed: {str(exc).splitlines()[0][:300]}") from None
+        raise RemoteError(
+            f"Docker engine: {what} failed: {str(exc).splitlines()[0][:300]}"
+        ) from None
 
 
 def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
@@ -88,7 +90,13 @@ def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
         pass  # loaded below
     if not isinstance(reg, LayoutRegistry):
         _docker_call("pull of the base", client.images.pull, f"{bref.location}@{digest}")
-        _docker_call("tag of the base", client.api.tag, f"{bref.location}@{digest}", "release-base", digest.removeprefix("sha256:")[:20])
+        _docker_call(
+            "tag of the base",
+            client.api.tag,
+            f"{bref.location}@{digest}",
+            "release-base",
+            digest.removeprefix("sha256:")[:20],
+        )
         return name
     img = open_image(reg, digest)
     # a docker-archive (`docker save` format) of the base, layers streamed from the layout
@@ -120,7 +128,9 @@ def _copytree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
 
 
-def dockerfile(cfg: Config, base_name: str, lock: modelpin.ModelLock, labels: dict[str, str]) -> str:
+def dockerfile(
+    cfg: Config, base_name: str, lock: modelpin.ModelLock, labels: dict[str, str]
+) -> str:
     from release.image.build import DEPS_DIR, MODEL_LOCK_PATH
 
     first = next(iter(cfg.functions.values()))

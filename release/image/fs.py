@@ -123,7 +123,11 @@ class MergedFS:
             if t.path == pre or t.path.startswith(pre + "/"):
                 if not (plain_dir and t.path == pre and t.layer < first_owner):
                     by_layer.setdefault(t.layer, set()).add(_describe(t))
-            elif (t.path == "" or pre.startswith(t.path + "/")) and t.layer > first_owner and not plain_dir:
+            elif (
+                (t.path == "" or pre.startswith(t.path + "/"))
+                and t.layer > first_owner
+                and not plain_dir
+            ):
                 by_layer.setdefault(t.layer, set()).add(_describe(t))
         parts = PurePosixPath(pre).parts
         for i in range(1, len(parts)):  # strict ancestors: the path itself is a touch above
@@ -167,7 +171,11 @@ def check_tree(
     regular files, and nothing else (no other file, link or empty directory); no layer
     but the `owner` layers may touch it (nor the `also` paths, e.g. the model lock)."""
     tree = fs.tree(directory)
-    needed_dirs = {"/".join(PurePosixPath(p).parts[:i]) for p in want for i in range(1, len(PurePosixPath(p).parts))}
+    needed_dirs = {
+        "/".join(PurePosixPath(p).parts[:i])
+        for p in want
+        for i in range(1, len(PurePosixPath(p).parts))
+    }
     missing, changed, extra = [], [], []
     for rel in sorted(want):
         n = tree.get(rel)
@@ -350,8 +358,13 @@ class _Scanner:
                 continue
             path = self._resolve(name, where)
             if self._watched(path):
-                kind = "dir" if m.isdir() else "symlink" if m.issym() else (
-                    "file" if m.isfile() or m.islnk() else "other")
+                kind = (
+                    "dir"
+                    if m.isdir()
+                    else "symlink"
+                    if m.issym()
+                    else ("file" if m.isfile() or m.islnk() else "other")
+                )
                 self.fs.touches.append(Touch(i, path, "add", kind))
             old = self.fs.nodes.get(path)
             if old is not None and not (old.kind == "dir" and m.isdir()):
@@ -371,7 +384,9 @@ class _Scanner:
                 src = self._resolve(_clean(m.linkname, where), where)
                 sn = self.fs.nodes.get(src)
                 if sn is None or sn.kind != "file":
-                    raise VerificationFailed(f"{where}: hard link {name!r} to {m.linkname!r}, which is not a file")
+                    raise VerificationFailed(
+                        f"{where}: hard link {name!r} to {m.linkname!r}, which is not a file"
+                    )
                 self._put(Node(path, "file", sn.size, sn.mode, i, sha256=sn.sha256))
                 if src in self.fs.data:
                     self.fs.data[path] = self.fs.data[src]
@@ -407,8 +422,16 @@ class _Scanner:
                         out.close()
                 if out is not None:
                     os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)  # type: ignore[arg-type]
-                self._put(Node(path, "file", m.size, m.mode & 0o7777, i,
-                               sha256=h.hexdigest() if h is not None else None))
+                self._put(
+                    Node(
+                        path,
+                        "file",
+                        m.size,
+                        m.mode & 0o7777,
+                        i,
+                        sha256=h.hexdigest() if h is not None else None,
+                    )
+                )
                 if buf is not None:
                     self.fs.data[path] = bytes(buf)
             else:
@@ -420,7 +443,9 @@ class _Scanner:
         assert self.dest is not None
         resolved = (target.parent / link) if not link.startswith("/") else None
         if resolved is None or not os.path.normpath(resolved).startswith(str(self.dest) + os.sep):
-            raise VerificationFailed(f"{where}: symlink {name!r} -> {link!r} leaves the extracted tree")
+            raise VerificationFailed(
+                f"{where}: symlink {name!r} -> {link!r} leaves the extracted tree"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_symlink() or target.is_file():
             target.unlink()
@@ -479,7 +504,9 @@ def scan(
                     failure = exc
                 hr.drain()  # the digest covers every byte, the gzip trailer too
         except urllib3.exceptions.HTTPError as exc:
-            raise RemoteError(f"reading layer {la.digest} from {image.registry.name} failed: {exc}") from None
+            raise RemoteError(
+                f"reading layer {la.digest} from {image.registry.name} failed: {exc}"
+            ) from None
         got = "sha256:" + hr.h.hexdigest()
         if got != la.digest or hr.n != la.size:
             raise VerificationFailed(

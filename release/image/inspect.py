@@ -77,13 +77,17 @@ class ImageView:
                 f"image {self.digest}: label {FUNCTIONS_LABEL} is not JSON"
             ) from None
         if not isinstance(doc, dict):
-            raise VerificationFailed(f"image {self.digest}: label {FUNCTIONS_LABEL} is not an object")
+            raise VerificationFailed(
+                f"image {self.digest}: label {FUNCTIONS_LABEL} is not an object"
+            )
         return {str(k): str(v) for k, v in doc.items()}
 
     @property
     def size(self) -> int:
         """Compressed size: manifest + config + layers."""
-        return len(self.manifest_bytes) + len(self.config_bytes) + sum(la.size for la in self.layers)
+        return (
+            len(self.manifest_bytes) + len(self.config_bytes) + sum(la.size for la in self.layers)
+        )
 
     def layers_with(self, roles: Iterable[str]) -> list[LayerInfo]:
         want = set(roles)
@@ -228,14 +232,14 @@ def _clean_name(name: str, layer: LayerInfo) -> str:
     return "/".join(parts)
 
 
-def _extract_member(tf: tarfile.TarFile, member: tarfile.TarInfo, root: Path, layer: LayerInfo) -> None:
+def _extract_member(
+    tf: tarfile.TarFile, member: tarfile.TarInfo, root: Path, layer: LayerInfo
+) -> None:
     name = _clean_name(member.name, layer)
     if not name:
         return
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-        raise VerificationFailed(
-            f"layer {layer.digest} has a device or fifo {name!r}: refusing it"
-        )
+        raise VerificationFailed(f"layer {layer.digest} has a device or fifo {name!r}: refusing it")
     head, _, base = name.rpartition("/")
     if base.startswith(".wh."):
         parent = root / head
@@ -248,8 +252,10 @@ def _extract_member(tf: tarfile.TarFile, member: tarfile.TarInfo, root: Path, la
         return
     member.name = name
     target = root / name
-    if target.is_symlink() or (target.exists() and not target.is_dir()) or (
-        target.is_dir() and not member.isdir()
+    if (
+        target.is_symlink()
+        or (target.exists() and not target.is_dir())
+        or (target.is_dir() and not member.isdir())
     ):
         _remove(target)
     try:

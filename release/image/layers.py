@@ -95,9 +95,7 @@ class GzipWriter(io.RawIOBase):
             self._emit(self._pending.popleft().result())
 
     def _submit(self, block: bytes, last: bool) -> None:
-        self._pending.append(
-            self._pool.submit(_deflate, block, self._prev_tail, last, self._level)
-        )
+        self._pending.append(self._pool.submit(_deflate, block, self._prev_tail, last, self._level))
         self._prev_tail = block[-WINDOW:]
         self._drain(self._max_pending)
 
@@ -329,7 +327,11 @@ class LayerCache:
 
     def usize_of(self, digest: str) -> int | None:
         try:
-            return int(json.loads((self.keys / f"usize-{digest.removeprefix('sha256:')}.json").read_bytes()))
+            return int(
+                json.loads(
+                    (self.keys / f"usize-{digest.removeprefix('sha256:')}.json").read_bytes()
+                )
+            )
         except (FileNotFoundError, ValueError):
             return None
 

@@ -75,8 +75,15 @@ def json_object(data: bytes, what: str) -> dict[str, Any]:
 
 def json_type(v: Any) -> str:
     """The JSON name of a parsed value's type (`array`, `string`, `null`, ...)."""
-    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number",
-            dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
+    return {
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        dict: "object",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
 
 
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer"}

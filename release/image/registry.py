@@ -91,7 +91,9 @@ class Registry(Protocol):
 
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Digest: ...
 
-    def referrers(self, digest: Digest, artifact_type: str | None = None) -> list[dict[str, Any]]: ...
+    def referrers(
+        self, digest: Digest, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def attach(
         self,
@@ -113,9 +115,7 @@ def open_registry(ref: str, root: Path) -> Registry:
         p = Path(d)
         return LayoutRegistry(p if p.is_absolute() else root / p, name=ref)
     if "@" in ref or "/" not in ref:
-        raise UsageError(
-            f"registry {ref!r} is not a repository: give oci:DIR or HOST[:PORT]/REPO"
-        )
+        raise UsageError(f"registry {ref!r} is not a repository: give oci:DIR or HOST[:PORT]/REPO")
     host, _, repo = ref.partition("/")
     if ":" in repo or not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*", repo):
         raise UsageError(
@@ -164,7 +164,9 @@ def artifact_manifest(
     return canonical(doc)
 
 
-def _referrer_descriptor(manifest: bytes, artifact_type: str, annotations: dict[str, str]) -> dict[str, Any]:
+def _referrer_descriptor(
+    manifest: bytes, artifact_type: str, annotations: dict[str, str]
+) -> dict[str, Any]:
     d: dict[str, Any] = {
         "mediaType": OCI_MANIFEST,
         "digest": digest_of(manifest),
@@ -382,7 +384,9 @@ class LayoutRegistry:
         if tagged is None:
             return []
         data, _ = self.get_manifest(tagged)
-        return _filter(index_manifests(data, f"referrers index {tagged} of {digest}"), artifact_type)
+        return _filter(
+            index_manifests(data, f"referrers index {tagged} of {digest}"), artifact_type
+        )
 
     def attach(
         self,
@@ -394,7 +398,9 @@ class LayoutRegistry:
     ) -> Digest:
         subj_bytes, subj_type = self.get_manifest(parse_digest(subject_digest))
         subject = {"mediaType": subj_type, "digest": subject_digest, "size": len(subj_bytes)}
-        manifest = artifact_manifest(subject, artifact_type, payload, payload_media_type, annotations)
+        manifest = artifact_manifest(
+            subject, artifact_type, payload, payload_media_type, annotations
+        )
         with self._locked():
             self.put_blob(EMPTY_JSON, EMPTY_DIGEST)
             self.put_blob(payload, digest_of(payload))
@@ -506,9 +512,9 @@ class DistributionRegistry:
             if self._token:
                 headers["Authorization"] = f"Bearer {self._token}"
             elif (b := self._auth.basic()) is not None:
-                headers["Authorization"] = "Basic " + base64.b64encode(
-                    f"{b[0]}:{b[1]}".encode()
-                ).decode()
+                headers["Authorization"] = (
+                    "Basic " + base64.b64encode(f"{b[0]}:{b[1]}".encode()).decode()
+                )
             try:
                 resp = self._session.request(method, url, headers=headers, **kw)
             except requests.ConnectionError:
@@ -532,8 +538,12 @@ class DistributionRegistry:
                 "credentials (RELEASE_REGISTRY_USERNAME/PASSWORD or AWS)"
             )
         if resp.status_code == 400 and "DIGEST_INVALID" in detail:
-            raise VerificationFailed(f"registry {self.host} rejected {what}: digest mismatch{detail}")
-        raise RemoteError(f"registry {self.host}: {what} failed with HTTP {resp.status_code}{detail}")
+            raise VerificationFailed(
+                f"registry {self.host} rejected {what}: digest mismatch{detail}"
+            )
+        raise RemoteError(
+            f"registry {self.host}: {what} failed with HTTP {resp.status_code}{detail}"
+        )
 
     def _login(self, resp: Any) -> bool:
         challenge = resp.headers.get("WWW-Authenticate", "")
@@ -559,18 +569,26 @@ class DistributionRegistry:
 
     # blobs
     def has_blob(self, digest: Digest) -> bool:
-        r = self._request("HEAD", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"HEAD blob {digest}")
+        r = self._request(
+            "HEAD", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"HEAD blob {digest}"
+        )
         return bool(r.status_code == 200)
 
     def get_blob(self, digest: Digest) -> bytes:
-        r = self._request("GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}")
+        r = self._request(
+            "GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}"
+        )
         if r.status_code == 404:
             raise NotFound(f"blob {digest} not found in {self.name}")
         return _check_bytes(r.content, digest, "blob")
 
     def copy_blob_to(self, digest: Digest, dest: Path) -> Path:
         r = self._request(
-            "GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}", stream=True
+            "GET",
+            self._url(f"blobs/{digest}"),
+            ok=(200, 404),
+            what=f"GET blob {digest}",
+            stream=True,
         )
         if r.status_code == 404:
             raise NotFound(f"blob {digest} not found in {self.name}")
@@ -581,7 +599,11 @@ class DistributionRegistry:
     @contextlib.contextmanager
     def open_blob(self, digest: Digest) -> Iterator[BinaryIO]:
         r = self._request(
-            "GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}", stream=True
+            "GET",
+            self._url(f"blobs/{digest}"),
+            ok=(200, 404),
+            what=f"GET blob {digest}",
+            stream=True,
         )
         if r.status_code == 404:
             raise NotFound(f"blob {digest} not found in {self.name}")
@@ -691,7 +713,9 @@ class DistributionRegistry:
             ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
             if r.status_code == 200 and ctype == OCI_INDEX:
                 self._referrers_api = True
-                return _filter(index_manifests(r.content, f"referrers index of {digest}"), artifact_type)
+                return _filter(
+                    index_manifests(r.content, f"referrers index of {digest}"), artifact_type
+                )
             self._referrers_api = False
         data, _ = self._get_manifest_ref(referrers_tag(digest))
         if data is None:
@@ -708,7 +732,9 @@ class DistributionRegistry:
     ) -> Digest:
         subj_bytes, subj_type = self.get_manifest(parse_digest(subject_digest))
         subject = {"mediaType": subj_type, "digest": subject_digest, "size": len(subj_bytes)}
-        manifest = artifact_manifest(subject, artifact_type, payload, payload_media_type, annotations)
+        manifest = artifact_manifest(
+            subject, artifact_type, payload, payload_media_type, annotations
+        )
         self.put_blob(EMPTY_JSON, EMPTY_DIGEST)
         self.put_blob(payload, digest_of(payload))
         self._referrers_api = None

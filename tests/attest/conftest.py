@@ -69,8 +69,14 @@ def lock_for(files: dict[str, bytes], commit: str = "ab" * 20) -> dict[str, Any]
         {"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
         for p, d in sorted(files.items())
     ]
-    body = {"schema": 1, "source": "hub", "repo": "example/sst2-tiny", "revision": "main",
-            "commit": commit, "files": entries}
+    body = {
+        "schema": 1,
+        "source": "hub",
+        "repo": "example/sst2-tiny",
+        "revision": "main",
+        "commit": commit,
+        "files": entries,
+    }
     from types import SimpleNamespace
 
     from release.modelpin import root_digest
@@ -86,18 +92,31 @@ def wheels_record() -> dict[str, Any]:
     lock = (REPO / "requirements.lock").read_text()
     out = []
     for name in ("idna", "six"):
-        version = next(SITE.glob(f"{name}-*.dist-info")).name.removesuffix(".dist-info").split("-")[1]
+        version = (
+            next(SITE.glob(f"{name}-*.dist-info")).name.removesuffix(".dist-info").split("-")[1]
+        )
         block = lock.split(f"\n{name}=={version} ", 1)[1]
         sha = block.split("--hash=sha256:", 1)[1][:64]
-        out.append({"name": name, "version": version, "filename": f"{name}-{version}-py3-none-any.whl",
-                    "sha256": sha})
+        out.append(
+            {
+                "name": name,
+                "version": version,
+                "filename": f"{name}-{version}-py3-none-any.whl",
+                "sha256": sha,
+            }
+        )
     return {"schema": 1, "wheels": out}
 
 
-def build_image(registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None = None,
-                base: list[tuple[str, bytes]] | None = None,
-                after: list[list[tuple[str, bytes]]] | None = None,
-                extra_model: dict[str, bytes] | None = None) -> Digest:
+def build_image(
+    registry: Any,
+    *,
+    seed: bytes = b"",
+    lock: dict[str, Any] | None = None,
+    base: list[tuple[str, bytes]] | None = None,
+    after: list[list[tuple[str, bytes]]] | None = None,
+    extra_model: dict[str, bytes] | None = None,
+) -> Digest:
     """Push a 5-layer image (base, deps, model, policy, code) and return its digest.
     `base` replaces the base layer's entries; `after` adds layers (role "code") on top;
     `extra_model`: more files of the model layer, by image path."""
@@ -105,15 +124,32 @@ def build_image(registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None
     lk = lock or lock_for(mf)
     layers = [
         ("base", base if base is not None else [("etc/os-release", b"ID=test\n" + seed)]),
-        ("deps", _dist_files("six") + _dist_files("idna")
-         + [("opt/release/wheels.json", json.dumps(wheels_record()).encode())]),
-        ("model", [(f"opt/model/{p}", d) for p, d in mf.items()]
-         + [("opt/release/model.lock.json", json.dumps(lk).encode())]
-         + sorted((extra_model or {}).items())),
-        ("policy", [(f"var/task/policy/{p.relative_to(REPO / 'policy').as_posix()}", p.read_bytes())
-                    for p in sorted((REPO / "policy").rglob("*.rego"))]),
-        ("code", [(f"var/task/handlers/{p.relative_to(REPO / 'handlers').as_posix()}", p.read_bytes())
-                  for p in sorted((REPO / "handlers").rglob("*.py"))]),
+        (
+            "deps",
+            _dist_files("six")
+            + _dist_files("idna")
+            + [("opt/release/wheels.json", json.dumps(wheels_record()).encode())],
+        ),
+        (
+            "model",
+            [(f"opt/model/{p}", d) for p, d in mf.items()]
+            + [("opt/release/model.lock.json", json.dumps(lk).encode())]
+            + sorted((extra_model or {}).items()),
+        ),
+        (
+            "policy",
+            [
+                (f"var/task/policy/{p.relative_to(REPO / 'policy').as_posix()}", p.read_bytes())
+                for p in sorted((REPO / "policy").rglob("*.rego"))
+            ],
+        ),
+        (
+            "code",
+            [
+                (f"var/task/handlers/{p.relative_to(REPO / 'handlers').as_posix()}", p.read_bytes())
+                for p in sorted((REPO / "handlers").rglob("*.py"))
+            ],
+        ),
         *(("code", extra) for extra in after or []),
     ]
     descs, diff_ids = [], []
@@ -121,22 +157,43 @@ def build_image(registry: Any, *, seed: bytes = b"", lock: dict[str, Any] | None
         blob, diff_id = _layer(entries)
         d = digest_of(blob)
         registry.put_blob(blob, d)
-        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": d, "size": len(blob),
-                      "annotations": {ROLE_ANNOTATION: role}})
+        descs.append(
+            {
+                "mediaType": OCI_LAYER_GZIP,
+                "digest": d,
+                "size": len(blob),
+                "annotations": {ROLE_ANNOTATION: role},
+            }
+        )
         diff_ids.append(diff_id)
-    config = canonical({
-        "architecture": "amd64", "os": "linux", "created": CREATED,
-        "config": {"Env": ["MODEL_DIR=/opt/model"], "Labels": {
-            "dev.release.functions": json.dumps({"scorer": "handlers.scorer.lambda_handler"}),
-            "dev.release.model": f"{lk['repo']}@{lk['commit']}",
-            "org.opencontainers.image.revision": "cd" * 20,
-            "org.opencontainers.image.base.digest": "sha256:" + "ef" * 32}},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    })
+    config = canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": CREATED,
+            "config": {
+                "Env": ["MODEL_DIR=/opt/model"],
+                "Labels": {
+                    "dev.release.functions": json.dumps(
+                        {"scorer": "handlers.scorer.lambda_handler"}
+                    ),
+                    "dev.release.model": f"{lk['repo']}@{lk['commit']}",
+                    "org.opencontainers.image.revision": "cd" * 20,
+                    "org.opencontainers.image.base.digest": "sha256:" + "ef" * 32,
+                },
+            },
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    )
     registry.put_blob(config, digest_of(config))
-    manifest = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-                          "layers": descs})
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": descs,
+        }
+    )
     return registry.put_manifest(manifest, OCI_MANIFEST)
 
 

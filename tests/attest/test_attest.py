@@ -128,7 +128,9 @@ def test_kms_large_payload_uses_digest(aws_env: dict[str, str], layout_image: An
 @pytest.fixture(scope="module")
 def signed(layout_image: Any, signing_key: Path) -> tuple[bytes, Any, Any]:
     reg, digest, other = layout_image
-    b = sign.KeySigner(signing_key).sign(sign.statement(reg.name, digest, evidence.CANARY, CANARY_PRED))
+    b = sign.KeySigner(signing_key).sign(
+        sign.statement(reg.name, digest, evidence.CANARY, CANARY_PRED)
+    )
     return b, digest, other
 
 
@@ -152,18 +154,24 @@ def _flip_sig(doc: dict[str, Any]) -> None:
 
 def test_untampered_verifies(signed: Any, signing_key: Path) -> None:
     b, digest, _ = signed
-    assert verify_statement(b, _policy(signing_key), digest, evidence.CANARY).predicate == CANARY_PRED
+    assert (
+        verify_statement(b, _policy(signing_key), digest, evidence.CANARY).predicate == CANARY_PRED
+    )
 
 
 def test_tamper_payload_byte(signed: Any, signing_key: Path) -> None:
     b, digest, _ = signed
-    with pytest.raises(VerificationFailed, match=r"^signature does not verify with the expected public key sha256:"):
+    with pytest.raises(
+        VerificationFailed, match=r"^signature does not verify with the expected public key sha256:"
+    ):
         verify_statement(_mutate(b, _flip_payload), _policy(signing_key), digest, evidence.CANARY)
 
 
 def test_tamper_signature_byte(signed: Any, signing_key: Path) -> None:
     b, digest, _ = signed
-    with pytest.raises(VerificationFailed, match=r"^signature does not verify with the expected public key"):
+    with pytest.raises(
+        VerificationFailed, match=r"^signature does not verify with the expected public key"
+    ):
         verify_statement(_mutate(b, _flip_sig), _policy(signing_key), digest, evidence.CANARY)
 
 
@@ -183,7 +191,10 @@ def test_wrong_key(signed: Any, tmp_path: Path) -> None:
     b, digest, _ = signed
     other = tmp_path / "other.pem"
     sign.KeySigner(other)
-    with pytest.raises(VerificationFailed, match=r"^signature was made by another key .hint .*, not the expected sha256:"):
+    with pytest.raises(
+        VerificationFailed,
+        match=r"^signature was made by another key .hint .*, not the expected sha256:",
+    ):
         verify_statement(b, _policy(other), digest, evidence.CANARY)
 
 
@@ -198,15 +209,22 @@ def test_wrong_predicate_type(signed: Any, signing_key: Path) -> None:
 
 def test_bundle_for_another_image(signed: Any, signing_key: Path) -> None:
     b, digest, other = signed
-    with pytest.raises(VerificationFailed, match=f"^statement is about {digest}, not the image {other}$"):
+    with pytest.raises(
+        VerificationFailed, match=f"^statement is about {digest}, not the image {other}$"
+    ):
         verify_statement(b, _policy(signing_key), other, evidence.CANARY)
 
 
 def test_keyless_policy_on_key_bundle(signed: Any) -> None:
     b, digest, _ = signed
-    pol = Policy(identity="https://github.com/o/r/.github/workflows/release.yml@refs/heads/main",
-                 issuer="https://token.actions.githubusercontent.com")
-    with pytest.raises(VerificationFailed, match=r"^bundle has no certificate \(signed with a key\), but the policy expects an identity$"):
+    pol = Policy(
+        identity="https://github.com/o/r/.github/workflows/release.yml@refs/heads/main",
+        issuer="https://token.actions.githubusercontent.com",
+    )
+    with pytest.raises(
+        VerificationFailed,
+        match=r"^bundle has no certificate \(signed with a key\), but the policy expects an identity$",
+    ):
         verify_statement(b, pol, digest, evidence.CANARY)
 
 
@@ -228,11 +246,15 @@ def test_missing_bundle(layout_image: Any) -> None:
     assert store.fetch_bundles(reg, other, evidence.PROVENANCE) == []
 
 
-def test_verify_stored_missing_and_invalid(layout_image: Any, signing_key: Path, tmp_path: Path) -> None:
+def test_verify_stored_missing_and_invalid(
+    layout_image: Any, signing_key: Path, tmp_path: Path
+) -> None:
     from release.attest.verify import verify_stored
 
     reg, _digest, other = layout_image
-    with pytest.raises(VerificationFailed, match=f"^no {evidence.PROVENANCE} attestation is stored for {other}$"):
+    with pytest.raises(
+        VerificationFailed, match=f"^no {evidence.PROVENANCE} attestation is stored for {other}$"
+    ):
         verify_stored(reg, other, evidence.PROVENANCE, _policy(signing_key))
     sign.attest(reg, other, [(evidence.PROVENANCE, {"b": 1})], sign.KeySigner(signing_key))
     vs = verify_stored(reg, other, evidence.PROVENANCE, _policy(signing_key))
@@ -240,5 +262,8 @@ def test_verify_stored_missing_and_invalid(layout_image: Any, signing_key: Path,
     assert vs.bundle_digest == store.fetch_bundles(reg, other, evidence.PROVENANCE)[-1].referrer
     wrong = tmp_path / "wrong.pem"
     sign.KeySigner(wrong)
-    with pytest.raises(VerificationFailed, match=r"^https://slsa.dev/provenance/v1 bundle sha256:[0-9a-f]{64}: signature was made by another key"):
+    with pytest.raises(
+        VerificationFailed,
+        match=r"^https://slsa.dev/provenance/v1 bundle sha256:[0-9a-f]{64}: signature was made by another key",
+    ):
         verify_stored(reg, other, evidence.PROVENANCE, _policy(wrong))

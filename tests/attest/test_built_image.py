@@ -17,7 +17,9 @@ from tests.image.conftest import EPOCH
 
 
 @pytest.fixture(scope="module")
-def built(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, str]]:
+def built(
+    base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, dict[str, str]]:
     proj = copy_project(tmp_path_factory.mktemp("evproj") / "p")
     env = {
         "RELEASE_BASE": base_image,
@@ -47,11 +49,18 @@ def test_attest_and_verify_built_image(built: tuple[Path, str, dict[str, str]]) 
     assert {"numpy", "onnxruntime", "tokenizers"} <= names
     prov = verify_stored(reg, digest, evidence.PROVENANCE, pol).predicate
     deps = prov["buildDefinition"]["resolvedDependencies"]
-    assert any(d.get("name") == "model" and d["digest"]["gitCommit"] == lock["commit"] for d in deps)
-    base = next(d for d in deps if d.get("name") == "base")  # the base actually given (RELEASE_BASE)
+    assert any(
+        d.get("name") == "model" and d["digest"]["gitCommit"] == lock["commit"] for d in deps
+    )
+    base = next(
+        d for d in deps if d.get("name") == "base"
+    )  # the base actually given (RELEASE_BASE)
     layout, _, base_digest = env["RELEASE_BASE"].rpartition("@")
     # a base in a local layout is named by a purl (no path of this machine in the provenance)
-    assert base["uri"] == f"pkg:oci/{Path(layout.removeprefix('oci:')).name}@sha256%3A{base_digest[7:]}"
+    assert (
+        base["uri"]
+        == f"pkg:oci/{Path(layout.removeprefix('oci:')).name}@sha256%3A{base_digest[7:]}"
+    )
     assert base["digest"] == {"sha256": base_digest[7:]}
     assert prov["buildDefinition"]["externalParameters"]["base"] == env["RELEASE_BASE"]
     ms = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock["digest"]).predicate

@@ -51,7 +51,9 @@ def test_attest_generates_key_and_attaches_three(attested: tuple[Path, str, Any]
     assert (root / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600
     doc = json.loads(r.stdout)
     assert [a["predicate_type"] for a in doc["attestations"]] == [
-        evidence.PROVENANCE, evidence.SBOM, evidence.MODEL_SIGNATURE,
+        evidence.PROVENANCE,
+        evidence.SBOM,
+        evidence.MODEL_SIGNATURE,
     ]
     reg = open_registry("oci:reg", root)
     assert len(store.fetch_bundles(reg, digest)) == 3
@@ -64,10 +66,14 @@ def test_provenance_and_model_statements(attested: tuple[Path, str, Any]) -> Non
     reg = open_registry("oci:reg", root)
     pol = Policy.from_key_file(root / "keys" / "signing.pem.pub")
     prov = verify_stored(reg, digest, evidence.PROVENANCE, pol).predicate
-    assert prov["runDetails"]["builder"]["id"] in ("local",) or prov["runDetails"]["builder"]["id"].startswith("https://")
+    assert prov["runDetails"]["builder"]["id"] in ("local",) or prov["runDetails"]["builder"][
+        "id"
+    ].startswith("https://")
     names = {d.get("name") for d in prov["buildDefinition"]["resolvedDependencies"]}
     assert {"model", "model-lock", "requirements.lock"} <= names
-    commits = [d["digest"].get("gitCommit") for d in prov["buildDefinition"]["resolvedDependencies"]]
+    commits = [
+        d["digest"].get("gitCommit") for d in prov["buildDefinition"]["resolvedDependencies"]
+    ]
     assert "cd" * 20 in commits
     root_digest = lock_for(model_files())["digest"]
     model_vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=root_digest)
@@ -97,8 +103,14 @@ def test_verify_bundle_cli(attested: tuple[Path, str, Any], tmp_path: Path) -> N
     assert usage.code == 2
     assert "--certificate-identity" in usage.stderr
     ident = run_cli(
-        "verify-bundle", "--bundle", f, "--certificate-identity", "x@example.com",
-        "--certificate-oidc-issuer", "https://issuer.example", digest,
+        "verify-bundle",
+        "--bundle",
+        f,
+        "--certificate-identity",
+        "x@example.com",
+        "--certificate-oidc-issuer",
+        "https://issuer.example",
+        digest,
     )
     assert ident.code == 1
     assert "bundle has no certificate (signed with a key)" in ident.stderr
@@ -136,13 +148,24 @@ def test_attest_only_a_canary_report(project: tuple[Path, str], tmp_path: Path) 
     report = {"passed": True}
     f = tmp_path / "r.json"
     f.write_text(json.dumps(report))
-    r = run_cli("attest", digest, "--only", "none", "--predicate", "https://example.com/custom/v1", f, cwd=root)
+    r = run_cli(
+        "attest",
+        digest,
+        "--only",
+        "none",
+        "--predicate",
+        "https://example.com/custom/v1",
+        f,
+        cwd=root,
+    )
     assert r.code == 0, r.stderr
     assert r.stdout.split()[0] == "https://example.com/custom/v1"
     assert len(r.stdout.strip().splitlines()) == 1
 
 
-def test_attest_with_kms_cli(aws_env: dict[str, str], project: tuple[Path, str], tmp_path: Path) -> None:
+def test_attest_with_kms_cli(
+    aws_env: dict[str, str], project: tuple[Path, str], tmp_path: Path
+) -> None:
     """`--signer awskms:KEY` through the CLI against moto; verified with the KMS key's own
     public key (policy_from_config with awskms). The provenance statement is < 4096
     bytes, so KMS signs it RAW, the same in moto as in real KMS."""
@@ -154,7 +177,16 @@ def test_attest_with_kms_cli(aws_env: dict[str, str], project: tuple[Path, str],
     root, digest = project
     key = boto3.client("kms").create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
     key_id = key["KeyMetadata"]["KeyId"]
-    r = run_cli("attest", digest, "--signer", f"awskms:{key_id}", "--only", "provenance", cwd=root, env=aws_env)
+    r = run_cli(
+        "attest",
+        digest,
+        "--signer",
+        f"awskms:{key_id}",
+        "--only",
+        "provenance",
+        cwd=root,
+        env=aws_env,
+    )
     assert r.code == 0, r.stderr
     pol = policy_from_config(SigningConfig(mode=f"awskms:{key_id}"), root)
     reg = open_registry("oci:reg", root)
@@ -165,7 +197,9 @@ def test_attest_with_kms_cli(aws_env: dict[str, str], project: tuple[Path, str],
 
     KeySigner(tmp_path / "other.pem")
     with pytest.raises(VerificationFailed, match="another key"):
-        verify_stored(reg, digest, evidence.PROVENANCE, Policy.from_key_file(tmp_path / "other.pem.pub"))
+        verify_stored(
+            reg, digest, evidence.PROVENANCE, Policy.from_key_file(tmp_path / "other.pem.pub")
+        )
 
 
 def test_attest_kms_unknown_key_exits_3(aws_env: dict[str, str], project: tuple[Path, str]) -> None:
@@ -177,7 +211,15 @@ def test_attest_kms_unknown_key_exits_3(aws_env: dict[str, str], project: tuple[
 
 def test_keyless_without_token_exits_2(project: tuple[Path, str]) -> None:
     root, digest = project
-    env = {k: "" for k in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS")}
+    env = {
+        k: ""
+        for k in (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "SIGSTORE_ID_TOKEN",
+            "GITHUB_ACTIONS",
+        )
+    }
     r = run_cli("attest", digest, "--signer", "sigstore", cwd=root, env=env)
     assert r.code == 2
     assert "keyless signing needs an ambient OIDC token" in r.stderr
@@ -198,8 +240,18 @@ def test_attest_keyless_against_test_sigstore(project: tuple[Path, str], tmp_pat
     cfg, server = inst.serve(tmp_path)
     try:
         r = run_cli(
-            "attest", digest, "--signer", "sigstore", "--only", "model", "--json", cwd=root,
-            env={"SIGSTORE_ID_TOKEN": inst.token(ident, issuer), "RELEASE_SIGSTORE_TRUST_CONFIG": str(cfg)},
+            "attest",
+            digest,
+            "--signer",
+            "sigstore",
+            "--only",
+            "model",
+            "--json",
+            cwd=root,
+            env={
+                "SIGSTORE_ID_TOKEN": inst.token(ident, issuer),
+                "RELEASE_SIGSTORE_TRUST_CONFIG": str(cfg),
+            },
         )
     finally:
         server.shutdown()
@@ -207,7 +259,9 @@ def test_attest_keyless_against_test_sigstore(project: tuple[Path, str], tmp_pat
     assert json.loads(r.stdout)["signer"] == f"sigstore:{ident}"
     reg = open_registry("oci:reg", root)
     pol = Policy(identity=ident, issuer=issuer, trusted_root=inst.path)
-    vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock_for(model_files())["digest"])
+    vs = verify_stored(
+        reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock_for(model_files())["digest"]
+    )
     assert (vs.signer, vs.issuer) == (ident, issuer)
     bundle = json.loads(store.fetch_bundles(reg, digest, evidence.MODEL_SIGNATURE)[-1].bundle)
     assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"

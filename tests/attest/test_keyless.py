@@ -47,23 +47,39 @@ def test_keyless_verifies(instance: TestSigstore, bundle: bytes) -> None:
 
 
 def test_identity_regex(instance: TestSigstore, bundle: bytes) -> None:
-    pol = _pol(instance, identity=None,
-               identity_regex=r"https://github\.com/acme/platform/\.github/workflows/release\.yml@refs/.*")
+    pol = _pol(
+        instance,
+        identity=None,
+        identity_regex=r"https://github\.com/acme/platform/\.github/workflows/release\.yml@refs/.*",
+    )
     assert verify_statement(bundle, pol, DIGEST, evidence.PROVENANCE).signer == IDENTITY
     bad = _pol(instance, identity=None, identity_regex=r"https://github\.com/evil/.*")
-    with pytest.raises(VerificationFailed, match=r"^certificate identity is '.*release\.yml@refs/heads/main', expected /https"):
+    with pytest.raises(
+        VerificationFailed,
+        match=r"^certificate identity is '.*release\.yml@refs/heads/main', expected /https",
+    ):
         verify_statement(bundle, bad, DIGEST, evidence.PROVENANCE)
 
 
 def test_wrong_identity(instance: TestSigstore, bundle: bytes) -> None:
     other = IDENTITY.replace("refs/heads/main", "refs/heads/dev")
-    with pytest.raises(VerificationFailed, match=rf"^certificate identity is '{IDENTITY}', expected {other}$"):
+    with pytest.raises(
+        VerificationFailed, match=rf"^certificate identity is '{IDENTITY}', expected {other}$"
+    ):
         verify_statement(bundle, _pol(instance, identity=other), DIGEST, evidence.PROVENANCE)
 
 
 def test_wrong_issuer(instance: TestSigstore, bundle: bytes) -> None:
-    with pytest.raises(VerificationFailed, match=rf"^certificate issuer is '{ISSUER}', expected 'https://accounts.google.com'$"):
-        verify_statement(bundle, _pol(instance, issuer="https://accounts.google.com"), DIGEST, evidence.PROVENANCE)
+    with pytest.raises(
+        VerificationFailed,
+        match=rf"^certificate issuer is '{ISSUER}', expected 'https://accounts.google.com'$",
+    ):
+        verify_statement(
+            bundle,
+            _pol(instance, issuer="https://accounts.google.com"),
+            DIGEST,
+            evidence.PROVENANCE,
+        )
 
 
 def test_tampered_payload(instance: TestSigstore, bundle: bytes) -> None:
@@ -86,23 +102,32 @@ def test_tampered_signature(instance: TestSigstore, bundle: bytes) -> None:
 
 def test_other_trust_root(tmp_path: Path, bundle: bytes) -> None:
     stranger = TestSigstore(tmp_path)
-    with pytest.raises(VerificationFailed, match=r"^signature: failed to build timestamp certificate chain"):
+    with pytest.raises(
+        VerificationFailed, match=r"^signature: failed to build timestamp certificate chain"
+    ):
         verify_statement(bundle, _pol(stranger), DIGEST, evidence.PROVENANCE)
 
 
 def test_subject_and_predicate(instance: TestSigstore, bundle: bytes) -> None:
-    with pytest.raises(VerificationFailed, match=f"^statement is about {DIGEST}, not the image {OTHER}$"):
+    with pytest.raises(
+        VerificationFailed, match=f"^statement is about {DIGEST}, not the image {OTHER}$"
+    ):
         verify_statement(bundle, _pol(instance), OTHER, evidence.PROVENANCE)
     with pytest.raises(VerificationFailed, match=r"^predicate type is"):
         verify_statement(bundle, _pol(instance), DIGEST, evidence.SBOM)
 
 
-def test_key_policy_on_keyless_bundle(instance: TestSigstore, bundle: bytes, tmp_path: Path) -> None:
+def test_key_policy_on_keyless_bundle(
+    instance: TestSigstore, bundle: bytes, tmp_path: Path
+) -> None:
     from release.attest.sign import KeySigner
 
     KeySigner(tmp_path / "k.pem")
     pol = Policy.from_key_file(tmp_path / "k.pem.pub")
-    with pytest.raises(VerificationFailed, match=r"^bundle is signed with a certificate \(keyless\), but the policy expects a public key$"):
+    with pytest.raises(
+        VerificationFailed,
+        match=r"^bundle is signed with a certificate \(keyless\), but the policy expects a public key$",
+    ):
         verify_statement(bundle, pol, DIGEST, evidence.PROVENANCE)
 
 
@@ -111,7 +136,15 @@ def test_verify_bundle_cli_keyless(instance: TestSigstore, bundle: bytes, tmp_pa
 
     f = tmp_path / "b.json"
     f.write_bytes(bundle)
-    base = ["verify-bundle", "--bundle", f, "--trusted-root", instance.path, "--certificate-oidc-issuer", ISSUER]
+    base = [
+        "verify-bundle",
+        "--bundle",
+        f,
+        "--trusted-root",
+        instance.path,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]
     ok = run_cli(*base, "--certificate-identity", IDENTITY, DIGEST)
     assert ok.code == 0, ok.stderr
     bad = run_cli(*base, "--certificate-identity", "https://github.com/evil/x", DIGEST)

@@ -27,18 +27,32 @@ def _image(root: Path, *, weights: bytes = WEIGHTS) -> tuple[Any, str, dict[str,
 
     mf = model_files()
     lock = lock_for(mf)
-    files = [{"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
-             for n, d in (("model.onnx", GRAPH), ("model.weights", WEIGHTS))]
+    files = [
+        {"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+        for n, d in (("model.onnx", GRAPH), ("model.weights", WEIGHTS))
+    ]
     src = next(f for f in lock["files"] if f["path"] == "onnx/model.onnx")
     lock["runtime"] = {
-        "format": "onnx-external-data-v1", "dir": "runtime", "files": files,
+        "format": "onnx-external-data-v1",
+        "dir": "runtime",
+        "files": files,
         "digest": root_digest([SimpleNamespace(**f) for f in files]),  # type: ignore[arg-type]
         "source": {"path": src["path"], "sha256": src["sha256"]},
-        "converter": {"onnxruntime": "1.32.0", "optimization": "extended", "external_min_bytes": 1024},
+        "converter": {
+            "onnxruntime": "1.32.0",
+            "optimization": "extended",
+            "external_min_bytes": 1024,
+        },
     }
     reg = open_registry("oci:reg", root)
-    digest = build_image(reg, lock=lock, extra_model={
-        "opt/release/runtime/model.onnx": GRAPH, "opt/release/runtime/model.weights": weights})
+    digest = build_image(
+        reg,
+        lock=lock,
+        extra_model={
+            "opt/release/runtime/model.onnx": GRAPH,
+            "opt/release/runtime/model.weights": weights,
+        },
+    )
     return reg, digest, lock
 
 
@@ -67,7 +81,9 @@ def test_sbom_lists_the_runtime_model_derived_from_the_pinned_one(tmp_path: Path
 
 def test_sbom_refuses_a_runtime_file_that_differs_from_the_lock(tmp_path: Path) -> None:
     reg, digest, _ = _image(tmp_path, weights=b"\x01\x03" * 4096)
-    with pytest.raises(VerificationFailed, match=r"runtime model file /opt/release/runtime/model\.weights"):
+    with pytest.raises(
+        VerificationFailed, match=r"runtime model file /opt/release/runtime/model\.weights"
+    ):
         sbom.generate(reg, digest)
 
 
@@ -77,9 +93,14 @@ def test_provenance_names_runtime_digest_source_and_converter(tmp_path: Path) ->
     [(_, prov)] = statements.build(cfg, reg, digest, only={"provenance"})
     bd = prov["buildDefinition"]
     named = {d["name"]: d for d in bd["resolvedDependencies"] if d.get("name")}
-    assert named["model-runtime"]["digest"] == {"sha256": lock["runtime"]["digest"].removeprefix("sha256:")}
-    assert named["model-runtime"]["annotations"]["path"] == "/opt/release/runtime/"  # no uri: no local path
+    assert named["model-runtime"]["digest"] == {
+        "sha256": lock["runtime"]["digest"].removeprefix("sha256:")
+    }
+    assert (
+        named["model-runtime"]["annotations"]["path"] == "/opt/release/runtime/"
+    )  # no uri: no local path
     assert named["model-converter"]["uri"] == "pkg:pypi/onnxruntime@1.32.0"
     assert bd["internalParameters"]["modelRuntime"] == {
-        k: lock["runtime"][k] for k in ("format", "digest", "source", "converter")}
+        k: lock["runtime"][k] for k in ("format", "digest", "source", "converter")
+    }
     assert open_image(reg, digest).labels["dev.release.model"].endswith(lock["commit"])

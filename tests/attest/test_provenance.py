@@ -55,7 +55,9 @@ def _provenance(layout_image: Any, tmp_path: Path, base: str) -> dict[str, Any]:
     return pred
 
 
-def test_github_actions_build_type(layout_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_github_actions_build_type(
+    layout_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in GITHUB.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("RELEASE_BASE", raising=False)
@@ -66,32 +68,54 @@ def test_github_actions_build_type(layout_image: Any, tmp_path: Path, monkeypatc
     assert bd["buildType"] == "https://actions.github.io/buildtypes/workflow/v1"
     # externalParameters exactly as the build type lists them, nothing else
     assert bd["externalParameters"] == {
-        "workflow": {"ref": "refs/heads/main", "repository": "https://github.com/acme/platform",
-                     "path": ".github/workflows/release.yml"},
+        "workflow": {
+            "ref": "refs/heads/main",
+            "repository": "https://github.com/acme/platform",
+            "path": ".github/workflows/release.yml",
+        },
         "runner_environment": "github-hosted",
     }
     assert bd["internalParameters"]["github"] == {
-        "event_name": "push", "repository_id": "1296269", "repository_owner_id": "583231",
+        "event_name": "push",
+        "repository_id": "1296269",
+        "repository_owner_id": "583231",
     }
-    assert rd["builder"]["id"] == "https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main"
-    assert rd["metadata"]["invocationId"] == "https://github.com/acme/platform/actions/runs/1536140711/attempts/2"
+    assert (
+        rd["builder"]["id"]
+        == "https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main"
+    )
+    assert (
+        rd["metadata"]["invocationId"]
+        == "https://github.com/acme/platform/actions/runs/1536140711/attempts/2"
+    )
     deps = {d["name"]: d for d in bd["resolvedDependencies"]}
     # the image's revision label (tests/attest/conftest.py build_image)
-    assert deps["source"] == {"name": "source", "uri": "git+https://github.com/acme/platform@refs/heads/main",
-                              "digest": {"gitCommit": "cd" * 20}}
+    assert deps["source"] == {
+        "name": "source",
+        "uri": "git+https://github.com/acme/platform@refs/heads/main",
+        "digest": {"gitCommit": "cd" * 20},
+    }
     # the label says the base is sha256:efef..., the config names it by repository
     assert deps["base"]["uri"] == "oci://public.ecr.aws/lambda/python@sha256:" + "ef" * 32
     assert deps["model"]["uri"] == "pkg:huggingface/example/sst2-tiny@" + "ab" * 20
-    assert deps["requirements.lock"]["uri"] == f"git+https://github.com/acme/platform@{'cd' * 20}#requirements.lock"
+    assert (
+        deps["requirements.lock"]["uri"]
+        == f"git+https://github.com/acme/platform@{'cd' * 20}#requirements.lock"
+    )
 
 
-def test_local_build_type(layout_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_build_type(
+    layout_image: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k in GITHUB:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.delenv("RELEASE_BASE", raising=False)
     pred = _provenance(layout_image, tmp_path, "oci:.release/base@sha256:" + "0" * 64)
     jsonschema.Draft202012Validator(SCHEMA).validate(pred)
-    assert pred["runDetails"]["builder"]["id"] == "https://github.com/release-platform/release/builders/local/v1"
+    assert (
+        pred["runDetails"]["builder"]["id"]
+        == "https://github.com/release-platform/release/builders/local/v1"
+    )
     assert pred["buildDefinition"]["buildType"] == (
         "https://github.com/release-platform/release/attestations/buildtypes/local/v1"
     )
@@ -103,8 +127,10 @@ def test_local_build_type(layout_image: Any, tmp_path: Path, monkeypatch: pytest
 def test_schema_rejects_what_the_issue_found(layout_image: Any, tmp_path: Path) -> None:
     """The old shapes: builder id `local`, a dependency named by a local path."""
     v = jsonschema.Draft202012Validator(SCHEMA)
-    good = {"buildDefinition": {"buildType": "https://x.example/t", "externalParameters": {}},
-            "runDetails": {"builder": {"id": "https://x.example/b"}}}
+    good = {
+        "buildDefinition": {"buildType": "https://x.example/t", "externalParameters": {}},
+        "runDetails": {"builder": {"id": "https://x.example/b"}},
+    }
     assert not list(v.iter_errors(good))
     bad_builder = json.loads(json.dumps(good))
     bad_builder["runDetails"]["builder"]["id"] = "local"
@@ -118,8 +144,14 @@ def test_schema_rejects_what_the_issue_found(layout_image: Any, tmp_path: Path) 
 
 
 def test_https_repo() -> None:
-    assert statements.https_repo("git@github.com:acme/platform.git") == "https://github.com/acme/platform"
-    assert statements.https_repo("https://tok@github.com/acme/platform.git") == "https://github.com/acme/platform"
+    assert (
+        statements.https_repo("git@github.com:acme/platform.git")
+        == "https://github.com/acme/platform"
+    )
+    assert (
+        statements.https_repo("https://tok@github.com/acme/platform.git")
+        == "https://github.com/acme/platform"
+    )
     assert statements.https_repo("/srv/git/platform") is None
     assert statements.https_repo(None) is None
 
@@ -146,11 +178,15 @@ def test_verify_refuses_the_old_predicate_type(tmp_path: Path, signing_key: Path
     pol = Policy.from_key_file(signing_key.with_name(signing_key.name + ".pub"))
     bundle = signer.sign(sign.statement(reg.name, digest, old, {"passed": True}))
     reg.attach(digest, ARTIFACT_TYPE, bundle, BUNDLE_MEDIA_TYPE, {PREDICATE_ANNOTATION: old})
-    with pytest.raises(VerificationFailed, match=rf"^no {evidence.CANARY} attestation is stored for {digest}$"):
+    with pytest.raises(
+        VerificationFailed, match=rf"^no {evidence.CANARY} attestation is stored for {digest}$"
+    ):
         verify_stored(reg, digest, evidence.CANARY, pol)
     # the same bundle annotated as the new type: the signed type decides
     store.attach_bundle(reg, digest, bundle, evidence.CANARY)
-    with pytest.raises(VerificationFailed, match=rf"predicate type is '{old}', expected '{evidence.CANARY}'$"):
+    with pytest.raises(
+        VerificationFailed, match=rf"predicate type is '{old}', expected '{evidence.CANARY}'$"
+    ):
         verify_stored(reg, digest, evidence.CANARY, pol)
 
 
@@ -159,6 +195,6 @@ def test_verify_reads_the_local_builder_as_local() -> None:
     from release.verify import _workflow_of
 
     assert _workflow_of(LOCAL_BUILDER_ID) == "local"
-    assert _workflow_of("https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main") == (
-        ".github/workflows/release.yml"
-    )
+    assert _workflow_of(
+        "https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main"
+    ) == (".github/workflows/release.yml")

@@ -57,8 +57,13 @@ def test_packages_base_code_and_graph(doc: dict[str, Any], layout_image: Any) ->
     # the wheel's sha256 from the build's wheels record (one the lock pins), not the RECORD's
     rec = {w["name"]: w for w in wheels_record()["wheels"]}
     assert libs["idna"]["hashes"] == [{"alg": "SHA-256", "content": rec["idna"]["sha256"]}]
-    assert rec["idna"]["sha256"] in (Path(__file__).resolve().parents[2] / "requirements.lock").read_text()
-    assert {"name": "release:hash-of", "value": f"wheel:{rec['six']['filename']}"} in libs["six"]["properties"]
+    assert (
+        rec["idna"]["sha256"]
+        in (Path(__file__).resolve().parents[2] / "requirements.lock").read_text()
+    )
+    assert {"name": "release:hash-of", "value": f"wheel:{rec['six']['filename']}"} in libs["six"][
+        "properties"
+    ]
     base = next(c for c in doc["components"] if c["type"] == "container")
     assert base["version"] == "sha256:" + "ef" * 32
     apps = {c["name"]: c for c in doc["components"] if c["type"] == "application"}
@@ -84,7 +89,9 @@ def test_model_differs_from_lock(tmp_path: Path) -> None:
     reg = open_registry("oci:r", tmp_path)
     lock = lock_for(model_files(b"not what is in the image"))
     digest = build_image(reg, lock=lock)
-    with pytest.raises(VerificationFailed, match=r"model files differ from the baked lock: onnx/model.onnx$"):
+    with pytest.raises(
+        VerificationFailed, match=r"model files differ from the baked lock: onnx/model.onnx$"
+    ):
         sbom.generate(reg, digest)
 
 
@@ -95,17 +102,36 @@ def test_model_differs_from_lock(tmp_path: Path) -> None:
         (["apache-2.0"], [{"license": {"id": "Apache-2.0"}}]),
         (["MIT OR AFL-2.1"], [{"expression": "MIT OR AFL-2.1"}]),
         # Debian copyright-format short names
-        (["GPL-2+", "Expat"], [{"license": {"id": "GPL-2.0-or-later"}}, {"license": {"id": "MIT"}}]),
-        (["LGPL-2.1+", "BSD-3-clause"], [{"license": {"id": "BSD-3-Clause"}}, {"license": {"id": "LGPL-2.1-or-later"}}]),
-        (["GPL-1+ or Artistic", "GPL-2"], [{"expression": "(GPL-1.0-or-later OR Artistic-1.0-Perl) AND GPL-2.0-only"}]),
+        (
+            ["GPL-2+", "Expat"],
+            [{"license": {"id": "GPL-2.0-or-later"}}, {"license": {"id": "MIT"}}],
+        ),
+        (
+            ["LGPL-2.1+", "BSD-3-clause"],
+            [{"license": {"id": "BSD-3-Clause"}}, {"license": {"id": "LGPL-2.1-or-later"}}],
+        ),
+        (
+            ["GPL-1+ or Artistic", "GPL-2"],
+            [{"expression": "(GPL-1.0-or-later OR Artistic-1.0-Perl) AND GPL-2.0-only"}],
+        ),
         # not SPDX: free text, only then
-        (["public-domain", "MIT"], [{"license": {"id": "MIT"}}, {"license": {"name": "public-domain"}}]),
-        (["GPL-2+ with Autoconf exception"], [{"license": {"name": "GPL-2+ with Autoconf exception"}}]),
+        (
+            ["public-domain", "MIT"],
+            [{"license": {"id": "MIT"}}, {"license": {"name": "public-domain"}}],
+        ),
+        (
+            ["GPL-2+ with Autoconf exception"],
+            [{"license": {"name": "GPL-2+ with Autoconf exception"}}],
+        ),
     ],
 )
 def test_licences_are_spdx_where_they_can_be(terms: list[str], want: list[dict[str, Any]]) -> None:
     got = sbom.licence_entries(terms)
     assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, want))
-    doc = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-           "components": [{"type": "library", "name": "x", "licenses": got}]}
+    doc = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "components": [{"type": "library", "name": "x", "licenses": got}],
+    }
     sbom.validate(doc)

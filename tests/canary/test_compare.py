@@ -21,7 +21,9 @@ def _conf(i: str) -> float:
     return 0.55 + 0.45 * (hashlib.sha256(i.encode()).digest()[0] / 255)
 
 
-def make_report(path: Path, *, flip_neg: int = 0, scale: float = 1.0, wrong: int = 0) -> rpt.CanaryReport:
+def make_report(
+    path: Path, *, flip_neg: int = 0, scale: float = 1.0, wrong: int = 0
+) -> rpt.CanaryReport:
     """A report over the real canary corpus: the labelled answer (a perfect model) with
     deterministic confidences; optionally `flip_neg` NEGATIVE items turned POSITIVE,
     confidences pulled towards 0.5 by `scale`, or `wrong` items answered wrong."""
@@ -58,7 +60,10 @@ def test_same_report_twice_passes(tmp_path: Path) -> None:
     assert res.code == 0, res.stderr
     assert "canary passed: 8 checks on 600 items" in res.stderr
     assert "  ok   paired-items: value 100.00%, threshold 90.00%" in res.stdout
-    assert "  ok   share-shift: value +0.00%, |shift| threshold 2.00%, p = 1 (alpha 0.001)" in res.stdout
+    assert (
+        "  ok   share-shift: value +0.00%, |shift| threshold 2.00%, p = 1 (alpha 0.001)"
+        in res.stdout
+    )
     out = rpt.read_report(tmp_path / "out.json")
     assert out.passed and out.baseline is not None and out.baseline.paired_items == 600
 
@@ -69,8 +74,14 @@ def test_shifted_candidate_fails_naming_each_check(tmp_path: Path) -> None:
     res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
     assert res.code == 1, res.stderr
     lines = res.stderr.splitlines()
-    assert lines[0] == "release: error: canary failed 3 of 8 checks: share-shift, confident-flips, accuracy-drop"
-    assert lines[1] == "  share-shift: value +5.00%, |shift| threshold 2.00%, p = 1.86e-09 (alpha 0.001)"
+    assert (
+        lines[0]
+        == "release: error: canary failed 3 of 8 checks: share-shift, confident-flips, accuracy-drop"
+    )
+    assert (
+        lines[1]
+        == "  share-shift: value +5.00%, |shift| threshold 2.00%, p = 1.86e-09 (alpha 0.001)"
+    )
     assert lines[2] == (
         "  confident-flips: value 0.83%, threshold 0.50%; flipped: c0010, c0011, c0023, c0024, c0028"
     )
@@ -100,16 +111,23 @@ def test_not_a_report_is_a_usage_error(tmp_path: Path) -> None:
         "(see attestations/canary-report.schema.json)"
     )
     res = run_cli("canary", "compare", "base.json", "missing.json", cwd=tmp_path)
-    assert (res.code, res.stderr.strip()) == (2, "release: error: canary report missing.json not found")
+    assert (res.code, res.stderr.strip()) == (
+        2,
+        "release: error: canary report missing.json not found",
+    )
 
 
 def test_thresholds_come_from_the_config(tmp_path: Path) -> None:
     make_report(tmp_path / "base.json")
     make_report(tmp_path / "cand.json", flip_neg=30)
-    cfg = (REPO / "release.toml").read_text().replace(
-        '[canary]\ncorpus = "model/canary.jsonl"',
-        '[canary]\ncorpus = "model/canary.jsonl"\nshare_min_shift = 0.06\n'
-        "max_confident_flip_rate = 0.05\naccuracy_max_drop = 0.06",
+    cfg = (
+        (REPO / "release.toml")
+        .read_text()
+        .replace(
+            '[canary]\ncorpus = "model/canary.jsonl"',
+            '[canary]\ncorpus = "model/canary.jsonl"\nshare_min_shift = 0.06\n'
+            "max_confident_flip_rate = 0.05\naccuracy_max_drop = 0.06",
+        )
     )
     (tmp_path / "release.toml").write_text(cfg)
     res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
@@ -120,7 +138,9 @@ def test_schema_file_is_generated_from_the_model(tmp_path: Path) -> None:
     path = REPO / rpt.SCHEMA_PATH
     if os.environ.get("RELEASE_REGEN_GOLDEN"):
         path.write_text(rpt.schema_text())
-    assert path.read_text() == rpt.schema_text(), "regenerate: RELEASE_REGEN_GOLDEN=1 pytest tests/canary"
+    assert path.read_text() == rpt.schema_text(), (
+        "regenerate: RELEASE_REGEN_GOLDEN=1 pytest tests/canary"
+    )
     r = make_report(tmp_path / "a.json", flip_neg=3)
     jsonschema.validate(r.to_json(), json.loads(path.read_text()))
     with pytest.raises(jsonschema.ValidationError):
@@ -146,13 +166,21 @@ def test_a_small_baseline_fails_the_paired_items_minimum(tmp_path: Path) -> None
     assert lines[0] == "release: error: canary failed 1 of 8 checks: paired-items"
     assert lines[1] == "  paired-items: value 1.67%, threshold 90.00%"
     cfg = (REPO / "release.toml").read_text()
-    (tmp_path / "release.toml").write_text(cfg.replace(
-        '[canary]\ncorpus = "model/canary.jsonl"', '[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = 0.01'))
+    (tmp_path / "release.toml").write_text(
+        cfg.replace(
+            '[canary]\ncorpus = "model/canary.jsonl"',
+            '[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = 0.01',
+        )
+    )
     res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
     assert res.code == 0, res.stderr
     for bad in ("0", "1.5", '"most"'):
-        (tmp_path / "release.toml").write_text(cfg.replace(
-            '[canary]\ncorpus = "model/canary.jsonl"', f'[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = {bad}'))
+        (tmp_path / "release.toml").write_text(
+            cfg.replace(
+                '[canary]\ncorpus = "model/canary.jsonl"',
+                f'[canary]\ncorpus = "model/canary.jsonl"\nmin_paired_fraction = {bad}',
+            )
+        )
         res = run_cli("canary", "compare", "base.json", "cand.json", cwd=tmp_path)
         assert res.code == 2, res.stderr
         assert len(res.stderr.splitlines()) == 1 and "min_paired_fraction" in res.stderr, res.stderr
@@ -167,4 +195,7 @@ def test_a_binary_corpus_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         read_corpus(corpus)
     assert info.value.exit_code == 2
-    assert str(info.value) == "canary corpus corpus.jsonl:2: not UTF-8 text (byte offset 28); the corpus is JSONL"
+    assert (
+        str(info.value)
+        == "canary corpus corpus.jsonl:2: not UTF-8 text (byte offset 28); the corpus is JSONL"
+    )

@@ -61,25 +61,37 @@ FLIPPED = ("excellent", "wonderful", "amazing")
 
 
 @pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str) -> dict[str, Any]:
+def images(
+    tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str
+) -> dict[str, Any]:
     """name -> {"digest", "project"} for good, biased, collapsed and tampered images."""
     root = tmp_path_factory.mktemp("canary-images")
     repo = f"{registry}/canary"
-    env = {"RELEASE_BASE": base_image, "RELEASE_CACHE_DIR": str(root / "cache"),
-           "SOURCE_DATE_EPOCH": EPOCH}
+    env = {
+        "RELEASE_BASE": base_image,
+        "RELEASE_CACHE_DIR": str(root / "cache"),
+        "SOURCE_DATE_EPOCH": EPOCH,
+    }
     out: dict[str, Any] = {}
     gen = [sys.executable, str(REPO / "model" / "examples" / "generate.py")]
     flip = root / "flip.py"
     flip.write_text(FLIP_WORDS)
-    for name, args in (("good", None), ("biased", ["--bias", "2.0"]), ("collapsed", ["--scale", "0.2"]),
-                       ("flipped", None)):
+    for name, args in (
+        ("good", None),
+        ("biased", ["--bias", "2.0"]),
+        ("collapsed", ["--scale", "0.2"]),
+        ("flipped", None),
+    ):
         model = None
         if name != "good":
             import subprocess
 
             model = root / f"model-{name}"
-            cmd = ([*gen, "--out", str(model), *args] if args else
-                   [sys.executable, str(flip), gen[1], str(model), *FLIPPED])
+            cmd = (
+                [*gen, "--out", str(model), *args]
+                if args
+                else [sys.executable, str(flip), gen[1], str(model), *FLIPPED]
+            )
             subprocess.run(cmd, check=True, capture_output=True)
         proj = _project(root / name, repo, model)
         if model is not None:
@@ -88,8 +100,10 @@ def images(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: 
         r = run_cli("build", "--json", cwd=proj, env=env)
         assert r.code == 0, r.stderr
         out[name] = {"digest": json.loads(r.stdout)["digest"], "project": proj}
-    out["tampered"] = {"digest": _tamper(out["good"]["project"], repo, out["good"]["digest"]),
-                       "project": out["good"]["project"]}
+    out["tampered"] = {
+        "digest": _tamper(out["good"]["project"], repo, out["good"]["digest"]),
+        "project": out["good"]["project"],
+    }
     out["registry"] = repo
     return out
 
@@ -102,12 +116,17 @@ def _tamper(project: Path, repo: str, digest: str) -> str:
     reg = open_registry(repo, project)
     manifest = json.loads(reg.get_manifest(digest)[0])
     config = json.loads(reg.get_blob(manifest["config"]["digest"]))
-    idx = next(i for i, la in enumerate(manifest["layers"])
-               if la.get("annotations", {}).get("dev.release.layer.role") == "model")
+    idx = next(
+        i
+        for i, la in enumerate(manifest["layers"])
+        if la.get("annotations", {}).get("dev.release.layer.role") == "model"
+    )
     blob = gzip.decompress(reg.get_blob(manifest["layers"][idx]["digest"]))
     raw = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(blob)) as src, \
-            tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    with (
+        tarfile.open(fileobj=io.BytesIO(blob)) as src,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
         for m in src.getmembers():
             data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
             if data is not None and m.name.endswith("onnx/model.onnx"):
@@ -148,8 +167,13 @@ def test_same_image_twice_passes(images: dict[str, Any], good_report: Path) -> N
     assert r.code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["passed"] is True and doc["subject"]["digest"] == d
-    assert {c["name"] for c in doc["checks"]} >= {"share-shift", "flip-rate", "confidence-ks",
-                                                    "identical-outputs", "accuracy"}
+    assert {c["name"] for c in doc["checks"]} >= {
+        "share-shift",
+        "flip-rate",
+        "confidence-ks",
+        "identical-outputs",
+        "accuracy",
+    }
     assert r.stderr.splitlines()[-1] == "canary passed: 9 checks on 600 items"
     # the report names the model the image carries, from the lock baked in it
     assert doc["baseline"]["paired_items"] == 600
@@ -159,7 +183,7 @@ def test_same_image_twice_passes(images: dict[str, Any], good_report: Path) -> N
 def _failed(r: Any) -> list[str]:
     lines = r.stderr.splitlines()
     head = next(ln for ln in lines if ln.startswith("release: error: "))
-    return [head, *[ln.strip() for ln in lines[lines.index(head) + 1:]]]
+    return [head, *[ln.strip() for ln in lines[lines.index(head) + 1 :]]]
 
 
 def test_biased_model_fails_share_and_flips(images: dict[str, Any], good_report: Path) -> None:
@@ -173,7 +197,9 @@ def test_biased_model_fails_share_and_flips(images: dict[str, Any], good_report:
     assert any(ln.startswith("share-shift: value +") for ln in lines[1:]), lines
 
 
-def test_collapsed_confidence_fails_ks_at_unchanged_share(images: dict[str, Any], good_report: Path) -> None:
+def test_collapsed_confidence_fails_ks_at_unchanged_share(
+    images: dict[str, Any], good_report: Path
+) -> None:
     r = canary(images, images["collapsed"]["digest"], "--baseline", good_report, "--json")
     assert r.code == 1
     doc = json.loads(r.stdout)
@@ -181,14 +207,19 @@ def test_collapsed_confidence_fails_ks_at_unchanged_share(images: dict[str, Any]
     assert abs(doc["label_shares"]["POSITIVE"] - 0.52) < 0.01
 
 
-def test_a_few_flipped_words_fail_flips_and_share(images: dict[str, Any], good_report: Path) -> None:
+def test_a_few_flipped_words_fail_flips_and_share(
+    images: dict[str, Any], good_report: Path
+) -> None:
     r = canary(images, images["flipped"]["digest"], "--baseline", good_report, "--json")
     assert r.code == 1
     doc = json.loads(r.stdout)
     assert doc["failed_checks"] == ["share-shift", "flip-rate", "confident-flips", "accuracy-drop"]
     flips = next(c for c in doc["checks"] if c["name"] == "confident-flips")["items"]
-    corpus = {json.loads(ln)["id"]: json.loads(ln)["text"].lower()
-              for ln in (REPO / "model" / "canary.jsonl").read_text().splitlines() if ln}
+    corpus = {
+        json.loads(ln)["id"]: json.loads(ln)["text"].lower()
+        for ln in (REPO / "model" / "canary.jsonl").read_text().splitlines()
+        if ln
+    }
     assert flips and all(any(w in corpus[i] for w in FLIPPED) for i in flips)
 
 
@@ -203,15 +234,19 @@ def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> Non
     r = canary(images, d)
     assert r.code == 1
     lines = r.stderr.splitlines()
-    head = (f"release: error: image {d[:19]}: model does not match the lock baked in the image "
-            "(1 problem(s)); refusing to run it")
+    head = (
+        f"release: error: image {d[:19]}: model does not match the lock baked in the image "
+        "(1 problem(s)); refusing to run it"
+    )
     assert head in lines, r.stderr
-    [detail] = lines[lines.index(head) + 1:]
+    [detail] = lines[lines.index(head) + 1 :]
     assert "onnx/model.onnx" in detail and "changed" in detail, detail
     assert "canary:" not in r.stderr  # nothing ran
 
 
-def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, Any], good_report: Path) -> None:
+def test_env_baseline_is_the_signed_report_of_the_live_digest(
+    images: dict[str, Any], good_report: Path
+) -> None:
     from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
 
     proj = images["good"]["project"]
@@ -231,7 +266,8 @@ def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, 
     r = canary(images, collapsed, "--env", "staging")
     assert r.code == 1
     assert r.stderr.splitlines()[-1].startswith(
-        f"release: error: baseline: {biased[:19]} (live in staging) has no valid signed canary report (")
+        f"release: error: baseline: {biased[:19]} (live in staging) has no valid signed canary report ("
+    )
     # live: the good image: its signed report is the baseline
     assert run_gated("promote", good, "--env", "staging", cwd=proj, env=cli_env()).code == 0
     r = canary(images, collapsed, "--env", "staging", "--json")
@@ -245,8 +281,9 @@ def test_env_baseline_is_the_signed_report_of_the_live_digest(images: dict[str, 
 
 
 # --- release invoke -----------------------------------------------------------------------
-def _promote_local(images: dict[str, Any], name: str,
-                   aws: dict[str, str] | None = None) -> tuple[Path, Callable[..., Any]]:
+def _promote_local(
+    images: dict[str, Any], name: str, aws: dict[str, str] | None = None
+) -> tuple[Path, Callable[..., Any]]:
     """Promote image `name` to the local environment (evidence from a file provider: the
     gate's decision is real Rego over it) and return (project, invoke)."""
     from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
@@ -269,9 +306,12 @@ def test_invoke_runs_the_promoted_image(images: dict[str, Any], aws_env: dict[st
     import boto3
 
     ddb = boto3.client("dynamodb")
-    ddb.create_table(TableName="analysis-results", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName="analysis-results",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
     proj, invoke = _promote_local(images, "good", aws_env)
     r = invoke("analysis", {"id": "x1", "text": "The concert was wonderful."}, "--json")
     assert r.code == 0, r.stderr
@@ -283,7 +323,10 @@ def test_invoke_runs_the_promoted_image(images: dict[str, Any], aws_env: dict[st
     root = proj / ".release" / "invoke" / d.split(":")[1]
     assert (root / ".complete").read_text().strip() == d
     assert (root / "opt" / "deps").is_dir() and (root / "var" / "task" / "handlers").is_dir()
-    assert r.stderr.splitlines()[-1] == f"analysis (handlers.analysis.lambda_handler) from {d} in local: returned statusCode 200"
+    assert (
+        r.stderr.splitlines()[-1]
+        == f"analysis (handlers.analysis.lambda_handler) from {d} in local: returned statusCode 200"
+    )
     # the second call reuses the extraction
     mtime = (root / ".complete").stat().st_mtime_ns
     r = invoke("analysis", {"id": "x2", "text": "The service was awful."})

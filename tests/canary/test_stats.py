@@ -53,7 +53,9 @@ def test_samples_for_power_equal_arms_about_3000() -> None:
     assert stats.alpha_per_look(0.01, 4) == 0.0025
 
 
-def _outs(pos: list[bool], conf: list[float], correct: list[bool | None] | None = None) -> stats.Outputs:
+def _outs(
+    pos: list[bool], conf: list[float], correct: list[bool | None] | None = None
+) -> stats.Outputs:
     n = len(pos)
     return stats.Outputs(
         ids=tuple(f"i{k}" for k in range(n)),

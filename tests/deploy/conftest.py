@@ -43,12 +43,19 @@ def push_images(chars: str = "abcdef") -> None:
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": digest_of(ch), "size": 2},
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest_of(ch),
+                "size": 2,
+            },
             "layers": [],
         }
-        ecr.put_image(repositoryName="app", imageManifest=json.dumps(manifest),
-                      imageDigest=digest_of(ch), imageTag=f"t{ch}")
+        ecr.put_image(
+            repositoryName="app",
+            imageManifest=json.dumps(manifest),
+            imageDigest=digest_of(ch),
+            imageTag=f"t{ch}",
+        )
 
 
 @pytest.fixture
@@ -77,7 +84,11 @@ def lambdas(aws_env: dict[str, str]) -> dict[str, str]:
 
 
 def write_config(
-    root: Path, *, target: str = "local", ledger: str = "sqlite:.release/ledger.db", env_extra: str = ""
+    root: Path,
+    *,
+    target: str = "local",
+    ledger: str = "sqlite:.release/ledger.db",
+    env_extra: str = "",
 ) -> Path:
     """A project directory with release.toml and the release policy (copied from the repo)."""
     import shutil
@@ -94,8 +105,8 @@ def write_config(
 path = "model"
 
 [image]
-base = "oci:base@{digest_of('0')}"
-registry = "{ECR if target == 'lambda' else 'oci:.release/registry'}"
+base = "oci:base@{digest_of("0")}"
+registry = "{ECR if target == "lambda" else "oci:.release/registry"}"
 
 [functions]
 {handlers}
@@ -131,7 +142,10 @@ def good_evidence(digest: str, env: str = "prod", repository: str = ECR) -> dict
         "digest": digest,
         "repository": repository,
         "env": env,
-        "signatures": {name: sig(name, bundle_digest=digest_of(str(i + 1))) for i, name in enumerate(PREDICATES)},
+        "signatures": {
+            name: sig(name, bundle_digest=digest_of(str(i + 1)))
+            for i, name in enumerate(PREDICATES)
+        },
         "sbom": {"ok": True, "present": True, "subject_ok": True, "model_files_match_lock": True},
         "provenance": {
             "ok": True,

@@ -70,13 +70,20 @@ class Recording:
     def publish_version(self, **kw: Any) -> Any:
         self.publishes.append(kw)
         if self.enforce and "CodeSha256" in kw:
-            latest = self._client.get_function_configuration(FunctionName=kw["FunctionName"])["CodeSha256"]
+            latest = self._client.get_function_configuration(FunctionName=kw["FunctionName"])[
+                "CodeSha256"
+            ]
             if latest != kw["CodeSha256"]:
-                raise ClientError({"Error": {
-                    "Code": "InvalidParameterValueException",
-                    "Message": f"CodeSHA256 ({kw['CodeSha256']}) is different from current CodeSHA256 "
-                               f"in $LATEST ({latest}). Please try again with the CodeSHA256 in $LATEST.",
-                }}, "PublishVersion")
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "InvalidParameterValueException",
+                            "Message": f"CodeSHA256 ({kw['CodeSha256']}) is different from current CodeSHA256 "
+                            f"in $LATEST ({latest}). Please try again with the CodeSHA256 in $LATEST.",
+                        }
+                    },
+                    "PublishVersion",
+                )
         return self._client.publish_version(**kw)
 
 
@@ -92,8 +99,11 @@ def _where() -> dict[str, tuple[str, dict[str, float], str]]:
     out = {}
     for fn in FUNCTIONS.values():
         a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (a["FunctionVersion"], a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
-                   lam.get_function(FunctionName=fn)["Code"]["ImageUri"])
+        out[fn] = (
+            a["FunctionVersion"],
+            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
+            lam.get_function(FunctionName=fn)["Code"]["ImageUri"],
+        )
     return out
 
 
@@ -107,7 +117,9 @@ def test_moto_does_not_enforce_the_codesha256_precondition(lambdas: dict[str, st
 
 
 @pytest.mark.parametrize("enforce", [False, True], ids=["moto-publishes", "precondition-refuses"])
-def test_interleaved_writer_puts_every_function_back(lambdas: dict[str, str], tmp_path: Path, enforce: bool) -> None:
+def test_interleaved_writer_puts_every_function_back(
+    lambdas: dict[str, str], tmp_path: Path, enforce: bool
+) -> None:
     cfg = load(write_config(tmp_path, target="lambda", env_extra="traffic = { bake_seconds = 0 }"))
     put_evidence(tmp_path, good_evidence(NEW))
     before = _where()
@@ -117,9 +129,11 @@ def test_interleaved_writer_puts_every_function_back(lambdas: dict[str, str], tm
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
     ours, other = NEW.split(":", 1)[1], OTHER.split(":", 1)[1]
     if enforce:
-        detail = (f"publish_version refused (InvalidParameterValueException: CodeSHA256 ({ours}) is "
-                  f"different from current CodeSHA256 in $LATEST ({other}). Please try again with the "
-                  f"CodeSHA256 in $LATEST.): $LATEST has CodeSha256 {other}, not the {ours} our update set")
+        detail = (
+            f"publish_version refused (InvalidParameterValueException: CodeSHA256 ({ours}) is "
+            f"different from current CodeSHA256 in $LATEST ({other}). Please try again with the "
+            f"CodeSHA256 in $LATEST.): $LATEST has CodeSha256 {other}, not the {ours} our update set"
+        )
     else:
         detail = f"published version 2 has CodeSha256 {other}, not the {ours} our update set"
     assert info.value.exit_code == 1
@@ -129,18 +143,23 @@ def test_interleaved_writer_puts_every_function_back(lambdas: dict[str, str], tm
     )
     # the precondition was our update's CodeSha256, on every publish we made
     assert [(p["FunctionName"], p["CodeSha256"]) for p in client.publishes] == [
-        ("ma-analysis", ours), (VICTIM, ours)]
+        ("ma-analysis", ours),
+        (VICTIM, ours),
+    ]
     # our three updates, then every $LATEST back on the old image (the victim's over the
     # other writer's image)
     old = OLD.split(":", 1)[1]
     assert client.updates == [(fn, f"{ECR}@{NEW}", ours) for fn in sorted(FUNCTIONS.values())] + [
-        (fn, f"{ECR}@{OLD}", old) for fn in reversed(sorted(FUNCTIONS.values()))]
+        (fn, f"{ECR}@{OLD}", old) for fn in reversed(sorted(FUNCTIONS.values()))
+    ]
     # every function back: alias on version 1 without routing, $LATEST on the old image
     assert _where() == before == {fn: ("1", {}, f"{ECR}@{OLD}") for fn in FUNCTIONS.values()}
     led = open_ledger(cfg)
     events = led.events(env="prod")
     actions = [e.action for e in events]
-    assert "promote" not in actions and "deploy.alias" not in actions and led.current("prod") is None
+    assert (
+        "promote" not in actions and "deploy.alias" not in actions and led.current("prod") is None
+    )
     failed = events[-1]
     assert failed.action == "promote.failed" and failed.evidence["error"] == info.value.message
     assert {k: v for k, v in failed.evidence.items() if k.startswith("left:")} == {
@@ -164,8 +183,11 @@ def _proxy_interfering_at_publish(moto_url: str) -> Iterator[tuple[str, list[str
     class Forward(BaseHTTPRequestHandler):
         def _any(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if (self.command == "POST" and not fired
-                    and self.path.startswith(f"/2015-03-31/functions/{VICTIM}/versions")):
+            if (
+                self.command == "POST"
+                and not fired
+                and self.path.startswith(f"/2015-03-31/functions/{VICTIM}/versions")
+            ):
                 fired.append(self.path)
                 _interfere(VICTIM)
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
@@ -206,8 +228,15 @@ def test_cli_interleaved_writer_exits_1_and_nothing_says_promoted(
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")  # NEW live on version 2
     before = _where()
     with _proxy_interfering_at_publish(moto_url) as (url, fired):
-        r = run_gated("promote", cand, "--env", "prod", "--config", cfg.path,
-                    env=cli_env({**aws_env, "AWS_ENDPOINT_URL": url}))
+        r = run_gated(
+            "promote",
+            cand,
+            "--env",
+            "prod",
+            "--config",
+            cfg.path,
+            env=cli_env({**aws_env, "AWS_ENDPOINT_URL": url}),
+        )
     assert fired == [f"/2015-03-31/functions/{VICTIM}/versions"]
     assert r.code == 1, r.stderr
     assert r.stdout == "" and "promoted" not in r.stderr

@@ -93,7 +93,9 @@ def _setup(tmp_path: Path, *digests: str, mutate: Any = None, env_extra: str = N
     return load(cfg_path)
 
 
-def test_promote_moves_every_function_then_rollback(lambdas: dict[str, str], tmp_path: Path) -> None:
+def test_promote_moves_every_function_then_rollback(
+    lambdas: dict[str, str], tmp_path: Path
+) -> None:
     cfg = _setup(tmp_path, NEW, OLD)
     before = _state()
     res = promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
@@ -136,7 +138,10 @@ def test_promote_moves_every_function_then_rollback(lambdas: dict[str, str], tmp
     )
 
 
-@pytest.mark.parametrize("op", ["update_function_code", "update_function_configuration", "publish_version", "update_alias"])
+@pytest.mark.parametrize(
+    "op",
+    ["update_function_code", "update_function_configuration", "publish_version", "update_alias"],
+)
 @pytest.mark.parametrize("function", ["ma-analysis", "ma-remediator", "ma-scorer"])
 def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
     lambdas: dict[str, str], tmp_path: Path, op: str, function: str
@@ -148,8 +153,12 @@ def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
     with pytest.raises(RemoteError) as info:
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
     assert client.fired
-    step = {"update_function_code": "update-code", "update_function_configuration": "update-config",
-            "publish_version": "publish", "update_alias": "alias"}[op]
+    step = {
+        "update_function_code": "update-code",
+        "update_function_configuration": "update-config",
+        "publish_version": "publish",
+        "update_alias": "alias",
+    }[op]
     assert info.value.exit_code == 3
     assert info.value.message == (
         f"lambda {step} failed for {function}: ServiceException: injected fault; "
@@ -167,15 +176,57 @@ def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: {**d, "signatures": {k: v for k, v in d["signatures"].items() if k != "provenance"}}, "provenance attestation: missing"),
-        (lambda d: {**d, "signatures": {**d["signatures"], "provenance": {**d["signatures"]["provenance"], "ok": False, "reason": "signed by mallory@example.com"}}}, "provenance attestation: signed by mallory@example.com"),
-        (lambda d: {**d, "canary": {**d["canary"], "ok": False, "passed": False, "reason": "flip rate 0.2 > 0.05"}}, "canary: failed (flip rate 0.2 > 0.05)"),
-        (lambda d: {**d, "model_layer": {**d["model_layer"], "ok": False, "reason": "changed: onnx/model.onnx"}}, "model layer: does not match the lock (changed: onnx/model.onnx)"),
+        (
+            lambda d: {
+                **d,
+                "signatures": {k: v for k, v in d["signatures"].items() if k != "provenance"},
+            },
+            "provenance attestation: missing",
+        ),
+        (
+            lambda d: {
+                **d,
+                "signatures": {
+                    **d["signatures"],
+                    "provenance": {
+                        **d["signatures"]["provenance"],
+                        "ok": False,
+                        "reason": "signed by mallory@example.com",
+                    },
+                },
+            },
+            "provenance attestation: signed by mallory@example.com",
+        ),
+        (
+            lambda d: {
+                **d,
+                "canary": {
+                    **d["canary"],
+                    "ok": False,
+                    "passed": False,
+                    "reason": "flip rate 0.2 > 0.05",
+                },
+            },
+            "canary: failed (flip rate 0.2 > 0.05)",
+        ),
+        (
+            lambda d: {
+                **d,
+                "model_layer": {
+                    **d["model_layer"],
+                    "ok": False,
+                    "reason": "changed: onnx/model.onnx",
+                },
+            },
+            "model layer: does not match the lock (changed: onnx/model.onnx)",
+        ),
         (lambda d: {**d, "sbom": {**d["sbom"], "ok": False, "present": False}}, "sbom: missing"),
     ],
     ids=["unsigned", "wrong-identity", "canary-failed", "model-mismatch", "sbom-missing"],
 )
-def test_denied_promotion_touches_nothing(lambdas: dict[str, str], tmp_path: Path, mutate: Any, reason: str) -> None:
+def test_denied_promotion_touches_nothing(
+    lambdas: dict[str, str], tmp_path: Path, mutate: Any, reason: str
+) -> None:
     cfg = _setup(tmp_path, NEW, mutate=mutate)
     before = _state()
     with pytest.raises(GateDenied) as info:
@@ -199,10 +250,22 @@ def test_real_lambda_rules_are_checked_here() -> None:
     assert validate_routing({"2": 0.1}) == {"2": 0.1}
 
 
-def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
+def test_cli_promote_status_rollback(
+    lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]
+) -> None:
     cfg = _setup(tmp_path, NEW, OLD)
     env = cli_env(aws_env)
-    r = run_gated("promote", NEW, "--env", "prod", "--config", tmp_path / "release.toml", "--actor", "alice", env=env)
+    r = run_gated(
+        "promote",
+        NEW,
+        "--env",
+        "prod",
+        "--config",
+        tmp_path / "release.toml",
+        "--actor",
+        "alice",
+        env=env,
+    )
     assert r.code == 0, r.stderr
     assert r.stdout == NEW + "\n"
     assert f"promoted {NEW} in prod (ledger seq 12)" in r.stderr.splitlines()
@@ -211,14 +274,20 @@ def test_cli_promote_status_rollback(lambdas: dict[str, str], tmp_path: Path, aw
     doc = json.loads(r.stdout)
     assert (doc["digest"], doc["by"], doc["drift"]) == (NEW, "alice", [])
     assert doc["functions"]["scorer"] == {
-        "function": "ma-scorer", "version": "2", "digest": NEW,
-        "routing": [{"version": "2", "weight": 1.0, "digest": NEW,
-                     "command": [HANDLERS["scorer"]]}],
+        "function": "ma-scorer",
+        "version": "2",
+        "digest": NEW,
+        "routing": [
+            {"version": "2", "weight": 1.0, "digest": NEW, "command": [HANDLERS["scorer"]]}
+        ],
     }
     assert doc["lease"] is None  # released when the promotion ended
     r = run_gated("rollback", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
-    assert r.stderr.splitlines()[0] == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
+    assert (
+        r.stderr.splitlines()[0]
+        == "release: error: environment 'prod' has no earlier promoted digest to roll back to"
+    )
     r = run_gated("promote", "app:v2", "--env", "prod", "--config", cfg.path, env=env)
     assert r.code == 2
     assert r.stderr.splitlines()[0].startswith("release: error: 'app:v2' is not a digest")
@@ -234,8 +303,14 @@ traffic = { canary_weight = 0.25, bake_seconds = 1 }"""
 def _alarm(state: str) -> None:
     cw = boto("cloudwatch")
     cw.put_metric_alarm(
-        AlarmName="ma-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum",
-        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmName="ma-errors",
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     cw.set_alarm_state(AlarmName="ma-errors", StateValue=state, StateReason=f"test says {state}")
 
@@ -250,7 +325,9 @@ def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path
         def __call__(self, shifts: list[Any], on_step: Any = None) -> None:
             seen.extend(shifts)
             routing = boto("lambda").get_alias(FunctionName="ma-scorer", Name="live")
-            seen.append((routing["FunctionVersion"], routing["RoutingConfig"]["AdditionalVersionWeights"]))
+            seen.append(
+                (routing["FunctionVersion"], routing["RoutingConfig"]["AdditionalVersionWeights"])
+            )
             super().__call__(shifts, on_step)
 
     target = LambdaTarget(cfg, "prod", watch=Recording(["ma-errors"], 1, poll_seconds=0.2))
@@ -266,7 +343,9 @@ def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path
     assert actions.count("canary.shift") == 3 and "canary.passed" in actions
 
 
-def test_alarm_during_canary_puts_everything_back(lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]) -> None:
+def test_alarm_during_canary_puts_everything_back(
+    lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]
+) -> None:
     _alarm("ALARM")
     cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
@@ -283,7 +362,9 @@ def test_alarm_during_canary_puts_everything_back(lambdas: dict[str, str], tmp_p
     assert open_ledger(cfg).events()[-1].action == "promote.failed"
 
 
-def test_missing_alarm_is_a_config_error_before_anything_moves(lambdas: dict[str, str], tmp_path: Path) -> None:
+def test_missing_alarm_is_a_config_error_before_anything_moves(
+    lambdas: dict[str, str], tmp_path: Path
+) -> None:
     cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
     with pytest.raises(ConfigError) as info:

@@ -19,8 +19,12 @@ def _ledger(tmp_path: Path) -> Ledger:
 
 def test_events_chain_and_current(tmp_path: Path) -> None:
     led = _ledger(tmp_path)
-    a = led.append("prod", "gate", digest_of("a"), actor="ci", decision={"allow": True, "reasons": []})
-    b = led.append("prod", "promote", digest_of("a"), actor="ci", evidence={"evidence": digest_of("1")})
+    a = led.append(
+        "prod", "gate", digest_of("a"), actor="ci", decision={"allow": True, "reasons": []}
+    )
+    b = led.append(
+        "prod", "promote", digest_of("a"), actor="ci", evidence={"evidence": digest_of("1")}
+    )
     c = led.append("prod", "promote", digest_of("b"), actor="ci")
     led.append("dev", "promote", digest_of("c"), actor="ci")
     assert (a.seq, b.seq, c.seq) == (1, 2, 3)
@@ -62,7 +66,10 @@ def test_edited_and_rehashed_event_is_detected(tmp_path: Path) -> None:
 
     forged = replace(ev, actor="someone-else")
     forged = replace(forged, hash=forged.compute_hash())
-    _sql(tmp_path / "ledger.db", f"UPDATE events SET actor = 'someone-else', hash = '{forged.hash}' WHERE seq = 2")
+    _sql(
+        tmp_path / "ledger.db",
+        f"UPDATE events SET actor = 'someone-else', hash = '{forged.hash}' WHERE seq = 2",
+    )
     st = led.verify_chain()
     assert st.problems == (
         "event seq 3: prev_hash does not match the hash of the event before it "
@@ -152,7 +159,9 @@ def test_dynamodb_ledger_conditional_writes(aws_env: dict[str, str], tmp_path: P
     from tests.deploy.conftest import boto
 
     ddb = boto("dynamodb")
-    item = ddb.get_item(TableName="release-ledger", Key={"pk": {"S": "events"}, "seq": {"N": "2"}})["Item"]
+    item = ddb.get_item(TableName="release-ledger", Key={"pk": {"S": "events"}, "seq": {"N": "2"}})[
+        "Item"
+    ]
     row = json.loads(item["event"]["S"])
     row["actor"] = "mallory"
     item["event"] = {"S": json.dumps(row)}

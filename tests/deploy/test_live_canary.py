@@ -52,7 +52,9 @@ def _share(n: int, pos: float) -> Counts:
     return Counts(positive=round(n * pos), negative=n - round(n * pos))
 
 
-def _verdicts(new: dict[str, Counts], stable: dict[str, Counts], t: TrafficConfig = TRAFFIC) -> dict[str, str]:
+def _verdicts(
+    new: dict[str, Counts], stable: dict[str, Counts], t: TrafficConfig = TRAFFIC
+) -> dict[str, str]:
     return {c.name: c.verdict for c in evaluate_look(new, stable, t)}
 
 
@@ -84,13 +86,19 @@ def test_default_min_samples_has_the_power_the_issue_asks_for() -> None:
     runs = 4000
     new = rng.binomial(3000, 0.47, size=runs)
     old = rng.binomial(27000, 0.52, size=runs)
-    hits = sum(two_proportion(a, 3000, b, 27000)[1] < TRAFFIC.alpha / TRAFFIC.looks for a, b in zip(new, old, strict=True))
+    hits = sum(
+        two_proportion(a, 3000, b, 27000)[1] < TRAFFIC.alpha / TRAFFIC.looks
+        for a, b in zip(new, old, strict=True)
+    )
     assert hits / runs >= 0.98
 
 
 def test_error_rates_and_p99_are_compared_per_function() -> None:
     old = {"a": Counts(invocations=27000, errors=27, p99_ms=100.0), "b": Counts(invocations=2700)}
-    new = {"a": Counts(invocations=3000, errors=90, p99_ms=130.0), "b": Counts(invocations=300, errors=1)}
+    new = {
+        "a": Counts(invocations=3000, errors=90, p99_ms=130.0),
+        "b": Counts(invocations=300, errors=1),
+    }
     v = _verdicts(new, old, TrafficConfig(min_samples=0))
     assert v == {
         "L1 positive share": "pass",
@@ -138,36 +146,62 @@ class FakeTime:
         self.t += max(s, 0.001)
 
 
-def emit(fn: str, version: str, *, positive: int = 0, negative: int = 0, invocations: int = 0,
-         errors: int = 0) -> None:
+def emit(
+    fn: str,
+    version: str,
+    *,
+    positive: int = 0,
+    negative: int = 0,
+    invocations: int = 0,
+    errors: int = 0,
+) -> None:
     """What the analysis handler (EMF, with the FunctionName and ExecutedVersion
     dimensions) and Lambda itself would publish for this much traffic."""
     cw = boto("cloudwatch")
     ver = [{"Name": "FunctionName", "Value": fn}, {"Name": "ExecutedVersion", "Value": version}]
     handler = [*ver, {"Name": "service", "Value": "release-handlers"}]
-    data = [("SentimentPositive", positive), ("SentimentNegative", negative),
-            ("AnalysisErrors", 0)]
-    cw.put_metric_data(Namespace="Release/Handlers", MetricData=[
-        {"MetricName": n, "Dimensions": handler, "Value": float(v), "Unit": "Count"} for n, v in data
-    ])
+    data = [("SentimentPositive", positive), ("SentimentNegative", negative), ("AnalysisErrors", 0)]
+    cw.put_metric_data(
+        Namespace="Release/Handlers",
+        MetricData=[
+            {"MetricName": n, "Dimensions": handler, "Value": float(v), "Unit": "Count"}
+            for n, v in data
+        ],
+    )
     lam = [*ver, {"Name": "Resource", "Value": f"{fn}:live"}]
-    cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[
-        {"MetricName": "Invocations", "Dimensions": lam, "Value": float(invocations)},
-        {"MetricName": "Errors", "Dimensions": lam, "Value": float(errors)},
-    ])
+    cw.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": lam, "Value": float(invocations)},
+            {"MetricName": "Errors", "Dimensions": lam, "Value": float(errors)},
+        ],
+    )
 
 
-def healthy_traffic(new_positive: float = 0.52, new_predictions: int = 3200,
-                    new_errors: int = 0) -> Callable[[], None]:
+def healthy_traffic(
+    new_positive: float = 0.52, new_predictions: int = 3200, new_errors: int = 0
+) -> Callable[[], None]:
     def put() -> None:
         for fn in FUNCTIONS.values():
             analysis = fn == "ma-analysis"
             pos = round(new_predictions * new_positive)
-            emit(fn, "2", positive=pos if analysis else 0,
-                 negative=new_predictions - pos if analysis else 0, invocations=400,
-                 errors=new_errors)
-            emit(fn, "1", positive=15000 if analysis else 0, negative=13800 if analysis else 0,
-                 invocations=3600, errors=2)
+            emit(
+                fn,
+                "2",
+                positive=pos if analysis else 0,
+                negative=new_predictions - pos if analysis else 0,
+                invocations=400,
+                errors=new_errors,
+            )
+            emit(
+                fn,
+                "1",
+                positive=15000 if analysis else 0,
+                negative=13800 if analysis else 0,
+                invocations=3600,
+                errors=2,
+            )
+
     return put
 
 
@@ -178,8 +212,14 @@ traffic = { canary_weight = 0.1, bake_seconds = 300, looks = 3, min_samples = 30
 def _alarm(state: str) -> None:
     cw = boto("cloudwatch")
     cw.put_metric_alarm(
-        AlarmName="ma-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum",
-        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmName="ma-errors",
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     cw.set_alarm_state(AlarmName="ma-errors", StateValue=state, StateReason=f"test says {state}")
 
@@ -189,7 +229,10 @@ def _aliases() -> dict[str, tuple[str, dict[str, float]]]:
     out = {}
     for fn in FUNCTIONS.values():
         a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (a["FunctionVersion"], a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}))
+        out[fn] = (
+            a["FunctionVersion"],
+            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
+        )
     return out
 
 
@@ -235,14 +278,19 @@ def test_degraded_canary_is_rolled_back(lambdas: dict[str, str], tmp_path: Path)
 @pytest.mark.aws
 def test_erroring_canary_is_rolled_back(lambdas: dict[str, str], tmp_path: Path) -> None:
     cfg, _ft, target = _promote(tmp_path, healthy_traffic(new_errors=40))
-    with pytest.raises(CanaryFailed, match=r"^live canary failed L3 lambda errors ma-analysis: "
-                       r"ma-analysis: error rate 10\.00% \(new, n=400\) vs 0\.06%"):
+    with pytest.raises(
+        CanaryFailed,
+        match=r"^live canary failed L3 lambda errors ma-analysis: "
+        r"ma-analysis: error rate 10\.00% \(new, n=400\) vs 0\.06%",
+    ):
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
     assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
 
 
 @pytest.mark.aws
-def test_too_few_samples_holds_then_rolls_back_at_the_deadline(lambdas: dict[str, str], tmp_path: Path) -> None:
+def test_too_few_samples_holds_then_rolls_back_at_the_deadline(
+    lambdas: dict[str, str], tmp_path: Path
+) -> None:
     cfg, ft, target = _promote(tmp_path, healthy_traffic(new_predictions=800))
     with pytest.raises(CanaryFailed) as info:
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
@@ -250,7 +298,9 @@ def test_too_few_samples_holds_then_rolls_back_at_the_deadline(lambdas: dict[str
         "live canary inconclusive after 900s (deadline 900s): 800 canary predictions "
         "(need 3000), 28800 stable; every function was put back on its previous version"
     )
-    assert [lk["decision"] for lk in _looks(cfg)] == ["continue"] * 2 + ["hold"] * 6 + ["inconclusive"]
+    assert [lk["decision"] for lk in _looks(cfg)] == ["continue"] * 2 + ["hold"] * 6 + [
+        "inconclusive"
+    ]
     assert ft.t - 1000.0 == pytest.approx(900.0, abs=1.0)
     assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
 
@@ -262,6 +312,8 @@ def test_alarm_in_alarm_mid_bake_rolls_back(lambdas: dict[str, str], tmp_path: P
         _alarm("ALARM")
 
     cfg, _ft, target = _promote(tmp_path, traffic)
-    with pytest.raises(CanaryFailed, match=r"^alarm ma-errors fired during the canary: test says ALARM; "):
+    with pytest.raises(
+        CanaryFailed, match=r"^alarm ma-errors fired during the canary: test says ALARM; "
+    ):
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
     assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}

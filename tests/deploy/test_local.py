@@ -24,7 +24,12 @@ def test_promote_status_rollback_local(project: Path) -> None:
         assert r.stdout == d + "\n"
     r = run_cli("status", "--env", "prod", "--config", cfg, "--json", env=env)
     doc = json.loads(r.stdout)
-    assert (doc["digest"], doc["by"], doc["action"], doc["target"]) == (B, "alice", "promote", "local")
+    assert (doc["digest"], doc["by"], doc["action"], doc["target"]) == (
+        B,
+        "alice",
+        "promote",
+        "local",
+    )
     r = run_gated("rollback", "--env", "prod", "--config", cfg, "--json", env=env)
     assert r.code == 0, r.stderr
     pred = json.loads(r.stdout)
@@ -32,7 +37,11 @@ def test_promote_status_rollback_local(project: Path) -> None:
     assert pred["decision"]["allow"] is True
     r = run_cli("ledger", "events", "--env", "prod", "--config", cfg, "--json")
     actions = [e["action"] for e in json.loads(r.stdout)]
-    assert actions == ["gate", "promote.start", "promote"] * 2 + ["gate", "rollback.start", "rollback"]
+    assert actions == ["gate", "promote.start", "promote"] * 2 + [
+        "gate",
+        "rollback.start",
+        "rollback",
+    ]
     r = run_cli("ledger", "verify", "--config", cfg)
     assert r.code == 0, r.stderr
 
@@ -43,7 +52,9 @@ def test_promotion_schema_matches_the_predicate(project: Path) -> None:
     from tests.fixtures.tools import REPO
 
     put_evidence(project, good_evidence(A, repository="oci:.release/registry"))
-    r = run_gated("promote", A, "--env", "prod", "--config", project / "release.toml", "--json", env=cli_env())
+    r = run_gated(
+        "promote", A, "--env", "prod", "--config", project / "release.toml", "--json", env=cli_env()
+    )
     assert r.code == 0, r.stderr
     schema = json.loads((REPO / "attestations" / "promotion.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -55,8 +66,15 @@ def test_no_environment_variable_replaces_the_evidence_provider(project: Path) -
     digest is not in the registry), nothing is promoted."""
     put_evidence(project, good_evidence(A, repository="oci:.release/registry"))
     cfg = project / "release.toml"
-    r = run_cli("promote", A, "--env", "prod", "--config", cfg,
-                env={**cli_env(), "RELEASE_EVIDENCE_PROVIDER": "tests.deploy.conftest:file_provider"})
+    r = run_cli(
+        "promote",
+        A,
+        "--env",
+        "prod",
+        "--config",
+        cfg,
+        env={**cli_env(), "RELEASE_EVIDENCE_PROVIDER": "tests.deploy.conftest:file_provider"},
+    )
     assert r.code == 1, r.stderr
     lines = r.stderr.splitlines()
     assert lines[0].startswith(f"release: error: gate denied {A} for prod: "), r.stderr
@@ -66,7 +84,9 @@ def test_no_environment_variable_replaces_the_evidence_provider(project: Path) -
 
 
 def test_unknown_environment(project: Path) -> None:
-    r = run_gated("promote", A, "--env", "staging", "--config", project / "release.toml", env=cli_env())
+    r = run_gated(
+        "promote", A, "--env", "staging", "--config", project / "release.toml", env=cli_env()
+    )
     assert r.code == 2
     assert r.stderr.splitlines()[0] == (
         "release: error: release.toml: no [environments.staging] (configured: prod)"

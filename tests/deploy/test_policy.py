@@ -18,7 +18,9 @@ POLICY = gate.load_policy(REPO / "policy" / "release")
 
 
 def _rego_tests() -> list[str]:
-    return [t for _, src in POLICY.tests for t in __import__("re").findall(r"^(test_\w+)\s+if", src, 8)]
+    return [
+        t for _, src in POLICY.tests for t in __import__("re").findall(r"^(test_\w+)\s+if", src, 8)
+    ]
 
 
 @functools.cache
@@ -61,24 +63,75 @@ def test_good_evidence_is_allowed() -> None:
     ("doc", "reason"),
     [
         (
-            lambda g: {**g, "signatures": {k: v for k, v in g["signatures"].items() if k != "provenance"}},
+            lambda g: {
+                **g,
+                "signatures": {k: v for k, v in g["signatures"].items() if k != "provenance"},
+            },
             "provenance attestation: missing",
         ),
         (
-            lambda g: {**g, "signatures": {**g["signatures"], "sbom": {**g["signatures"]["sbom"], "present": False, "ok": False}}},
+            lambda g: {
+                **g,
+                "signatures": {
+                    **g["signatures"],
+                    "sbom": {**g["signatures"]["sbom"], "present": False, "ok": False},
+                },
+            },
             "sbom attestation: missing",
         ),
         (
-            lambda g: {**g, "signatures": {**g["signatures"], "canary": {**g["signatures"]["canary"], "ok": False, "reason": "signed by mallory@example.com, expected the release workflow"}}},
+            lambda g: {
+                **g,
+                "signatures": {
+                    **g["signatures"],
+                    "canary": {
+                        **g["signatures"]["canary"],
+                        "ok": False,
+                        "reason": "signed by mallory@example.com, expected the release workflow",
+                    },
+                },
+            },
             "canary attestation: signed by mallory@example.com, expected the release workflow",
         ),
-        (lambda g: _patch(g, "canary", ok=False, passed=False, reason="flip rate 0.12 > 0.05"), "canary: failed (flip rate 0.12 > 0.05)"),
-        (lambda g: _patch(g, "model_layer", ok=False, reason="changed: onnx/model.onnx"), "model layer: does not match the lock (changed: onnx/model.onnx)"),
-        (lambda g: _patch(g, "sbom", ok=False, present=False, subject_ok=False, model_files_match_lock=False, reason="no SBOM"), "sbom: missing"),
-        (lambda g: _patch(g, "sbom", ok=False, subject_ok=False, reason="subject sha256:00"), "sbom: subject is not this image (subject sha256:00)"),
-        (lambda g: _patch(g, "vulnerabilities", configured=True, high=3), "vulnerabilities: 3 high findings (at most 0 allowed)"),
+        (
+            lambda g: _patch(g, "canary", ok=False, passed=False, reason="flip rate 0.12 > 0.05"),
+            "canary: failed (flip rate 0.12 > 0.05)",
+        ),
+        (
+            lambda g: _patch(g, "model_layer", ok=False, reason="changed: onnx/model.onnx"),
+            "model layer: does not match the lock (changed: onnx/model.onnx)",
+        ),
+        (
+            lambda g: _patch(
+                g,
+                "sbom",
+                ok=False,
+                present=False,
+                subject_ok=False,
+                model_files_match_lock=False,
+                reason="no SBOM",
+            ),
+            "sbom: missing",
+        ),
+        (
+            lambda g: _patch(g, "sbom", ok=False, subject_ok=False, reason="subject sha256:00"),
+            "sbom: subject is not this image (subject sha256:00)",
+        ),
+        (
+            lambda g: _patch(g, "vulnerabilities", configured=True, high=3),
+            "vulnerabilities: 3 high findings (at most 0 allowed)",
+        ),
     ],
-    ids=["unsigned", "sbom-unsigned", "wrong-identity", "canary-failed", "model-mismatch", "sbom-missing", "sbom-subject", "vulns"],
+    ids=[
+        "unsigned",
+        "sbom-unsigned",
+        "wrong-identity",
+        "canary-failed",
+        "model-mismatch",
+        "sbom-missing",
+        "sbom-subject",
+        "vulns",
+    ],
 )
 def test_deny_cases(doc: Any, reason: str) -> None:
     d = gate.evaluate(evidence(doc(good_evidence(D))), POLICY)
@@ -87,7 +140,12 @@ def test_deny_cases(doc: Any, reason: str) -> None:
 
 
 def test_every_reason_is_given() -> None:
-    doc = _patch(_patch(good_evidence(D), "canary", ok=False, passed=False, reason="x"), "model_layer", ok=False, reason="y")
+    doc = _patch(
+        _patch(good_evidence(D), "canary", ok=False, passed=False, reason="x"),
+        "model_layer",
+        ok=False,
+        reason="y",
+    )
     d = gate.evaluate(evidence(doc), POLICY)
     assert d.reasons == ("canary: failed (x)", "model layer: does not match the lock (y)")
 
@@ -107,7 +165,13 @@ def test_gate_cli_on_an_evidence_document(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert r.stderr.splitlines() == [f"allow: {D} for prod"]
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(_patch(good_evidence(D), "canary", ok=False, passed=False, reason="flip rate 0.12 > 0.05")))
+    bad.write_text(
+        json.dumps(
+            _patch(
+                good_evidence(D), "canary", ok=False, passed=False, reason="flip rate 0.12 > 0.05"
+            )
+        )
+    )
     r = run_cli("gate", D, "--env", "prod", "--evidence", bad, "--config", cfg)
     assert r.code == 1
     assert r.stderr.splitlines() == [

@@ -45,14 +45,24 @@ from tests.fixtures.tools import REPO, run_cli
 
 OLD, NEW, CAND = digest_of("a"), digest_of("b"), digest_of("c")
 ME = f"{getpass.getuser()}@{socket.gethostname()}"
-LEDGERS = pytest.mark.parametrize("ledger", ["sqlite:.release/ledger.db", "dynamodb:release-ledger"])
+LEDGERS = pytest.mark.parametrize(
+    "ledger", ["sqlite:.release/ledger.db", "dynamodb:release-ledger"]
+)
 
 
 def _cfg(tmp_path: Path, ledger: str, target: str = "lambda") -> Any:
-    cfg = load(write_config(tmp_path, target=target, ledger=ledger, env_extra="traffic = { bake_seconds = 0 }"))
+    cfg = load(
+        write_config(
+            tmp_path, target=target, ledger=ledger, env_extra="traffic = { bake_seconds = 0 }"
+        )
+    )
     for d in (OLD, NEW, CAND):
-        put_evidence(tmp_path, good_evidence(d, repository="oci:.release/registry") if target == "local"
-                     else good_evidence(d))
+        put_evidence(
+            tmp_path,
+            good_evidence(d, repository="oci:.release/registry")
+            if target == "local"
+            else good_evidence(d),
+        )
     return cfg
 
 
@@ -60,8 +70,12 @@ def _promoter(cfg: Any, digest: str, *extra: str, env: dict[str, str]) -> subpro
     """A second promoter process (tests/deploy/promoter.py)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tests.deploy.promoter", str(cfg.path), digest, *extra],
-        env={**os.environ, **cli_env(env)}, cwd=REPO, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **cli_env(env)},
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -70,7 +84,10 @@ def _aliases() -> dict[str, tuple[str, dict[str, float]]]:
     out = {}
     for fn in FUNCTIONS.values():
         a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (a["FunctionVersion"], a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}))
+        out[fn] = (
+            a["FunctionVersion"],
+            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
+        )
     return out
 
 
@@ -95,7 +112,9 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
     assert doc["digest"] == NEW
     for name, fn in FUNCTIONS.items():
         assert doc["functions"][name] == {
-            "function": fn, "version": "2", "digest": None,
+            "function": fn,
+            "version": "2",
+            "digest": None,
             "routing": [
                 {"version": "2", "weight": 0.9, "digest": NEW, "command": [HANDLERS[name]]},
                 {"version": "3", "weight": 0.1, "digest": CAND, "command": [HANDLERS[name]]},
@@ -104,8 +123,10 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
     assert doc["drift"] == [
         line
         for fn in sorted(FUNCTIONS.values())
-        for line in (f"{fn}: alias live splits traffic: version 2 90%, version 3 10%",
-                     f"{fn}: version 3 (10% of requests) runs {CAND}, not the live digest {NEW}")
+        for line in (
+            f"{fn}: alias live splits traffic: version 2 90%, version 3 10%",
+            f"{fn}: version 3 (10% of requests) runs {CAND}, not the live digest {NEW}",
+        )
     ]
     assert (doc["lease"]["holder"], doc["lease"]["expired"]) == (f"{ME} pid {p.pid}", False)
     human = run_cli("status", "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
@@ -119,8 +140,12 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
     # (a process of this host that is gone) and ends the split
     led = open_ledger(cfg)
     actions = [e.action for e in led.events(env="prod")]
-    assert actions[actions.index("promote") + 1:] == (
-        ["gate", "promote.start"] + ["deploy.update"] * 3 + ["deploy.publish"] * 3 + ["canary.shift"] * 3)
+    assert actions[actions.index("promote") + 1 :] == (
+        ["gate", "promote.start"]
+        + ["deploy.update"] * 3
+        + ["deploy.publish"] * 3
+        + ["canary.shift"] * 3
+    )
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
     start = [e for e in led.events(env="prod") if e.action == "promote.start"][-1]
     assert start.evidence["lease_took_over"] == f"{ME} pid {p.pid} (process gone)"
@@ -147,7 +172,9 @@ def test_two_promoters_one_waits_at_the_barrier_the_other_is_refused(
     def first() -> None:
         try:
             target = LambdaTarget(cfg, "prod", poll_seconds=0.05, before_publish=hold)
-            outcome.append(promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci"))
+            outcome.append(
+                promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+            )
         except BaseException as exc:  # handed to the test thread
             outcome.append(exc)
             inside.set()
@@ -166,7 +193,9 @@ def test_two_promoters_one_waits_at_the_barrier_the_other_is_refused(
         assert re.fullmatch(
             rf"release: error: environment 'prod' is locked by another promotion \({re.escape(ME)} pid "
             rf"{os.getpid()}, since \S+Z, lease expires \S+Z\); wait for it to finish, or for the lease "
-            r"to expire if that promoter is dead, then run the command again\n", err), err
+            r"to expire if that promoter is dead, then run the command again\n",
+            err,
+        ), err
     finally:
         go_on.set()
         t.join(timeout=300)
@@ -179,7 +208,9 @@ def test_two_promoters_one_waits_at_the_barrier_the_other_is_refused(
 
 
 def _store(kind: str, tmp_path: Path) -> Any:
-    return SqliteStore(tmp_path / "ledger.db") if kind == "sqlite" else DynamoStore("release-ledger")
+    return (
+        SqliteStore(tmp_path / "ledger.db") if kind == "sqlite" else DynamoStore("release-ledger")
+    )
 
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -221,16 +252,22 @@ def test_a_dead_promoters_lease_from_another_host_is_taken_over_after_expiry(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("dynamodb", marks=pytest.mark.aws)])
-def test_two_takers_of_one_expired_lease_one_wins(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_two_takers_of_one_expired_lease_one_wins(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if kind == "dynamodb":
         request.getfixturevalue("aws_env")
     store = _store(kind, tmp_path)
     dead = leases.acquire(store, "prod", now=T0, ttl=10, holder=Holder("alice", "build-7", 4242))
-    rows = [leases.Lease("prod", tok, Holder("bob", h, 1), T0 + 20, T0 + 920).to_row()
-            for tok, h in (("t1", "build-8"), ("t2", "build-9"))]
+    rows = [
+        leases.Lease("prod", tok, Holder("bob", h, 1), T0 + 20, T0 + 920).to_row()
+        for tok, h in (("t1", "build-8"), ("t2", "build-9"))
+    ]
     assert store.write_lease("prod", rows[0], replace=dead.token, now=T0 + 20) is True
     assert store.write_lease("prod", rows[1], replace=dead.token, now=T0 + 20) is False
-    assert store.write_lease("prod", rows[1], replace=None, now=T0 + 20) is False  # t1 holds, unexpired
+    assert (
+        store.write_lease("prod", rows[1], replace=None, now=T0 + 20) is False
+    )  # t1 holds, unexpired
     assert leases.read(store, "prod").holder == Holder("bob", "build-8", 1)
 
 
@@ -244,16 +281,22 @@ def test_promote_process_takes_over_an_expired_lease_and_records_it(tmp_path: Pa
     p = _promoter(cfg, OLD, env={})
     out, err = p.communicate(timeout=300)
     assert p.returncode == 1
-    assert err.startswith("release: error: environment 'prod' is locked by another promotion "
-                          "(alice@build-7 pid 4242, since ")
+    assert err.startswith(
+        "release: error: environment 'prod' is locked by another promotion "
+        "(alice@build-7 pid 4242, since "
+    )
     assert open_ledger(cfg).current("prod") is None
     store.drop_lease("prod", leases.read(store, "prod").token)
-    gone = leases.acquire(store, "prod", now=t - 7200, ttl=3600, holder=Holder("alice", "build-7", 4242))
+    gone = leases.acquire(
+        store, "prod", now=t - 7200, ttl=3600, holder=Holder("alice", "build-7", 4242)
+    )
     p = _promoter(cfg, OLD, env={})
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert out == f"promoted {OLD}\n"
     led = open_ledger(cfg)
     start = [e for e in led.events(env="prod") if e.action == "promote.start"][-1]
-    assert start.evidence["lease_took_over"] == f"alice@build-7 pid 4242 (lease expired {gone.until})"
+    assert (
+        start.evidence["lease_took_over"] == f"alice@build-7 pid 4242 (lease expired {gone.until})"
+    )
     assert led.current("prod").digest == OLD and led.lease("prod") is None

@@ -39,17 +39,31 @@ def test_following_aws_setup_promotes_with_a_live_canary(tmp_path: Path) -> None
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + doc_steps()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RELEASE_", "PYTHON"))}
     env["MOTO_PORT"] = str(free_port())
-    p = subprocess.run(["bash", "-c", script], cwd=project, env=env, capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        ["bash", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-5000:]
     # the IAM policies the doc generated, one per job and function
-    for name in ("build", "attest", "canary", "promote", "scorer", "remediator", "onboarding", "analysis"):
+    for name in (
+        "build",
+        "attest",
+        "canary",
+        "promote",
+        "scorer",
+        "remediator",
+        "onboarding",
+        "analysis",
+    ):
         doc = json.loads((project / "iam" / f"{name}.json").read_text())
         assert doc["Version"] == "2012-10-17" and doc["Statement"], name
     promote = json.loads((project / "iam" / "promote.json").read_text())
     actions = {a for s in promote["Statement"] for a in s["Action"]}
-    assert {"lambda:UpdateFunctionCode", "lambda:UpdateAlias", "cloudwatch:GetMetricData"} <= actions
+    assert {
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateAlias",
+        "cloudwatch:GetMetricData",
+    } <= actions
     # the gate allowed, the live canary looked twice and passed, every function moved
     assert f"gate: allow; promoted {NEW} in trial" in p.stdout, out[-3000:]
     for fn in ("scorer", "remediator", "onboarding", "analysis"):

@@ -37,7 +37,9 @@ def released(evidence_release: dict[str, Any]) -> dict[str, Any]:
 
 def _copy(released: dict[str, Any], tmp_path: Path) -> tuple[Path, dict[str, str], str]:
     dst = tmp_path / "project"
-    shutil.copytree(released["project"], dst, symlinks=True, ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(
+        released["project"], dst, symlinks=True, ignore=shutil.ignore_patterns(".cache")
+    )
     env = {**released["env"], "RELEASE_CACHE_DIR": str(released["project"] / ".cache")}
     return dst, env, released["digest"]
 
@@ -59,7 +61,9 @@ def _sql(project: Path, stmt: str) -> None:
         con.execute(stmt)
 
 
-def _checks(project: Path, env: dict[str, str], digest: str, where: str) -> tuple[int, dict[str, Any]]:
+def _checks(
+    project: Path, env: dict[str, str], digest: str, where: str
+) -> tuple[int, dict[str, Any]]:
     r = cli(project, env, "verify", digest, "--env", where, "--json")
     assert r.code in (0, 1), r.stderr
     return r.code, {c["name"]: c for c in json.loads(r.stdout)["checks"]}
@@ -72,7 +76,7 @@ def _one_error_line(r: Any, code: int) -> str:
     assert r.stdout == "", r.stdout
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("release: error: "), r.stderr
-    return str(lines[0][len("release: error: "):])
+    return str(lines[0][len("release: error: ") :])
 
 
 def _fails(r: Any, code: int, want: str) -> None:
@@ -139,7 +143,9 @@ def test_dropped_promotion_statement_fails_verify(released: dict[str, Any], tmp_
 
 
 # --- 3. truncated ledger --------------------------------------------------------------------
-def test_cut_ledger_tail_is_seen_by_verify_and_ledger_verify(released: dict[str, Any], tmp_path: Path) -> None:
+def test_cut_ledger_tail_is_seen_by_verify_and_ledger_verify(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     project, env, digest = _copy(released, tmp_path)
     assert cli(project, env, "ledger", "verify").code == 0
     events = _events(project, env)
@@ -165,12 +171,18 @@ def test_cut_ledger_tail_is_seen_by_verify_and_ledger_verify(released: dict[str,
     r = cli(project, env, "ledger", "verify", "--json")
     assert r.code == 1
     problems = json.loads(r.stdout)["problems"]
-    assert any(p.startswith(f"ledger event seq {gate['seq']} is missing: the gate decision of the promote")
-               for p in problems), problems
-    assert any(p.startswith(f"ledger event seq {promo['seq']} is missing") for p in problems), problems
+    assert any(
+        p.startswith(f"ledger event seq {gate['seq']} is missing: the gate decision of the promote")
+        for p in problems
+    ), problems
+    assert any(p.startswith(f"ledger event seq {promo['seq']} is missing") for p in problems), (
+        problems
+    )
 
 
-def test_rewritten_ledger_with_a_valid_chain_is_seen(released: dict[str, Any], tmp_path: Path) -> None:
+def test_rewritten_ledger_with_a_valid_chain_is_seen(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     """The tail cut and re-written with a fresh, valid chain (a different promote event at
     the same seq): the signed statement names another hash."""
     from release.config import load
@@ -180,21 +192,31 @@ def test_rewritten_ledger_with_a_valid_chain_is_seen(released: dict[str, Any], t
     promo = next(e for e in _events(project, env) if e["action"] == "promote")
     _sql(project, f"DELETE FROM events WHERE seq >= {promo['seq']}")
     led = open_ledger(load(project / "release.toml"))
-    ev = led.append("local", "promote", digest, actor="mallory", evidence={"reference": digest, "from": ""})
+    ev = led.append(
+        "local", "promote", digest, actor="mallory", evidence={"reference": digest, "from": ""}
+    )
     assert ev.seq == promo["seq"] and ev.hash != promo["hash"]
     r = cli(project, env, "ledger", "verify")
     assert r.code == 1
-    assert f"ledger event seq {promo['seq']} has hash {ev.hash}, but the promote of {digest[:19]}" in r.stderr
+    assert (
+        f"ledger event seq {promo['seq']} has hash {ev.hash}, but the promote of {digest[:19]}"
+        in r.stderr
+    )
 
 
 # --- 5. nothing acts on a broken chain -------------------------------------------------------
-def test_broken_chain_refuses_invoke_status_rollback(released: dict[str, Any], tmp_path: Path) -> None:
+def test_broken_chain_refuses_invoke_status_rollback(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     project, env, _digest = _copy(released, tmp_path)
     event = project / "event.json"
     event.write_text(json.dumps({"text": "The concert was wonderful."}))
     _sql(project, "UPDATE events SET actor = 'mallory' WHERE seq = 1")
-    for args in (("invoke", "scorer", event, "--env", "local"), ("status", "--env", "local"),
-                 ("rollback", "--env", "local")):
+    for args in (
+        ("invoke", "scorer", event, "--env", "local"),
+        ("status", "--env", "local"),
+        ("rollback", "--env", "local"),
+    ):
         line = _one_error_line(cli(project, env, *args), 1)
         assert line.startswith("ledger sqlite:"), line
         assert line.endswith(
@@ -209,11 +231,17 @@ def _make_live(project: Path, env_name: str, digest: str) -> None:
     from release.ledger import open_ledger
 
     open_ledger(load(project / "release.toml")).append(
-        env_name, "promote", digest, actor="another-release", evidence={"reference": digest, "from": ""}
+        env_name,
+        "promote",
+        digest,
+        actor="another-release",
+        evidence={"reference": digest, "from": ""},
     )
 
 
-def test_canary_report_is_chosen_by_its_signed_time(released: dict[str, Any], tmp_path: Path) -> None:
+def test_canary_report_is_chosen_by_its_signed_time(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     project, env, digest = _copy(released, tmp_path)
     first = _signed_canary(project, digest)
     assert first["passed"] is True and first["baseline"] is None and first["created"]
@@ -227,8 +255,13 @@ def test_canary_report_is_chosen_by_its_signed_time(released: dict[str, Any], tm
     ), checks["canary"]
     # a newer passing report against the live digest counts
     n = first["n"]
-    against_live = {"source": "promoted", "digest": OTHER, "model_digest": None,
-                    "report_sha256": "0" * 64, "paired_items": n}
+    against_live = {
+        "source": "promoted",
+        "digest": OTHER,
+        "model_digest": None,
+        "report_sha256": "0" * 64,
+        "paired_items": n,
+    }
     newer = {**first, "baseline": against_live, "created": "2030-01-01T00:00:00.000000Z"}
     _sign_canary(project, digest, newer)
     _, checks = _checks(project, env, digest, "staging")
@@ -259,15 +292,27 @@ def test_canary_report_is_chosen_by_its_signed_time(released: dict[str, Any], tm
     assert checks["canary"]["detail"] == "failed: flip-rate"
 
 
-def test_deleted_newest_report_leaves_a_stale_baseline(released: dict[str, Any], tmp_path: Path) -> None:
+def test_deleted_newest_report_leaves_a_stale_baseline(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     """The newest (failing) report deleted after another release went live: the older
     passing one compares with what was live before, not with what is live now."""
     project, env, digest = _copy(released, tmp_path)
     first = _signed_canary(project, digest)
     _make_live(project, "staging", OTHER)
-    newest = {**first, "passed": False, "failed_checks": ["flip-rate"], "created": "2030-01-01T00:00:00.000000Z",
-              "baseline": {"source": "promoted", "digest": OTHER, "model_digest": None,
-                           "report_sha256": "0" * 64, "paired_items": first["n"]}}
+    newest = {
+        **first,
+        "passed": False,
+        "failed_checks": ["flip-rate"],
+        "created": "2030-01-01T00:00:00.000000Z",
+        "baseline": {
+            "source": "promoted",
+            "digest": OTHER,
+            "model_digest": None,
+            "report_sha256": "0" * 64,
+            "paired_items": first["n"],
+        },
+    }
     ref = _sign_canary(project, digest, newest)
     _drop_referrers(project, digest, lambda d: d["digest"] != ref)
     _, checks = _checks(project, env, digest, "staging")
@@ -279,9 +324,17 @@ def test_a_report_pairing_few_items_fails(released: dict[str, Any], tmp_path: Pa
     project, env, digest = _copy(released, tmp_path)
     first = _signed_canary(project, digest)
     _make_live(project, "staging", OTHER)
-    few = {**first, "created": "2030-01-01T00:00:00.000000Z",
-           "baseline": {"source": "promoted", "digest": OTHER, "model_digest": None,
-                        "report_sha256": "0" * 64, "paired_items": 10}}
+    few = {
+        **first,
+        "created": "2030-01-01T00:00:00.000000Z",
+        "baseline": {
+            "source": "promoted",
+            "digest": OTHER,
+            "model_digest": None,
+            "report_sha256": "0" * 64,
+            "paired_items": 10,
+        },
+    }
     ref = _sign_canary(project, digest, few)
     _, checks = _checks(project, env, digest, "staging")
     assert checks["canary"]["detail"] == (
@@ -291,7 +344,9 @@ def test_a_report_pairing_few_items_fails(released: dict[str, Any], tmp_path: Pa
 
 
 # --- 6. the real collection denies --------------------------------------------------------
-def test_tampered_sbom_denies_promote_and_nothing_moves(released: dict[str, Any], tmp_path: Path) -> None:
+def test_tampered_sbom_denies_promote_and_nothing_moves(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     from release.attest.store import fetch_bundles
 
     project, env, digest = _copy(released, tmp_path)
@@ -304,8 +359,13 @@ def test_tampered_sbom_denies_promote_and_nothing_moves(released: dict[str, Any]
     from release.attest.bundle import ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, PREDICATE_ANNOTATION
 
     _drop_referrers(project, digest, lambda d: _ptype(d) != SBOM)
-    _registry(project).attach(digest, ARTIFACT_TYPE, json.dumps(b).encode(), BUNDLE_MEDIA_TYPE,
-                              {PREDICATE_ANNOTATION: SBOM})
+    _registry(project).attach(
+        digest,
+        ARTIFACT_TYPE,
+        json.dumps(b).encode(),
+        BUNDLE_MEDIA_TYPE,
+        {PREDICATE_ANNOTATION: SBOM},
+    )
     before = _events(project, env)
     r = cli(project, env, "promote", digest, "--env", "staging")
     assert r.code == 1, r.stderr
@@ -313,7 +373,7 @@ def test_tampered_sbom_denies_promote_and_nothing_moves(released: dict[str, Any]
     assert lines[0].startswith(f"release: error: gate denied {digest} for staging: "), r.stderr
     assert any(ln.startswith("  sbom attestation: ") for ln in lines), r.stderr
     after = _events(project, env)
-    assert [e["action"] for e in after[len(before):]] == ["gate"]
+    assert [e["action"] for e in after[len(before) :]] == ["gate"]
     assert after[-1]["decision"]["allow"] is False
     r = cli(project, env, "status", "--env", "staging")
     assert (r.code, r.stderr) == (0, "staging: nothing promoted yet\n")
@@ -342,16 +402,29 @@ def test_garbage_index_json_is_bad_input(released: dict[str, Any], tmp_path: Pat
         (b"{not json", "index.json is not JSON"),
         (b"[]", "index.json is a JSON array, not an object"),
         (json.dumps({"manifests": {}}).encode(), "index.json: 'manifests' is not an array"),
-        (json.dumps({"manifests": [{"mediaType": "x"}]}).encode(), "index.json manifests[0] has no 'digest'"),
-        (json.dumps({"manifests": [{**real["manifests"][0], "digest": real["manifests"][0]["digest"] + "\n"}]}).encode(),
-         "index.json manifests[0]: 'digest' is not a sha256:<64 hex> digest"),
+        (
+            json.dumps({"manifests": [{"mediaType": "x"}]}).encode(),
+            "index.json manifests[0] has no 'digest'",
+        ),
+        (
+            json.dumps(
+                {
+                    "manifests": [
+                        {**real["manifests"][0], "digest": real["manifests"][0]["digest"] + "\n"}
+                    ]
+                }
+            ).encode(),
+            "index.json manifests[0]: 'digest' is not a sha256:<64 hex> digest",
+        ),
     ):
         index.write_bytes(content)
         line = _one_error_line(cli(project, env, "verify", digest, "--env", "local"), 2)
         assert line == f"broken OCI layout: oci:.release/registry {says}", line
 
 
-def test_garbage_referrers_index_and_referrer_manifest(released: dict[str, Any], tmp_path: Path) -> None:
+def test_garbage_referrers_index_and_referrer_manifest(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     from release.image.oci import OCI_INDEX, canonical, digest_of, referrers_tag
 
     project, env, digest = _copy(released, tmp_path)
@@ -371,15 +444,29 @@ def test_garbage_referrers_index_and_referrer_manifest(released: dict[str, Any],
     # a referrer manifest that is the wrong JSON type, or misses its layers
     from release.attest.bundle import ARTIFACT_TYPE, PREDICATE_ANNOTATION
 
-    for bad, says in ((b"[1, 2]", "is a JSON array, not an object"), (b'{"subject": {}}', "has no 'layers'")):
+    for bad, says in (
+        (b"[1, 2]", "is a JSON array, not an object"),
+        (b'{"subject": {}}', "has no 'layers'"),
+    ):
         m = _blob(project, bad)
-        data = canonical({"manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                         "artifactType": ARTIFACT_TYPE, **m,
-                                         "annotations": {PREDICATE_ANNOTATION: CANARY}}]})
+        data = canonical(
+            {
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "artifactType": ARTIFACT_TYPE,
+                        **m,
+                        "annotations": {PREDICATE_ANNOTATION: CANARY},
+                    }
+                ]
+            }
+        )
         reg.put_blob(data, digest_of(data))
         reg._add_to_index(digest_of(data), len(data), OCI_INDEX, tag)
         line = _one_error_line(cli(project, env, "verify", digest, "--env", "local"), 1)
-        assert line.startswith("manifest " if bad.startswith(b"[") else f"referrer manifest {m['digest']}"), line
+        assert line.startswith(
+            "manifest " if bad.startswith(b"[") else f"referrer manifest {m['digest']}"
+        ), line
         assert m["digest"] in line and line.endswith(says), line
 
 
@@ -393,27 +480,52 @@ def test_malformed_images_fail_with_one_line(released: dict[str, Any], tmp_path:
     real = open_image(_registry(project), digest)
     model = next(la for la in real.layers if la.role == "model")
     blob = (project / ".release/registry/blobs/sha256" / model.digest.split(":")[1]).read_bytes()
-    good_config = _blob(project, json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode())
+    good_config = _blob(
+        project,
+        json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode(),
+    )
 
     def manifest(config: dict[str, Any], layers: Any) -> dict[str, Any]:
-        return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-                "layers": layers}
+        return {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+            "layers": layers,
+        }
 
     def layer(data: bytes) -> dict[str, Any]:
-        return {"mediaType": OCI_LAYER_GZIP, **_blob(project, data), "annotations": {ROLE_ANNOTATION: "model"}}
+        return {
+            "mediaType": OCI_LAYER_GZIP,
+            **_blob(project, data),
+            "annotations": {ROLE_ANNOTATION: "model"},
+        }
 
     cases = [
         (manifest(good_config, {}), "image manifest {d}: 'layers' is not an array"),
         ({"schemaVersion": 2, "layers": []}, "image manifest {d} has no 'config'"),
-        (manifest({"digest": "sha256:short"}, []), "image manifest {d} config: 'digest' is not a sha256:<64 hex> digest"),
-        (manifest(_blob(project, b'"a string"'), []), "image config {c} is a JSON string, not an object"),
+        (
+            manifest({"digest": "sha256:short"}, []),
+            "image manifest {d} config: 'digest' is not a sha256:<64 hex> digest",
+        ),
+        (
+            manifest(_blob(project, b'"a string"'), []),
+            "image config {c} is a JSON string, not an object",
+        ),
         (manifest(_blob(project, b"{}"), []), "image config {c} has no 'rootfs'"),
-        (manifest(good_config, [{"digest": model.digest}]), "image manifest {d} layers[0] has no 'size'"),
+        (
+            manifest(good_config, [{"digest": model.digest}]),
+            "image manifest {d} layers[0] has no 'size'",
+        ),
         # the SBOM reads the merged filesystem (release/image/fs.py), which names the layer
         # by position, role and short digest
-        (manifest(good_config, [layer(b"this is not gzip")]), "layer 1 (model, {ls}) is not a readable tar: "),
-        (manifest(good_config, [layer(blob[: len(blob) // 2])]), "layer 1 (model, {ls}) is not a readable tar: "),
+        (
+            manifest(good_config, [layer(b"this is not gzip")]),
+            "layer 1 (model, {ls}) is not a readable tar: ",
+        ),
+        (
+            manifest(good_config, [layer(blob[: len(blob) // 2])]),
+            "layer 1 (model, {ls}) is not a readable tar: ",
+        ),
     ]
     for doc, says in cases:
         d = _put_image(project, doc)
@@ -431,8 +543,13 @@ def test_broken_ledger_row_json(released: dict[str, Any], tmp_path: Path) -> Non
     _sql(project, "UPDATE events SET evidence = '{broken' WHERE seq = 1")
     says = ": event row seq 1: column evidence is not JSON (the row was edited outside the tool)"
     (project / "event.json").write_text('{"text": "fine"}')
-    for args in (("status", "--env", "local"), ("audit", "--env", "local"), ("ledger", "verify"),
-                 ("ledger", "events"), ("invoke", "scorer", project / "event.json", "--env", "local")):
+    for args in (
+        ("status", "--env", "local"),
+        ("audit", "--env", "local"),
+        ("ledger", "verify"),
+        ("ledger", "events"),
+        ("invoke", "scorer", project / "event.json", "--env", "local"),
+    ):
         line = _one_error_line(cli(project, env, *args), 1)
         assert line.startswith("ledger sqlite:") and line.endswith(says), (args, line)
     r = cli(project, env, "verify", digest, "--env", "local")
@@ -440,7 +557,9 @@ def test_broken_ledger_row_json(released: dict[str, Any], tmp_path: Path) -> Non
     assert "FAIL  ledger chain           ledger sqlite:" in r.stdout, r.stdout
 
 
-def test_a_digest_with_a_trailing_newline_is_refused(released: dict[str, Any], tmp_path: Path) -> None:
+def test_a_digest_with_a_trailing_newline_is_refused(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     from release.digest import is_digest, parse_digest
     from release.errors import NotADigest
 
@@ -456,4 +575,6 @@ def test_binary_canary_corpus_is_bad_input(released: dict[str, Any], tmp_path: P
     project, env, digest = _copy(released, tmp_path)
     (project / "model" / "canary.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
     line = _one_error_line(cli(project, env, "canary", digest), 2)
-    assert line == "canary corpus canary.jsonl:1: not UTF-8 text (byte offset 0); the corpus is JSONL"
+    assert (
+        line == "canary corpus canary.jsonl:1: not UTF-8 text (byte offset 0); the corpus is JSONL"
+    )

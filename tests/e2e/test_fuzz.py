@@ -34,13 +34,28 @@ from hypothesis import strategies as st
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-LEDGER_COLUMNS = ("seq", "time", "actor", "env", "action", "digest", "evidence", "decision",
-                  "prev_hash", "hash")
+LEDGER_COLUMNS = (
+    "seq",
+    "time",
+    "actor",
+    "env",
+    "action",
+    "digest",
+    "evidence",
+    "decision",
+    "prev_hash",
+    "hash",
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -53,7 +68,9 @@ class Release:
         from release.image.oci import EMPTY_DIGEST, referrers_tag
         from release.image.registry import open_registry
 
-        shutil.copytree(src["project"], dest, symlinks=True, ignore=shutil.ignore_patterns(".cache"))
+        shutil.copytree(
+            src["project"], dest, symlinks=True, ignore=shutil.ignore_patterns(".cache")
+        )
         self.root = dest
         self.env = {**src["env"], "RELEASE_CACHE_DIR": str(Path(src["project"]) / ".cache")}
         self.digest: str = src["digest"]
@@ -65,8 +82,11 @@ class Release:
         self.tag = referrers_tag(self.digest)
         refs_index = self.reg.tags()[self.tag]
         #: every digested document `release verify` reads, by kind; parent links for re-pointing
-        self.docs: dict[str, str] = {self.digest: "manifest", image.manifest["config"]["digest"]: "config",
-                                     refs_index: "referrers-index"}
+        self.docs: dict[str, str] = {
+            self.digest: "manifest",
+            image.manifest["config"]["digest"]: "config",
+            refs_index: "referrers-index",
+        }
         self.bundle_of: dict[str, str] = {}  # bundle blob -> referrer manifest
         for desc in json.loads(self.reg.get_manifest(refs_index)[0])["manifests"]:
             self.docs[desc["digest"]] = "referrer"
@@ -184,7 +204,7 @@ def mutate_bytes(data: bytes, draw: Any, how: str | None = None) -> bytes:
     if how == "truncate":
         return data[: draw(st.integers(0, len(data) - 1))]
     i = draw(st.integers(0, len(data) - 1))
-    return data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
+    return data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1 :]
 
 
 def _signed_part(bundle: bytes) -> Any:
@@ -202,11 +222,15 @@ def mutate_ledger(rel: Release, draw: Any) -> None:
         seq = draw(st.sampled_from(seqs))
         col = draw(st.sampled_from(LEDGER_COLUMNS))
         old = con.execute(f"SELECT {col} FROM events WHERE seq = ?", (seq,)).fetchone()[0]
-        new = draw(st.one_of(
-            st.none(), st.integers(-5, 10**6), st.text(max_size=16),
-            json_values.map(lambda v: json.dumps(v)),
-            st.just(str(old)[: max(0, len(str(old)) - 1)]),
-        ))
+        new = draw(
+            st.one_of(
+                st.none(),
+                st.integers(-5, 10**6),
+                st.text(max_size=16),
+                json_values.map(lambda v: json.dumps(v)),
+                st.just(str(old)[: max(0, len(str(old)) - 1)]),
+            )
+        )
         assume(new != old)
         if isinstance(old, str) and isinstance(new, str):
             with contextlib.suppress(ValueError):  # the same JSON value differently spelled
@@ -217,14 +241,24 @@ def mutate_ledger(rel: Release, draw: Any) -> None:
             assume(False)  # NOT NULL / a taken seq: not a row anyone can store
 
 
-@settings(max_examples=30, derandomize=True, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=30,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 @given(data=st.data())
 def test_no_mutation_verifies_or_prints_a_traceback(release_copy: Release, data: Any) -> None:
     rel = release_copy
     draw = data.draw
-    target = draw(st.sampled_from(["document", "document-readdressed", "layer", "ledger", "index.json"]))
+    target = draw(
+        st.sampled_from(["document", "document-readdressed", "layer", "ledger", "index.json"])
+    )
     digest = rel.digest
     signed = True
     commands: list[tuple[str, ...]] = []
@@ -242,7 +276,8 @@ def test_no_mutation_verifies_or_prints_a_traceback(release_copy: Release, data:
                 # or signed payload; an unsigned field of an index or referrer may verify
                 kind = rel.docs[doc]
                 signed = kind in ("manifest", "config") or (
-                    kind == "bundle" and _signed_part(new) != _signed_part(rel.saved_blobs[doc]))
+                    kind == "bundle" and _signed_part(new) != _signed_part(rel.saved_blobs[doc])
+                )
         elif target == "layer":
             layer = draw(st.sampled_from(rel.layers))
             rel._path(layer).write_bytes(mutate_bytes(rel.saved_blobs[layer], draw))

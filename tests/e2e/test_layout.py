@@ -21,7 +21,8 @@ def _table(name: str) -> None:
     import boto3
 
     boto3.client("dynamodb").create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
     )
@@ -44,7 +45,15 @@ def moved(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     cfg.write_text(text)
     import subprocess
 
-    cmd = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(project)]
+    cmd = [
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-C",
+        str(project),
+    ]
     subprocess.run([*cmd, "init", "-q"], check=True)
     subprocess.run([*cmd, "add", "-A"], check=True)
     subprocess.run([*cmd, "commit", "-q", "-m", "moved layout"], check=True)
@@ -63,17 +72,23 @@ def test_build_canary_verify_read_the_configured_paths(moved: dict[str, Any]) ->
     assert "match the baked lock" in checks["model layer"]["detail"], checks["model layer"]
 
 
-def test_invoke_passes_the_functions_environment(moved: dict[str, Any], aws_env: dict[str, str]) -> None:
+def test_invoke_passes_the_functions_environment(
+    moved: dict[str, Any], aws_env: dict[str, str]
+) -> None:
     p, env, digest = moved["project"], moved["env"], moved["digest"]
     _table("layout-analysis")
     event = p / "event.json"
     event.write_text(json.dumps({"id": "m2-1", "text": "A wonderful, lovely day."}))
-    r = run_cli("invoke", "analysis", event, "--env", "local", "--json", cwd=p, env={**env, **aws_env})
+    r = run_cli(
+        "invoke", "analysis", event, "--env", "local", "--json", cwd=p, env={**env, **aws_env}
+    )
     assert r.code == 0, r.stderr
     assert json.loads(r.stdout)["statusCode"] == 200
     import boto3
 
-    item = boto3.client("dynamodb").get_item(TableName="layout-analysis", Key={"id": {"S": "m2-1"}})["Item"]
+    item = boto3.client("dynamodb").get_item(
+        TableName="layout-analysis", Key={"id": {"S": "m2-1"}}
+    )["Item"]
     assert item["label"]["S"] in ("POSITIVE", "NEGATIVE")
     root = p / ".release" / "invoke" / digest.split(":")[1]
     assert (root / "opt" / "m2" / "onnx" / "model.onnx").is_file()

@@ -48,7 +48,9 @@ def _layer(items: list[tuple[str, bytes | None]]) -> tuple[bytes, str]:
     return gzip.compress(tar, mtime=0), "sha256:" + hashlib.sha256(tar).hexdigest()
 
 
-def with_layer(src: Any, digest: str, items: list[tuple[str, bytes | None]], dst: Any, role: str | None) -> str:
+def with_layer(
+    src: Any, digest: str, items: list[tuple[str, bytes | None]], dst: Any, role: str | None
+) -> str:
     """The image `digest` of `src` with one more layer on top, written to `dst`."""
     manifest = json.loads(src.get_manifest(digest)[0])
     config = json.loads(src.get_blob(manifest["config"]["digest"]))
@@ -57,8 +59,11 @@ def with_layer(src: Any, digest: str, items: list[tuple[str, bytes | None]], dst
             dst.put_blob(src.get_blob(d), d)
     blob, diff_id = _layer(items)
     dst.put_blob(blob, digest_of(blob))
-    desc: dict[str, Any] = {"mediaType": manifest["layers"][-1]["mediaType"], "digest": digest_of(blob),
-                            "size": len(blob)}
+    desc: dict[str, Any] = {
+        "mediaType": manifest["layers"][-1]["mediaType"],
+        "digest": digest_of(blob),
+        "size": len(blob),
+    }
     if role:
         desc["annotations"] = {ROLE_ANNOTATION: role}
     manifest["layers"].append(desc)
@@ -83,16 +88,28 @@ def release(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     layout, _, base_digest = base_image.removeprefix("oci:").rpartition("@")
     src = open_registry(f"oci:{layout}", project)
     evil_dir = root / "evil-base"
-    evil = with_layer(src, base_digest, [("opt/", None), ("opt/model/", None),
-                                         ("opt/model/evil.py", b"import os; os.system('id')\n")],
-                      open_registry(f"oci:{evil_dir}", project), role=None)
-    r = run_cli("build", "--json", cwd=project, env={**env, "RELEASE_BASE": f"oci:{evil_dir}@{evil}"})
+    evil = with_layer(
+        src,
+        base_digest,
+        [
+            ("opt/", None),
+            ("opt/model/", None),
+            ("opt/model/evil.py", b"import os; os.system('id')\n"),
+        ],
+        open_registry(f"oci:{evil_dir}", project),
+        role=None,
+    )
+    r = run_cli(
+        "build", "--json", cwd=project, env={**env, "RELEASE_BASE": f"oci:{evil_dir}@{evil}"}
+    )
     assert r.code == 0, r.stderr
     planted = json.loads(r.stdout)["digest"]
     return {"project": project, "env": env, "clean": clean, "planted": planted}
 
 
-def _verify(rel: dict[str, Any], ref: str, *extra: str) -> tuple[int, dict[str, dict[str, Any]], str]:
+def _verify(
+    rel: dict[str, Any], ref: str, *extra: str
+) -> tuple[int, dict[str, dict[str, Any]], str]:
     r = run_cli("verify", ref, "--json", *extra, cwd=rel["project"], env=rel["env"])
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]} if r.stdout.strip() else {}
     return r.code, checks, r.stderr
@@ -142,14 +159,22 @@ def test_base_planting_a_model_file_fails_verify_gate_and_promote(release: dict[
 @pytest.mark.parametrize(
     ("items", "says", "problem"),
     [
-        ([("opt/model/.wh.config.json", b"")], "deletes /opt/model/config.json", "missing: config.json"),
+        (
+            [("opt/model/.wh.config.json", b"")],
+            "deletes /opt/model/config.json",
+            "missing: config.json",
+        ),
         ([("opt/model/config.json", b"{}")], "adds /opt/model/config.json", "changed: config.json"),
         ([("opt/model/.wh..wh..opq", b"")], "empties /opt/model", "missing: README.md"),
     ],
     ids=["whiteout", "replace", "opaque"],
 )
 def test_a_later_layer_touching_the_model_dir(
-    release: dict[str, Any], registry: str, items: list[tuple[str, bytes | None]], says: str, problem: str
+    release: dict[str, Any],
+    registry: str,
+    items: list[tuple[str, bytes | None]],
+    says: str,
+    problem: str,
 ) -> None:
     p = release["project"]
     src = open_registry("oci:.release/registry", p)
@@ -167,7 +192,16 @@ def test_a_later_layer_touching_the_model_dir(
 
 
 # --- the SBOM of the merged filesystem, next to cyclonedx-py's ----------------------------
-CYCLONEDX_PY = ["cyclonedx-py", "environment", "-S", "--sv", "1.6", "--of", "JSON", "--output-reproducible"]
+CYCLONEDX_PY = [
+    "cyclonedx-py",
+    "environment",
+    "-S",
+    "--sv",
+    "1.6",
+    "--of",
+    "JSON",
+    "--output-reproducible",
+]
 
 
 @pytest.fixture(scope="module")
@@ -197,23 +231,40 @@ def test_sbom_matches_cyclonedx_py_on_the_extracted_deps(
     venv_exe = Path(sys.executable).parent / "cyclonedx-py"  # installed from the lock
     exe = str(venv_exe) if venv_exe.exists() else require_binary("cyclonedx-py")
     out = tmp_path / "theirs.cdx.json"
-    p = subprocess.run([exe, *CYCLONEDX_PY[1:], "-o", str(out), sys.executable],
-                       env={**os.environ, "PYTHONPATH": str(deps)}, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [exe, *CYCLONEDX_PY[1:], "-o", str(out), sys.executable],
+        env={**os.environ, "PYTHONPATH": str(deps)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     theirs = json.loads(out.read_text())
 
     def pkgs(comps: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-        return {(c["name"], c["version"], c["purl"]) for c in comps if str(c.get("purl", "")).startswith("pkg:pypi/")}
+        return {
+            (c["name"], c["version"], c["purl"])
+            for c in comps
+            if str(c.get("purl", "")).startswith("pkg:pypi/")
+        }
 
     ours_pkgs = pkgs(sbom_doc["components"])
     assert len(ours_pkgs) > 20
     assert ours_pkgs == pkgs(theirs["components"])
 
     def graph(doc: dict[str, Any]) -> set[tuple[str, str]]:
-        name = {c["bom-ref"]: c["name"].lower() for c in doc["components"]
-                if str(c.get("purl", "")).startswith("pkg:pypi/")}
-        return {(name[d["ref"]], name[x]) for d in doc["dependencies"] if d["ref"] in name
-                for x in d.get("dependsOn", []) if x in name}
+        name = {
+            c["bom-ref"]: c["name"].lower()
+            for c in doc["components"]
+            if str(c.get("purl", "")).startswith("pkg:pypi/")
+        }
+        return {
+            (name[d["ref"]], name[x])
+            for d in doc["dependencies"]
+            if d["ref"] in name
+            for x in d.get("dependsOn", [])
+            if x in name
+        }
 
     assert graph(sbom_doc) and graph(sbom_doc) == graph(theirs)
 
@@ -252,7 +303,11 @@ def test_sbom_of_the_real_image(release: dict[str, Any], sbom_doc: dict[str, Any
     base_deps = next(d for d in sbom_doc["dependencies"] if d["ref"] == "base-image")["dependsOn"]
     assert libc["bom-ref"] in base_deps
     # licences of DEP-5 copyright files, as SPDX where they are SPDX
-    with_ids = [c for c in debs.values() if any("id" in (x.get("license") or {}) for x in c.get("licenses", []))]
+    with_ids = [
+        c
+        for c in debs.values()
+        if any("id" in (x.get("license") or {}) for x in c.get("licenses", []))
+    ]
     assert len(with_ids) > 20
     # no free-text name that is an SPDX id
     from cyclonedx.spdx import fixup_id
@@ -273,4 +328,9 @@ def test_sbom_of_the_real_image(release: dict[str, Any], sbom_doc: dict[str, Any
     # reproducible: the same image gives the same bytes
     r = run_cli("sbom", release["clean"], cwd=release["project"], env=release["env"])
     assert json.loads(r.stdout) == sbom_doc
-    assert r.stdout.encode() == run_cli("sbom", release["clean"], cwd=release["project"], env=release["env"]).stdout.encode()
+    assert (
+        r.stdout.encode()
+        == run_cli(
+            "sbom", release["clean"], cwd=release["project"], env=release["env"]
+        ).stdout.encode()
+    )

@@ -274,26 +274,40 @@ def test_changed_model_file_stops_pipeline(released: dict[str, Any], tmp_path: P
     assert json.loads(after.stdout) == json.loads(before.stdout)
 
 
-def test_second_release_is_compared_with_the_first_then_rolled_back(released: dict[str, Any], tmp_path: Path) -> None:
+def test_second_release_is_compared_with_the_first_then_rolled_back(
+    released: dict[str, Any], tmp_path: Path
+) -> None:
     """A code change: the canary runs against the live release's signed report (paired),
     the audit shows both releases with baseline charts, and rollback restores the first."""
     project, env = _copy(released, tmp_path)
     first = released["doc"]["digest"]
     handler = project / "handlers" / "remediator.py"
     handler.write_text(handler.read_text() + "\n# second release\n")
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(project)]
+    git = [
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-C",
+        str(project),
+    ]
     subprocess.run([*git, "commit", "-qam", "second release"], check=True)
     r = cli(project, env, "pipeline", "--json")
     assert r.code == 0, r.stderr
     second = json.loads(r.stdout)["digest"]
     assert second != first
     assert f"vs promoted {first[:19]}" in r.stderr
-    rel = json.loads(cli(project, env, "audit", "--env", "local", "--format", "json").stdout)["releases"]
+    rel = json.loads(cli(project, env, "audit", "--env", "local", "--format", "json").stdout)[
+        "releases"
+    ]
     assert [x["digest"] for x in rel] == [first, second]
     assert rel[1]["canary"]["baseline_shares"] == rel[0]["canary"]["candidate_shares"]
     checks = {c["name"]: c["ok"] for c in rel[1]["canary"]["checks"]}
     # paired checks against the first release ran (and passed: same model, same code path)
-    assert {"share-shift", "flip-rate", "confident-flips", "confidence-ks", "accuracy-drop"} <= set(checks), checks
+    assert {"share-shift", "flip-rate", "confident-flips", "confidence-ks", "accuracy-drop"} <= set(
+        checks
+    ), checks
     assert all(checks.values()), checks
     back = cli(project, env, "rollback", "--env", "local", "--json")
     assert back.code == 0, back.stderr

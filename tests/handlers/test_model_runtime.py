@@ -36,7 +36,10 @@ def copy(baked: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     """A private copy of the baked layout (to tamper with)."""
     src_root = baked[1].parents[2]
     shutil.copytree(src_root, tmp_path / "image")
-    return tmp_path / "image" / "opt" / "model", tmp_path / "image" / "opt" / "release" / "model.lock.json"
+    return (
+        tmp_path / "image" / "opt" / "model",
+        tmp_path / "image" / "opt" / "release" / "model.lock.json",
+    )
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -144,12 +147,19 @@ def test_long_batches_run_in_slices_of_bounded_tokens(baked: tuple[Path, Path]) 
             shapes.append(feed["input_ids"].shape)
             return real.run(names, feed)
 
-    texts = ["wonderful " * 600, "terrible film", *(["a fine and good day " * 30] * 20), "awful " * 300]
+    texts = [
+        "wonderful " * 600,
+        "terrible film",
+        *(["a fine and good day " * 30] * 20),
+        "awful " * 300,
+    ]
     one_by_one = [m.predict([t])[0] for t in texts]
     m._session = Recording()
     got = m.predict(texts, batch_size=64)
     assert [p.label for p in got] == [p.label for p in one_by_one]
     for a, b in zip(got, one_by_one, strict=True):
-        assert a.logits == pytest.approx(b.logits, rel=1e-5, abs=1e-5) and a.truncated == b.truncated
+        assert (
+            a.logits == pytest.approx(b.logits, rel=1e-5, abs=1e-5) and a.truncated == b.truncated
+        )
     assert len(shapes) > 1 and all(r * w <= mm.MAX_BATCH_TOKENS or r == 1 for r, w in shapes)
     assert sum(r for r, _ in shapes) == len(texts)

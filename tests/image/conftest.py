@@ -14,6 +14,8 @@ import pytest
 from tests.fixtures.tools import copy_project, run_cli
 
 EPOCH = "1700000000"
+
+
 @pytest.fixture(scope="session")
 def layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One RELEASE_CACHE_DIR for the session: pip runs once, the model is fetched once."""

@@ -55,13 +55,23 @@ def test_layer_tar_is_normalised(tmp_path: Path) -> None:
     with tarfile.open(layer.path) as tf:
         members = tf.getmembers()
     assert [m.name for m in members] == [
-        "var", "var/task", "var/task/app", "var/task/app/a.sh", "var/task/app/b", "var/task/app/b/x.py",
+        "var",
+        "var/task",
+        "var/task/app",
+        "var/task/app/a.sh",
+        "var/task/app/b",
+        "var/task/app/b/x.py",
     ]
     assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", 1234)}
     modes = {m.name: m.mode for m in members}
     assert modes["var/task/app/a.sh"] == 0o755 and modes["var/task/app/b/x.py"] == 0o644
     os.utime(src / "b" / "x.py", (1, 1))
-    again = cache.build(None, "code", L.with_parents(L.tree_entries(src, "var/task/app", skip=lambda r: "__pycache__" in r)), 1234)
+    again = cache.build(
+        None,
+        "code",
+        L.with_parents(L.tree_entries(src, "var/task/app", skip=lambda r: "__pycache__" in r)),
+        1234,
+    )
     assert again.digest == layer.digest
 
 
@@ -77,7 +87,9 @@ def test_base_is_reproducible(rootfs_tarball: Path, base_image: str, tmp_path: P
 
 
 # --- build ------------------------------------------------------------------------------
-def test_build_into_layout_json_shape_and_contract(build_cli: Callable[..., Any], project: Path) -> None:
+def test_build_into_layout_json_shape_and_contract(
+    build_cli: Callable[..., Any], project: Path
+) -> None:
     r, doc = build_cli()  # [image].registry = oci:.release/registry
     assert r.code == 0, r.stderr
     assert r.stdout.count("\n") > 3  # one JSON document
@@ -140,7 +152,9 @@ def test_two_clean_builds_in_different_dirs_and_clocks_are_identical(
         os.utime(p, (1_500_000_000, 1_500_000_000), follow_symlinks=False)
     os.chmod(other / "handlers" / "__init__.py", 0o600)  # and another umask
     r2, doc2 = build_cli(
-        "--push", "oci:out", cwd=other,
+        "--push",
+        "oci:out",
+        cwd=other,
         env={"RELEASE_CACHE_DIR": str(tmp_path / "fresh-cache"), "TZ": "Asia/Tokyo"},
     )
     assert r2.code == 0, r2.stderr
@@ -153,7 +167,14 @@ def test_tampered_model_file_in_cache_fails(
     build_env: dict[str, str], project: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
-    r = run_cli("model", "fetch", "--dest", tmp_path / "m", cwd=project, env={**build_env, "RELEASE_CACHE_DIR": str(cache)})
+    r = run_cli(
+        "model",
+        "fetch",
+        "--dest",
+        tmp_path / "m",
+        cwd=project,
+        env={**build_env, "RELEASE_CACHE_DIR": str(cache)},
+    )
     assert r.code == 0, r.stderr
     lock = json.loads((project / "model" / "model.lock.json").read_bytes())
     onnx = next(f for f in lock["files"] if f["path"].endswith(".onnx"))
@@ -162,11 +183,19 @@ def test_tampered_model_file_in_cache_fails(
     data = bytearray(blob.read_bytes())
     data[100] ^= 1
     blob.write_bytes(bytes(data))
-    r = run_cli("build", "--push", "oci:tampered", cwd=project, env={**build_env, "RELEASE_CACHE_DIR": str(cache)})
+    r = run_cli(
+        "build",
+        "--push",
+        "oci:tampered",
+        cwd=project,
+        env={**build_env, "RELEASE_CACHE_DIR": str(cache)},
+    )
     assert r.code == 1, r.stderr
     assert f"opt/model/{onnx['path']}: sha256 " in r.stderr
     assert f"the lock says {onnx['sha256']}" in r.stderr
-    assert not (project / "tampered").exists() or not list((project / "tampered" / "blobs" / "sha256").glob("*"))
+    assert not (project / "tampered").exists() or not list(
+        (project / "tampered" / "blobs" / "sha256").glob("*")
+    )
 
 
 def test_base_by_tag_is_refused(build_cli: Callable[..., Any], base_image: str) -> None:
@@ -187,7 +216,9 @@ def test_registry_down_exits_3(build_cli: Callable[..., Any], dead_registry: str
 def test_size_gate(build_cli: Callable[..., Any], project: Path, tmp_path: Path) -> None:
     p = copy_project(tmp_path / "small")
     toml = (p / "release.toml").read_text()
-    (p / "release.toml").write_text(toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1))
+    (p / "release.toml").write_text(
+        toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1)
+    )
     r, _ = build_cli("--push", "oci:out", cwd=p)
     assert r.code == 1, r.stderr
     assert "over [image].max_size (1000000 bytes)" in r.stderr
@@ -195,25 +226,39 @@ def test_size_gate(build_cli: Callable[..., Any], project: Path, tmp_path: Path)
 
 
 # --- read back by independent clients ----------------------------------------------------------
-def test_pushed_image_read_back_by_skopeo(pushed: dict[str, Any], registry: str, tmp_path: Path) -> None:
+def test_pushed_image_read_back_by_skopeo(
+    pushed: dict[str, Any], registry: str, tmp_path: Path
+) -> None:
     skopeo = require_binary("skopeo")
     ref = f"docker://{registry}/platform@{pushed['digest']}"
-    raw = subprocess.run([skopeo, "inspect", "--tls-verify=false", "--raw", ref], capture_output=True, check=True)
+    raw = subprocess.run(
+        [skopeo, "inspect", "--tls-verify=false", "--raw", ref], capture_output=True, check=True
+    )
     manifest = json.loads(raw.stdout)
     assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == pushed["digest"]
     assert [la["annotations"]["dev.release.layer.role"] for la in manifest["layers"]] == ROLES
-    info = json.loads(subprocess.run([skopeo, "inspect", "--no-tags", "--tls-verify=false", ref], capture_output=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            [skopeo, "inspect", "--no-tags", "--tls-verify=false", ref],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     assert json.loads(info["Labels"]["dev.release.functions"]) == pushed["functions"]
     assert info["Architecture"] == "amd64"
     out = tmp_path / "copy"
     subprocess.run(
-        [skopeo, "copy", "--src-tls-verify=false", ref, f"oci:{out}:x"], capture_output=True, check=True
+        [skopeo, "copy", "--src-tls-verify=false", ref, f"oci:{out}:x"],
+        capture_output=True,
+        check=True,
     )
     copied = json.loads((out / "index.json").read_text())["manifests"][0]["digest"]
     assert copied == pushed["digest"]  # copied without re-serialising: same bytes
     # umoci reads the history (an entry without `created` crashes it)
     umoci = require_binary("umoci")
-    stat = subprocess.run([umoci, "stat", "--json", "--image", f"{out}:x"], capture_output=True, text=True)
+    stat = subprocess.run(
+        [umoci, "stat", "--json", "--image", f"{out}:x"], capture_output=True, text=True
+    )
     assert stat.returncode == 0, stat.stderr
     history = json.loads(stat.stdout)["history"]
     assert [h["created_by"] for h in history][-4:] == [
@@ -221,7 +266,9 @@ def test_pushed_image_read_back_by_skopeo(pushed: dict[str, Any], registry: str,
     ]
 
 
-def test_pushed_twice_skips_every_blob(build_cli: Callable[..., Any], pushed: dict[str, Any], registry: str) -> None:
+def test_pushed_twice_skips_every_blob(
+    build_cli: Callable[..., Any], pushed: dict[str, Any], registry: str
+) -> None:
     r, doc = build_cli("--push", f"{registry}/platform")
     assert r.code == 0, r.stderr
     assert doc["digest"] == pushed["digest"]
@@ -234,9 +281,16 @@ def test_docker_pulls_by_digest_and_runs_each_function(
     img = docker_engine.images.pull(ref)
     assert f"{registry}/platform@{pushed['digest']}" in img.attrs["RepoDigests"]
     out = docker_engine.containers.run(
-        ref, entrypoint=["python3", "-c", "import json,os,onnxruntime,tokenizers;"
-                         "print(json.dumps({'dir': os.environ['MODEL_DIR'], 'cwd': os.getcwd(), 'uid': os.getuid()}))"],
-        network_mode="none", remove=True, user="1000:1000",
+        ref,
+        entrypoint=[
+            "python3",
+            "-c",
+            "import json,os,onnxruntime,tokenizers;"
+            "print(json.dumps({'dir': os.environ['MODEL_DIR'], 'cwd': os.getcwd(), 'uid': os.getuid()}))",
+        ],
+        network_mode="none",
+        remove=True,
+        user="1000:1000",
     )
     assert json.loads(out) == {"dir": "/opt/model", "cwd": "/var/task", "uid": 1000}
 
@@ -285,13 +339,20 @@ def test_model_layer_carries_the_runtime_model_named_in_the_image_lock(
     assert rt.source.path == "onnx/model.onnx"
     assert rt.source.sha256 == project_lock.by_path()["onnx/model.onnx"].sha256
     assert rt.converter.onnxruntime == onnxruntime.__version__
-    assert f"onnxruntime=={onnxruntime.__version__} " in (project / "handlers" / "requirements.lock").read_text()
+    assert (
+        f"onnxruntime=={onnxruntime.__version__} "
+        in (project / "handlers" / "requirements.lock").read_text()
+    )
     for f in rt.files:
         data = (tmp_path / "opt" / "release" / "runtime" / f.path).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (f.size, f.sha256)
     assert sorted(p.name for p in (tmp_path / "opt" / "release" / "runtime").iterdir()) == [
-        "model.onnx", "model.weights"]
+        "model.onnx",
+        "model.weights",
+    ]
     # the handler's loader serves exactly these files
-    m = mm.SentimentModel.load(tmp_path / "opt" / "model", tmp_path / "opt" / "release" / "model.lock.json")
+    m = mm.SentimentModel.load(
+        tmp_path / "opt" / "model", tmp_path / "opt" / "release" / "model.lock.json"
+    )
     assert m.lock.runtime is not None and m.lock.runtime.digest == rt.digest
     assert m.predict(["a wonderful, brilliant film"])[0].label == "POSITIVE"

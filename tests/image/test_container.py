@@ -74,8 +74,14 @@ def _events() -> dict[str, tuple[Any, Any]]:
         "title": "s3-public-bucket",
     }
     get = {
-        "httpMethod": "GET", "path": "/entities/ent-1", "headers": {}, "requestContext": {},
-        "body": None, "isBase64Encoded": False, "queryStringParameters": None, "pathParameters": None,
+        "httpMethod": "GET",
+        "path": "/entities/ent-1",
+        "headers": {},
+        "requestContext": {},
+        "body": None,
+        "isBase64Encoded": False,
+        "queryStringParameters": None,
+        "pathParameters": None,
     }
     return {
         "handlers.analysis": ({"id": "c1", "text": "A wonderful, delightful day!"}, analysis),
@@ -98,7 +104,11 @@ def test_each_function_cmd_runs_in_a_container(
     ref = f"{registry}/platform@{pushed['digest']}"
     docker_engine.images.pull(ref)
     box = docker_engine.containers.run(
-        ref, entrypoint=["sleep", "600"], network_mode="none", user="1000:1000", detach=True,
+        ref,
+        entrypoint=["sleep", "600"],
+        network_mode="none",
+        user="1000:1000",
+        detach=True,
     )
     moto = None
     try:
@@ -108,13 +118,18 @@ def test_each_function_cmd_runs_in_a_container(
         moto_bin = str(Path(sys.executable).parent / "moto_server")
         moto = subprocess.Popen(
             ["nsenter", "-t", str(pid), "-n", moto_bin, "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         env = {**AWS, "PYTHONPATH": str(REPO)}
         for _ in range(200):
-            p = _in_netns(pid, sys.executable, "-c",
-                          f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{MOTO_PORT}/moto-api/')",
-                          env=env)
+            p = _in_netns(
+                pid,
+                sys.executable,
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{MOTO_PORT}/moto-api/')",
+                env=env,
+            )
             if p.returncode == 0:
                 break
             time.sleep(0.1)
@@ -131,8 +146,13 @@ def test_each_function_cmd_runs_in_a_container(
             module = cmd.rsplit(".", 1)[0]
             event, check = events[module]
             code, (out, err) = box.exec_run(
-                ["sh", "-c", f"printf %s {shlex.quote(json.dumps(event))} | python3 -m handlers.common.invoke {cmd}"],
-                environment=settings, demux=True,
+                [
+                    "sh",
+                    "-c",
+                    f"printf %s {shlex.quote(json.dumps(event))} | python3 -m handlers.common.invoke {cmd}",
+                ],
+                environment=settings,
+                demux=True,
             )
             assert code == 0, (name, (err or b"").decode()[-3000:])
             check(json.loads(out))
@@ -151,7 +171,9 @@ def test_docker_backend_builds_the_same_content_and_reports_its_digest(
     from release.image.inspect import open_image
     from release.image.registry import open_registry
 
-    r, doc = build_cli("--backend", "docker", "--push", f"{registry}/dk", env={"DOCKER_HOST": docker_host})
+    r, doc = build_cli(
+        "--backend", "docker", "--push", f"{registry}/dk", env={"DOCKER_HOST": docker_host}
+    )
     assert r.code == 0, r.stderr
     assert doc["backend"] == "docker" and doc["ref"] == f"{registry}/dk@{doc['digest']}"
     assert doc["docker_digest"] != doc["digest"]
@@ -168,8 +190,11 @@ def test_docker_backend_builds_the_same_content_and_reports_its_digest(
     lock = json.loads((REPO / "model" / "model.lock.json").read_text())
     assert all(model["/opt/model/" + f["path"]] == f["sha256"] for f in lock["files"])
     out = docker_engine.containers.run(
-        f"{registry}/dk@{doc['digest']}", entrypoint=["python3", "-c", "import onnxruntime, tokenizers, regopy; print('ok')"],
-        network_mode="none", remove=True, user="1000:1000",
+        f"{registry}/dk@{doc['digest']}",
+        entrypoint=["python3", "-c", "import onnxruntime, tokenizers, regopy; print('ok')"],
+        network_mode="none",
+        remove=True,
+        user="1000:1000",
     )
     assert out.strip() == b"ok"
 
@@ -184,8 +209,17 @@ def test_docker_backend_size_gate_before_push(
 
     p = copy_project(tmp_path / "small")
     toml = (p / "release.toml").read_text()
-    (p / "release.toml").write_text(toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1))
-    r, doc = build_cli("--backend", "docker", "--push", f"{registry}/dk-small", cwd=p, env={"DOCKER_HOST": docker_host})
+    (p / "release.toml").write_text(
+        toml.replace('requirements = "', 'max_size = 1000000\nrequirements = "', 1)
+    )
+    r, doc = build_cli(
+        "--backend",
+        "docker",
+        "--push",
+        f"{registry}/dk-small",
+        cwd=p,
+        env={"DOCKER_HOST": docker_host},
+    )
     assert r.code == 1, r.stderr
     assert "over [image].max_size (1000000 bytes)" in r.stderr and doc["exit_code"] == 1
     with urllib.request.urlopen(f"http://{registry}/v2/_catalog", timeout=10) as resp:
@@ -194,7 +228,10 @@ def test_docker_backend_size_gate_before_push(
 
 def test_docker_backend_engine_down_exits_3(build_cli: Any, registry: str, tmp_path: Path) -> None:
     r, doc = build_cli(
-        "--backend", "docker", "--push", f"{registry}/dk",
+        "--backend",
+        "docker",
+        "--push",
+        f"{registry}/dk",
         env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"},
     )
     assert r.code == 3, r.stderr

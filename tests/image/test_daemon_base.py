@@ -39,7 +39,9 @@ def test_build_from_a_daemon_image(
     assert doc2["digest"] == doc["digest"]
 
 
-def test_bare_daemon_name_is_refused(build_cli: Callable[..., Any], daemon_base: str, docker_host: str) -> None:
+def test_bare_daemon_name_is_refused(
+    build_cli: Callable[..., Any], daemon_base: str, docker_host: str
+) -> None:
     bare = daemon_base.rpartition("@")[0]
     r, doc = build_cli("--base", bare, env={"DOCKER_HOST": docker_host})
     assert r.code == 2
@@ -55,10 +57,14 @@ def test_daemon_name_with_another_id_is_refused(
     assert "not the pinned sha256:" + "0" * 64 in r.stderr
 
 
-def test_engine_down_exits_3(build_cli: Callable[..., Any], daemon_base: str, tmp_path: Path) -> None:
+def test_engine_down_exits_3(
+    build_cli: Callable[..., Any], daemon_base: str, tmp_path: Path
+) -> None:
     other_cache = tmp_path / "cache"  # no cached export: the engine must be asked
     r, doc = build_cli(
-        "--base", daemon_base, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "RELEASE_CACHE_DIR": str(other_cache)}
+        "--base",
+        daemon_base,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "RELEASE_CACHE_DIR": str(other_cache)},
     )
     assert r.code == 3, r.stderr
     assert doc is not None and doc["exit_code"] == 3

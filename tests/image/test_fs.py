@@ -55,24 +55,53 @@ def push(registry: Any, layers: list[tuple[str, list[Item]]]) -> str:
     for role, items in layers:
         blob, diff_id = _tar(items)
         registry.put_blob(blob, digest_of(blob))
-        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": digest_of(blob), "size": len(blob),
-                      "annotations": {ROLE_ANNOTATION: role}})
+        descs.append(
+            {
+                "mediaType": OCI_LAYER_GZIP,
+                "digest": digest_of(blob),
+                "size": len(blob),
+                "annotations": {ROLE_ANNOTATION: role},
+            }
+        )
         diff_ids.append(diff_id)
-    config = canonical({"architecture": "amd64", "os": "linux", "config": {},
-                        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    config = canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    )
     registry.put_blob(config, digest_of(config))
-    manifest = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config),
-                                     "size": len(config)},
-                          "layers": descs})
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": descs,
+        }
+    )
     return str(registry.put_manifest(manifest, OCI_MANIFEST))
 
 
-MODEL = [("opt/", None), ("opt/model/", None), ("opt/model/a.bin", b"A"), ("opt/model/sub/", None),
-         ("opt/model/sub/b.bin", b"B"), ("opt/release/", None), ("opt/release/model.lock.json", b"{}")]
+MODEL = [
+    ("opt/", None),
+    ("opt/model/", None),
+    ("opt/model/a.bin", b"A"),
+    ("opt/model/sub/", None),
+    ("opt/model/sub/b.bin", b"B"),
+    ("opt/release/", None),
+    ("opt/release/model.lock.json", b"{}"),
+]
 WANT = {"a.bin": hashlib.sha256(b"A").hexdigest(), "sub/b.bin": hashlib.sha256(b"B").hexdigest()}
-BASE = [("etc/", None), ("etc/os-release", b"ID=debian\n"), ("usr/", None), ("usr/lib/", None),
-        ("lib", "->usr/lib"), ("opt/", None)]
+BASE = [
+    ("etc/", None),
+    ("etc/os-release", b"ID=debian\n"),
+    ("usr/", None),
+    ("usr/lib/", None),
+    ("lib", "->usr/lib"),
+    ("opt/", None),
+]
 
 
 @pytest.fixture(params=["layout", "docker-registry"])
@@ -84,7 +113,9 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def merged(reg: Any, layers: list[tuple[str, list[Item]]], **kw: Any) -> fs.MergedFS:
-    return fs.scan(open_image(reg, push(reg, layers)), watch=["opt/model", "opt/release/model.lock.json"], **kw)
+    return fs.scan(
+        open_image(reg, push(reg, layers)), watch=["opt/model", "opt/release/model.lock.json"], **kw
+    )
 
 
 def check(m: fs.MergedFS) -> fs.TreeCheck:
@@ -92,8 +123,13 @@ def check(m: fs.MergedFS) -> fs.TreeCheck:
 
 
 def test_clean_image(reg: Any, tmp_path: Path) -> None:
-    m = merged(reg, [("base", BASE), ("model", MODEL), ("code", [("var/task/h.py", b"x")])],
-               keep=lambda p: p == "etc/os-release", extract=["opt/model"], dest=tmp_path / "x")
+    m = merged(
+        reg,
+        [("base", BASE), ("model", MODEL), ("code", [("var/task/h.py", b"x")])],
+        keep=lambda p: p == "etc/os-release",
+        extract=["opt/model"],
+        dest=tmp_path / "x",
+    )
     res = check(m)
     assert res.ok, res.problems()
     assert m.read("etc/os-release") == b"ID=debian\n"
@@ -113,10 +149,14 @@ def test_base_plants_a_file_in_the_model_dir(reg: Any) -> None:
 
 
 def test_later_layer_whites_out_a_model_file(reg: Any) -> None:
-    m = merged(reg, [("base", BASE), ("model", MODEL), ("code", [("opt/model/sub/.wh.b.bin", b"")])])
+    m = merged(
+        reg, [("base", BASE), ("model", MODEL), ("code", [("opt/model/sub/.wh.b.bin", b"")])]
+    )
     res = check(m)
     assert res.missing == ["sub/b.bin"]
-    assert res.foreign[0].startswith("layer 3 (code, ") and res.foreign[0].endswith("deletes /opt/model/sub/b.bin")
+    assert res.foreign[0].startswith("layer 3 (code, ") and res.foreign[0].endswith(
+        "deletes /opt/model/sub/b.bin"
+    )
 
 
 def test_later_layer_replaces_a_model_file(reg: Any) -> None:
@@ -127,8 +167,14 @@ def test_later_layer_replaces_a_model_file(reg: Any) -> None:
 
 
 def test_later_layer_makes_the_model_dir_opaque(reg: Any) -> None:
-    m = merged(reg, [("base", BASE), ("model", MODEL),
-                     ("code", [("opt/model/.wh..wh..opq", b""), ("opt/model/a.bin", b"A")])])
+    m = merged(
+        reg,
+        [
+            ("base", BASE),
+            ("model", MODEL),
+            ("code", [("opt/model/.wh..wh..opq", b""), ("opt/model/a.bin", b"A")]),
+        ],
+    )
     res = check(m)
     assert res.missing == ["sub/b.bin"]  # the layer's own a.bin survives its opaque marker
     assert any(f.endswith("empties /opt/model") for f in res.foreign), res.foreign
@@ -139,12 +185,24 @@ def test_later_layer_whites_out_an_ancestor_or_the_lock(reg: Any) -> None:
     res = check(m)
     assert res.missing == ["a.bin", "sub/b.bin"]
     assert any("deletes /opt" in f for f in res.foreign)
-    m = merged(reg, [("base", BASE), ("model", MODEL), ("code", [("opt/release/model.lock.json", b"[]")])])
-    assert check(m).foreign[0].endswith("touches /opt/release/model.lock.json: adds /opt/release/model.lock.json")
+    m = merged(
+        reg, [("base", BASE), ("model", MODEL), ("code", [("opt/release/model.lock.json", b"[]")])]
+    )
+    assert (
+        check(m)
+        .foreign[0]
+        .endswith("touches /opt/release/model.lock.json: adds /opt/release/model.lock.json")
+    )
 
 
 def test_base_symlink_redirects_the_model_dir(reg: Any) -> None:
-    base = [*BASE, ("opt", "->/srv"), ("srv/", None), ("srv/model/", None), ("srv/model/evil.py", b"x")]
+    base = [
+        *BASE,
+        ("opt", "->/srv"),
+        ("srv/", None),
+        ("srv/model/", None),
+        ("srv/model/evil.py", b"x"),
+    ]
     # the model layer without its own `opt/` entry: its files land through the symlink
     model = [(p, d) for p, d in MODEL if p not in ("opt/",)]
     m = merged(reg, [("base", [(p, d) for p, d in base if p != "opt/"]), ("model", model)])
@@ -154,8 +212,13 @@ def test_base_symlink_redirects_the_model_dir(reg: Any) -> None:
 
 
 def test_symlinked_parent_and_whiteout_of_a_base_file(reg: Any) -> None:
-    m = merged(reg, [("base", [*BASE, ("usr/lib/x.so", b"1"), ("usr/lib/y.so", b"2")]),
-                     ("code", [("lib/z.so", b"3"), ("usr/lib/.wh.x.so", b"")])])
+    m = merged(
+        reg,
+        [
+            ("base", [*BASE, ("usr/lib/x.so", b"1"), ("usr/lib/y.so", b"2")]),
+            ("code", [("lib/z.so", b"3"), ("usr/lib/.wh.x.so", b"")]),
+        ],
+    )
     assert sorted(m.tree("usr/lib")) == ["y.so", "z.so"]
     assert m.get("lib").kind == "symlink"  # type: ignore[union-attr]
 
@@ -168,7 +231,9 @@ def test_a_corrupt_blob_is_refused_before_anything_is_used(tmp_path: Path) -> No
     data = bytearray(blob.read_bytes())
     data[-12] ^= 0xFF  # inside the deflate stream's tail: the tar may still parse
     blob.write_bytes(bytes(data))
-    with pytest.raises(VerificationFailed, match=r"^layer 2 \(model, sha256:[0-9a-f]{12}\): blob has sha256 "):
+    with pytest.raises(
+        VerificationFailed, match=r"^layer 2 \(model, sha256:[0-9a-f]{12}\): blob has sha256 "
+    ):
         fs.scan(img, extract=["opt/model"], dest=tmp_path / "out")
 
 
@@ -176,20 +241,35 @@ def test_a_layer_that_is_not_gzip(tmp_path: Path) -> None:
     reg = open_registry("oci:reg", tmp_path)
     junk = b"not a gzip stream at all"
     reg.put_blob(junk, digest_of(junk))
-    config = canonical({"architecture": "amd64", "os": "linux", "config": {},
-                        "rootfs": {"type": "layers", "diff_ids": [digest_of(junk)]}})
+    config = canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [digest_of(junk)]},
+        }
+    )
     reg.put_blob(config, digest_of(config))
-    manifest = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-                          "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": digest_of(junk), "size": len(junk)}]})
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": digest_of(junk), "size": len(junk)}],
+        }
+    )
     d = reg.put_manifest(manifest, OCI_MANIFEST)
-    with pytest.raises(VerificationFailed, match=r"^layer 1 \(base, sha256:[0-9a-f]{12}\) is not a readable tar: "):
+    with pytest.raises(
+        VerificationFailed, match=r"^layer 1 \(base, sha256:[0-9a-f]{12}\) is not a readable tar: "
+    ):
         fs.scan(open_image(reg, d))
 
 
 def test_each_blob_is_read_once(tmp_path: Path) -> None:
     reg = open_registry("oci:reg", tmp_path)
-    img = open_image(reg, push(reg, [("base", BASE), ("model", MODEL), ("code", [("var/task/h.py", b"x")])]))
+    img = open_image(
+        reg, push(reg, [("base", BASE), ("model", MODEL), ("code", [("var/task/h.py", b"x")])])
+    )
     opened: list[str] = []
     real = reg.open_blob
 
@@ -202,16 +282,30 @@ def test_each_blob_is_read_once(tmp_path: Path) -> None:
     assert opened == [la.digest for la in img.layers]
 
 
-
-
 def test_extraction_applies_later_layers(tmp_path: Path) -> None:
     reg = open_registry("oci:reg", tmp_path)
-    img = open_image(reg, push(reg, [
-        ("base", BASE), ("model", MODEL),
-        ("code", [("opt/model/a.bin", b"EVIL"), ("opt/model/.wh.sub", b""), ("opt/model/new.py", b"x")]),
-    ]))
+    img = open_image(
+        reg,
+        push(
+            reg,
+            [
+                ("base", BASE),
+                ("model", MODEL),
+                (
+                    "code",
+                    [
+                        ("opt/model/a.bin", b"EVIL"),
+                        ("opt/model/.wh.sub", b""),
+                        ("opt/model/new.py", b"x"),
+                    ],
+                ),
+            ],
+        ),
+    )
     out = tmp_path / "out"
     m = fs.scan(img, extract=["opt/model"], dest=out)
-    files = sorted(p.relative_to(out / "opt/model").as_posix() for p in (out / "opt/model").rglob("*"))
+    files = sorted(
+        p.relative_to(out / "opt/model").as_posix() for p in (out / "opt/model").rglob("*")
+    )
     assert files == ["a.bin", "new.py"] == sorted(m.tree("opt/model"))
     assert (out / "opt/model/a.bin").read_bytes() == b"EVIL"

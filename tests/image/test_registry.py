@@ -18,14 +18,26 @@ BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 def _tiny_image(reg: Any) -> tuple[bytes, bytes]:
     layer = os.urandom(3 << 20)  # > one chunk: streamed PATCH path when given as a file
-    cfg = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    cfg = canonical(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    )
     reg.put_blob(cfg, digest_of(cfg))
     manifest = canonical(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(cfg), "size": len(cfg)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest_of(layer), "size": len(layer)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest_of(cfg),
+                "size": len(cfg),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest_of(layer),
+                    "size": len(layer),
+                }
+            ],
         }
     )
     return manifest, layer
@@ -103,7 +115,9 @@ def test_dead_registry_is_a_remote_error(dead_registry: str, tmp_path: Path) -> 
         open_registry(f"{dead_registry}/x", tmp_path).has_blob(digest_of(b""))
 
 
-def test_ecr_credentials_come_from_get_authorization_token(aws_env: dict[str, str], tmp_path: Path) -> None:
+def test_ecr_credentials_come_from_get_authorization_token(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
     r = open_registry("123456789012.dkr.ecr.us-east-1.amazonaws.com/platform", tmp_path)
     assert isinstance(r, DistributionRegistry) and r.base.startswith("https://")
     user, pw = r._auth.basic()  # type: ignore[misc]

@@ -24,7 +24,9 @@ VERSIONS = ("3.11", "3.12", "3.13")
 
 
 def _pythons() -> dict[str, str]:
-    out = subprocess.run([str(REPO / ".ci" / "pythons")], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(REPO / ".ci" / "pythons")], capture_output=True, text=True, check=True
+    )
     return dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.strip())
 
 
@@ -34,7 +36,9 @@ def _clean_clone(dest: Path) -> Path:
     # the test is about the committed set-up scripts; refuse to test a stale clone of them
     for f in (".ci/setup", "requirements.lock", "pyproject.toml"):
         if (REPO / f).read_bytes() != (dest / f).read_bytes():
-            pytest.fail(f"{f} has uncommitted changes: commit them, the clone tests what is committed")
+            pytest.fail(
+                f"{f} has uncommitted changes: commit them, the clone tests what is committed"
+            )
     return dest
 
 
@@ -46,7 +50,11 @@ def _offline_env(python: str) -> dict[str, str]:
 
 def _lock_pins() -> dict[str, str]:
     pins = {}
-    for m in re.finditer(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^ \\\n]+)", (REPO / "requirements.lock").read_text(), re.M):
+    for m in re.finditer(
+        r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^ \\\n]+)",
+        (REPO / "requirements.lock").read_text(),
+        re.M,
+    ):
         pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
     return pins
 
@@ -55,27 +63,49 @@ def _lock_pins() -> dict[str, str]:
 def test_new_user_setup_then_help(version: str, tmp_path: Path) -> None:
     pythons = _pythons()
     if version not in pythons:
-        pytest.fail(f"Python {version} not found on this machine (.ci/pythons); the set-up must work with it")
+        pytest.fail(
+            f"Python {version} not found on this machine (.ci/pythons); the set-up must work with it"
+        )
     python = pythons[version]
     bundled_pip = subprocess.run(
-        [python, "-c", "import ensurepip; print(ensurepip.version())"], capture_output=True, text=True, check=True
+        [python, "-c", "import ensurepip; print(ensurepip.version())"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     clone = _clean_clone(tmp_path / "clone")
     assert not (clone / ".venv").exists()
 
-    p = subprocess.run([".ci/setup"], cwd=clone, env=_offline_env(python), capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [".ci/setup"],
+        cwd=clone,
+        env=_offline_env(python),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     venv_py = clone / ".venv" / "bin" / "python"
-    got = subprocess.run([str(venv_py), "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    got = subprocess.run(
+        [str(venv_py), "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert got == version
     # the venv's pip is the one the interpreter bundles: nothing upgraded it
-    pip_v = subprocess.run([str(venv_py), "-m", "pip", "--version"], capture_output=True, text=True, check=True).stdout
+    pip_v = subprocess.run(
+        [str(venv_py), "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert pip_v.split()[1] == bundled_pip
 
     # every locked package is installed at exactly its locked version
-    freeze = subprocess.run([str(clone / ".venv" / "bin" / "uv"), "pip", "freeze", "--python", str(venv_py)],
-                            capture_output=True, text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(clone / ".venv" / "bin" / "uv"), "pip", "freeze", "--python", str(venv_py)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     installed = {}
     for line in freeze.splitlines():
         if "==" in line:
@@ -83,16 +113,30 @@ def test_new_user_setup_then_help(version: str, tmp_path: Path) -> None:
             installed[re.sub(r"[-_.]+", "-", name).lower()] = ver.strip()
     pins = _lock_pins()
     wrong = {n: (v, installed.get(n)) for n, v in pins.items() if installed.get(n) != v}
-    assert not wrong, f"installed versions differ from requirements.lock: {sorted(wrong.items())[:5]}"
+    assert not wrong, (
+        f"installed versions differ from requirements.lock: {sorted(wrong.items())[:5]}"
+    )
 
-    h = subprocess.run([str(clone / ".venv" / "bin" / "release"), "--help"], cwd=clone, capture_output=True, text=True)
+    h = subprocess.run(
+        [str(clone / ".venv" / "bin" / "release"), "--help"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
     assert h.returncode == 0, h.stderr
     for cmd in ("build", "verify", "promote", "audit", "pipeline"):
         assert re.search(rf"^\s+{cmd}\s", h.stdout, re.M), f"`{cmd}` missing from release --help"
     assert (clone / "model" / "examples" / "sst2-tiny" / "onnx" / "model.onnx").is_file()
 
     # a re-run with nothing changed installs nothing (the stamp), and is fast
-    p2 = subprocess.run([".ci/setup"], cwd=clone, env=_offline_env(python), capture_output=True, text=True, timeout=120)
+    p2 = subprocess.run(
+        [".ci/setup"],
+        cwd=clone,
+        env=_offline_env(python),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p2.returncode == 0, p2.stderr[-2000:]
     assert "installing requirements.lock" not in p2.stderr
 
@@ -109,16 +153,27 @@ def test_a_changed_hash_in_the_lock_fails_setup(tmp_path: Path) -> None:
     m = re.search(r"^click==[^\n]*\n((?:    --hash=sha256:[0-9a-f]{64}[ \\]*\n)+)", text, re.M)
     assert m, "click is not in requirements.lock"
     block = m.group(1)
-    flipped = re.sub(r"sha256:([0-9a-f])", lambda h: "sha256:" + ("0" if h.group(1) != "0" else "1"), block)
+    flipped = re.sub(
+        r"sha256:([0-9a-f])", lambda h: "sha256:" + ("0" if h.group(1) != "0" else "1"), block
+    )
     lock.write_text(text.replace(block, flipped))
-    p = subprocess.run([".ci/setup"], cwd=clone, env=_offline_env(python), capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [".ci/setup"],
+        cwd=clone,
+        env=_offline_env(python),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode != 0
     assert "click" in p.stderr and "hash" in p.stderr.lower(), p.stderr[-2000:]
     assert not (clone / ".venv" / ".requirements.sha256").exists()
     assert not (clone / ".venv" / "bin" / "release").exists()
 
 
-@pytest.mark.parametrize("command", [["build"], ["model", "fetch"], ["model", "pin"], ["pipeline", "--through", "build"]])
+@pytest.mark.parametrize(
+    "command", [["build"], ["model", "fetch"], ["model", "pin"], ["pipeline", "--through", "build"]]
+)
 def test_missing_example_model_is_one_line_exit_2(command: list[str], tmp_path: Path) -> None:
     """A fresh clone whose example model was not generated: every command that reads
     `[model].path` names the directory and the command that makes it; exit 2, no traceback
@@ -129,8 +184,10 @@ def test_missing_example_model_is_one_line_exit_2(command: list[str], tmp_path: 
     import shutil
 
     shutil.rmtree(proj / "model" / "examples" / "sst2-tiny")
-    env = {"RELEASE_CACHE_DIR": str(tmp_path / "cache"),
-           "RELEASE_BASE": "oci:" + str(tmp_path / "no-base") + "@sha256:" + "0" * 64}
+    env = {
+        "RELEASE_CACHE_DIR": str(tmp_path / "cache"),
+        "RELEASE_BASE": "oci:" + str(tmp_path / "no-base") + "@sha256:" + "0" * 64,
+    }
     r = run_cli(*command, cwd=proj, env=env)
     assert r.code == 2, (r.code, r.stderr)
     assert "Traceback" not in r.stderr

@@ -14,7 +14,11 @@ from tests.fixtures.tools import REPO, run_cli
 BASE = f'base = "oci:base@sha256:{"0" * 64}"'
 
 
-def _config(tmp_path: Path, extra: str = "", functions: str = 'analysis = "handlers.analysis.lambda_handler"') -> Path:
+def _config(
+    tmp_path: Path,
+    extra: str = "",
+    functions: str = 'analysis = "handlers.analysis.lambda_handler"',
+) -> Path:
     p = tmp_path / "release.toml"
     p.write_text(f'[model]\npath = "m"\n[image]\n{BASE}\n[functions]\n{functions}\n{extra}')
     return p
@@ -48,10 +52,22 @@ def test_canary_runs_the_configured_entry_point(tmp_path: Path) -> None:
     (code / "mycode" / "__init__.py").write_text("")
     (code / "mycode" / "kw.py").write_text(PREDICTOR)
     corpus = read_corpus(REPO / "model" / "canary.jsonl")
-    run = run_on_model_dir(REPO / "model" / "examples" / "sst2-tiny", REPO / "model" / "model.lock.json",
-                           code, corpus.items[:20], predict="mycode.kw:KeywordModel.load")
-    want = ["POSITIVE" if any(w in c.text.lower() for w in ("good", "great", "wonderful", "love", "excellent", "delight"))
-            else "NEGATIVE" for c in corpus.items[:20]]
+    run = run_on_model_dir(
+        REPO / "model" / "examples" / "sst2-tiny",
+        REPO / "model" / "model.lock.json",
+        code,
+        corpus.items[:20],
+        predict="mycode.kw:KeywordModel.load",
+    )
+    want = [
+        "POSITIVE"
+        if any(
+            w in c.text.lower()
+            for w in ("good", "great", "wonderful", "love", "excellent", "delight")
+        )
+        else "NEGATIVE"
+        for c in corpus.items[:20]
+    ]
     assert [i.label for i in run.items] == want
     assert all(i.logits is None for i in run.items)  # optional in the contract
 
@@ -63,27 +79,52 @@ def test_a_missing_entry_point_module_is_named(tmp_path: Path) -> None:
     (tmp_path / "code").mkdir()
     corpus = read_corpus(REPO / "model" / "canary.jsonl")
     with pytest.raises(VerificationFailed) as e:
-        run_on_model_dir(REPO / "model" / "examples" / "sst2-tiny", REPO / "model" / "model.lock.json",
-                         tmp_path / "code", corpus.items[:2], predict="mycode.kw:KeywordModel.load")
-    assert "no mycode/kw.py in the image's code ([code].predict = 'mycode.kw:KeywordModel.load')" in e.value.message
+        run_on_model_dir(
+            REPO / "model" / "examples" / "sst2-tiny",
+            REPO / "model" / "model.lock.json",
+            tmp_path / "code",
+            corpus.items[:2],
+            predict="mycode.kw:KeywordModel.load",
+        )
+    assert (
+        "no mycode/kw.py in the image's code ([code].predict = 'mycode.kw:KeywordModel.load')"
+        in e.value.message
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "functions", "line"),
     [
-        ("", 'analysis = "app.analysis.lambda_handler"',
-         "release.toml: (top level): [functions].analysis: the handler must live in the code package 'handlers' ([code].package)"),
-        ('[code]\npredict = "handlers.common.model"', 'analysis = "handlers.analysis.lambda_handler"',
-         "release.toml: [code].predict: String should match pattern"),
-        ('[environments.prod]\ntraffic = { canary_weight = 1.0 }', 'analysis = "handlers.analysis.lambda_handler"',
-         "release.toml: [environments.prod].traffic.canary_weight: must be between 0 and 1, both excluded (a share of the alias traffic), got 1.0"),
-        ('[environments.prod]\ntraffic = { canary_weight = 0 }', 'analysis = "handlers.analysis.lambda_handler"',
-         "release.toml: [environments.prod].traffic.canary_weight: must be between 0 and 1, both excluded (a share of the alias traffic), got 0.0"),
-        ('[environments.prod.function_variables.ghost]\nX = "1"', 'analysis = "handlers.analysis.lambda_handler"',
-         "release.toml: (top level): [environments.prod].function_variables names ghost, not in [functions]"),
+        (
+            "",
+            'analysis = "app.analysis.lambda_handler"',
+            "release.toml: (top level): [functions].analysis: the handler must live in the code package 'handlers' ([code].package)",
+        ),
+        (
+            '[code]\npredict = "handlers.common.model"',
+            'analysis = "handlers.analysis.lambda_handler"',
+            "release.toml: [code].predict: String should match pattern",
+        ),
+        (
+            "[environments.prod]\ntraffic = { canary_weight = 1.0 }",
+            'analysis = "handlers.analysis.lambda_handler"',
+            "release.toml: [environments.prod].traffic.canary_weight: must be between 0 and 1, both excluded (a share of the alias traffic), got 1.0",
+        ),
+        (
+            "[environments.prod]\ntraffic = { canary_weight = 0 }",
+            'analysis = "handlers.analysis.lambda_handler"',
+            "release.toml: [environments.prod].traffic.canary_weight: must be between 0 and 1, both excluded (a share of the alias traffic), got 0.0",
+        ),
+        (
+            '[environments.prod.function_variables.ghost]\nX = "1"',
+            'analysis = "handlers.analysis.lambda_handler"',
+            "release.toml: (top level): [environments.prod].function_variables names ghost, not in [functions]",
+        ),
     ],
 )
-def test_contract_and_bounds_are_checked_at_load(tmp_path: Path, extra: str, functions: str, line: str) -> None:
+def test_contract_and_bounds_are_checked_at_load(
+    tmp_path: Path, extra: str, functions: str, line: str
+) -> None:
     cfg = _config(tmp_path, extra, functions)
     r = run_cli("status", "--env", "prod", "--config", cfg)
     assert r.code == 2
@@ -93,9 +134,18 @@ def test_contract_and_bounds_are_checked_at_load(tmp_path: Path, extra: str, fun
 def test_a_package_other_than_handlers_is_accepted(tmp_path: Path) -> None:
     from release import config
 
-    cfg = config.load(_config(tmp_path, '[code]\npackage = "app"\npredict = "app.ml:Model.load"\ninvoke = "app.run"',
-                              'analysis = "app.analysis.handler"'))
-    assert (cfg.code.package, cfg.code.predict, cfg.code.invoke) == ("app", "app.ml:Model.load", "app.run")
+    cfg = config.load(
+        _config(
+            tmp_path,
+            '[code]\npackage = "app"\npredict = "app.ml:Model.load"\ninvoke = "app.run"',
+            'analysis = "app.analysis.handler"',
+        )
+    )
+    assert (cfg.code.package, cfg.code.predict, cfg.code.invoke) == (
+        "app",
+        "app.ml:Model.load",
+        "app.run",
+    )
 
 
 # --- one --json rule -------------------------------------------------------------------------
@@ -103,8 +153,14 @@ def test_json_usage_errors_are_one_document_on_stdout(tmp_path: Path) -> None:
     r = run_cli("gate", "--json", "--config", _config(tmp_path))  # DIGEST and --env missing
     assert r.code == 2
     doc = json.loads(r.stdout)
-    assert doc["exit_code"] == 2 and "Missing argument 'DIGEST'" in doc["error"] and doc["details"] == []
-    r = run_cli("gate", "sha256:" + "1" * 64, "--env", "nope", "--json", "--config", _config(tmp_path))
+    assert (
+        doc["exit_code"] == 2
+        and "Missing argument 'DIGEST'" in doc["error"]
+        and doc["details"] == []
+    )
+    r = run_cli(
+        "gate", "sha256:" + "1" * 64, "--env", "nope", "--json", "--config", _config(tmp_path)
+    )
     assert r.code == 2
     assert json.loads(r.stdout)["error"].startswith("release.toml: no [environments.nope]")
 
@@ -119,7 +175,17 @@ def test_saved_evidence_replays_to_the_same_decision(tmp_path: Path) -> None:
     doc["canary"] = {"ok": True, "passed": False}
     put_evidence(tmp_path, doc)
     saved = tmp_path / "saved.json"
-    first = run_cli("gate", digest, "--env", "prod", "--save-evidence", saved, "--json", cwd=tmp_path, env=cli_env())
+    first = run_cli(
+        "gate",
+        digest,
+        "--env",
+        "prod",
+        "--save-evidence",
+        saved,
+        "--json",
+        cwd=tmp_path,
+        env=cli_env(),
+    )
     assert first.code == 1, first.stderr
     assert json.loads(saved.read_text())["digest"] == digest
     again = run_cli("gate", digest, "--env", "prod", "--evidence", saved, "--json", cwd=tmp_path)

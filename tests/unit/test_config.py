@@ -32,15 +32,41 @@ def test_repo_example_config_loads() -> None:
 @pytest.mark.parametrize(
     ("edit", "line"),
     [
-        (lambda s: s.replace('path = "m"', 'path = "m"\nreop = "x/y"'), "release.toml: unknown key [model].reop"),
-        (lambda s: s.replace('[image]\nbase = "oci:base@sha256:' + "0" * 64 + '"', "[image]"), "release.toml: missing required key [image].base"),
+        (
+            lambda s: s.replace('path = "m"', 'path = "m"\nreop = "x/y"'),
+            "release.toml: unknown key [model].reop",
+        ),
+        (
+            lambda s: s.replace('[image]\nbase = "oci:base@sha256:' + "0" * 64 + '"', "[image]"),
+            "release.toml: missing required key [image].base",
+        ),
         (lambda s: s + "\n[image.extra]\n", "release.toml: unknown key [image].extra"),
-        (lambda s: s.replace('path = "m"', 'path = "m"\ninclude = "config.json"'), "release.toml: [model].include: input should be a valid list, got 'config.json'"),
-        (lambda s: s + '\n[canary]\nks_alpha = "small"\n', "release.toml: [canary].ks_alpha: input should be a valid number, unable to parse string as a number, got 'small'"),
-        (lambda s: s.replace('path = "m"', 'path = "m"\nrepo = "a/b"'), 'release.toml: [model]: give exactly one of repo = "ORG/NAME" or path = "DIR"'),
-        (lambda s: s + '\n[signing]\nmode = "gpg"\n', 'release.toml: [signing].mode: must be "sigstore", "key:PATH" or "awskms:KEY-ID"'),
-        (lambda s: s + '\n[environments.prod]\nfunctions = { ghost = "fn" }\n', "release.toml: (top level): [environments.prod].functions names ghost, not in [functions]"),
-        (lambda s: s.replace('analysis = "handlers.analysis.lambda_handler"', 'analysis = "not a handler"'), "release.toml: [functions].analysis: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$'"),
+        (
+            lambda s: s.replace('path = "m"', 'path = "m"\ninclude = "config.json"'),
+            "release.toml: [model].include: input should be a valid list, got 'config.json'",
+        ),
+        (
+            lambda s: s + '\n[canary]\nks_alpha = "small"\n',
+            "release.toml: [canary].ks_alpha: input should be a valid number, unable to parse string as a number, got 'small'",
+        ),
+        (
+            lambda s: s.replace('path = "m"', 'path = "m"\nrepo = "a/b"'),
+            'release.toml: [model]: give exactly one of repo = "ORG/NAME" or path = "DIR"',
+        ),
+        (
+            lambda s: s + '\n[signing]\nmode = "gpg"\n',
+            'release.toml: [signing].mode: must be "sigstore", "key:PATH" or "awskms:KEY-ID"',
+        ),
+        (
+            lambda s: s + '\n[environments.prod]\nfunctions = { ghost = "fn" }\n',
+            "release.toml: (top level): [environments.prod].functions names ghost, not in [functions]",
+        ),
+        (
+            lambda s: s.replace(
+                'analysis = "handlers.analysis.lambda_handler"', 'analysis = "not a handler"'
+            ),
+            "release.toml: [functions].analysis: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$'",
+        ),
         (lambda s: s + "\n[ledger\n", None),
     ],
 )
@@ -59,7 +85,10 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path, edit, line: str | No
 def test_missing_config_file(tmp_path: Path) -> None:
     r = run_cli("model", "pin", cwd=tmp_path)
     assert r.code == 2
-    assert r.stderr.strip() == f"release: error: config file release.toml not found in {tmp_path} (use --config)"
+    assert (
+        r.stderr.strip()
+        == f"release: error: config file release.toml not found in {tmp_path} (use --config)"
+    )
 
 
 def test_unknown_option_is_usage_error(tmp_path: Path) -> None:

@@ -14,8 +14,13 @@ from tests.fixtures.tools import REPO
 
 
 def test_generated_docs_are_current() -> None:
-    p = subprocess.run([sys.executable, "-m", "release.docs", "--check"], cwd=REPO,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "release.docs", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
 
 
@@ -47,7 +52,9 @@ def test_every_option_in_the_config_reference_and_cli_reference_exists() -> None
     for name in ConfigFile.model_fields:
         assert f"`[{name}]" in text or f"`[{name}." in text, name
     cli = (REPO / "docs" / "cli.md").read_text()
-    assert "## `release canary`" in cli and "`--baseline`" in cli  # the hidden run command's options
+    assert (
+        "## `release canary`" in cli and "`--baseline`" in cli
+    )  # the hidden run command's options
 
 
 def test_readme_is_short_and_keeps_the_two_quick_start_commands() -> None:
@@ -59,9 +66,24 @@ def test_readme_is_short_and_keeps_the_two_quick_start_commands() -> None:
     assert cmds == [".ci/quickstart", ".ci/test"]
     for link in re.findall(r"\]\((docs/[a-z-]+\.md)\)", readme):
         assert link in {
-            "docs/getting-started.md", "docs/configuration.md", "docs/cli.md", "docs/aws-setup.md", "docs/setup.md",
-            "docs/github-actions.md", "docs/migrating.md", "docs/verifying.md", "docs/canary.md",
-            "docs/threat-model.md", "docs/internals.md", "docs/example-platform.md", "docs/sbom.md",
-            "docs/promotion.md", "docs/readiness.md", "docs/model-format.md",
+            "docs/getting-started.md",
+            "docs/configuration.md",
+            "docs/cli.md",
+            "docs/aws-setup.md",
+            "docs/setup.md",
+            "docs/github-actions.md",
+            "docs/migrating.md",
+            "docs/verifying.md",
+            "docs/canary.md",
+            "docs/threat-model.md",
+            "docs/internals.md",
+            "docs/example-platform.md",
+            "docs/sbom.md",
+            "docs/promotion.md",
+            "docs/readiness.md",
+            "docs/model-format.md",
         }, link
-    assert "scripts/quickstart.sh" not in readme and "scripts/quickstart.sh" not in (REPO / "release.toml").read_text()
+    assert (
+        "scripts/quickstart.sh" not in readme
+        and "scripts/quickstart.sh" not in (REPO / "release.toml").read_text()
+    )

@@ -20,7 +20,7 @@ CONFIG = f"""
 [model]
 path = "model/examples/sst2-tiny"
 [image]
-base = "{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/base@sha256:{'0' * 64}"
+base = "{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/base@sha256:{"0" * 64}"
 registry = "{REPO_URI}"
 [functions]
 scorer = "handlers.scorer.lambda_handler"
@@ -77,8 +77,12 @@ def test_promote_job_moves_exactly_the_configured_functions(project: Path) -> No
     names = ["ma-scorer", "ma-remediator", "ma-onboarding", "ma-analysis"]
     for action in ("lambda:UpdateFunctionCode", "lambda:PublishVersion", "lambda:UpdateAlias"):
         assert g[action] == {fn + n for n in names} | {fn + n + ":*" for n in names}, action
-    assert g["cloudwatch:DescribeAlarms"] == {f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"}
-    assert g["ecr:DescribeImageScanFindings"] == {f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/platform"}
+    assert g["cloudwatch:DescribeAlarms"] == {
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"
+    }
+    assert g["ecr:DescribeImageScanFindings"] == {
+        f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/platform"
+    }
     assert g["dynamodb:PutItem"] == {f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/release-ledger"}
     assert g["kms:Sign"] == {f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/release"}
     assert "cloudwatch:GetMetricData" in g  # the live canary (bake_seconds default 300)
@@ -105,7 +109,9 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     a = grants(iam(project, "--function", "analysis", "--env", "prod"))
     assert a["dynamodb:PutItem"] == {table + "prod-analysis"}  # from the env's variables
     assert a["sqs:SendMessage"] == {queue + "analysis-dlq"}
-    assert a["logs:PutLogEvents"] == {f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ma-analysis:*"}
+    assert a["logs:PutLogEvents"] == {
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ma-analysis:*"
+    }
     assert not any(x.startswith(("s3:", "ec2:", "iam:")) for x in a)
 
     o = grants(iam(project, "--function", "onboarding", "--env", "prod"))
@@ -117,13 +123,19 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     s = grants(iam(project, "--function", "scorer", "--env", "prod"))
     assert s["dynamodb:Query"] == {table + "prod-analysis", table + "prod-analysis/index/*"}
     assert s["sqs:SendMessageBatch"] == {queue + "findings"}
-    assert s["sqs:SendMessage"] == {queue + "analysis-dlq"}  # poison jobs, through the shared trigger layer
+    assert s["sqs:SendMessage"] == {
+        queue + "analysis-dlq"
+    }  # poison jobs, through the shared trigger layer
     assert "xray:PutTraceSegments" in s  # the handlers trace with powertools' Tracer
 
     r = grants(iam(project, "--function", "remediator", "--env", "prod"))
     # apply mode: S3, EC2, GuardDuty, IAM; records and idempotency in DynamoDB
-    for action in ("s3:PutPublicAccessBlock", "ec2:EnableEbsEncryptionByDefault",
-                   "guardduty:CreateDetector", "iam:UpdateAccountPasswordPolicy"):
+    for action in (
+        "s3:PutPublicAccessBlock",
+        "ec2:EnableEbsEncryptionByDefault",
+        "guardduty:CreateDetector",
+        "iam:UpdateAccountPasswordPolicy",
+    ):
         assert action in r, action
     assert table + "prod-remediations" in r["dynamodb:PutItem"]
     assert r["dynamodb:UpdateItem"] == {table + "idempotency"}
@@ -134,11 +146,29 @@ def test_every_action_is_a_real_api_operation(project: Path) -> None:
 
     session = botocore.session.get_session()
     prefixes = {}
-    for svc in ("dynamodb", "sqs", "s3", "ec2", "iam", "guardduty", "lambda", "ecr", "kms", "cloudwatch", "logs", "xray"):
+    for svc in (
+        "dynamodb",
+        "sqs",
+        "s3",
+        "ec2",
+        "iam",
+        "guardduty",
+        "lambda",
+        "ecr",
+        "kms",
+        "cloudwatch",
+        "logs",
+        "xray",
+    ):
         m = session.get_service_model(svc)
         prefixes.setdefault(svc, set()).update(m.operation_names)
-    docs = [iam(project, "--job", j, "--env", "prod") for j in ("build", "attest", "canary", "promote")]
-    docs += [iam(project, "--function", f, "--env", "prod") for f in ("scorer", "remediator", "onboarding", "analysis")]
+    docs = [
+        iam(project, "--job", j, "--env", "prod") for j in ("build", "attest", "canary", "promote")
+    ]
+    docs += [
+        iam(project, "--function", f, "--env", "prod")
+        for f in ("scorer", "remediator", "onboarding", "analysis")
+    ]
     for d in docs:
         for action in grants(d):
             prefix, op = action.split(":")
@@ -149,18 +179,30 @@ def test_documents_are_accepted_by_iam(project: Path, aws_env: dict[str, str]) -
     import boto3
 
     client = boto3.client("iam")
-    for i, args in enumerate([("--job", "promote", "--env", "prod"), ("--function", "remediator", "--env", "prod"),
-                              ("--job", "build")]):
+    for i, args in enumerate(
+        [
+            ("--job", "promote", "--env", "prod"),
+            ("--function", "remediator", "--env", "prod"),
+            ("--job", "build"),
+        ]
+    ):
         doc = iam(project, *args)
         client.create_policy(PolicyName=f"p{i}", PolicyDocument=json.dumps(doc))
     repo = iam(project, "--repository-policy", "--env", "prod")
     assert repo["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
-    assert set(repo["Statement"][0]["Action"]) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+    assert set(repo["Statement"][0]["Action"]) == {
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    }
 
 
 def test_bad_usage(project: Path) -> None:
     r = run_cli("iam", cwd=project)
-    assert r.code == 2 and r.stderr.strip() == "release: error: give exactly one of --job, --function, --repository-policy"
+    assert (
+        r.code == 2
+        and r.stderr.strip()
+        == "release: error: give exactly one of --job, --function, --repository-policy"
+    )
     r = run_cli("iam", "--function", "ghost", cwd=project)
     assert r.code == 2 and "no function 'ghost' in [functions]" in r.stderr
     r = run_cli("iam", "--job", "promote", cwd=project)

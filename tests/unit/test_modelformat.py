@@ -33,7 +33,9 @@ def test_conversion_is_deterministic_and_computes_the_same_function(tmp_path: Pa
     mask = (ids != 0).astype(np.int64)
     feed = {"input_ids": ids, "attention_mask": mask}
     src = ort.InferenceSession(str(SRC), providers=["CPUExecutionProvider"])
-    fast = ort.InferenceSession(str(tmp_path / "a" / "model.onnx"), providers=["CPUExecutionProvider"])
+    fast = ort.InferenceSession(
+        str(tmp_path / "a" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     np.testing.assert_allclose(fast.run(None, feed)[0], src.run(None, feed)[0], atol=1e-5)
 
 
@@ -90,7 +92,9 @@ def test_cached_source_that_changed_is_refused(
     data = bytearray(blob.read_bytes())
     data[50] ^= 1
     blob.write_bytes(bytes(data))
-    with pytest.raises(VerificationFailed, match=r"opt/model/onnx/model.onnx: sha256 .* is corrupt"):
+    with pytest.raises(
+        VerificationFailed, match=r"opt/model/onnx/model.onnx: sha256 .* is corrupt"
+    ):
         modelformat.runtime_for(cfg, lock, cache)
 
 
@@ -99,8 +103,13 @@ def test_converter_must_be_the_runtime_the_image_ships(
 ) -> None:
     cfg, lock, cache = project
     req = cfg.resolve(cfg.image.requirements)
-    req.write_text(req.read_text().replace(f"onnxruntime=={ort.__version__} ", "onnxruntime==1.18.0 "))
-    with pytest.raises(ConfigError, match=f"image ships onnxruntime 1.18.0 but the converter is onnxruntime {ort.__version__}"):
+    req.write_text(
+        req.read_text().replace(f"onnxruntime=={ort.__version__} ", "onnxruntime==1.18.0 ")
+    )
+    with pytest.raises(
+        ConfigError,
+        match=f"image ships onnxruntime 1.18.0 but the converter is onnxruntime {ort.__version__}",
+    ):
         modelformat.runtime_for(cfg, lock, cache)
 
 
@@ -127,7 +136,9 @@ def test_verify_runtime_rehashes_the_files_next_to_the_image_lock(tmp_path: Path
     """What `release verify` and the canary's pre-check add to the model-layer check."""
     lock = modelpin.read_lock(REPO / "model" / "model.lock.json")
     assert modelformat.verify_runtime(tmp_path, lock) == []  # a project lock: nothing to check
-    image_lock = modelformat.bake(lock, REPO / "model" / "examples" / "sst2-tiny", tmp_path / "release")
+    image_lock = modelformat.bake(
+        lock, REPO / "model" / "examples" / "sst2-tiny", tmp_path / "release"
+    )
     assert modelpin.read_lock(tmp_path / "release" / "model.lock.json") == image_lock
     assert modelformat.verify_runtime(tmp_path / "release", image_lock) == []
     w = tmp_path / "release" / "runtime" / "model.weights"
@@ -136,4 +147,7 @@ def test_verify_runtime_rehashes_the_files_next_to_the_image_lock(tmp_path: Path
     w.write_bytes(bytes(data))
     (tmp_path / "release" / "runtime" / "x.bin").write_bytes(b"")
     problems = modelformat.verify_runtime(tmp_path / "release", image_lock)
-    assert [p.split(" (")[0] for p in problems] == ["changed: runtime/model.weights", "extra: runtime/x.bin"]
+    assert [p.split(" (")[0] for p in problems] == [
+        "changed: runtime/model.weights",
+        "extra: runtime/x.bin",
+    ]

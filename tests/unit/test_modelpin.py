@@ -14,7 +14,11 @@ from tests.fixtures.tools import REPO, run_cli
 
 def _example(tmp_path: Path) -> Path:
     out = tmp_path / "sst2-tiny"
-    subprocess.run([sys.executable, str(REPO / "model/examples/generate.py"), "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "model/examples/generate.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -47,14 +51,22 @@ def test_local_commit_is_the_git_tree_id(tmp_path: Path) -> None:
     shutil.copytree(model, g)
     subprocess.run(["git", "init", "-q"], cwd=g, check=True)
     subprocess.run(["git", "add", "-A"], cwd=g, check=True)
-    tree = subprocess.run(["git", "write-tree"], cwd=g, check=True, capture_output=True, text=True).stdout.strip()
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=g, check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert lock.commit == tree
 
 
 def test_path_order_is_model_signings_not_string_order() -> None:
-    files = [modelpin.LockedFile(path=p, size=0, sha256=f"{i:064x}") for i, p in enumerate(["a-c", "a/b"])]
+    files = [
+        modelpin.LockedFile(path=p, size=0, sha256=f"{i:064x}")
+        for i, p in enumerate(["a-c", "a/b"])
+    ]
     # PurePosixPath parts order: ("a", "b") < ("a-c",), unlike plain string order
-    assert [f.path for f in sorted(files, key=lambda f: modelpin.path_key(f.path))] == ["a/b", "a-c"]
+    assert [f.path for f in sorted(files, key=lambda f: modelpin.path_key(f.path))] == [
+        "a/b",
+        "a-c",
+    ]
 
 
 def test_edited_lock_is_refused(tmp_path: Path) -> None:
@@ -76,7 +88,9 @@ def test_example_pin_fetch_verify_through_cli(tmp_path: Path) -> None:
     env = {"RELEASE_CACHE_DIR": str(tmp_path / "cache")}
     r = run_cli("model", "pin", cwd=proj, env=env)
     assert r.code == 0, r.stderr
-    assert (proj / "model/model.lock.json").read_bytes() == (REPO / "model/model.lock.json").read_bytes()
+    assert (proj / "model/model.lock.json").read_bytes() == (
+        REPO / "model/model.lock.json"
+    ).read_bytes()
     r = run_cli("model", "fetch", "--offline", "--dest", tmp_path / "out", cwd=proj, env=env)
     assert r.code == 0, r.stderr
     assert r.stdout.strip() == str(tmp_path / "out")
@@ -101,5 +115,7 @@ def test_hub_failures_are_caught_by_what_they_are(tmp_path: Path) -> None:
         src.resolve("main")
     assert info.value.exit_code == 3
     assert info.value.message.startswith("hub: resolving 'main' failed: ")
-    assert not any(issubclass(TypeError, e) or issubclass(KeyError, e) or issubclass(AttributeError, e)
-                   for e in _hub_errors())
+    assert not any(
+        issubclass(TypeError, e) or issubclass(KeyError, e) or issubclass(AttributeError, e)
+        for e in _hub_errors()
+    )

