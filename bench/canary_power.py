@@ -140,8 +140,8 @@ def main() -> None:
             checks = stats.run_checks(outputs(y, cand), outputs(y, m), t)
             paired = [c for c in checks if c.name in COLS]
             for c in paired:
-                fails[c.name] += not c.passed
-            fails["any"] += any(not c.passed for c in paired)
+                fails[c.name] += not c.ok
+            fails["any"] += any(not c.ok for c in paired)
         rate = fails["any"] / args.reps
         ub = f"{upper95(fails['any'], args.reps):.2%}" if kind == "A/A" else "-"
         if target is None:

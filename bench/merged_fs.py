@@ -8,7 +8,7 @@ plus `release build`; or takes --image) and times, in this process, median of N 
   per-layer (old)   what `release verify` did before: every blob re-hashed from its
                     file, then the model layer unpacked to a temporary directory
                     (each model blob read twice, the rest once)
-  merged (verify)   `release.verify.merged_view`: every blob streamed once, hashed as it
+  merged (verify)   `release.claims.merged_view`: every blob streamed once, hashed as it
                     is read, all layers applied (the model directory hashed, the lock
                     and the deps' METADATA kept)
   merged (sbom)     `release.sbom._scan`: the same plus the workdir hashed and dpkg's
@@ -73,12 +73,12 @@ def main() -> int:
     ap.add_argument("--image", help="oci:DIR@sha256:... (default: build the example image)")
     a = ap.parse_args()
     from release.canary.offline import extract_merged
+    from release.claims import merged_view
     from release.config import load as load_config
     from release.digest import parse_reference
     from release.image.inspect import local_blob, open_image
     from release.image.registry import open_registry
     from release.sbom import _scan
-    from release.verify import merged_view
 
     with tempfile.TemporaryDirectory(prefix="bench-merged-") as t:
         tmp = Path(t)

@@ -11,7 +11,7 @@ canary, promotion) as referrers, then times, each from a fresh process:
                    bundles verified, SBOM vs layers, provenance, model lock, ledger)
   library   `python bench/verify.py --inner ...`: open the layout, fetch the 5 referrers,
             verify each (signature, subject == digest, predicate type) with
-            release.attest.verify.verify_stored - what `release verify` runs
+            release.attest.signatures.verify_stored - what `release verify` runs
   cli x5    5 x `release verify-bundle --bundle F --key PUB sha256:D` (5 CLI starts)
   cli x1    1 x `release verify-bundle` (one bundle, for the per-process cost)
 
@@ -40,7 +40,7 @@ TYPES = [
 
 
 def inner(root: str, digest: str, pub: str) -> int:
-    from release.attest.verify import Policy, verify_stored
+    from release.attest.signatures import Policy, verify_stored
     from release.image.registry import open_registry
 
     reg = open_registry("oci:reg", Path(root))

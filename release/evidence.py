@@ -1,6 +1,6 @@
 """Evidence: everything verified about one digest, typed; the input document of the gate.
 
-`release.verify.collect` (the same code `release verify` and the audit use) builds one
+`release.claims.collect` (the same code `release verify` and the audit use) builds one
 `Evidence` per digest from the registry, the stored Sigstore bundles and the lock; the
 gate hands it unchanged (as JSON) to the Rego policy in `policy/release/` as `input`.
 

@@ -24,7 +24,7 @@ PACKAGE = "release.gate"
 
 def vulnerability_claim(cfg: Config, ref: Any, repository: str) -> Any:
     """The vulnerability claim of the Evidence (`release.vulnerabilities`); called by
-    `release.verify`."""
+    `release.claims`."""
     from release.vulnerabilities import vulnerability_claim as claim
 
     return claim(cfg, ref, repository)

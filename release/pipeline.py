@@ -80,7 +80,7 @@ def run(
     actor: str | None = None,
     evidence_provider: Callable[..., Any] | None = None,
 ) -> PipelineResult:
-    """The stages through `through`. `evidence_provider` replaces `release.verify.collect`
+    """The stages through `through`. `evidence_provider` replaces `release.claims.collect`
     (tests only, a Python argument; its promotions are not signed)."""
     if through not in STAGES:
         raise UsageError(f"--through {through!r}: expected one of {', '.join(STAGES)}")

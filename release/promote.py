@@ -1,7 +1,7 @@
 """Gate, promote, roll back and report an environment - by digest, every function at once.
 
 `promote(cfg, ref, env, evidence_provider)`:
-1. the provider collects and re-verifies the Evidence for the digest (`release.verify.collect`;
+1. the provider collects and re-verifies the Evidence for the digest (`release.claims.collect`;
    tests pass their own as a Python argument - nothing in the environment can replace it)
    and the gate evaluates the release
    policy over it; the decision is a ledger event. Deny: `GateDenied` (exit 1), nothing
@@ -48,8 +48,8 @@ EvidenceProvider = Callable[[Config, Reference, str], Evidence]
 
 
 def default_provider() -> EvidenceProvider:
-    """The one evidence provider of the product: `release.verify.collect`."""
-    from release.verify import collect
+    """The one evidence provider of the product: `release.claims.collect`."""
+    from release.claims import collect
 
     return collect
 

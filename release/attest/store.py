@@ -9,7 +9,7 @@ layout cosign v3 and `gh attestation verify --bundle-from-oci` read. The registr
 fallback tag, OCI layout) is `release.image.registry`'s `attach`/`referrers`.
 
 The annotation only selects; the predicate type that counts is the one inside the
-signed statement (verify.py checks it).
+signed statement (signatures.py checks it).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ from typing import Any
 from release.audit.model import (
     AuditReport,
     CanarySummary,
-    Check,
     ReleaseRecord,
     SbomSummary,
     TimelineEntry,
 )
+from release.checks import Check
 from release.config import Config
 from release.digest import Reference, parse_digest
 from release.errors import ReleaseError, UsageError
@@ -99,7 +99,7 @@ def _record(
     *,
     verify: bool,
 ) -> tuple[ReleaseRecord, set[str] | None, dict[str, Any] | None]:
-    from release.verify import verify_release
+    from release.claims import verify_release
 
     checks: list[Check] = []
     atts: dict[str, Any] = {}
@@ -173,7 +173,7 @@ def _sbom_summary(
 ) -> tuple[SbomSummary | None, set[str] | None]:
     if not bom:
         return None, None
-    from release.verify import all_components
+    from release.claims.sbom import all_components
 
     comps = all_components(bom.get("components") or [])
     libs = [c for c in comps if c.get("type") == "library"]
@@ -215,11 +215,11 @@ def _canary_summary(
     base_hist = (base or {}).get("confidence_histogram") or {}
     checks = [
         Check(
-            str(c.get("name")),
-            bool(c.get("passed")),
-            str(c.get("detail") or c.get("statistic") or ""),
-            c.get("value"),
-            c.get("threshold"),
+            name=str(c.get("name")),
+            ok=bool(c.get("passed")),
+            detail=str(c.get("detail") or c.get("statistic") or ""),
+            value=c.get("value"),
+            threshold=c.get("threshold"),
         )
         for c in rep.get("checks") or []
     ]

@@ -10,14 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-    value: float | None = None
-    threshold: float | None = None
+from release.checks import Check
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import json
 import math
 from html import escape
 
-from release.audit.model import AuditReport, CanarySummary, Check, ReleaseRecord
+from release.audit.model import AuditReport, CanarySummary, ReleaseRecord
+from release.checks import Check
 
 BASE_COLOR = "#8a94a6"
 CAND_COLOR = "#2563eb"

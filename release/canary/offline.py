@@ -388,7 +388,7 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
     against `[signing]`; None when nothing is promoted there yet (a first release: the
     caller runs the absolute checks only). A promoted digest without a valid signed
     report is a VerificationFailed naming it (pass --baseline FILE to override)."""
-    from release.attest.verify import policy_from_config, verify_all_stored
+    from release.attest.signatures import policy_from_config, verify_all_stored
     from release.digest import parse_reference
     from release.evidence import CANARY
     from release.image.registry import open_registry

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from release._io import atomic_write_bytes, dumps_json
 from release.canary import stats
+from release.checks import Check
 from release.errors import CanaryFailed, UsageError
 from release.evidence import CANARY
 
@@ -92,18 +93,6 @@ class Baseline(_M):
     paired_items: int = Field(ge=0)
 
 
-class CheckResult(_M):
-    name: str
-    passed: bool
-    statistic: str
-    value: float
-    threshold: float
-    p_value: float | None = None
-    p_threshold: float | None = None
-    detail: str = ""
-    items: list[str] = Field(default_factory=list)
-
-
 class CanaryReport(_M):
     """A canary report (the predicate of a canary attestation)."""
 
@@ -118,7 +107,7 @@ class CanaryReport(_M):
     accuracy: Accuracy | None = None
     latency: Latency | None = None
     baseline: Baseline | None = None
-    checks: list[CheckResult]
+    checks: list[Check]  # the verdict is `passed` on the wire
     passed: bool
     failed_checks: list[str]
     #: when the report was made (UTC, RFC 3339); signed with it, it orders a digest's
@@ -126,7 +115,7 @@ class CanaryReport(_M):
     created: str | None = Field(default=None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     def to_bytes(self) -> bytes:
         return dumps_json(self.to_json()).encode()
@@ -169,6 +158,9 @@ def parse_report(data: bytes, name: str) -> CanaryReport:
         raise UsageError(f"{name}: n = {report.n} but {len(report.items)} items")
     if len({i.id for i in report.items}) != len(report.items):
         raise UsageError(f"{name}: item ids are not unique")
+    for c in report.checks:  # a canary check is a statistical one (`release.checks.Check`)
+        if c.statistic is None or c.value is None or c.threshold is None:
+            raise UsageError(f"{name}: check {c.name!r} has no statistic, value or threshold")
     return report
 
 
@@ -252,20 +244,6 @@ def build(
     checks = stats.run_checks(cand, base_out, t, same_weights=same)
     labelled = [c for c in cand.correct if c is not None]
     pos = float(cand.positive.mean())
-    results = [
-        CheckResult(
-            name=c.name,
-            passed=c.passed,
-            statistic=c.statistic,
-            value=c.value,
-            threshold=c.threshold,
-            p_value=c.p_value,
-            p_threshold=c.p_threshold,
-            detail=c.detail,
-            items=list(c.items),
-        )
-        for c in checks
-    ]
     return CanaryReport(
         subject=subject,
         corpus=corpus,
@@ -285,9 +263,9 @@ def build(
         ),
         latency=latency,
         baseline=base_ref,
-        checks=results,
-        passed=all(c.passed for c in results),
-        failed_checks=[c.name for c in results if not c.passed],
+        checks=checks,
+        passed=all(c.ok for c in checks),
+        failed_checks=[c.name for c in checks if not c.ok],
         created=created or _now(),
     )
 
@@ -331,11 +309,13 @@ def compare(
 
 
 # --- verdicts -------------------------------------------------------------------------
-def describe(c: CheckResult) -> str:
+def describe(c: Check) -> str:
     """`name: value V, threshold T[, p = P (alpha A)]`; shares and rates in percent."""
     pct = c.name in _PERCENT
 
-    def fmt(v: float, signed: bool = False) -> str:
+    def fmt(v: float | None, signed: bool = False) -> str:
+        if v is None:
+            return "none"
         if pct:
             return f"{v * 100:{'+' if signed else ''}.2f}%"
         return f"{v:.4g}"
@@ -361,7 +341,7 @@ _PERCENT = frozenset(
 
 
 def failure(report: CanaryReport) -> CanaryFailed:
-    failed = [c for c in report.checks if not c.passed]
+    failed = [c for c in report.checks if not c.ok]
     details = []
     for c in failed:
         line = describe(c)

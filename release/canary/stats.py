@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
+from release.checks import Check
+
 
 # --- primitives -----------------------------------------------------------------------
 def mcnemar_exact(b: int, c: int) -> float:
@@ -152,21 +154,6 @@ class Outputs:
 
 
 @dataclass(frozen=True)
-class Check:
-    """One check: its statistic, the value and threshold it was judged by, the verdict."""
-
-    name: str
-    passed: bool
-    statistic: str
-    value: float
-    threshold: float
-    p_value: float | None = None
-    p_threshold: float | None = None
-    detail: str = ""
-    items: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Thresholds:
     """The [canary] thresholds (a plain copy so this module stays config-free)."""
 
@@ -199,14 +186,14 @@ def check_share_shift(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
     p = mcnemar_exact(b, c)
     failed = p < t.share_alpha and abs(shift) >= t.share_min_shift
     return Check(
-        "share-shift",
-        not failed,
-        "positive-share shift (candidate - baseline), exact McNemar",
-        shift,
-        t.share_min_shift,
-        p,
-        t.share_alpha,
-        f"{b} NEGATIVE->POSITIVE, {c} POSITIVE->NEGATIVE of {cand.n}",
+        name="share-shift",
+        ok=not failed,
+        statistic="positive-share shift (candidate - baseline), exact McNemar",
+        value=shift,
+        threshold=t.share_min_shift,
+        p_value=p,
+        p_threshold=t.share_alpha,
+        detail=f"{b} NEGATIVE->POSITIVE, {c} POSITIVE->NEGATIVE of {cand.n}",
     )
 
 
@@ -220,20 +207,20 @@ def check_flips(base: Outputs, cand: Outputs, t: Thresholds) -> list[Check]:
     crate = len(ids) / cand.n
     return [
         Check(
-            "flip-rate",
-            rate <= t.max_flip_rate,
-            "share of items whose label changed",
-            rate,
-            t.max_flip_rate,
+            name="flip-rate",
+            ok=rate <= t.max_flip_rate,
+            statistic="share of items whose label changed",
+            value=rate,
+            threshold=t.max_flip_rate,
             detail=f"{flips} of {cand.n} labels changed",
             items=tuple(i for i, f in zip(cand.ids, changed, strict=True) if f),
         ),
         Check(
-            "confident-flips",
-            crate <= t.max_confident_flip_rate,
-            f"share of items flipped that the baseline scored >= {t.confident_flip_conf:g}",
-            crate,
-            t.max_confident_flip_rate,
+            name="confident-flips",
+            ok=crate <= t.max_confident_flip_rate,
+            statistic=f"share of items flipped that the baseline scored >= {t.confident_flip_conf:g}",
+            value=crate,
+            threshold=t.max_confident_flip_rate,
             detail=f"{len(ids)} confident flips",
             items=ids,
         ),
@@ -245,14 +232,14 @@ def check_confidence_ks(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
     d, p = ks_two_sample(base.confidence, cand.confidence)
     crit = ks_critical(base.n, cand.n, t.ks_alpha)
     return Check(
-        "confidence-ks",
-        d < crit,
-        "two-sample Kolmogorov-Smirnov D on confidences",
-        d,
-        crit,
-        p,
-        t.ks_alpha,
-        f"median confidence {float(np.median(base.confidence)):.3f} -> "
+        name="confidence-ks",
+        ok=d < crit,
+        statistic="two-sample Kolmogorov-Smirnov D on confidences",
+        value=d,
+        threshold=crit,
+        p_value=p,
+        p_threshold=t.ks_alpha,
+        detail=f"median confidence {float(np.median(base.confidence)):.3f} -> "
         f"{float(np.median(cand.confidence)):.3f}",
     )
 
@@ -282,14 +269,14 @@ def check_accuracy_drop(base: Outputs, cand: Outputs, t: Thresholds) -> Check | 
     p = mcnemar_exact(b, c)
     failed = drop > t.accuracy_max_drop and p < t.accuracy_alpha
     return Check(
-        "accuracy-drop",
-        not failed,
-        "accuracy drop on labelled items (baseline - candidate), exact McNemar",
-        drop,
-        t.accuracy_max_drop,
-        p,
-        t.accuracy_alpha,
-        f"accuracy {bc.mean():.3f} -> {cc.mean():.3f} on {n} labelled items",
+        name="accuracy-drop",
+        ok=not failed,
+        statistic="accuracy drop on labelled items (baseline - candidate), exact McNemar",
+        value=drop,
+        threshold=t.accuracy_max_drop,
+        p_value=p,
+        p_threshold=t.accuracy_alpha,
+        detail=f"accuracy {bc.mean():.3f} -> {cc.mean():.3f} on {n} labelled items",
     )
 
 
@@ -303,11 +290,11 @@ def check_identical(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
         diff = float(np.max(np.abs(base.confidence - cand.confidence))) if cand.n else 0.0
         what = "confidence"
     return Check(
-        "identical-outputs",
-        diff <= t.identical_tolerance,
-        f"max |{what} difference| with the same weights",
-        diff,
-        t.identical_tolerance,
+        name="identical-outputs",
+        ok=diff <= t.identical_tolerance,
+        statistic=f"max |{what} difference| with the same weights",
+        value=diff,
+        threshold=t.identical_tolerance,
     )
 
 
@@ -319,22 +306,22 @@ def check_absolute(cand: Outputs, t: Thresholds) -> list[Check]:
         acc = sum(labelled) / len(labelled)
         out.append(
             Check(
-                "accuracy",
-                acc >= t.min_accuracy,
-                "accuracy on labelled items (minimum)",
-                acc,
-                t.min_accuracy,
+                name="accuracy",
+                ok=acc >= t.min_accuracy,
+                statistic="accuracy on labelled items (minimum)",
+                value=acc,
+                threshold=t.min_accuracy,
                 detail=f"{sum(labelled)} of {len(labelled)} correct",
             )
         )
     low = float(np.mean(cand.confidence < t.low_confidence)) if cand.n else 0.0
     out.append(
         Check(
-            "low-confidence",
-            low <= t.max_low_confidence_rate,
-            f"share of items with confidence < {t.low_confidence:g} (maximum)",
-            low,
-            t.max_low_confidence_rate,
+            name="low-confidence",
+            ok=low <= t.max_low_confidence_rate,
+            statistic=f"share of items with confidence < {t.low_confidence:g} (maximum)",
+            value=low,
+            threshold=t.max_low_confidence_rate,
         )
     )
     return out
@@ -367,7 +354,7 @@ def check_paired_items(paired: int, n: int, t: Thresholds) -> Check:
     frac = paired / n if n else 0.0
     return Check(
         name="paired-items",
-        passed=frac >= t.min_paired_fraction,
+        ok=frac >= t.min_paired_fraction,
         statistic="paired / corpus items",
         value=frac,
         threshold=t.min_paired_fraction,

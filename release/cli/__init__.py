@@ -75,7 +75,7 @@ def common(f: F) -> F:
 
 
 def evidence_provider() -> tuple[Any, bool]:
-    """(the evidence provider, whether it is the product's own `release.verify.collect`)."""
+    """(the evidence provider, whether it is the product's own `release.claims.collect`)."""
     from release.promote import default_provider
 
     obj = click.get_current_context().find_root().obj or {}
@@ -128,7 +128,7 @@ def main(
     """The one boundary that turns `ReleaseError` into a message and an exit code.
 
     `evidence_provider` (a Python argument, for tests only; nothing in the environment can
-    set it) replaces `release.verify.collect` for gate, promote, rollback and pipeline. A
+    set it) replaces `release.claims.collect` for gate, promote, rollback and pipeline. A
     promotion made on such evidence is not signed: the promotion statement says the
     evidence was re-verified, which a canned provider cannot say."""
     _register()

@@ -131,8 +131,8 @@ def canary_run(
         cor,
         t,
         baseline=base,
-        baseline_source=source,
-        batch_size=batch_size,  # type: ignore[arg-type]
+        baseline_source=source,  # type: ignore[arg-type]
+        batch_size=batch_size,
     )
     _finish(out, report, output)
 
@@ -194,7 +194,7 @@ def _table(report: Any) -> str:
     )
     lines.append(f"canary: {report.n} items{base}; {shares}{acc}")
     for c in report.checks:
-        lines.append(f"  {'ok  ' if c.passed else 'FAIL'} {rpt.describe(c)}")
+        lines.append(f"  {'ok  ' if c.ok else 'FAIL'} {rpt.describe(c)}")
     return "\n".join(lines)
 
 

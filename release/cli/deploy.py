@@ -251,7 +251,7 @@ def ledger_verify(config_path: Path | None, out: Out) -> None:
     promotion statement found (each names its ledger events): exit 1 naming the first
     edited, inserted or deleted event, or an event a signed statement names that is gone
     (a cut tail)."""
-    from release.verify import verify_ledger
+    from release.claims import verify_ledger
 
     cfg = load_config(config_path)
     res = verify_ledger(cfg)

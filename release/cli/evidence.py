@@ -185,7 +185,7 @@ def verify_bundle_cmd(
     or sha256:<hex>) offline. Exit 0 valid, 1 invalid (with the reason), 2 bad usage.
     Needs no release.toml; with --config and neither --key nor --certificate-identity,
     the policy is the config's [signing]."""
-    from release.attest.verify import Policy, policy_from_config, verify_bundle
+    from release.attest.signatures import Policy, policy_from_config, verify_bundle
     from release.digest import Digest, is_digest
     from release.errors import UsageError
 

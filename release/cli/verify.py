@@ -37,9 +37,9 @@ def verify_cmd(
     Prints a checklist; exits 1 naming each failed claim. Verification itself never uses the
     network (bundles are checked against the pinned trust root or the public key).
     """
+    from release.claims import verify_release
     from release.digest import parse_reference
     from release.errors import UsageError, VerificationFailed
-    from release.verify import verify_release
 
     cfg = load_config(config_path)
     ref = parse_reference(digest)

@@ -14,7 +14,7 @@ import pytest
 from release import evidence
 from release.attest import sign, store
 from release.attest.bundle import BUNDLE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, pae
-from release.attest.verify import Policy, verify_statement
+from release.attest.signatures import Policy, verify_statement
 from release.errors import VerificationFailed
 from release.image.registry import open_registry
 from tests.attest.conftest import build_image
@@ -36,7 +36,8 @@ def _roundtrip(registry: Any, digest: Any, signer: Any, policy: Policy) -> None:
     assert json.loads(b.bundle)["mediaType"] == BUNDLE_MEDIA_TYPE
     vs = verify_statement(b.bundle, policy, digest, evidence.CANARY)
     assert vs.predicate == CANARY_PRED
-    assert vs.statement["subject"][0]["name"] == registry.name
+    assert [(s.name, s.digest) for s in vs.subjects] == [(registry.name, digest)]
+    assert vs.predicate_type == evidence.CANARY
     assert vs.signer.startswith("key:sha256:")
     # the referrer manifest is an OCI 1.1 artifact about the image
     manifest = json.loads(registry.get_manifest(b.referrer)[0])
@@ -249,7 +250,7 @@ def test_missing_bundle(layout_image: Any) -> None:
 def test_verify_stored_missing_and_invalid(
     layout_image: Any, signing_key: Path, tmp_path: Path
 ) -> None:
-    from release.attest.verify import verify_stored
+    from release.attest.signatures import verify_stored
 
     reg, _digest, other = layout_image
     with pytest.raises(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from release import evidence
-from release.attest.verify import Policy, verify_stored
+from release.attest.signatures import Policy, verify_stored
 from release.image.registry import open_registry
 from tests.fixtures.tools import copy_project, run_cli
 from tests.image.conftest import EPOCH

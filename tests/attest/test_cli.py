@@ -60,7 +60,7 @@ def test_attest_generates_key_and_attaches_three(attested: tuple[Path, str, Any]
 
 
 def test_provenance_and_model_statements(attested: tuple[Path, str, Any]) -> None:
-    from release.attest.verify import Policy, verify_stored
+    from release.attest.signatures import Policy, Subject, verify_stored
 
     root, digest, _ = attested
     reg = open_registry("oci:reg", root)
@@ -78,7 +78,7 @@ def test_provenance_and_model_statements(attested: tuple[Path, str, Any]) -> Non
     root_digest = lock_for(model_files())["digest"]
     model_vs = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=root_digest)
     # model-signing's statement: about the model (name + root digest), not the image
-    assert model_vs.subjects == [{"name": "model", "digest": {"sha256": root_digest[7:]}}]
+    assert model_vs.subjects == (Subject("model", root_digest),)
     model = model_vs.predicate
     assert model["serialization"]["method"] == "files"
     assert any(r["name"] == "onnx/model.onnx" for r in model["resources"])
@@ -171,7 +171,7 @@ def test_attest_with_kms_cli(
     bytes, so KMS signs it RAW, the same in moto as in real KMS."""
     import boto3
 
-    from release.attest.verify import Policy, policy_from_config, verify_stored
+    from release.attest.signatures import Policy, policy_from_config, verify_stored
     from release.config import SigningConfig
 
     root, digest = project
@@ -230,7 +230,7 @@ def test_attest_keyless_against_test_sigstore(project: tuple[Path, str], tmp_pat
     Fulcio CSR -> SCT checked -> DSSE signed -> Rekor entry, against a private Sigstore
     instance on 127.0.0.1 (RELEASE_SIGSTORE_TRUST_CONFIG); then verified offline with its
     pinned trusted root, identity and issuer."""
-    from release.attest.verify import Policy, verify_stored
+    from release.attest.signatures import Policy, verify_stored
     from tests.attest.sigstore_testing import TestSigstore
 
     root, digest = project

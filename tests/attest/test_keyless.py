@@ -13,7 +13,7 @@ import pytest
 
 from release import evidence
 from release.attest.sign import statement
-from release.attest.verify import Policy, verify_statement
+from release.attest.signatures import Policy, verify_statement
 from release.errors import VerificationFailed
 from tests.attest.sigstore_testing import TestSigstore
 

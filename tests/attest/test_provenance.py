@@ -14,7 +14,7 @@ import pytest
 from release import evidence
 from release.attest import sign, statements, store
 from release.attest.bundle import ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE, PREDICATE_ANNOTATION
-from release.attest.verify import Policy, verify_stored
+from release.attest.signatures import Policy, verify_stored
 from release.config import parse
 from release.errors import VerificationFailed
 from tests.fixtures.tools import REPO
@@ -192,9 +192,9 @@ def test_verify_refuses_the_old_predicate_type(tmp_path: Path, signing_key: Path
 
 def test_verify_reads_the_local_builder_as_local() -> None:
     from release.attest.statements import LOCAL_BUILDER_ID
-    from release.verify import _workflow_of
+    from release.claims.provenance import workflow_of
 
-    assert _workflow_of(LOCAL_BUILDER_ID) == "local"
-    assert _workflow_of(
+    assert workflow_of(LOCAL_BUILDER_ID) == "local"
+    assert workflow_of(
         "https://github.com/acme/platform/.github/workflows/release.yml@refs/heads/main"
     ) == (".github/workflows/release.yml")

@@ -73,15 +73,15 @@ def test_share_shift_needs_significance_and_effect_size() -> None:
     # 30 NEGATIVE -> POSITIVE: shift +3 points, p = 2 * 0.5**30
     shifted = _outs([True] * 30 + [False] * 570 + [True] * 400, [0.95] * n)
     c = stats.check_share_shift(base, shifted, t)
-    assert (c.passed, c.value, c.p_value) == (False, 0.03, pytest.approx(2 * 0.5**30))
+    assert (c.ok, c.value, c.p_value) == (False, 0.03, pytest.approx(2 * 0.5**30))
     # 15 each way: no shift at all
     churn = _outs([True] * 15 + [False] * 585 + [False] * 15 + [True] * 385, [0.95] * n)
-    assert stats.check_share_shift(base, churn, t).passed
+    assert stats.check_share_shift(base, churn, t).ok
     # significant but below 2 points: 12 one way -> p = 4.9e-4 < 1e-3, |shift| 1.2 points
     small = _outs([True] * 12 + [False] * 588 + [True] * 400, [0.95] * n)
     c = stats.check_share_shift(base, small, t)
     assert c.p_value is not None and c.p_value < 1e-3
-    assert c.passed
+    assert c.ok
 
 
 def test_flips_and_confident_flips_list_the_items() -> None:
@@ -89,11 +89,11 @@ def test_flips_and_confident_flips_list_the_items() -> None:
     base = _outs([True] * 200, [0.95] * 100 + [0.55] * 100)
     cand = _outs([False] + [True] * 199, [0.6] * 200)
     rate, conf = stats.check_flips(base, cand, t)
-    assert rate.passed and rate.value == 0.005
-    assert conf.passed and conf.items == ("i0",) and conf.value == 0.005
+    assert rate.ok and rate.value == 0.005
+    assert conf.ok and conf.items == ("i0",) and conf.value == 0.005
     cand2 = _outs([False, False] + [True] * 198, [0.6] * 200)
     conf2 = stats.check_flips(base, cand2, t)[1]
-    assert not conf2.passed and conf2.items == ("i0", "i1") and conf2.value == 0.01
+    assert not conf2.ok and conf2.items == ("i0", "i1") and conf2.value == 0.01
 
 
 def test_accuracy_drop_is_paired() -> None:
@@ -102,7 +102,7 @@ def test_accuracy_drop_is_paired() -> None:
     base = _outs([True] * n, [0.9] * n, [True] * 380 + [False] * 20)
     worse = _outs([True] * n, [0.9] * n, [False] * 12 + [True] * 368 + [False] * 20)
     c = stats.check_accuracy_drop(base, worse, t)
-    assert c is not None and not c.passed and c.value == 12 / 400
+    assert c is not None and not c.ok and c.value == 12 / 400
     unlabelled = _outs([True] * n, [0.9] * n)
     assert stats.check_accuracy_drop(unlabelled, unlabelled, t) is None
 
@@ -120,5 +120,5 @@ def test_run_checks_aligns_by_id_and_absolute_only_without_baseline() -> None:
         correct=tuple(reversed(cand.correct)),
     )
     checks = stats.run_checks(cand, rev, t, same_weights=True)
-    assert {c.name: c.passed for c in checks}["identical-outputs"] is True
-    assert all(c.passed for c in checks if c.name != "accuracy")
+    assert {c.name: c.ok for c in checks}["identical-outputs"] is True
+    assert all(c.ok for c in checks if c.name != "accuracy")

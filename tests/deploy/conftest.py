@@ -166,7 +166,7 @@ def evidence(doc: dict[str, Any]) -> Evidence:
 
 class FileProvider:
     """Evidence from `<config dir>/evidence/<hex>.json` (the test's stand-in for
-    release.verify.collect; the gate's Rego decision over it is the real thing)."""
+    release.claims.collect; the gate's Rego decision over it is the real thing)."""
 
     def __call__(self, cfg: Any, ref: Any, env: str) -> Evidence:
         p = cfg.root / "evidence" / f"{ref.digest.split(':', 1)[1]}.json"

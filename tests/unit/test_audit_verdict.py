@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from release.audit.model import AuditReport, Check, ReleaseRecord
+from release.audit.model import AuditReport, ReleaseRecord
 from release.audit.render import to_html, to_json, to_markdown
+from release.checks import Check
 
 
 def release(digest: str, failed: set[str]) -> ReleaseRecord:

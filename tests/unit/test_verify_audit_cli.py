@@ -68,10 +68,10 @@ def test_audit_since_parses_dates_and_times() -> None:
 
 def test_workflow_is_read_from_the_builder_id() -> None:
     """The gate's [gate].workflow is compared with the workflow path of the signed builder id."""
-    from release.verify import _workflow_of
+    from release.claims.provenance import workflow_of
 
-    assert _workflow_of(
+    assert workflow_of(
         "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main"
     ) == (".github/workflows/release.yml")
-    assert _workflow_of("local") == "local"
-    assert _workflow_of("https://builder.example/other") is None
+    assert workflow_of("local") == "local"
+    assert workflow_of("https://builder.example/other") is None

@@ -1,7 +1,8 @@
-"""The verification library: a bundle -> a verified statement about one digest, or a
-`VerificationFailed` whose one-line message says exactly what did not hold.
+"""Verify a Sigstore bundle's signature, signer identity, subject and predicate type: a
+bundle -> a typed `VerifiedStatement` about one digest, or a `VerificationFailed` whose
+one-line message says exactly what did not hold.
 
-Used by `release verify`, the gate and the audit (through `release.verify.collect`),
+Used by `release verify`, the gate and the audit (through `release.claims.collect`),
 and by `release verify-bundle` (the Sigstore conformance interface).
 
 Order of checks (each failure is final):
@@ -27,7 +28,7 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -131,16 +132,31 @@ def _resolve(root: Path, p: str) -> Path:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """One subject of an in-toto statement: its name and sha256 digest."""
+
+    name: str
+    digest: Digest
+
+
+@dataclass(frozen=True)
 class VerifiedStatement:
-    statement: dict[str, Any]
+    """An in-toto statement whose signature, signer and subject held."""
+
+    predicate_type: str
+    #: every subject with a sha256 digest, in the statement's order
+    subjects: tuple[Subject, ...]
+    #: the statement's predicate, parsed from the signed payload (a JSON object)
     predicate: dict[str, Any]
     #: certificate identity (keyless) or `key:<sha256 fingerprint>`
     signer: str
     issuer: str | None
     #: sha256 of the bundle bytes, or the referrer digest when the caller supplies it
     bundle_digest: str
-    predicate_type: str = ""
-    subjects: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def subject_digests(self) -> tuple[Digest, ...]:
+        return tuple(s.digest for s in self.subjects)
 
 
 def _key_fingerprint(pem_or_der: bytes) -> str:
@@ -416,13 +432,27 @@ def _parse_statement(payload_type: str | None, payload: bytes) -> dict[str, Any]
     return st
 
 
-def _subject_digests(st: dict[str, Any]) -> list[str]:
+def _subjects(st: dict[str, Any]) -> tuple[Subject, ...]:
     out = []
     for s in st["subject"]:
         d = (s.get("digest") or {}).get("sha256") if isinstance(s, dict) else None
-        if isinstance(d, str):
-            out.append("sha256:" + d.lower())
-    return out
+        if isinstance(d, str) and re.fullmatch(r"[0-9a-fA-F]{64}", d):
+            out.append(Subject(str(s.get("name") or ""), Digest("sha256:" + d.lower())))
+    return tuple(out)
+
+
+def _verified(
+    st: dict[str, Any], signer: str, issuer: str | None, bundle: bytes
+) -> VerifiedStatement:
+    pred = st.get("predicate")
+    return VerifiedStatement(
+        predicate_type=str(st.get("predicateType")),
+        subjects=_subjects(st),
+        predicate=pred if isinstance(pred, dict) else {},
+        signer=signer,
+        issuer=issuer,
+        bundle_digest="sha256:" + hashlib.sha256(bundle).hexdigest(),
+    )
 
 
 def verify_statement(
@@ -456,24 +486,15 @@ def verify_statement(
     else:
         signer, issuer, verified = _keyless(bundle, pb, policy, None, None)
         payload = verified if verified is not None else pb.payload
-    st = _parse_statement(pb.payload_type, payload)
-    subjects = _subject_digests(st)
-    if digest not in subjects:
-        got = ", ".join(subjects) or "no sha256 subject"
+    vs = _verified(_parse_statement(pb.payload_type, payload), signer, issuer, bundle)
+    if digest not in vs.subject_digests:
+        got = ", ".join(vs.subject_digests) or "no sha256 subject"
         raise VerificationFailed(f"statement is about {got}, not {about} {digest}")
-    ptype = st.get("predicateType")
-    if predicate_type is not None and ptype != predicate_type:
-        raise VerificationFailed(f"predicate type is {ptype!r}, expected {predicate_type!r}")
-    pred = st.get("predicate")
-    return VerifiedStatement(
-        statement=st,
-        predicate=pred if isinstance(pred, dict) else {},
-        signer=signer,
-        issuer=issuer,
-        bundle_digest="sha256:" + hashlib.sha256(bundle).hexdigest(),
-        predicate_type=str(ptype),
-        subjects=list(st["subject"]),
-    )
+    if predicate_type is not None and vs.predicate_type != predicate_type:
+        raise VerificationFailed(
+            f"predicate type is {vs.predicate_type!r}, expected {predicate_type!r}"
+        )
+    return vs
 
 
 def verify_bundle(
@@ -495,36 +516,24 @@ def verify_bundle(
     pb = parse_bundle(bundle)
     if pb.kind == "dsse":
         assert pb.payload is not None
+        issuer: str | None = None
         if policy.public_key is not None:
-            _verify_key_bundle(pb, policy, None)
+            signer = _verify_key_bundle(pb, policy, None)
             payload = pb.payload
         else:
-            _, _, verified = _keyless(bundle, pb, policy, None, None)
+            signer, issuer, verified = _keyless(bundle, pb, policy, None, None)
             payload = verified if verified is not None else pb.payload
-        st = _parse_statement(pb.payload_type, payload)
-        if digest not in _subject_digests(st):
+        vs = _verified(_parse_statement(pb.payload_type, payload), signer, issuer, bundle)
+        if digest not in vs.subject_digests:
             raise VerificationFailed(
-                f"statement is about {', '.join(_subject_digests(st))}, not {digest}"
+                f"statement is about {', '.join(vs.subject_digests)}, not {digest}"
             )
-        return verify_statement_result(st, bundle)
+        return vs
     if policy.public_key is not None:
         _verify_key_bundle(pb, policy, raw_digest)
     else:
         _keyless(bundle, pb, policy, artifact, raw_digest)
     return None
-
-
-def verify_statement_result(st: dict[str, Any], bundle: bytes) -> VerifiedStatement:
-    pred = st.get("predicate")
-    return VerifiedStatement(
-        statement=st,
-        predicate=pred if isinstance(pred, dict) else {},
-        signer="",
-        issuer=None,
-        bundle_digest="sha256:" + hashlib.sha256(bundle).hexdigest(),
-        predicate_type=str(st.get("predicateType")),
-        subjects=list(st["subject"]),
-    )
 
 
 class NoAttestation(VerificationFailed):
