@@ -268,7 +268,12 @@ def test_cli_promote_status_rollback(
     )
     assert r.code == 0, r.stderr
     assert r.stdout == NEW + "\n"
-    assert f"promoted {NEW} in prod (ledger seq 12)" in r.stderr.splitlines()
+    # the promote event's seq is its place in the ledger: the events this test appended
+    # (gate, promote.start, one per traffic step, ...) counted up to the promote
+    events = open_ledger(cfg).events()
+    places = [n for n, e in enumerate(events, start=1) if e.action == "promote"]
+    assert len(places) == 1 and events[places[0] - 1].seq == places[0]
+    assert f"promoted {NEW} in prod (ledger seq {places[0]})" in r.stderr.splitlines()
     r = run_cli("status", "--env", "prod", "--config", cfg.path, "--json", env=env)
     assert r.code == 0, r.stderr
     doc = json.loads(r.stdout)

@@ -105,7 +105,7 @@ def test_hub_failures_are_caught_by_what_they_are(tmp_path: Path) -> None:
     import pytest
 
     from release.errors import RemoteError
-    from release.modelpin import HubSource, _hub_errors
+    from release.modelpin.sources import HubSource, hub_errors
 
     with socket.socket() as s:  # a port on 127.0.0.1 nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -117,5 +117,5 @@ def test_hub_failures_are_caught_by_what_they_are(tmp_path: Path) -> None:
     assert info.value.message.startswith("hub: resolving 'main' failed: ")
     assert not any(
         issubclass(TypeError, e) or issubclass(KeyError, e) or issubclass(AttributeError, e)
-        for e in _hub_errors()
+        for e in hub_errors()
     )
