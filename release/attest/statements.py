@@ -27,6 +27,7 @@ from typing import Any
 from release import evidence
 from release.digest import Digest
 from release.errors import UsageError
+from release.inputs import read_input
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "attestations"
 _SHORT = {
@@ -334,10 +335,9 @@ def load_predicate(ptype: str, path: Path) -> tuple[str, dict[str, Any]]:
     full = _SHORT.get(ptype, ptype)
     if "://" not in full:
         raise UsageError(f"predicate type {ptype!r}: give canary, promotion or a full URI")
+    raw = read_input(path, "predicate file")
     try:
-        doc = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise UsageError(f"predicate file {path}: {exc.strerror}") from None
+        doc = json.loads(raw)
     except ValueError as exc:
         raise UsageError(f"predicate file {path} is not JSON: {exc}") from None
     if not isinstance(doc, dict):

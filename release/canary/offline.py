@@ -30,6 +30,7 @@ import numpy as np
 
 from release.canary import report as rpt
 from release.errors import CanaryFailed, UsageError, VerificationFailed
+from release.inputs import read_input
 
 DEFAULT_BATCH = 64
 #: where things live inside the image by default (ARCHITECTURE contract 1); the model
@@ -58,12 +59,7 @@ class Corpus:
 def read_corpus(path: Path, name: str | None = None) -> Corpus:
     """JSONL, one `{"id", "text"[, "expected"]}` per line; ids unique, expected one of
     NEGATIVE/POSITIVE. Any bad line -> UsageError naming the line."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"canary corpus {path} not found (set [canary].corpus)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read canary corpus {path}: {exc.strerror}") from None
+    raw = read_input(path, "canary corpus", hint="set [canary].corpus")
     items: list[CorpusItem] = []
     seen: set[str] = set()
     try:

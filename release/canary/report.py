@@ -23,6 +23,7 @@ from release.canary import stats
 from release.checks import Check
 from release.errors import CanaryFailed, UsageError
 from release.evidence import CANARY
+from release.inputs import read_input
 
 PREDICATE_TYPE = CANARY
 LABELS = ("NEGATIVE", "POSITIVE")
@@ -165,13 +166,7 @@ def parse_report(data: bytes, name: str) -> CanaryReport:
 
 
 def read_report(path: Path) -> CanaryReport:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"canary report {path} not found") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read canary report {path}: {exc.strerror}") from None
-    return parse_report(data, path.name)
+    return parse_report(read_input(path, "canary report"), path.name)
 
 
 def write_report(path: Path, report: CanaryReport) -> None:

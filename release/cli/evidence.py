@@ -188,6 +188,7 @@ def verify_bundle_cmd(
     from release.attest.signatures import Policy, policy_from_config, verify_bundle
     from release.digest import Digest, is_digest
     from release.errors import UsageError
+    from release.inputs import read_input
 
     out = Out(as_json)
     click.get_current_context().meta["release.json"] = as_json
@@ -214,18 +215,11 @@ def verify_bundle_cmd(
             issuer=certificate_oidc_issuer,
             trusted_root=trusted_root,
         )
-    try:
-        raw = bundle_path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"bundle {bundle_path}: {exc.strerror}") from None
+    raw = read_input(bundle_path, "bundle")
     if is_digest(artifact):
         res = verify_bundle(raw, policy, artifact_digest=Digest(artifact))
     else:
-        try:
-            data = Path(artifact).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"artifact {artifact}: {exc.strerror}") from None
-        res = verify_bundle(raw, policy, artifact=data)
+        res = verify_bundle(raw, policy, artifact=read_input(Path(artifact), "artifact"))
     out.status(f"OK: {bundle_path} verified for {policy.describe()}")
     out.data(
         {
