@@ -8,6 +8,7 @@ returns its typed claim for the gate's Evidence.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from release.checks import Check
 from release.digest import Reference
 from release.evidence import Evidence, Signature
 from release.modelpin import ModelLock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Verification:
 
     def add(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append(Check(name, ok, detail))
+        log.debug("%s %s: %s", "PASS" if ok else "FAIL", name, detail)
         return ok
 
     def to_dict(self) -> dict[str, Any]:
