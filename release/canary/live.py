@@ -399,6 +399,8 @@ class LiveCanary:
         t0 = self.clock()
         next_look = t0 + every
         index = 0
+        # A loop of our own, not a boto3 waiter: no waiter waits "until a statistical
+        # test decides", and the clock and sleep must be injectable (tests never wait).
         while True:
             self.alarms.check()
             now = self.clock()
