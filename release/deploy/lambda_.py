@@ -27,6 +27,7 @@ lie in [0, 1].
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -50,6 +51,7 @@ from release.errors import (
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
 )
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -266,6 +268,14 @@ class LambdaTarget:
         from botocore.exceptions import ClientError, WaiterError
 
         attempts = max(1, math.ceil(self.timeout_seconds / self.poll_seconds))
+        log.debug(
+            "%s %s: waiting (%s, every %gs, at most %d polls)",
+            step,
+            function,
+            waiter,
+            self.poll_seconds,
+            attempts,
+        )
         try:
             self.client.get_waiter(waiter).wait(
                 FunctionName=function,
