@@ -13,8 +13,9 @@ import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-from release.audit.model import AuditReport, CanarySummary, Check, ReleaseRecord, TimelineEntry
+from release.audit.model import AuditReport, CanarySummary, ReleaseRecord, TimelineEntry
 from release.audit.render import to_html as audit_html
+from release.checks import Check
 from release.readiness.model import ReadinessReport, Row
 from release.readiness.render import to_html as readiness_html
 
@@ -66,7 +67,7 @@ def _audit(x: str) -> AuditReport:
             bin_edges=[0.0, 0.5, 1.0],
             candidate_hist=[0.4, 0.6],
             baseline_hist=None,
-            checks=[Check("flip-rate" + x, True, "detail" + x, 0.01, 0.05)],
+            checks=[Check("flip-rate" + x, True, "detail" + x, value=0.01, threshold=0.05)],
         ),
         decision_allow=True,
         decision_reasons=["reason" + x],
