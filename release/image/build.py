@@ -53,6 +53,7 @@ from release.image.layers import (
     tree_entries,
     with_parents,
 )
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     DOCKER_LAYER_GZIP,
     FUNCTIONS_LABEL,
@@ -68,7 +69,7 @@ from release.image.oci import (
     descriptor,
     parse_image_ref,
 )
-from release.image.registry import LayoutRegistry, Registry, open_registry
+from release.image.registry import Registry, open_registry
 from release.image.result import BuiltImage, LayerReport, size_gate
 
 #: mtime of every entry of the content-addressed layers (deps, model): 1980-01-01

@@ -27,6 +27,7 @@ from release.digest import Digest, is_digest, parse_digest
 from release.errors import NotADigest, UsageError, VerificationFailed
 from release.image import engine
 from release.image.layers import GzipWriter
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     OCI_CONFIG,
     OCI_LAYER_GZIP,
@@ -35,7 +36,6 @@ from release.image.oci import (
     canonical,
     digest_of,
 )
-from release.image.registry import LayoutRegistry
 
 PREFIX = "docker-daemon:"
 TAG = "base"

@@ -32,7 +32,9 @@ from release.digest import Digest, parse_digest
 from release.errors import RemoteError, UsageError
 from release.image import engine
 from release.image.deps import DEPS_DIR, WHEELS_PATH, install_deps
+from release.image.distribution import DistributionRegistry
 from release.image.inspect import local_blob, open_image, resolve_platform
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     FUNCTIONS_LABEL,
     MODEL_DIGEST_LABEL,
@@ -45,7 +47,7 @@ from release.image.oci import (
     ImageRef,
     canonical,
 )
-from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
+from release.image.registry import open_registry
 from release.image.result import BuiltImage, LayerReport, size_gate
 
 ROLES = ("deps", "model", "policy", "code")

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from release.errors import NotADigest, RemoteError, UsageError, VerificationFailed
+from release.image.distribution import DistributionRegistry
+from release.image.layout import LayoutRegistry
 from release.image.oci import OCI_MANIFEST, canonical, digest_of, referrers_tag
-from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
+from release.image.registry import open_registry
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
