@@ -3,6 +3,7 @@ a TTY: a tqdm bar in bytes (KB/MB/GB scaling and bytes/s); nothing at all otherw
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from types import TracebackType
@@ -24,6 +25,7 @@ class Progress:
         self._lock = threading.Lock()
         self._bar: tqdm[None] | None = None
         if self._enabled:
+            cols, rows = _size(self._stream)
             self._bar = tqdm(
                 desc=label,
                 total=total or None,
@@ -32,7 +34,8 @@ class Progress:
                 unit_divisor=1024,
                 file=self._stream,
                 mininterval=0.1,
-                dynamic_ncols=True,
+                ncols=cols,
+                nrows=rows,
                 leave=True,
             )
 
@@ -73,6 +76,16 @@ class NullProgress(Progress):
 
     def advance(self, n: int) -> None:
         return
+
+
+def _size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's (columns, rows); 80 x 24 where it reports none (a fresh pty, a
+    `docker run -t` console: 0 x 0, where tqdm would hide its bar)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 80, 24
+    return size.columns or 80, size.lines or 24
 
 
 def _isatty(stream: TextIO) -> bool:
