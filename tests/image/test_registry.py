@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -140,7 +141,10 @@ def test_a_failed_chunk_upload_is_not_repeated(
     f = tmp_path / "layer"
     f.write_bytes(layer)
     p.fail("PATCH", r"/blobs/uploads/", 503, times=1)
-    with pytest.raises(RemoteError, match=rf"registry {p.host}: upload blob .* HTTP 503"):
+    with pytest.raises(
+        RemoteError,
+        match=rf"^registry {re.escape(p.host)}: upload blob {digest_of(layer)} failed with HTTP 503$",
+    ):
         reg.put_blob(f, digest_of(layer))
     assert [s.status for s in p.requests("PATCH", r"/blobs/uploads/")] == [503]
     reg.put_blob(f, digest_of(layer))  # the next push starts a fresh upload session
