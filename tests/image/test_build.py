@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -125,7 +126,9 @@ def test_build_into_layout_json_shape_and_contract(
     deps = {p for p, _, _ in img.iter_files("deps")}
     assert "/opt/deps/onnxruntime/__init__.py" in deps
     assert not any(p.startswith("/opt/deps/bin/") for p in deps)
-    assert "/opt/deps/numpy/__pycache__/__init__.cpython-311.pyc" in deps  # cold starts
+    # cold starts: the build compiles with the interpreter that runs it (run_cli's)
+    tag = sys.implementation.cache_tag
+    assert f"/opt/deps/numpy/__pycache__/__init__.{tag}.pyc" in deps
     # which wheel pip installed for each package, with its sha256 (one the lock pins)
     assert "/opt/release/wheels.json" in deps
     reg_lock = (project / "handlers" / "requirements.lock").read_text()

@@ -50,7 +50,7 @@ def _tiny_image(reg: Any) -> tuple[bytes, bytes]:
     return manifest, layer
 
 
-@pytest.fixture(params=["layout", "registry"])
+@pytest.fixture(params=["layout", pytest.param("registry", marks=pytest.mark.registry)])
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "layout":
         return open_registry("oci:layout", tmp_path)
