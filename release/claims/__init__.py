@@ -58,8 +58,9 @@ def verify_release(
     cfg: Config, ref: Reference | str, env: str | None = None, *, ledger: bool = True
 ) -> Verification:
     """Every claim about the digest, as a checklist (`Verification.checks`) and Evidence."""
+    from release.errors import NotFound
     from release.image.inspect import open_image
-    from release.image.registry import NotFound, open_registry
+    from release.image.registry import open_registry
 
     if isinstance(ref, str):
         ref = parse_reference(ref)

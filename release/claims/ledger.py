@@ -66,8 +66,9 @@ def verify_ledger(cfg: Config) -> LedgerCheck:
     registry) with every image the registry holds. A missing or different event that a
     signed statement names is a problem naming it. A row that cannot be read: LedgerBroken."""
     from release.attest.store import fetch_bundles
+    from release.image.layout import LayoutRegistry
     from release.image.oci import MANIFEST_TYPES
-    from release.image.registry import LayoutRegistry, open_registry
+    from release.image.registry import open_registry
 
     led = open_ledger(cfg)
     chain = led.verify_chain()
