@@ -48,7 +48,6 @@ from release.errors import (
     aws_error_message,
 )
 from release.lease import Holder, Lease
-from release.lease import PromotionLocked as PromotionLocked  # re-exported: callers catch it here
 
 GENESIS = "sha256:" + "0" * 64
 #: actions that change what is live in an environment

@@ -39,7 +39,9 @@ from release.digest import Reference
 from release.errors import (
     CanaryFailed,
     ConfigError,
+    Interleaved,
     RemoteError,
+    StepFailed,
     UsageError,
     VerificationFailed,
     aws_error_code,
@@ -161,22 +163,6 @@ class AlarmWatch:
             if left <= 0:
                 return
             time.sleep(min(self.poll_seconds, left))
-
-
-class StepFailed(Exception):
-    def __init__(self, step: str, function: str, cause: Exception) -> None:
-        super().__init__(f"{step} {function}: {aws_error_message(cause)}")
-        self.step = step
-        self.function = function
-        self.cause = cause
-
-
-class Interleaved(StepFailed):
-    """What was published is not what we deployed: another writer changed the function."""
-
-    def __init__(self, function: str, detail: str) -> None:
-        super().__init__("publish", function, RuntimeError(detail))
-        self.detail = detail
 
 
 class LambdaTarget:
