@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from release.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 class Out:
@@ -108,7 +109,9 @@ def evidence_provider() -> tuple[Any, bool]:
 def load_config(path: Path | None) -> Config:
     from release import config
 
-    return config.load(path)
+    cfg = config.load(path)
+    log.debug("config %s (paths relative to %s)", cfg.path, cfg.root)
+    return cfg
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
