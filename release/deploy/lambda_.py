@@ -27,6 +27,7 @@ lie in [0, 1].
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ from release.errors import (
     aws_error_code,
     aws_error_message,
 )
+
+log = logging.getLogger(__name__)
 
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
@@ -234,9 +237,11 @@ class LambdaTarget:
     def _call(self, step: str, function: str, op: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        log.debug("lambda %s: %s %s", step, op, function)
         try:
             return getattr(self.client, op)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
+            log.debug("lambda %s: %s %s failed: %s", step, op, function, aws_error_message(exc))
             raise StepFailed(step, function, exc) from exc
 
     def _wait_updated(self, step: str, function: str) -> None:
