@@ -12,8 +12,10 @@ stderr (`release: error: MESSAGE`, then its detail lines); `-v` adds the traceba
 
 Logging: library modules log through `logging.getLogger(__name__)`; `main` installs one
 handler on the `release` logger for the duration of the command, writing plain one-line
-messages to stderr: INFO and above by default, DEBUG too with `-v/--verbose`. An option can be set through an environment variable exactly when its
-`--help` names one (`[env: RELEASE_...]`); docs/cli.md lists them all.
+messages to stderr: INFO and above by default, DEBUG too with `-v/--verbose`.
+
+An option can be set through an environment variable exactly when its `--help` names one
+(`[env: RELEASE_...]`); docs/cli.md lists them all.
 """
 
 from __future__ import annotations
