@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from release._io import atomic_write_bytes, canonical_json
-from release.attest.bundle import INTOTO_PAYLOAD_TYPE, STATEMENT_TYPE, key_bundle, pae
+from release.attest.bundle import INTOTO_PAYLOAD_TYPE, key_bundle, pae
 from release.digest import Digest, parse_digest
 from release.errors import ConfigError, RemoteError, UsageError, aws_error_message
 
@@ -44,16 +44,25 @@ class Signer(Protocol):
 def statement(
     subject_name: str, subject_digest: Digest, predicate_type: str, predicate: dict[str, Any]
 ) -> bytes:
-    """An in-toto v1 Statement about one image digest, as the exact bytes to sign."""
-    d = parse_digest(subject_digest)
-    return canonical_json(
-        {
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": subject_name, "digest": {"sha256": d.removeprefix("sha256:")}}],
-            "predicateType": predicate_type,
-            "predicate": predicate,
-        }
-    )
+    """An in-toto v1 Statement about one image digest, as the exact bytes to sign
+    (canonical JSON). Built and validated with `in_toto_attestation.v1` (subject as a
+    ResourceDescriptor); the predicate is then put back verbatim, because the library holds
+    it in a protobuf Struct, which turns every number into a double (1 -> 1.0, integers
+    above 2^53 rounded) and so would change what we sign (docs/internals.md)."""
+    from google.protobuf import json_format
+    from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+    from in_toto_attestation.v1.statement import Statement
+
+    hexd = parse_digest(subject_digest).removeprefix("sha256:")
+    subject = ResourceDescriptor(name=subject_name, digest={"sha256": hexd})
+    st = Statement([subject.pb], predicate_type, predicate)
+    try:
+        st.validate()
+    except ValueError as exc:
+        raise UsageError(f"in-toto statement for {subject_name}: {exc}") from None
+    doc = json_format.MessageToDict(st.pb)
+    doc["predicate"] = predicate
+    return canonical_json(doc)
 
 
 # --- key file ---------------------------------------------------------------------------

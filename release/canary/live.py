@@ -35,13 +35,13 @@ Time is read from `clock` and waited with `sleep`, both injectable (tests never 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from release.canary.stats import ZTest, two_proportion
 from release.config import TrafficConfig
 from release.errors import CanaryFailed, ConfigError, RemoteError, aws_error_message
 
@@ -54,19 +54,6 @@ VERSION_DIMENSION = "ExecutedVersion"
 FUNCTION_DIMENSION = "FunctionName"
 
 Verdict = Literal["pass", "fail", "inconclusive"]
-
-
-# --- statistics (pure) -----------------------------------------------------------------
-def two_proportion(x1: float, n1: float, x2: float, n2: float) -> tuple[float, float, float]:
-    """(z, two-sided P, one-sided P for p1 > p2) of the pooled two-proportion z-test."""
-    if n1 <= 0 or n2 <= 0:
-        return 0.0, 1.0, 1.0
-    p = (x1 + x2) / (n1 + n2)
-    se = math.sqrt(p * (1.0 - p) * (1.0 / n1 + 1.0 / n2))
-    if se == 0.0:
-        return 0.0, 1.0, 1.0
-    z = (x1 / n1 - x2 / n2) / se
-    return z, math.erfc(abs(z) / math.sqrt(2.0)), 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -184,7 +171,7 @@ def evaluate_look(
             if n1 <= 0:
                 continue
             r1, r2 = x1 / n1, (x2 / n2 if n2 > 0 else 0.0)
-            _z, _p2, p1 = two_proportion(x1, n1, x2, n2) if n2 > 0 else (0.0, 1.0, 0.0)
+            _z, _p2, p1 = two_proportion(x1, n1, x2, n2) if n2 > 0 else ZTest(0.0, 1.0, 0.0)
             bad = r1 - r2 > traffic.max_error_rate_increase and p1 < alpha
             checks.append(
                 LiveCheck(
@@ -415,6 +402,8 @@ class LiveCanary:
         t0 = self.clock()
         next_look = t0 + every
         index = 0
+        # A loop of our own, not a boto3 waiter: no waiter waits "until a statistical
+        # test decides", and the clock and sleep must be injectable (tests never wait).
         while True:
             self.alarms.check()
             now = self.clock()

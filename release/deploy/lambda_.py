@@ -28,6 +28,7 @@ lie in [0, 1].
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -49,11 +50,10 @@ from release.errors import (
     aws_error_message,
 )
 
-log = logging.getLogger(__name__)
-
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
 )
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -160,12 +160,18 @@ class AlarmWatch:
 
     def __call__(self, shifts: list[CanaryShift], on_step: StepCallback | None = None) -> None:
         deadline = time.monotonic() + self.bake_seconds
+        # A loop of our own, not a boto3 waiter: CloudWatch's waiters wait for an alarm to
+        # exist, none waits "stays out of ALARM for N seconds".
         while True:
             self.alarms.check()
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(self.poll_seconds, left))
+
+
+class UpdateFailed(RuntimeError):
+    """Lambda reports the function's last update (or its state) as Failed."""
 
 
 class LambdaTarget:
@@ -244,28 +250,55 @@ class LambdaTarget:
             log.debug("lambda %s: %s %s failed: %s", step, op, function, aws_error_message(exc))
             raise StepFailed(step, function, exc) from exc
 
-    def _wait_updated(self, step: str, function: str) -> None:
-        deadline = time.monotonic() + self.timeout_seconds
-        while True:
-            conf = self._call(step, function, "get_function_configuration", FunctionName=function)
-            status = conf.get("LastUpdateStatus", "Successful")
-            state = conf.get("State", "Active")
-            if status == "Failed" or state == "Failed":
+    def _wait(self, step: str, function: str, waiter: str, **kwargs: Any) -> None:
+        """Wait with boto3's Lambda waiter `waiter`, polling every `poll_seconds` for at
+        most `timeout_seconds`; a terminal state or the time running out is a StepFailed."""
+        from botocore.exceptions import ClientError, WaiterError
+
+        attempts = max(1, math.ceil(self.timeout_seconds / self.poll_seconds))
+        log.debug(
+            "%s %s: waiting (%s, every %gs, at most %d polls)",
+            step,
+            function,
+            waiter,
+            self.poll_seconds,
+            attempts,
+        )
+        try:
+            self.client.get_waiter(waiter).wait(
+                FunctionName=function,
+                WaiterConfig={"Delay": self.poll_seconds, "MaxAttempts": attempts},
+                **kwargs,
+            )
+        except WaiterError as exc:
+            last = exc.last_response or {}
+            if "Error" in last:  # the poll call itself failed
+                cause: Exception = ClientError(last, waiter)
+                raise StepFailed(step, function, cause) from exc
+            conf = last.get("Configuration", last)  # GetFunction nests, the other does not
+            status = conf.get("LastUpdateStatus", "?")
+            state = conf.get("State", "?")
+            if "Max attempts exceeded" in str(exc.kwargs.get("reason", "")):
+                cause = TimeoutError(f"still {status}/{state} after {self.timeout_seconds:g}s")
+            else:
                 reason = (
                     conf.get("LastUpdateStatusReason")
                     or conf.get("StateReason")
                     or "no reason given"
                 )
-                raise StepFailed(step, function, RuntimeError(f"update failed: {reason}"))
-            if status == "Successful" and state == "Active":
-                return
-            if time.monotonic() > deadline:
-                raise StepFailed(
-                    step,
-                    function,
-                    TimeoutError(f"still {status}/{state} after {self.timeout_seconds:.0f}s"),
-                )
-            time.sleep(self.poll_seconds)
+                cause = UpdateFailed(f"update failed: {reason}")
+            raise StepFailed(step, function, cause) from exc
+
+    def _wait_updated(self, step: str, function: str, *, failed_ok: bool = False) -> None:
+        """Until `$LATEST` has finished its last update (`function_updated_v2`) and is
+        Active (`function_active_v2`). `failed_ok`: a failed last update is fine too (a
+        rollback overwrites it)."""
+        try:
+            self._wait(step, function, "function_updated_v2")
+        except StepFailed as exc:
+            if not (failed_ok and isinstance(exc.cause, UpdateFailed)):
+                raise
+        self._wait(step, function, "function_active_v2")
 
     def _snapshot(self, name: str, function: str) -> _Before:
         fn = self._call("read", function, "get_function", FunctionName=function)
@@ -419,6 +452,7 @@ class LambdaTarget:
                 b.function,
                 RuntimeError(f"published version {version!r} is not a number"),
             )
+        self._wait("publish", b.function, "published_version_active", Qualifier=version)
         if pub.get("CodeSha256") != b.code_sha:
             raise Interleaved(
                 b.function,
@@ -547,7 +581,7 @@ class LambdaTarget:
                             Name=self.alias,
                         )
                 if b.code_changed and b.image_uri:
-                    self._wait_updated("rollback", b.function)
+                    self._wait_updated("rollback", b.function, failed_ok=True)
                     self._call(
                         "rollback",
                         b.function,

@@ -1,9 +1,14 @@
-"""Render a `ReadinessReport` as Markdown (a job summary), self-contained HTML or JSON."""
+"""Render a `ReadinessReport` as Markdown (a job summary), self-contained HTML or JSON.
+
+The HTML comes from the Jinja2 template `templates/readiness.html.j2` (package data),
+autoescaped."""
 
 from __future__ import annotations
 
 import json
-from html import escape
+from functools import cache
+
+import jinja2
 
 from release.readiness.model import ReadinessReport
 
@@ -42,34 +47,19 @@ def to_markdown(report: ReadinessReport) -> str:
     return "\n".join(out) + "\n"
 
 
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2933}
-table{border-collapse:collapse;width:100%}th,td{border:1px solid #d3d8de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f1f3f5}.pass{color:#137333;font-weight:600}.fail{color:#b3261e;font-weight:600}
-.verdict{font-size:1.2em;font-weight:700}.ready{color:#137333}.notready{color:#b3261e}code{font-size:12px}
-"""
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("release.readiness", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("readiness.html.j2")
 
 
 def to_html(report: ReadinessReport) -> str:
-    rows = "\n".join(
-        f'<tr><td class="{r.status}">{r.status}</td><td>{escape(r.kind)}</td>'
-        f"<td><code>{escape(r.subject)}</code></td><td>{escape(r.why)}</td>"
-        f"<td>{'yes' if r.required else 'no'}</td></tr>"
-        for r in report.rows
-    )
-    cls = "ready" if report.ready else "notready"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Readiness: {escape(report.env)}</title>
-<style>{_CSS}</style></head><body>
-<h1>Readiness: {escape(report.env)}</h1>
-<p class="verdict {cls}">{escape(_verdict(report))}</p>
-<p>Generated {escape(report.generated)}; live digest <code>{escape(report.live_digest or "none")}</code>;
-metric namespace <code>{escape(report.namespace)}</code>.</p>
-<table><thead><tr><th>status</th><th>check</th><th>subject</th><th>why</th><th>required</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table></body></html>
-"""
+    return _template().render(report=report, verdict=_verdict(report))
 
 
 RENDERERS = {"md": to_markdown, "html": to_html, "json": to_json}

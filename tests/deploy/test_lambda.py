@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from release.config import load
@@ -64,6 +65,62 @@ class Faulty:
             return real(**kw)
 
         return call
+
+
+class Reporting:
+    """A boto3 Lambda client on which `function` reports `fields` for a while, as real
+    Lambda would: on `$LATEST` (`op` "get_function") from our first `update_function_code`
+    until the next one (the rollback's), at most `times` polls; on a published version
+    (`op` "get_function_configuration" with a Qualifier) for `times` polls. The waiters are
+    built on this wrapper (botocore's own waiter model), so they see what it reports."""
+
+    def __init__(
+        self, client: Any, op: str, function: str, fields: dict[str, str], times: int = 10**6
+    ) -> None:
+        self._client = client
+        self._op = op
+        self._function = function
+        self._fields = fields
+        self._times = times
+        self._updates = 0
+        self.faked = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_function_code(self, **kw: Any) -> Any:
+        if kw["FunctionName"] == self._function:
+            self._updates += 1
+        return self._client.update_function_code(**kw)
+
+    def _fake(self, kw: dict[str, Any]) -> bool:
+        if kw["FunctionName"] != self._function or self.faked >= self._times:
+            return False
+        if self._op == "get_function":
+            return self._updates == 1 and "Qualifier" not in kw
+        return "Qualifier" in kw
+
+    def get_function(self, **kw: Any) -> Any:
+        resp = self._client.get_function(**kw)
+        if self._op == "get_function" and self._fake(kw):
+            self.faked += 1
+            resp["Configuration"].update(self._fields)
+        return resp
+
+    def get_function_configuration(self, **kw: Any) -> Any:
+        resp = self._client.get_function_configuration(**kw)
+        if self._op == "get_function_configuration" and self._fake(kw):
+            self.faked += 1
+            resp.update(self._fields)
+        return resp
+
+    def get_waiter(self, name: str) -> Any:
+        import botocore.session
+        from botocore.waiter import create_waiter_with_client
+
+        model = botocore.session.get_session().get_waiter_model("lambda")
+        [camel] = [w for w in model.waiter_names if xform_name(w) == name]
+        return create_waiter_with_client(camel, model, self)
 
 
 def _state() -> dict[str, tuple[str, str, list[str]]]:
@@ -171,6 +228,56 @@ def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
     assert events[-1].evidence["error"] == info.value.message
     assert led.current("prod") is None
     assert led.verify_chain().ok
+
+
+def test_a_failed_update_is_named_and_rolled_back(lambdas: dict[str, str], tmp_path: Path) -> None:
+    """Lambda reports the code update Failed (and keeps saying so until the next update,
+    which the rollback makes): the step fails with Lambda's reason, everything goes back."""
+    cfg = _setup(tmp_path, NEW)
+    before = _state()
+    reason = "The image manifest or layer media type is not supported."
+    fields = {"LastUpdateStatus": "Failed", "LastUpdateStatusReason": reason}
+    client = Reporting(boto("lambda"), "get_function", "ma-remediator", fields)
+    target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05)
+    with pytest.raises(RemoteError) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    assert info.value.message == (
+        f"lambda update-code failed for ma-remediator: update failed: {reason}; "
+        "every function was put back on its previous version"
+    )
+    assert client.faked >= 2  # our wait, and the rollback's wait before it overwrites
+    assert _state() == before
+
+
+def test_an_update_still_in_progress_at_the_timeout_fails(
+    lambdas: dict[str, str], tmp_path: Path
+) -> None:
+    """timeout 0.2 s polled every 0.05 s: the waiter polls exactly 4 times, then gives up."""
+    cfg = _setup(tmp_path, NEW)
+    before = _state()
+    client = Reporting(
+        boto("lambda"), "get_function", "ma-scorer", {"LastUpdateStatus": "InProgress"}, times=4
+    )
+    target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05, timeout_seconds=0.2)
+    with pytest.raises(RemoteError) as info:
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    assert info.value.message == (
+        "lambda update-code failed for ma-scorer: still InProgress/Active after 0.2s; "
+        "every function was put back on its previous version"
+    )
+    assert client.faked == 4
+    assert _state() == before
+
+
+def test_a_pending_published_version_is_waited_for(lambdas: dict[str, str], tmp_path: Path) -> None:
+    cfg = _setup(tmp_path, NEW)
+    client = Reporting(
+        boto("lambda"), "get_function_configuration", "ma-analysis", {"State": "Pending"}, times=3
+    )
+    target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05)
+    promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    assert client.faked == 3  # three Pending answers, then Active: promoted
+    assert open_ledger(cfg).current("prod") is not None
 
 
 @pytest.mark.parametrize(
