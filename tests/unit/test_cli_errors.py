@@ -78,3 +78,24 @@ def test_verbose_is_documented_in_the_help() -> None:
     r = run_cli("--help")
     assert r.code == 0
     assert "-v, --verbose" in r.stdout and "traceback" in r.stdout
+
+
+def test_verbose_check_failure_keeps_exit_1_and_its_document(tmp_path: Path) -> None:
+    """A failed check (exit 1) under -v and --json: the traceback on stderr, the command's
+    own result as the one document on stdout, the same exit code as without -v."""
+    from tests.canary.test_compare import make_report
+
+    make_report(tmp_path / "base.json")
+    make_report(tmp_path / "cand.json", flip_neg=30)
+    args = ("canary", "compare", "base.json", "cand.json", "--json")
+    plain = run_cli(*args, cwd=tmp_path)
+    loud = run_cli("-v", *args, cwd=tmp_path)
+    assert (plain.code, loud.code) == (1, 1)
+    assert "Traceback" not in plain.stderr
+    assert "Traceback (most recent call last):" in loud.stderr
+    assert "release.errors.CanaryFailed: canary failed 3 of 8 checks" in loud.stderr
+    for r in (plain, loud):
+        doc = json.loads(r.stdout)  # exactly one document: the report summary, no error doc
+        assert doc["failed_checks"] == ["share-shift", "confident-flips", "accuracy-drop"]
+        head = "release: error: canary failed 3 of 8 checks: share-shift, confident-flips, accuracy-drop"
+        assert head in r.stderr.splitlines()
