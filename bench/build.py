@@ -163,12 +163,13 @@ def main() -> None:
         from release import config as cfgmod
         from release import modelpin
         from release.image import docker as dk
+        from release.image import engine
         from release.image.build import base_ref
 
         os.environ.update(env2)
         cfg = cfgmod.load(p2 / "release.toml")
         lock = modelpin.read_lock(cfg.lock_path)
-        client = dk._client()
+        client = engine.client()
         base_name = dk.load_base(client, cfg, base_ref(cfg))
         ctx = work / "ctx"
         ctx.mkdir()

@@ -41,6 +41,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.common import aws, settings, triggers
+from handlers.common.entry import Handler, Results
 from handlers.common.model import (
     InferenceError,
     ModelLoadError,
@@ -48,17 +49,17 @@ from handlers.common.model import (
     SentimentModel,
     get_model,
 )
-from handlers.common.observability import (
-    MetricUnit,
-    logger_for,
-    metrics_for,
-    refresh_namespace,
-    tracer_for,
-)
+from handlers.common.observability import MetricUnit
 
-logger = logger_for("analysis")
-metrics = metrics_for("analysis")
-tracer = tracer_for("analysis")
+#: a failed message as the error matrix says: logged at ERROR, AnalysisErrors+1
+HANDLER = Handler.create(
+    "analysis",
+    error_metric="AnalysisErrors",
+    failure_log="message not processed",
+    log_item_id=True,
+)
+logger, metrics, tracer = HANDLER.logger, HANDLER.metrics, HANDLER.tracer
+_fail = HANDLER.fail
 
 MAX_TEXT_CHARS = 100_000
 MAX_ID_CHARS = 512
@@ -182,19 +183,6 @@ def _count(pred: Prediction, cfg: settings.Settings) -> None:
         metrics.add_metric(name="LowConfidence", unit=MetricUnit.Count, value=1)
 
 
-def _fail(
-    status: int, message: str, *, poison: bool, item_id: str | None = None, count: bool = True
-) -> triggers.Failed:
-    """A failed message as the error matrix says: logged at ERROR, AnalysisErrors+1."""
-    if count:
-        metrics.add_metric(name="AnalysisErrors", unit=MetricUnit.Count, value=1)
-    logger.error(
-        "message not processed",
-        extra={"status": status, "error": message, "id": item_id, "to_dlq": poison},
-    )
-    return triggers.Failed(status, message, poison=poison, item_id=item_id)
-
-
 def _store(
     cfg: settings.Settings, model: SentimentModel, item: Item, pred: Prediction
 ) -> dict[str, Any]:
@@ -231,10 +219,10 @@ def _unwrap(body: Any) -> Any:
 
 @tracer.capture_method
 def process(
-    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget
-) -> dict[str, dict[str, Any] | triggers.Failed]:
+    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget, context: Any = None
+) -> Results:
     """Every message of the batch: its result document or why it failed."""
-    results: dict[str, dict[str, Any] | triggers.Failed] = {}
+    results: Results = {}
     items: dict[str, Item] = {}
     by_id = {m.id: m for m in batch.messages}
     for m in batch.messages:
@@ -284,12 +272,4 @@ def process(
     return results
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: Any, context: Any) -> Any:
-    refresh_namespace(metrics, context)
-    cfg = settings.load()
-    batch = triggers.batch_of(event, context, cfg)
-    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms))
-    return triggers.settle(batch, results, cfg, source="analysis", logger=logger)
+lambda_handler = HANDLER.entry(process)

@@ -40,17 +40,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.common import aws, schemas, settings, triggers
-from handlers.common.observability import (
-    MetricUnit,
-    logger_for,
-    metrics_for,
-    refresh_namespace,
-    tracer_for,
-)
+from handlers.common.entry import Handler, Results
+from handlers.common.observability import MetricUnit
 
-logger = logger_for("remediator")
-metrics = metrics_for("remediator")
-tracer = tracer_for("remediator")
+HANDLER = Handler.create(
+    "remediator", error_metric="RemediatorErrors", failure_log="remediation failed"
+)
+logger, metrics, tracer = HANDLER.logger, HANDLER.metrics, HANDLER.tracer
 
 
 # --- the action catalog -----------------------------------------------------------------
@@ -310,39 +306,21 @@ def handle(
     return {"statusCode": 200, **result}
 
 
-def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
-    metrics.add_metric(name="RemediatorErrors", unit=MetricUnit.Count, value=1)
-    logger.error("remediation failed", extra={"status": status, "error": message, "to_dlq": poison})
-    return triggers.Failed(status, message, poison=poison)
+#: a message's exception -> (status, poison: to the DLQ rather than retried); anything
+#: else (a bug, an idempotency store state) is logged and retried, never lost
+ERRORS = ((BadFinding, 400, True), ((ActionFailed, ClientError, BotoCoreError), 500, False))
 
 
 def process(
     batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget, context: Any
-) -> dict[str, dict[str, Any] | triggers.Failed]:
-    results: dict[str, dict[str, Any] | triggers.Failed] = {}
-    for m in batch.messages:
-        with triggers.correlated(logger, m, tracer):
-            if budget.short():
-                results[m.id] = _fail(503, str(triggers.out_of_time(budget)), poison=False)
-                continue
-            try:
-                results[m.id] = handle(cfg, m.body, context, m.correlation_id)
-            except BadFinding as exc:
-                results[m.id] = _fail(400, str(exc), poison=True)
-            except (ActionFailed, ClientError, BotoCoreError) as exc:
-                results[m.id] = _fail(500, str(exc), poison=False)
-            except Exception as exc:  # a bug or an idempotency store state: retried, never lost
-                logger.exception("remediation raised")
-                results[m.id] = _fail(500, f"{type(exc).__name__}: {exc}", poison=False)
-    return results
+) -> Results:
+    return HANDLER.each_message(
+        batch,
+        budget,
+        lambda m: handle(cfg, m.body, context, m.correlation_id),
+        ERRORS,
+        unexpected="remediation raised",
+    )
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: Any, context: Any) -> Any:
-    refresh_namespace(metrics, context)
-    cfg = settings.load()
-    batch = triggers.batch_of(event, context, cfg)
-    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms), context)
-    return triggers.settle(batch, results, cfg, source="remediator", logger=logger)
+lambda_handler = HANDLER.entry(process)

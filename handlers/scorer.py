@@ -37,17 +37,11 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.common import aws, policy, schemas, settings, triggers
-from handlers.common.observability import (
-    MetricUnit,
-    logger_for,
-    metrics_for,
-    refresh_namespace,
-    tracer_for,
-)
+from handlers.common.entry import Handler, Results
+from handlers.common.observability import MetricUnit
 
-logger = logger_for("scorer")
-metrics = metrics_for("scorer")
-tracer = tracer_for("scorer")
+HANDLER = Handler.create("scorer", error_metric="ScoringErrors", failure_log="scoring failed")
+logger, metrics, tracer = HANDLER.logger, HANDLER.metrics, HANDLER.tracer
 
 QUERY = "data.scoring.posture.result"
 SEVERITY_ORDER = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3, "INFO": 4}
@@ -236,38 +230,16 @@ def run_job(cfg: settings.Settings, job: Any, correlation_id: str | None = None)
     return {"statusCode": 200, **result}
 
 
-def _fail(status: int, message: str, *, poison: bool) -> triggers.Failed:
-    metrics.add_metric(name="ScoringErrors", unit=MetricUnit.Count, value=1)
-    logger.error("scoring failed", extra={"status": status, "error": message, "to_dlq": poison})
-    return triggers.Failed(status, message, poison=poison)
+#: a job's exception -> (status, poison: to the DLQ rather than retried)
+ERRORS = ((BadRequest, 400, True), (NotFound, 404, True), (Retryable, 500, False))
 
 
 def process(
-    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget
-) -> dict[str, dict[str, Any] | triggers.Failed]:
-    results: dict[str, dict[str, Any] | triggers.Failed] = {}
-    for m in batch.messages:
-        with triggers.correlated(logger, m, tracer):
-            if budget.short():
-                results[m.id] = _fail(503, str(triggers.out_of_time(budget)), poison=False)
-                continue
-            try:
-                results[m.id] = run_job(cfg, m.body, m.correlation_id)
-            except BadRequest as exc:
-                results[m.id] = _fail(400, str(exc), poison=True)
-            except NotFound as exc:
-                results[m.id] = _fail(404, str(exc), poison=True)
-            except Retryable as exc:
-                results[m.id] = _fail(500, str(exc), poison=False)
-    return results
+    batch: triggers.Batch, cfg: settings.Settings, budget: triggers.Budget, context: Any = None
+) -> Results:
+    return HANDLER.each_message(
+        batch, budget, lambda m: run_job(cfg, m.body, m.correlation_id), ERRORS
+    )
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: Any, context: Any) -> Any:
-    refresh_namespace(metrics, context)
-    cfg = settings.load()
-    batch = triggers.batch_of(event, context, cfg)
-    results = process(batch, cfg, triggers.Budget(context, cfg.time_reserve_ms))
-    return triggers.settle(batch, results, cfg, source="scorer", logger=logger)
+lambda_handler = HANDLER.entry(process)

@@ -1,50 +1,95 @@
-"""Progress on stderr for long work (downloads, hashing), only when stderr is a TTY."""
+"""Progress bars on stderr for long work (downloads, hashing, pushes), only when stderr is
+a TTY: a tqdm bar in bytes (KB/MB/GB scaling and bytes/s); nothing at all otherwise."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-import time
+from types import TracebackType
 from typing import TextIO
+
+from tqdm import tqdm
 
 
 class Progress:
-    """Thread-safe byte counter that redraws one stderr line at most 10 times a second."""
+    """Thread-safe byte counter drawn as one tqdm bar on `stream` (default stderr), which
+    tqdm redraws at most 10 times a second; disabled when `stream` is not a TTY."""
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
         self.label = label
         self.total = total
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
-        self._enabled = self._stream.isatty()
+        self._enabled = _isatty(self._stream)
         self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._last = 0.0
+        self._bar: tqdm[None] | None = None
+        if self._enabled:
+            cols, rows = _size(self._stream)
+            self._bar = tqdm(
+                desc=label,
+                total=total or None,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=self._stream,
+                mininterval=0.1,
+                ncols=cols,
+                nrows=rows,
+                leave=True,
+            )
 
     def advance(self, n: int) -> None:
-        if not self._enabled:
-            return
         with self._lock:
             self.done += n
-            now = time.monotonic()
-            if now - self._last < 0.1 and self.done < self.total:
-                return
-            self._last = now
-            rate = self.done / max(now - self._start, 1e-6) / 2**20
-            pct = 100.0 * self.done / self.total if self.total else 100.0
-            self._stream.write(
-                f"\r{self.label}: {self.done / 2**20:8.1f}/{self.total / 2**20:.1f} MiB "
-                f"{pct:5.1f}% {rate:7.1f} MiB/s"
-            )
-            self._stream.flush()
+            if self._bar is not None:
+                self._bar.update(n)
 
     def close(self) -> None:
-        if self._enabled:
-            self._stream.write("\n")
-            self._stream.flush()
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class NullProgress(Progress):
+    """Counts nothing and draws nothing (progress=False)."""
+
     def __init__(self) -> None:
-        super().__init__("", 0)
+        self.label = ""
+        self.total = 0
+        self.done = 0
         self._enabled = False
+        self._lock = threading.Lock()
+        self._bar = None
+
+    def advance(self, n: int) -> None:
+        return
+
+
+def _size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's (columns, rows); 80 x 24 where it reports none (a fresh pty, a
+    `docker run -t` console: 0 x 0, where tqdm would hide its bar)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 80, 24
+    return size.columns or 80, size.lines or 24
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False

@@ -100,6 +100,10 @@ class NotADigest(UsageError):
         )
 
 
+class NotFound(UsageError):
+    """A digest or repository named by the user does not exist where it was looked for."""
+
+
 # --- 3: an outside system failed -----------------------------------------------------
 class RemoteError(ReleaseError):
     """The hub, a registry, AWS or the Docker engine failed or could not be reached."""

@@ -144,7 +144,7 @@ def verify_release(
     repo_ref = ref.repository or cfg.image.registry
     registry = open_registry(repo_ref, cfg.root)
     v = Verification(ref, registry.name, env or "")
-    from release.image.registry import NotFound
+    from release.errors import NotFound
 
     try:
         image = open_image(registry, ref.digest)
@@ -748,8 +748,9 @@ def verify_ledger(cfg: Config) -> LedgerCheck:
     from release.attest.store import fetch_bundles
     from release.attest.verify import policy_from_config, verify_all_stored
     from release.digest import is_digest
+    from release.image.layout import LayoutRegistry
     from release.image.oci import MANIFEST_TYPES
-    from release.image.registry import LayoutRegistry, open_registry
+    from release.image.registry import open_registry
     from release.ledger import check_anchors, open_ledger, promotion_anchors
 
     led = open_ledger(cfg)

@@ -1,4 +1,14 @@
-"""Root conftest: shared fixtures are pytest plugins under tests/fixtures/."""
+"""Root conftest: shared fixtures are pytest plugins under tests/fixtures/; every test that
+starts a real part carries its marker (tests/fixtures/parts.py), added here at collection
+and checked at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.parts import RUNNING, needed_markers, unmarked
 
 pytest_plugins = [
     "tests.fixtures.tools",
@@ -6,4 +16,38 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.registry",
     "tests.fixtures.docker",
+    "pytester",
 ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a part-starting fixture, directly or through other fixtures
+    (`item.fixturenames` is the transitive closure), gets that part's marker."""
+    for item in items:
+        for marker in needed_markers(getattr(item, "fixturenames", ())):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        RUNNING.pop()
+
+
+@pytest.fixture(autouse=True)
+def _parts_are_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test: a part reached through `request.getfixturevalue` (invisible at
+    collection, and not started again when a session fixture already runs) needs the
+    marker too."""
+    yield
+    missing = unmarked(request.node, request.fixturenames)
+    if missing:
+        pytest.fail(
+            f"{request.node.nodeid} used {', '.join(missing)} without the marker: give the "
+            "parameter or the test that asks for it the marker",
+            pytrace=False,
+        )

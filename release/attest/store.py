@@ -6,7 +6,7 @@ Each bundle is one artifact manifest whose subject is the image, artifactType
 `dev.sigstore.bundle.content`, `dev.sigstore.bundle.predicateType` and
 `org.opencontainers.image.created`, on the manifest and its referrers-index entry - the
 layout cosign v3 and `gh attestation verify --bundle-from-oci` read. The registry plumbing (Referrers API or
-fallback tag, OCI layout) is `release.image.registry`'s `attach`/`referrers`.
+fallback tag, OCI layout) is the `Registry` `attach`/`referrers` (`release.image.referrers`).
 
 The annotation only selects; the predicate type that counts is the one inside the
 signed statement (verify.py checks it).

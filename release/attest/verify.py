@@ -28,7 +28,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +41,6 @@ from release.attest.bundle import (
 )
 from release.digest import Digest, parse_digest
 from release.errors import ConfigError, UsageError, VerificationFailed
-
-
-def default_trusted_root() -> Path:
-    """Sigstore public-good production trusted_root.json as shipped (pinned) in
-    sigstore-python; used when no `trusted_root` is configured."""
-    base = resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
-    return Path(str(base / "trusted_root.json"))
 
 
 @dataclass(frozen=True)
@@ -238,17 +230,15 @@ def _verify_key_tlog(pb: ParsedBundle, policy: Policy) -> None:
     if not entries:
         return
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import TransparencyLogEntry, TrustedRoot
-    from sigstore_models.rekor.v1 import TransparencyLogEntry as _Entry
+    from sigstore.models import TrustedRoot
+
+    from release.attest._sigstore import default_trusted_root, rekor_keyring, verify_log_entry
 
     try:
         root = TrustedRoot.from_file(str(policy.trusted_root or default_trusted_root()))
-        from sigstore._internal.trust import KeyringPurpose
-
-        keyring = root.rekor_keyring(KeyringPurpose.VERIFY)
+        keyring = rekor_keyring(root)
         for raw in entries:
-            entry = TransparencyLogEntry(_Entry.from_dict(raw))
-            entry._verify(keyring)
+            verify_log_entry(keyring, raw)
             body = json.loads(base64.b64decode(raw.get("canonicalizedBody", "")))
             _check_entry_signature(body, pb)
     except VerificationFailed:
@@ -280,7 +270,7 @@ def _keyless(
     from sigstore.verify.policy import Identity
     from sigstore_models.common.v1 import HashAlgorithm
 
-    from release.attest._sigstore import ReleaseVerifier
+    from release.attest._sigstore import ReleaseVerifier, default_trusted_root
 
     if not pb.has_certificate:
         raise VerificationFailed(

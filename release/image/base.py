@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from release.digest import Digest
 from release.errors import UsageError
 from release.image.layers import GzipWriter
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     OCI_CONFIG,
     OCI_LAYER_GZIP,
@@ -29,7 +30,7 @@ from release.image.oci import (
     canonical,
     descriptor,
 )
-from release.image.registry import LayoutRegistry, open_registry
+from release.image.registry import open_registry
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

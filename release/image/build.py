@@ -29,12 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,14 +40,9 @@ from release import modelpin
 from release._io import hash_file
 from release.config import Config
 from release.digest import Digest
-from release.errors import (
-    ConfigError,
-    RemoteError,
-    SizeLimitExceeded,
-    UsageError,
-    VerificationFailed,
-)
+from release.errors import ConfigError, UsageError, VerificationFailed
 from release.image.base import iso
+from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
     Entry,
@@ -60,11 +53,13 @@ from release.image.layers import (
     tree_entries,
     with_parents,
 )
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     DOCKER_LAYER_GZIP,
     FUNCTIONS_LABEL,
     MODEL_DIGEST_LABEL,
     MODEL_LABEL,
+    MODEL_LOCK_PATH,
     OCI_CONFIG,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
@@ -74,79 +69,12 @@ from release.image.oci import (
     descriptor,
     parse_image_ref,
 )
-from release.image.registry import LayoutRegistry, Registry, open_registry
+from release.image.registry import Registry, open_registry
+from release.image.result import BuiltImage, LayerReport, size_gate
 
-#: Lambda's limit on an image's uncompressed size
-LAMBDA_MAX_UNCOMPRESSED = 10 * 1024**3
 #: mtime of every entry of the content-addressed layers (deps, model): 1980-01-01
 CONTENT_MTIME = 315532800
-DEPS_DIR = "opt/deps"
-MODEL_LOCK_PATH = "opt/release/model.lock.json"
-#: which wheel (file name, sha256) pip installed for every package of the deps layer
-WHEELS_PATH = "opt/release/wheels.json"
-PIP_PLATFORMS = {
-    "linux/amd64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
-    "linux/arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
-}
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-
-
-@dataclass(frozen=True)
-class LayerReport:
-    role: str
-    digest: Digest
-    size: int
-    usize: int
-    cached: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "digest": self.digest,
-            "size": self.size,
-            "uncompressed_size": self.usize,
-            "cached": self.cached,
-        }
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    """The result of a build: where it is and what it holds."""
-
-    digest: Digest
-    registry: str
-    base: str
-    layers: list[LayerReport]
-    functions: dict[str, str]
-    size: int  # compressed: manifest + config + layers
-    usize: int  # uncompressed layers
-    backend: str = "native"
-    created: str = ""
-    model: str = ""
-    pushed_blobs: int = 0
-    skipped_blobs: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    docker_digest: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.registry}@{self.digest}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest,
-            "ref": self.ref,
-            "registry": self.registry,
-            "size": self.size,
-            "uncompressed_size": self.usize,
-            "base": self.base,
-            "layers": [la.to_json() for la in self.layers],
-            "functions": dict(self.functions),
-            "backend": self.backend,
-            "created": self.created,
-            "model": self.model,
-            **({"docker_digest": self.docker_digest} if self.docker_digest else {}),
-        }
 
 
 # --- inputs ---------------------------------------------------------------------------
@@ -204,123 +132,13 @@ def _skip(rel: str) -> bool:
 
 
 # --- layers ---------------------------------------------------------------------------
-def _pip_command(cfg: Config, target: Path, lock: Path, report: Path) -> list[str]:
-    plats = PIP_PLATFORMS[cfg.image.platform]
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--target",
-        str(target),
-        "--report",
-        str(report),
-    ]
-    for p in plats:
-        cmd += ["--platform", p]
-    cmd += [
-        "--python-version",
-        cfg.image.python,
-        "--implementation",
-        "cp",
-        "--only-binary",
-        ":all:",
-        "--require-hashes",
-        "--no-compile",
-        "--no-warn-script-location",
-        "-r",
-        str(lock),
-    ]
-    return cmd
-
-
-def install_deps(cfg: Config, target: Path) -> bytes:
-    """pip install the requirements lock into `target` for the image's platform. Returns
-    the wheels record (WHEELS_PATH): for each installed package the wheel file pip
-    downloaded, checked against the lock's hashes and installed, with its sha256, from
-    pip's installation report (`--report`)."""
-    lock = cfg.resolve(cfg.image.requirements)
-    if not lock.is_file():
-        raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}")
-    with tempfile.TemporaryDirectory(prefix="release-pip-report-") as rtmp:
-        report = Path(rtmp) / "report.json"
-        p = subprocess.run(_pip_command(cfg, target, lock, report), capture_output=True, text=True)
-        wheels = wheels_record(report) if p.returncode == 0 else b""
-    if p.returncode != 0:
-        lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-        msg = lines[-1] if lines else f"pip exited {p.returncode}"
-        if "THESE PACKAGES DO NOT MATCH THE HASHES" in p.stderr:
-            raise VerificationFailed(f"pip: a downloaded wheel does not match {lock.name}: {msg}")
-        raise RemoteError(f"pip install of {lock.name} failed: {msg}")
-    # console scripts carry this machine's interpreter path: not part of the image
-    shutil.rmtree(target / "bin", ignore_errors=True)
-    for record in target.glob("*.dist-info/RECORD"):
-        lines = record.read_text().splitlines(keepends=True)
-        kept = [ln for ln in lines if not ln.startswith("../")]
-        if kept != lines:
-            record.write_text("".join(kept))
-    if _compiles(cfg):
-        # bytecode for cold starts (/opt is read-only on Lambda: nothing is cached there at
-        # run time); unchecked-hash pycs hold no mtimes and the image path, not this one
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "compileall",
-                "-q",
-                "-j0",
-                "--invalidation-mode",
-                "unchecked-hash",
-                "-d",
-                "/" + DEPS_DIR,
-                str(target),
-            ],
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )  # a file that does not compile (py2 test data in some wheels) just gets no pyc
-    return wheels
-
-
-def wheels_record(report: Path) -> bytes:
-    """pip's installation report -> `{"schema": 1, "wheels": [{name, version, filename,
-    sha256}]}` sorted by name (canonical JSON: the same lock gives the same bytes)."""
-    from release.image.oci import canonical
-
-    try:
-        doc = json.loads(report.read_bytes())
-        wheels = []
-        for item in doc["install"]:
-            meta, info = item["metadata"], item["download_info"]
-            sha = info["archive_info"]["hashes"]["sha256"]
-            wheels.append(
-                {
-                    "name": str(meta["name"]),
-                    "version": str(meta["version"]),
-                    "filename": str(info["url"]).rsplit("/", 1)[-1],
-                    "sha256": str(sha),
-                }
-            )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RemoteError(
-            f"pip's installation report is unreadable ({exc!r}): cannot record the wheels"
-        ) from None
-    wheels.sort(key=lambda w: (w["name"].lower(), w["version"]))
-    return canonical({"schema": 1, "wheels": wheels})
-
-
-def _compiles(cfg: Config) -> bool:
-    """Ship .pyc only when this interpreter is the image's Python (same bytecode)."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}" == cfg.image.python
-
-
 def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
     lock = cfg.resolve(cfg.image.requirements)
     try:
         lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest()
     except FileNotFoundError:
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
-    pyc = sys.version if _compiles(cfg) else "no-pyc"
+    pyc = sys.version if compiles(cfg) else "no-pyc"
     key = key_of(
         "deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME), WHEELS_PATH
     )
@@ -531,28 +349,6 @@ def _copy_blob(src: Registry, dst: Registry, digest: Digest) -> bool:
 
 
 # --- the build ----------------------------------------------------------------------------
-def size_gate(cfg: Config, usize: int, reports: list[LayerReport]) -> None:
-    """Refuse (exit 1) an image over Lambda's 10 GiB uncompressed or [image].max_size."""
-    limit = min(LAMBDA_MAX_UNCOMPRESSED, cfg.image.max_size or LAMBDA_MAX_UNCOMPRESSED)
-    if usize <= limit:
-        return
-    which = (
-        "[image].max_size"
-        if cfg.image.max_size and cfg.image.max_size < LAMBDA_MAX_UNCOMPRESSED
-        else "Lambda's 10 GiB limit"
-    )
-    biggest = max(reports, key=lambda r: r.usize) if reports else None
-    largest = (
-        f"; the largest layer is {biggest.role} ({biggest.usize} bytes)"
-        if biggest and biggest.usize
-        else ""
-    )
-    raise SizeLimitExceeded(
-        f"image is {usize} bytes uncompressed, over {which} ({limit} bytes){largest}; nothing was pushed",
-        details=[f"{r.role}: {r.size} compressed, {r.usize} uncompressed" for r in reports],
-    )
-
-
 def build(
     cfg: Config,
     *,

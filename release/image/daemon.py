@@ -25,7 +25,9 @@ from typing import IO, Any
 
 from release.digest import Digest, is_digest, parse_digest
 from release.errors import NotADigest, UsageError, VerificationFailed
+from release.image import engine
 from release.image.layers import GzipWriter
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     OCI_CONFIG,
     OCI_LAYER_GZIP,
@@ -34,7 +36,6 @@ from release.image.oci import (
     canonical,
     digest_of,
 )
-from release.image.registry import LayoutRegistry
 
 PREFIX = "docker-daemon:"
 TAG = "base"
@@ -69,9 +70,7 @@ def materialize(value: str, cache_root: Path) -> ImageRef:
             return ImageRef(f"oci:{dest}", tagged)
     import docker.errors
 
-    from release.image.docker import _client, _docker_call
-
-    client = _client()
+    client = engine.client()
     try:
         image = client.images.get(name or image_id)
     except docker.errors.ImageNotFound:
@@ -91,7 +90,7 @@ def materialize(value: str, cache_root: Path) -> ImageRef:
     try:
         archive = staging / "image.tar"
         with open(archive, "wb") as f:
-            for chunk in _docker_call("save of the base", image.save, named=False):
+            for chunk in engine.call("save of the base", image.save, named=False):
                 f.write(chunk)
         layout = staging / "layout"
         manifest_digest = _convert(archive, layout, image_id)

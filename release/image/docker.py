@@ -24,17 +24,22 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from release import modelpin
 from release.config import Config
 from release.digest import Digest, parse_digest
 from release.errors import RemoteError, UsageError
+from release.image import engine
+from release.image.deps import DEPS_DIR, WHEELS_PATH, install_deps
+from release.image.distribution import DistributionRegistry
 from release.image.inspect import local_blob, open_image, resolve_platform
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     FUNCTIONS_LABEL,
     MODEL_DIGEST_LABEL,
     MODEL_LABEL,
+    MODEL_LOCK_PATH,
     OCI_CONFIG,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
@@ -42,38 +47,10 @@ from release.image.oci import (
     ImageRef,
     canonical,
 )
-from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
-
-if TYPE_CHECKING:
-    from release.image.build import BuiltImage
+from release.image.registry import open_registry
+from release.image.result import BuiltImage, LayerReport, size_gate
 
 ROLES = ("deps", "model", "policy", "code")
-
-
-def _client() -> Any:
-    import docker
-    import docker.errors
-
-    try:
-        client = docker.from_env(timeout=900)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise RemoteError(
-            f"Docker engine unreachable ({exc.__class__.__name__}): is dockerd running and "
-            "DOCKER_HOST right?"
-        ) from None
-    return client
-
-
-def _docker_call(what: str, fn: Any, *args: Any, **kw: Any) -> Any:
-    import docker.errors
-
-    try:
-        return fn(*args, **kw)
-    except docker.errors.DockerException as exc:
-        raise RemoteError(
-            f"Docker engine: {what} failed: {str(exc).splitlines()[0][:300]}"
-        ) from None
 
 
 def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
@@ -89,8 +66,8 @@ def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
     except docker.errors.ImageNotFound:
         pass  # loaded below
     if not isinstance(reg, LayoutRegistry):
-        _docker_call("pull of the base", client.images.pull, f"{bref.location}@{digest}")
-        _docker_call(
+        engine.call("pull of the base", client.images.pull, f"{bref.location}@{digest}")
+        engine.call(
             "tag of the base",
             client.api.tag,
             f"{bref.location}@{digest}",
@@ -114,7 +91,7 @@ def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
             manifest = [{"Config": cfg_name, "RepoTags": [name], "Layers": layer_names}]
             _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
         with open(archive, "rb") as f:
-            _docker_call("load of the base", client.images.load, f)
+            engine.call("load of the base", client.images.load, f)
     return name
 
 
@@ -131,8 +108,6 @@ def _copytree(src: Path, dest: Path) -> None:
 def dockerfile(
     cfg: Config, base_name: str, lock: modelpin.ModelLock, labels: dict[str, str]
 ) -> str:
-    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH
-
     first = next(iter(cfg.functions.values()))
     env = {
         "PYTHONPATH": f"/{DEPS_DIR}:{cfg.image.workdir}",
@@ -157,8 +132,6 @@ def dockerfile(
 
 def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
     """The build context: one directory per layer, laid out from `/`."""
-    from release.image.build import DEPS_DIR, MODEL_LOCK_PATH, WHEELS_PATH, install_deps
-
     workdir = cfg.image.workdir.strip("/")
     wheels = install_deps(cfg, ctx / "deps" / DEPS_DIR)
     (ctx / "deps" / WHEELS_PATH).parent.mkdir(parents=True, exist_ok=True)
@@ -186,15 +159,13 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
 def build_docker(
     cfg: Config, bref: ImageRef, target_name: str, lock: modelpin.ModelLock
 ) -> BuiltImage:
-    from release.image.build import BuiltImage, LayerReport
-
     target = open_registry(target_name, cfg.root)
     if not isinstance(target, DistributionRegistry):
         raise UsageError(
             f"--backend docker pushes to a registry: give --push HOST[:PORT]/REPO (not {target_name})"
         )
     t0 = time.perf_counter()
-    client = _client()
+    client = engine.client()
     base_name = load_base(client, cfg, bref)
     labels = {
         FUNCTIONS_LABEL: canonical(cfg.functions).decode(),
@@ -207,19 +178,17 @@ def build_docker(
         prepare_context(cfg, lock, ctx)
         (ctx / "Dockerfile").write_text(dockerfile(cfg, base_name, lock, labels))
         t_build = time.perf_counter()
-        for chunk in _docker_call(
+        for chunk in engine.call(
             "build", client.api.build, path=str(ctx), tag=tag, rm=True, forcerm=True, decode=True
         ):
             if "error" in chunk:
                 raise RemoteError(f"Docker engine: build failed: {chunk['error'].strip()[:300]}")
         build_s = time.perf_counter() - t_build
     # the size gate before anything is pushed: the engine knows the uncompressed size
-    from release.image.build import size_gate
-
-    usize = int(_docker_call("inspect", client.images.get, tag).attrs.get("Size") or 0)
+    usize = int(engine.call("inspect", client.images.get, tag).attrs.get("Size") or 0)
     size_gate(cfg, usize, [])
     reported: str | None = None
-    for chunk in _docker_call(
+    for chunk in engine.call(
         "push", client.api.push, target.name, tag="release-docker", stream=True, decode=True
     ):
         if "error" in chunk:

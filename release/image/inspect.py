@@ -26,6 +26,7 @@ from typing import IO, Any
 from release._io import CHUNK, hash_file
 from release.digest import Digest, parse_digest
 from release.errors import UsageError, VerificationFailed
+from release.image.layout import LayoutRegistry
 from release.image.oci import (
     FUNCTIONS_LABEL,
     GZIP_LAYERS,
@@ -36,7 +37,8 @@ from release.image.oci import (
     json_object,
 )
 from release.image.oci import field as json_field
-from release.image.registry import LayoutRegistry, Registry, index_manifests
+from release.image.referrers import index_manifests
+from release.image.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ MODEL_DIGEST_LABEL = "dev.release.model.digest"
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
 ROLES = ("base", "deps", "model", "policy", "code")
+#: where a built image carries its model lock (both builders write it there)
+MODEL_LOCK_PATH = "opt/release/model.lock.json"
 
 
 def canonical(obj: Any) -> bytes:

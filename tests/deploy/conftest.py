@@ -14,6 +14,7 @@ from release.evidence import PREDICATES, Evidence
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/app"
+LOCAL = "oci:.release/registry"  # the registry of a `target = "local"` project
 FUNCTIONS = {"scorer": "ma-scorer", "remediator": "ma-remediator", "analysis": "ma-analysis"}
 HANDLERS = {
     "scorer": "handlers.scorer.lambda_handler",
@@ -106,7 +107,7 @@ path = "model"
 
 [image]
 base = "oci:base@{digest_of("0")}"
-registry = "{ECR if target == "lambda" else "oci:.release/registry"}"
+registry = "{ECR if target == "lambda" else LOCAL}"
 
 [functions]
 {handlers}
@@ -179,6 +180,58 @@ def put_evidence(root: Path, doc: dict[str, Any]) -> None:
     d = root / "evidence"
     d.mkdir(exist_ok=True)
     (d / f"{doc['digest'].split(':', 1)[1]}.json").write_text(json.dumps(doc))
+
+
+#: promotions without the live canary (it has its own tests in test_live_canary.py)
+NO_CANARY = "traffic = { bake_seconds = 0 }"
+
+
+def promotion_project(
+    root: Path,
+    *digests: str,
+    env_extra: str = NO_CANARY,
+    ledger: str = "sqlite:.release/ledger.db",
+    target: str = "lambda",
+    mutate: Any = None,
+) -> Any:
+    """The loaded config of a project in `root` (write_config) with a passing Evidence
+    document for each digest (`mutate(doc)` changes each before it is stored)."""
+    from release.config import load
+
+    cfg_path = write_config(root, target=target, ledger=ledger, env_extra=env_extra)
+    for d in digests:
+        doc = good_evidence(d) if target == "lambda" else good_evidence(d, repository=LOCAL)
+        put_evidence(root, mutate(doc) if mutate else doc)
+    return load(cfg_path)
+
+
+def aliases() -> dict[str, tuple[str, dict[str, float]]]:
+    """function -> (version of alias `live`, its routing: extra version -> weight)."""
+    lam = boto("lambda")
+    out = {}
+    for fn in FUNCTIONS.values():
+        a = lam.get_alias(FunctionName=fn, Name="live")
+        out[fn] = (
+            a["FunctionVersion"],
+            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
+        )
+    return out
+
+
+def set_alarm(state: str, name: str = "ma-errors") -> None:
+    """A CloudWatch alarm `name` (on AWS/Lambda Errors) forced into `state`."""
+    cw = boto("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"test says {state}")
 
 
 #: the evidence provider CLI runs in tests hand to `release.cli.main` (a Python argument)

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from release.config import load
 from release.deploy.lambda_ import LambdaTarget
 from release.digest import parse_reference
 from release.errors import VerificationFailed
@@ -31,14 +30,13 @@ from release.promote import promote
 from tests.deploy.conftest import (
     ECR,
     FUNCTIONS,
+    aliases,
     boto,
     cli_env,
     digest_of,
     file_provider,
-    good_evidence,
-    put_evidence,
+    promotion_project,
     run_gated,
-    write_config,
 )
 from tests.fixtures.tools import run_cli
 
@@ -96,15 +94,10 @@ def _interfere(function: str) -> None:
 def _where() -> dict[str, tuple[str, dict[str, float], str]]:
     """function -> (alias version, alias routing, $LATEST image)."""
     lam = boto("lambda")
-    out = {}
-    for fn in FUNCTIONS.values():
-        a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (
-            a["FunctionVersion"],
-            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
-            lam.get_function(FunctionName=fn)["Code"]["ImageUri"],
-        )
-    return out
+    return {
+        fn: (*alias, lam.get_function(FunctionName=fn)["Code"]["ImageUri"])
+        for fn, alias in aliases().items()
+    }
 
 
 def test_moto_does_not_enforce_the_codesha256_precondition(lambdas: dict[str, str]) -> None:
@@ -120,8 +113,7 @@ def test_moto_does_not_enforce_the_codesha256_precondition(lambdas: dict[str, st
 def test_interleaved_writer_puts_every_function_back(
     lambdas: dict[str, str], tmp_path: Path, enforce: bool
 ) -> None:
-    cfg = load(write_config(tmp_path, target="lambda", env_extra="traffic = { bake_seconds = 0 }"))
-    put_evidence(tmp_path, good_evidence(NEW))
+    cfg = promotion_project(tmp_path, NEW)
     before = _where()
     client = Recording(boto("lambda"), enforce=enforce)
     target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05, before_publish=_interfere)
@@ -221,10 +213,8 @@ def _proxy_interfering_at_publish(moto_url: str) -> Iterator[tuple[str, list[str
 def test_cli_interleaved_writer_exits_1_and_nothing_says_promoted(
     lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str], moto_url: str
 ) -> None:
-    cfg = load(write_config(tmp_path, target="lambda", env_extra="traffic = { bake_seconds = 0 }"))
     cand = digest_of("d")
-    for d in (NEW, cand):
-        put_evidence(tmp_path, good_evidence(d))
+    cfg = promotion_project(tmp_path, NEW, cand)
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")  # NEW live on version 2
     before = _where()
     with _proxy_interfering_at_publish(moto_url) as (url, fired):

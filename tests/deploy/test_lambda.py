@@ -16,7 +16,6 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from release.config import load
 from release.deploy.lambda_ import LambdaTarget, validate_routing
 from release.digest import parse_reference
 from release.errors import ConfigError, GateDenied, RemoteError, UsageError
@@ -30,10 +29,9 @@ from tests.deploy.conftest import (
     cli_env,
     digest_of,
     file_provider,
-    good_evidence,
-    put_evidence,
+    promotion_project,
     run_gated,
-    write_config,
+    set_alarm,
 )
 from tests.fixtures.tools import run_cli
 
@@ -138,22 +136,10 @@ def _state() -> dict[str, tuple[str, str, list[str]]]:
     return out
 
 
-#: promotions without the live canary (it has its own tests in test_live_canary.py)
-NO_CANARY = "traffic = { bake_seconds = 0 }"
-
-
-def _setup(tmp_path: Path, *digests: str, mutate: Any = None, env_extra: str = NO_CANARY) -> Any:
-    cfg_path = write_config(tmp_path, target="lambda", env_extra=env_extra)
-    for d in digests:
-        doc = good_evidence(d)
-        put_evidence(tmp_path, mutate(doc) if mutate else doc)
-    return load(cfg_path)
-
-
 def test_promote_moves_every_function_then_rollback(
     lambdas: dict[str, str], tmp_path: Path
 ) -> None:
-    cfg = _setup(tmp_path, NEW, OLD)
+    cfg = promotion_project(tmp_path, NEW, OLD)
     before = _state()
     res = promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
     after = _state()
@@ -203,7 +189,7 @@ def test_promote_moves_every_function_then_rollback(
 def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
     lambdas: dict[str, str], tmp_path: Path, op: str, function: str
 ) -> None:
-    cfg = _setup(tmp_path, NEW)
+    cfg = promotion_project(tmp_path, NEW)
     before = _state()
     client = Faulty(boto("lambda"), op, function)
     target = LambdaTarget(cfg, "prod", client=client, poll_seconds=0.05)
@@ -233,7 +219,7 @@ def test_fault_at_any_step_leaves_every_function_on_the_old_digest(
 def test_a_failed_update_is_named_and_rolled_back(lambdas: dict[str, str], tmp_path: Path) -> None:
     """Lambda reports the code update Failed (and keeps saying so until the next update,
     which the rollback makes): the step fails with Lambda's reason, everything goes back."""
-    cfg = _setup(tmp_path, NEW)
+    cfg = promotion_project(tmp_path, NEW)
     before = _state()
     reason = "The image manifest or layer media type is not supported."
     fields = {"LastUpdateStatus": "Failed", "LastUpdateStatusReason": reason}
@@ -253,7 +239,7 @@ def test_an_update_still_in_progress_at_the_timeout_fails(
     lambdas: dict[str, str], tmp_path: Path
 ) -> None:
     """timeout 0.2 s polled every 0.05 s: the waiter polls exactly 4 times, then gives up."""
-    cfg = _setup(tmp_path, NEW)
+    cfg = promotion_project(tmp_path, NEW)
     before = _state()
     client = Reporting(
         boto("lambda"), "get_function", "ma-scorer", {"LastUpdateStatus": "InProgress"}, times=4
@@ -270,7 +256,7 @@ def test_an_update_still_in_progress_at_the_timeout_fails(
 
 
 def test_a_pending_published_version_is_waited_for(lambdas: dict[str, str], tmp_path: Path) -> None:
-    cfg = _setup(tmp_path, NEW)
+    cfg = promotion_project(tmp_path, NEW)
     client = Reporting(
         boto("lambda"), "get_function_configuration", "ma-analysis", {"State": "Pending"}, times=3
     )
@@ -334,7 +320,7 @@ def test_a_pending_published_version_is_waited_for(lambdas: dict[str, str], tmp_
 def test_denied_promotion_touches_nothing(
     lambdas: dict[str, str], tmp_path: Path, mutate: Any, reason: str
 ) -> None:
-    cfg = _setup(tmp_path, NEW, mutate=mutate)
+    cfg = promotion_project(tmp_path, NEW, mutate=mutate)
     before = _state()
     with pytest.raises(GateDenied) as info:
         promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
@@ -360,7 +346,7 @@ def test_real_lambda_rules_are_checked_here() -> None:
 def test_cli_promote_status_rollback(
     lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]
 ) -> None:
-    cfg = _setup(tmp_path, NEW, OLD)
+    cfg = promotion_project(tmp_path, NEW, OLD)
     env = cli_env(aws_env)
     r = run_gated(
         "promote",
@@ -407,24 +393,9 @@ CANARY_ENV = """alarms = ["ma-errors"]
 traffic = { canary_weight = 0.25, bake_seconds = 1 }"""
 
 
-def _alarm(state: str) -> None:
-    cw = boto("cloudwatch")
-    cw.put_metric_alarm(
-        AlarmName="ma-errors",
-        MetricName="Errors",
-        Namespace="AWS/Lambda",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cw.set_alarm_state(AlarmName="ma-errors", StateValue=state, StateReason=f"test says {state}")
-
-
 def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path) -> None:
-    _alarm("OK")
-    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    set_alarm("OK")
+    cfg = promotion_project(tmp_path, NEW, env_extra=CANARY_ENV)
     seen: list[Any] = []
     from release.deploy.lambda_ import AlarmWatch
 
@@ -453,8 +424,8 @@ def test_canary_traffic_then_full_switch(lambdas: dict[str, str], tmp_path: Path
 def test_alarm_during_canary_puts_everything_back(
     lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str]
 ) -> None:
-    _alarm("ALARM")
-    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    set_alarm("ALARM")
+    cfg = promotion_project(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
     r = run_gated("promote", NEW, "--env", "prod", "--config", cfg.path, env=cli_env(aws_env))
     assert r.code == 1
@@ -472,7 +443,7 @@ def test_alarm_during_canary_puts_everything_back(
 def test_missing_alarm_is_a_config_error_before_anything_moves(
     lambdas: dict[str, str], tmp_path: Path
 ) -> None:
-    cfg = _setup(tmp_path, NEW, env_extra=CANARY_ENV)
+    cfg = promotion_project(tmp_path, NEW, env_extra=CANARY_ENV)
     before = _state()
     with pytest.raises(ConfigError) as info:
         promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")

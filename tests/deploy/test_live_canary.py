@@ -17,7 +17,7 @@ import pytest
 
 from release.canary.live import Counts, evaluate_look
 from release.canary.stats import two_proportion
-from release.config import TrafficConfig, load
+from release.config import TrafficConfig
 from release.deploy.lambda_ import LambdaTarget
 from release.digest import parse_reference
 from release.errors import CanaryFailed
@@ -25,12 +25,12 @@ from release.ledger import open_ledger
 from release.promote import promote
 from tests.deploy.conftest import (
     FUNCTIONS,
+    aliases,
     boto,
     digest_of,
     file_provider,
-    good_evidence,
-    put_evidence,
-    write_config,
+    promotion_project,
+    set_alarm,
 )
 
 NEW = digest_of("b")
@@ -199,37 +199,9 @@ LIVE_ENV = """alarms = ["ma-errors"]
 traffic = { canary_weight = 0.1, bake_seconds = 300, looks = 3, min_samples = 3000, deadline_seconds = 900 }"""
 
 
-def _alarm(state: str) -> None:
-    cw = boto("cloudwatch")
-    cw.put_metric_alarm(
-        AlarmName="ma-errors",
-        MetricName="Errors",
-        Namespace="AWS/Lambda",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cw.set_alarm_state(AlarmName="ma-errors", StateValue=state, StateReason=f"test says {state}")
-
-
-def _aliases() -> dict[str, tuple[str, dict[str, float]]]:
-    lam = boto("lambda")
-    out = {}
-    for fn in FUNCTIONS.values():
-        a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (
-            a["FunctionVersion"],
-            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
-        )
-    return out
-
-
 def _promote(tmp_path: Path, traffic: Callable[[], None]) -> tuple[Any, FakeTime, Any]:
-    _alarm("OK")
-    cfg = load(write_config(tmp_path, target="lambda", env_extra=LIVE_ENV))
-    put_evidence(tmp_path, good_evidence(NEW))
+    set_alarm("OK")
+    cfg = promotion_project(tmp_path, NEW, env_extra=LIVE_ENV)
     ft = FakeTime(traffic)
     target = LambdaTarget(cfg, "prod", clock=ft.clock, sleep=ft.sleep)
     return cfg, ft, target
@@ -243,7 +215,7 @@ def _looks(cfg: Any) -> list[dict[str, str]]:
 def test_healthy_canary_completes(lambdas: dict[str, str], tmp_path: Path) -> None:
     cfg, ft, target = _promote(tmp_path, healthy_traffic())
     promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
-    assert _aliases() == {fn: ("2", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("2", {}) for fn in FUNCTIONS.values()}
     looks = _looks(cfg)
     assert [lk["decision"] for lk in looks] == ["continue", "continue", "pass"]
     assert looks[-1]["L1 positive share"].startswith("pass: positive share 0.520 (new, n=3200)")
@@ -260,7 +232,7 @@ def test_degraded_canary_is_rolled_back(lambdas: dict[str, str], tmp_path: Path)
         "(stable, n=28800), shift -7.1 points"
     )
     assert info.value.message.endswith("every function was put back on its previous version")
-    assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
     assert [lk["decision"] for lk in _looks(cfg)] == ["fail"]  # the first look already
     assert open_ledger(cfg).events()[-1].action == "promote.failed"
 
@@ -274,7 +246,7 @@ def test_erroring_canary_is_rolled_back(lambdas: dict[str, str], tmp_path: Path)
         r"ma-analysis: error rate 10\.00% \(new, n=400\) vs 0\.06%",
     ):
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
-    assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
 
 
 @pytest.mark.aws
@@ -292,18 +264,18 @@ def test_too_few_samples_holds_then_rolls_back_at_the_deadline(
         "inconclusive"
     ]
     assert ft.t - 1000.0 == pytest.approx(900.0, abs=1.0)
-    assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
 
 
 @pytest.mark.aws
 def test_alarm_in_alarm_mid_bake_rolls_back(lambdas: dict[str, str], tmp_path: Path) -> None:
     def traffic() -> None:
         healthy_traffic()()
-        _alarm("ALARM")
+        set_alarm("ALARM")
 
     cfg, _ft, target = _promote(tmp_path, traffic)
     with pytest.raises(
         CanaryFailed, match=r"^alarm ma-errors fired during the canary: test says ALARM; "
     ):
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
-    assert _aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("1", {}) for fn in FUNCTIONS.values()}

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from release import lease as leases
-from release.config import load
 from release.deploy.lambda_ import LambdaTarget
 from release.digest import parse_reference
 from release.errors import LeaseLost, PromotionLocked
@@ -34,13 +33,11 @@ from release.promote import promote
 from tests.deploy.conftest import (
     FUNCTIONS,
     HANDLERS,
-    boto,
+    aliases,
     cli_env,
     digest_of,
     file_provider,
-    good_evidence,
-    put_evidence,
-    write_config,
+    promotion_project,
 )
 from tests.fixtures.tools import REPO, run_cli
 
@@ -49,22 +46,6 @@ ME = f"{getpass.getuser()}@{socket.gethostname()}"
 LEDGERS = pytest.mark.parametrize(
     "ledger", ["sqlite:.release/ledger.db", "dynamodb:release-ledger"]
 )
-
-
-def _cfg(tmp_path: Path, ledger: str, target: str = "lambda") -> Any:
-    cfg = load(
-        write_config(
-            tmp_path, target=target, ledger=ledger, env_extra="traffic = { bake_seconds = 0 }"
-        )
-    )
-    for d in (OLD, NEW, CAND):
-        put_evidence(
-            tmp_path,
-            good_evidence(d, repository="oci:.release/registry")
-            if target == "local"
-            else good_evidence(d),
-        )
-    return cfg
 
 
 def _promoter(cfg: Any, digest: str, *extra: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -80,24 +61,12 @@ def _promoter(cfg: Any, digest: str, *extra: str, env: dict[str, str]) -> subpro
     )
 
 
-def _aliases() -> dict[str, tuple[str, dict[str, float]]]:
-    lam = boto("lambda")
-    out = {}
-    for fn in FUNCTIONS.values():
-        a = lam.get_alias(FunctionName=fn, Name="live")
-        out[fn] = (
-            a["FunctionVersion"],
-            a.get("RoutingConfig", {}).get("AdditionalVersionWeights", {}),
-        )
-    return out
-
-
 @pytest.mark.aws
 @LEDGERS
 def test_promoter_killed_during_the_canary_status_shows_the_split(
     lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str], ledger: str
 ) -> None:
-    cfg = _cfg(tmp_path, ledger)
+    cfg = promotion_project(tmp_path, OLD, NEW, CAND, ledger=ledger)
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")  # NEW live on version 2
     p = _promoter(cfg, CAND, "--hold-canary", env=aws_env)
     try:
@@ -105,7 +74,7 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
     finally:
         p.kill()
         p.communicate(timeout=60)
-    assert _aliases() == {fn: ("2", {"3": 0.1}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("2", {"3": 0.1}) for fn in FUNCTIONS.values()}
 
     r = run_cli("status", "--env", "prod", "--config", cfg.path, "--json", env=cli_env(aws_env))
     assert r.code == 1, r.stderr
@@ -150,7 +119,7 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
     promote(cfg, parse_reference(NEW), "prod", file_provider, actor="ci")
     start = [e for e in led.events(env="prod") if e.action == "promote.start"][-1]
     assert start.evidence["lease_took_over"] == f"{ME} pid {p.pid} (process gone)"
-    assert _aliases() == {fn: ("4", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("4", {}) for fn in FUNCTIONS.values()}
     r = run_cli("status", "--env", "prod", "--config", cfg.path, "--json", env=cli_env(aws_env))
     assert r.code == 0, r.stderr
     assert json.loads(r.stdout)["drift"] == []
@@ -161,7 +130,7 @@ def test_promoter_killed_during_the_canary_status_shows_the_split(
 def test_two_promoters_one_waits_at_the_barrier_the_other_is_refused(
     lambdas: dict[str, str], tmp_path: Path, aws_env: dict[str, str], ledger: str
 ) -> None:
-    cfg = _cfg(tmp_path, ledger)
+    cfg = promotion_project(tmp_path, OLD, NEW, CAND, ledger=ledger)
     inside, go_on = threading.Event(), threading.Event()
     outcome: list[Any] = []
 
@@ -205,7 +174,7 @@ def test_two_promoters_one_waits_at_the_barrier_the_other_is_refused(
     assert [e.action for e in led.events()].count("promote") == 1
     assert led.current("prod").digest == NEW
     assert led.lease("prod") is None
-    assert _aliases() == {fn: ("2", {}) for fn in FUNCTIONS.values()}
+    assert aliases() == {fn: ("2", {}) for fn in FUNCTIONS.values()}
 
 
 def _store(kind: str, tmp_path: Path) -> Any:
@@ -275,7 +244,7 @@ def test_two_takers_of_one_expired_lease_one_wins(
 def test_promote_process_takes_over_an_expired_lease_and_records_it(tmp_path: Path) -> None:
     import time
 
-    cfg = _cfg(tmp_path, "sqlite:.release/ledger.db", target="local")
+    cfg = promotion_project(tmp_path, OLD, NEW, CAND, target="local")
     store = open_ledger(cfg).store
     t = time.time()
     leases.acquire(store, "prod", now=t, ttl=3600, holder=Holder("alice", "build-7", 4242))

@@ -208,10 +208,15 @@ def mutate_bytes(data: bytes, draw: Any, how: str | None = None) -> bytes:
 
 
 def _signed_part(bundle: bytes) -> Any:
-    """What a bundle's signature covers: the DSSE payload, its type and the signatures."""
+    """What a bundle's signature covers: the DSSE payload, its type and the signature bytes.
+
+    A signature's `keyid` is not in it: DSSE calls it an unauthenticated hint, which a
+    verifier must not trust, so a changed or nulled keyid may verify (the key is the
+    certificate's or the pinned one, never the hint)."""
     try:
         env = json.loads(bundle)["dsseEnvelope"]
-        return (env["payload"], env["payloadType"], json.dumps(env["signatures"], sort_keys=True))
+        sigs = [s["sig"] if isinstance(s, dict) else s for s in env["signatures"]]
+        return (env["payload"], env["payloadType"], json.dumps(sigs))
     except (ValueError, KeyError, TypeError):
         return None
 

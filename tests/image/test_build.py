@@ -7,17 +7,22 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from urllib.request import Request, urlopen
 
 import pytest
 
 from release.image import layers as L
 from release.image.inspect import open_image
 from release.image.registry import open_registry
+from tests.fixtures.registry import RegistryProxy, Seen
 from tests.fixtures.tools import copy_project, require_binary, run_cli
 
 ROLES = ["base", "deps", "model", "policy", "code"]
@@ -121,7 +126,9 @@ def test_build_into_layout_json_shape_and_contract(
     deps = {p for p, _, _ in img.iter_files("deps")}
     assert "/opt/deps/onnxruntime/__init__.py" in deps
     assert not any(p.startswith("/opt/deps/bin/") for p in deps)
-    assert "/opt/deps/numpy/__pycache__/__init__.cpython-311.pyc" in deps  # cold starts
+    # cold starts: the build compiles with the interpreter that runs it (run_cli's)
+    tag = sys.implementation.cache_tag
+    assert f"/opt/deps/numpy/__pycache__/__init__.{tag}.pyc" in deps
     # which wheel pip installed for each package, with its sha256 (one the lock pins)
     assert "/opt/release/wheels.json" in deps
     reg_lock = (project / "handlers" / "requirements.lock").read_text()
@@ -266,12 +273,84 @@ def test_pushed_image_read_back_by_skopeo(
     ]
 
 
+def _committed_blobs(proxy: RegistryProxy, seen: list[Seen]) -> list[str]:
+    """The digest of every blob upload the registry completed (201 to the PUT that closes
+    an upload session: `PUT /v2/REPO/blobs/uploads/ID?digest=...`)."""
+    out = []
+    for s in seen:
+        url = urlsplit(s.path)
+        if s.method == "PUT" and "/blobs/uploads/" in url.path and s.status == 201:
+            out.extend(parse_qs(url.query)["digest"])
+    return out
+
+
 def test_pushed_twice_skips_every_blob(
-    build_cli: Callable[..., Any], pushed: dict[str, Any], registry: str
+    build_cli: Callable[..., Any],
+    pushed: dict[str, Any],
+    registry: str,
+    registry_proxy: RegistryProxy,
 ) -> None:
-    r, doc = build_cli("--push", f"{registry}/platform")
+    p = registry_proxy
+    repo = f"counted{os.urandom(3).hex()}"
+    r, doc = build_cli("--push", f"{p.host}/{repo}")
     assert r.code == 0, r.stderr
     assert doc["digest"] == pushed["digest"]
+    # what the image is made of, from the manifest as the registry serves it
+    req = Request(
+        f"http://{registry}/v2/{repo}/manifests/{doc['digest']}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urlopen(req, timeout=30) as resp:
+        manifest = json.loads(resp.read())
+    blobs = {manifest["config"]["digest"], *(la["digest"] for la in manifest["layers"])}
+    first = list(p.log)
+    assert sorted(_committed_blobs(p, first)) == sorted(blobs)  # each blob exactly once
+    r, doc2 = build_cli("--push", f"{p.host}/{repo}")
+    assert r.code == 0, r.stderr
+    assert doc2["digest"] == doc["digest"]
+    second = p.log[len(first) :]
+    assert _committed_blobs(p, second) == []
+    assert [s for s in second if s.method in ("POST", "PATCH")] == []  # no upload started
+    assert {s.method for s in second} <= {"HEAD", "GET", "PUT"}
+
+
+def _served(proxy: RegistryProxy) -> list[tuple[str, int]]:
+    """(method, status) of every failure the proxy answered instead of the registry."""
+    return sorted((s.method, s.status) for s in proxy.log if not s.forwarded)
+
+
+def test_transient_503_and_429_are_retried_and_the_push_succeeds(
+    build_cli: Callable[..., Any], pushed: dict[str, Any], registry_proxy: RegistryProxy
+) -> None:
+    p = registry_proxy
+    p.fail("HEAD", r"/blobs/sha256:", 503, times=1)
+    p.fail("POST", r"/blobs/uploads/$", 503, times=2)
+    p.fail("PUT", r"/manifests/", 429, times=2, Retry_After="0")
+    r, doc = build_cli("--push", f"{p.host}/retried{os.urandom(3).hex()}")
+    assert r.code == 0, r.stderr
+    assert doc["digest"] == pushed["digest"]
+    assert _served(p) == [("HEAD", 503), ("POST", 503), ("POST", 503), ("PUT", 429), ("PUT", 429)]
+    # each refused request was sent again and then reached the registry
+    assert [s.status for s in p.requests("PUT", r"/manifests/")] == [429, 429, 201]
+    assert [s.status for s in p.requests("POST", r"/blobs/uploads/$")][:3] == [503, 503, 202]
+
+
+def test_a_registry_that_keeps_failing_is_exit_3_naming_it(
+    build_cli: Callable[..., Any], registry_proxy: RegistryProxy
+) -> None:
+    p = registry_proxy
+    p.fail("POST", r"/blobs/uploads/$", 500, times=None)
+    r, _ = build_cli("--push", f"{p.host}/broken")
+    assert r.code == 3, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1, r.stderr
+    assert re.fullmatch(
+        rf"release: error: registry {re.escape(p.host)}: start upload of sha256:[0-9a-f]{{64}} "
+        "failed with HTTP 500",
+        err[0],
+    ), r.stderr
+    # the first try and RETRY.total retries, no more
+    assert [s.status for s in p.requests("POST", r"/blobs/uploads/$")] == [500] * (1 + 5)
 
 
 def test_docker_pulls_by_digest_and_runs_each_function(

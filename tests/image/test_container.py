@@ -97,6 +97,7 @@ def _in_netns(pid: int, *cmd: str, **kw: Any) -> Any:
     )
 
 
+@pytest.mark.aws  # starts moto_server itself, in the container's network namespace
 def test_each_function_cmd_runs_in_a_container(
     pushed: dict[str, Any], registry: str, docker_engine: Any
 ) -> None:

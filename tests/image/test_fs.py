@@ -104,7 +104,7 @@ BASE = [
 ]
 
 
-@pytest.fixture(params=["layout", "docker-registry"])
+@pytest.fixture(params=["layout", pytest.param("docker-registry", marks=pytest.mark.registry)])
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "layout":
         return open_registry("oci:reg", tmp_path)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from release.errors import NotADigest, RemoteError, UsageError, VerificationFailed
+from release.image.distribution import DistributionRegistry
+from release.image.layout import LayoutRegistry
 from release.image.oci import OCI_MANIFEST, canonical, digest_of, referrers_tag
-from release.image.registry import DistributionRegistry, LayoutRegistry, open_registry
+from release.image.registry import open_registry
+from tests.fixtures.registry import RegistryProxy
+from tests.fixtures.tty import run_on_pty
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -43,7 +50,7 @@ def _tiny_image(reg: Any) -> tuple[bytes, bytes]:
     return manifest, layer
 
 
-@pytest.fixture(params=["layout", "registry"])
+@pytest.fixture(params=["layout", pytest.param("registry", marks=pytest.mark.registry)])
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "layout":
         return open_registry("oci:layout", tmp_path)
@@ -122,3 +129,57 @@ def test_ecr_credentials_come_from_get_authorization_token(
     assert isinstance(r, DistributionRegistry) and r.base.startswith("https://")
     user, pw = r._auth.basic()  # type: ignore[misc]
     assert user == "AWS" and pw
+
+
+# --- retries (a faulting proxy in front of the real registry) ------------------------
+def test_a_failed_chunk_upload_is_not_repeated(
+    registry_proxy: RegistryProxy, tmp_path: Path
+) -> None:
+    p = registry_proxy
+    reg = open_registry(f"{p.host}/patch{os.urandom(3).hex()}", tmp_path)
+    layer = os.urandom(1 << 20)
+    f = tmp_path / "layer"
+    f.write_bytes(layer)
+    p.fail("PATCH", r"/blobs/uploads/", 503, times=1)
+    with pytest.raises(
+        RemoteError,
+        match=rf"^registry {re.escape(p.host)}: upload blob {digest_of(layer)} failed with HTTP 503$",
+    ):
+        reg.put_blob(f, digest_of(layer))
+    assert [s.status for s in p.requests("PATCH", r"/blobs/uploads/")] == [503]
+    reg.put_blob(f, digest_of(layer))  # the next push starts a fresh upload session
+    assert [s.status for s in p.requests("PATCH", r"/blobs/uploads/")] == [503, 202]
+    assert reg.get_blob(digest_of(layer)) == layer
+
+
+# --- progress ------------------------------------------------------------------------
+PUSH_PULL = """
+import os, sys
+from pathlib import Path
+from release.image.oci import digest_of
+from release.image.registry import open_registry
+reg = open_registry(sys.argv[1], Path(sys.argv[2]))
+data = os.urandom(5 << 20)
+f = Path(sys.argv[2]) / "blob"
+f.write_bytes(data)
+reg.put_blob(f, digest_of(data))
+reg.copy_blob_to(digest_of(data), Path(sys.argv[2]) / "back")
+assert (Path(sys.argv[2]) / "back").read_bytes() == data
+"""
+
+
+def test_push_and_pull_draw_a_bar_on_a_tty_and_nothing_on_a_pipe(
+    registry: str, tmp_path: Path
+) -> None:
+    cmd = [sys.executable, "-c", PUSH_PULL]
+    piped = subprocess.run(
+        [*cmd, f"{registry}/bar{os.urandom(3).hex()}", str(tmp_path)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b""
+    (tmp_path / "back").unlink()
+    out = run_on_pty([*cmd, f"{registry}/bar{os.urandom(3).hex()}", str(tmp_path)])
+    assert "push " in out and "pull " in out, out
+    assert "5.00M/5.00M" in out and "100%" in out, out

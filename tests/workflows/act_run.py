@@ -110,7 +110,7 @@ def offline_wheels() -> Path:
     platform (what `release build` pip-installs) and the uv wheel `.ci/setup` bootstraps.
     Downloaded once (hash-checked) and cached by the locks' content."""
     from release.config import load
-    from release.image.build import _pip_command
+    from release.image.deps import pip_command
 
     cfg = load(REPO / "release.prod.toml")
     lock = cfg.resolve(cfg.image.requirements)
@@ -125,9 +125,9 @@ def offline_wheels() -> Path:
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = _pip_command(cfg, tmp / "unused", lock)
+    cmd = pip_command(cfg, tmp / "unused", lock, tmp / "unused.json")
     i = cmd.index("install")
-    cmd[i : i + 4] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X
+    cmd[i : i + 6] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X --report Y
     cmd = [c for c in cmd if c not in ("--no-compile", "--no-warn-script-location")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
     (tmp / "uv.txt").write_text(uv_entry.group(0))
