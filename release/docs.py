@@ -163,6 +163,11 @@ def cli_reference() -> str:
         "**Exit codes**: 0 done/allowed, 1 a check said no, 2 bad usage/config/input,",
         "3 an outside system failed (registry, AWS, hub, docker).",
         "",
+        "**`-v, --verbose`** (before the command: `release -v pipeline`): debug lines too, and",
+        "an error's traceback before its message (same exit code). Without it progress is one",
+        "plain line per step on stderr and an error is one line, `release: error: MESSAGE`,",
+        "followed by its detail lines when it has any.",
+        "",
     ]
     envs: dict[str, list[str]] = {}
     for name, cmd in _commands():

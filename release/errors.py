@@ -58,6 +58,26 @@ class SizeLimitExceeded(CheckFailed):
     """The image is larger than a configured or platform limit."""
 
 
+class PromotionLocked(CheckFailed):
+    """Another promotion of the same environment holds its lease (`release.lease`); exit 1:
+    wait for it, or for the lease to expire if that promoter is dead."""
+
+
+class LeaseLost(CheckFailed):
+    """Our promotion lease was taken over while we held it: the promotion stopped without
+    touching anything more; exit 1."""
+
+
+class Interleaved(VerificationFailed):
+    """A Lambda version we published is not what we deployed: another writer changed the
+    function between our update and the publish (`release.deploy.lambda_`); exit 1."""
+
+    def __init__(self, function: str, detail: str) -> None:
+        super().__init__(f"publish {function}: {detail}")
+        self.function = function
+        self.detail = detail
+
+
 # --- 2: bad usage, config or input ---------------------------------------------------
 class UsageError(ReleaseError):
     """The command line or an input file is wrong."""
@@ -89,6 +109,18 @@ class RemoteError(ReleaseError):
     """The hub, a registry, AWS or the Docker engine failed or could not be reached."""
 
     exit_code = EXIT_REMOTE
+
+
+class StepFailed(RemoteError):
+    """One AWS call of a Lambda deployment step failed (`release.deploy.lambda_`); exit 3.
+    The target puts every function back and re-raises it as a `RemoteError` naming the
+    step; `release.promote` records the failure in the ledger either way."""
+
+    def __init__(self, step: str, function: str, cause: BaseException) -> None:
+        super().__init__(f"{step} {function}: {aws_error_message(cause)}")
+        self.step = step
+        self.function = function
+        self.cause = cause
 
 
 # --- AWS error text (boto3 ClientError / BotoCoreError) ------------------------------

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from release.errors import CheckFailed
+from release.errors import CheckFailed, LeaseLost, PromotionLocked
 
 #: how long a lease lasts after it was taken or last renewed
 LEASE_SECONDS = 900
@@ -132,20 +132,13 @@ class Lease:
         }
 
 
-class PromotionLocked(CheckFailed):
-    """Another promotion of the same environment holds the lease."""
-
-    @classmethod
-    def held(cls, lease: Lease) -> PromotionLocked:
-        return cls(
-            f"environment {lease.env!r} is locked by another promotion ({lease.holder}, since "
-            f"{_iso(lease.since)}, lease expires {lease.until}); wait for it to finish, or for the "
-            "lease to expire if that promoter is dead, then run the command again"
-        )
-
-
-class LeaseLost(CheckFailed):
-    """Our lease was taken over while we held it: stop touching the environment."""
+def locked(lease: Lease) -> PromotionLocked:
+    """The error for a lease held by a live holder: who holds it, since when, until when."""
+    return PromotionLocked(
+        f"environment {lease.env!r} is locked by another promotion ({lease.holder}, since "
+        f"{_iso(lease.since)}, lease expires {lease.until}); wait for it to finish, or for the "
+        "lease to expire if that promoter is dead, then run the command again"
+    )
 
 
 def read(store: LeaseStore, env: str) -> Lease | None:
@@ -166,13 +159,13 @@ def acquire(
         elif held.expires <= now:
             took_over = f"{held.holder} (lease expired {held.until})"
         else:
-            raise PromotionLocked.held(held)
+            raise locked(held)
         replacing = held.token
     lease = Lease(env, uuid.uuid4().hex, holder or Holder.current(), now, now + ttl, took_over)
     if not store.write_lease(env, lease.to_row(), replace=replacing, now=now):
         cur = read(store, env)
         if cur is not None:
-            raise PromotionLocked.held(cur)
+            raise locked(cur)
         raise PromotionLocked(
             f"environment {env!r}: another promotion raced for the lease; run the command again"
         )

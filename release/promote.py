@@ -30,6 +30,7 @@ each one's image resolves to; a split, another digest, another version or CMD is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,8 @@ from release.evidence import Evidence, ReadinessClaim
 from release.gate import Decision, evaluate, policy_for
 from release.lease import LEASE_SECONDS, Lease
 from release.ledger import Event, Ledger, open_ledger
+
+log = logging.getLogger(__name__)
 
 #: (config, image reference, environment) -> verified Evidence
 EvidenceProvider = Callable[[Config, Reference, str], Evidence]
@@ -80,6 +83,14 @@ def gate(
     if cfg.readiness.gate:
         evidence = evidence.model_copy(update={"readiness": readiness_claim(cfg, env)})
     decision = evaluate(evidence, policy_for(cfg))
+    log.debug(
+        "gate %s for %s: %s (%d reasons, policy %s)",
+        ref.digest,
+        env,
+        "allow" if decision.allow else "deny",
+        len(decision.reasons),
+        decision.policy_digest,
+    )
     led = ledger or open_ledger(cfg)
     event = led.append(
         env,
@@ -196,7 +207,10 @@ def promote(
             },
         )
 
+        log.debug("%s lease taken: %s until %s", env, lease.holder, lease.until)
+
         def on_step(step: str, detail: dict[str, str]) -> None:
+            log.debug("%s %s: %s", env, step, detail)
             led.append(env, step, ref.digest, actor=actor, evidence=detail)
             held[0] = led.renew(held[0], ttl=ttl)
 

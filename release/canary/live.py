@@ -34,6 +34,7 @@ Time is read from `clock` and waited with `sleep`, both injectable (tests never 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from typing import Any, Literal
 from release.canary.stats import ZTest, two_proportion
 from release.config import TrafficConfig
 from release.errors import CanaryFailed, ConfigError, RemoteError, aws_error_message
+
+log = logging.getLogger(__name__)
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 HANDLER_METRICS = ("SentimentPositive", "SentimentNegative", "AnalysisErrors")
@@ -420,6 +423,11 @@ class LiveCanary:
                     decision = "hold" if elapsed >= bake else "continue"
                 lk = Look(lk.index, lk.elapsed, decision, lk.checks, lk.new, lk.stable)  # type: ignore[arg-type]
                 self.looks.append(lk)
+                log.info(
+                    "live canary look %d at %.0fs of %.0fs: %s", index, elapsed, bake, decision
+                )
+                for c in lk.checks:
+                    log.debug("  %s: %s: %s", c.name, c.verdict, c.detail)
                 if on_step is not None:
                     on_step(
                         "canary.look",

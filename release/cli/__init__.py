@@ -6,26 +6,41 @@ code: the command's result when it has one (a failed check's result, with exit 1
 `{"error", "details", "exit_code"}` (usage errors included).
 
 Exit codes: 0 done/allowed, 1 a check said no, 2 bad usage/config/input, 3 an outside
-system failed. An option can be set through an environment variable exactly when its
-`--help` names one (`[env: RELEASE_...]`); docs/cli.md lists them all.
+system failed. `main` is the one exit path: a command never exits itself; a failing outcome
+is a `release.errors` exception, which `main` turns into its exit code and one line on
+stderr (`release: error: MESSAGE`, then its detail lines); `-v` adds the traceback.
+
+Logging: library modules log through `logging.getLogger(__name__)`; `main` installs one
+handler on the `release` logger for the duration of the command, writing plain one-line
+messages to stderr: INFO and above by default, DEBUG too with `-v/--verbose`.
+
+An option can be set through an environment variable exactly when its `--help` names one
+(`[env: RELEASE_...]`); docs/cli.md lists them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from release import __version__
 from release.errors import EXIT_USAGE, ReleaseError
 
+if TYPE_CHECKING:
+    from release.config import Config
+
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 class Out:
@@ -43,8 +58,19 @@ class Out:
         click.echo(line, err=True)
 
     def data(self, doc: Any) -> None:
+        """The command's JSON document (only under --json). Printed before a failing
+        outcome is raised, it is the one document on stdout: `main` then prints no error
+        document."""
         if self.as_json:
             click.echo(json.dumps(doc, indent=2, sort_keys=True))
+            _state()["json_printed"] = True
+
+
+def _state() -> dict[str, Any]:
+    """The root context's `obj`: what `main` handed in and what it reads back afterwards."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, dict) else {}
 
 
 def common(f: F) -> F:
@@ -78,20 +104,27 @@ def evidence_provider() -> tuple[Any, bool]:
     """(the evidence provider, whether it is the product's own `release.claims.collect`)."""
     from release.promote import default_provider
 
-    obj = click.get_current_context().find_root().obj or {}
-    given = obj.get("evidence_provider") if isinstance(obj, dict) else None
+    given = _state().get("evidence_provider")
     return (given, False) if given is not None else (default_provider(), True)
 
 
-def load_config(path: Path | None) -> Any:
+def load_config(path: Path | None) -> Config:
     from release import config
 
-    return config.load(path)
+    cfg = config.load(path)
+    log.debug("config %s (paths relative to %s)", cfg.path, cfg.root)
+    return cfg
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="release")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show debug lines, and the traceback of an error (give it before the command).",
+)
+def cli(verbose: bool) -> None:
     """Hash-pin a model, build ONE Lambda image for many handlers, attest, canary, gate and
     promote it by digest.
 
@@ -99,6 +132,42 @@ def cli() -> None:
     Exit codes: 0 done/allowed, 1 a check said no, 2 bad usage/config/input,
     3 an outside system failed (registry, AWS, hub, docker).
     """
+    if verbose:
+        _state()["verbose"] = True
+        logging.getLogger("release").setLevel(logging.DEBUG)
+
+
+# --- logging --------------------------------------------------------------------------
+class _StderrHandler(logging.Handler):
+    """One plain line per record on the current sys.stderr (`warning: ` etc. before
+    anything that is not INFO)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            if record.levelno != logging.INFO:
+                msg = f"{record.levelname.lower()}: {msg}"
+            click.echo(msg, err=True)
+        except Exception:  # logging must never break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logging() -> Iterator[None]:
+    """The `release` logger writes to stderr while a command runs (INFO; `-v`: DEBUG);
+    afterwards it is as it was (tests run `main` many times in one process)."""
+    log = logging.getLogger("release")
+    saved = (log.level, log.propagate)
+    handler = _StderrHandler()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 # --- command modules: each area registers its commands on `cli` -----------------------
@@ -133,15 +202,19 @@ def main(
     evidence was re-verified, which a canned provider cannot say."""
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
+    state: dict[str, Any] = {"evidence_provider": evidence_provider}
     try:
-        cli.main(
-            args=args,
-            prog_name="release",
-            standalone_mode=False,
-            obj={"evidence_provider": evidence_provider},
-        )
+        with _logging():
+            cli.main(args=args, prog_name="release", standalone_mode=False, obj=state)
     except ReleaseError as exc:
-        _report(exc.message, exc.details, exc.exit_code, _json_requested(args))
+        if state.get("verbose"):
+            click.echo(traceback.format_exc().rstrip(), err=True)
+        _report(
+            exc.message,
+            exc.details,
+            exc.exit_code,
+            _json_requested(args) and not state.get("json_printed"),
+        )
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("release: aborted", err=True)
@@ -161,11 +234,13 @@ def main(
     sys.exit(0)
 
 
-def _report(message: str, details: list[str], code: int, ctx_json: bool) -> None:
+def _report(message: str, details: list[str], code: int, as_json: bool) -> None:
+    """The error as the user sees it: one line (and its detail lines) on stderr; under
+    --json also the error document on stdout, unless the command printed its own."""
     click.echo(f"release: error: {message}", err=True)
     for d in details:
         click.echo(f"  {d}", err=True)
-    if ctx_json:
+    if as_json:
         click.echo(json.dumps({"error": message, "details": details, "exit_code": code}, indent=2))
 
 

@@ -97,6 +97,7 @@ def canary_run(
     """Run image DIGEST's own model (re-hashed against the lock baked in the image first;
     refused on mismatch) and analysis code over the canary corpus; compare with the
     baseline; write the report."""
+    from release.canary import baseline as bl
     from release.canary import offline
     from release.canary import report as rpt
     from release.digest import parse_reference
@@ -104,34 +105,15 @@ def canary_run(
     cfg = load_config(config_path)
     parse_reference(digest)  # a tag is refused before anything runs
     t = rpt.thresholds(cfg.canary)
-    corpus_path = corpus or cfg.resolve(cfg.canary.corpus)
-    cor = offline.read_corpus(corpus_path)
-    base, source = None, "report"
-    if baseline is None and env:
-        found = offline.promoted_baseline(cfg, env)
-        if found is None:
-            out.status(f"nothing promoted to {env} yet: first release, absolute checks only")
-        else:
-            base, live = found
-            source = "promoted"
-            out.status(f"baseline: the signed canary report of {live} (live in {env})")
-    elif baseline:
-        if Path(baseline).is_file():
-            base = rpt.read_report(Path(baseline))
-        else:
-            parse_reference(baseline)
-            out.status(f"running baseline {baseline} ...")
-            base = offline.run_image(cfg, baseline, cor, t, batch_size=batch_size)
-            source = "digest"
-    else:
-        out.status("no baseline: first release, absolute checks only")
+    cor = offline.read_corpus(corpus or cfg.resolve(cfg.canary.corpus))
+    base = bl.select(cfg, cor, t, baseline=baseline, env=env, batch_size=batch_size)
     report = offline.run_image(
         cfg,
         digest,
         cor,
         t,
-        baseline=base,
-        baseline_source=source,  # type: ignore[arg-type]
+        baseline=base.report,
+        baseline_source=base.source,
         batch_size=batch_size,
     )
     _finish(out, report, output)
@@ -169,15 +151,9 @@ def _finish(out: Out, report: Any, output: Path | None) -> None:
     if output is not None:
         out.status(f"report -> {output} (sha256:{report.sha256})")
     out.data(_summary(report, output))
-    if report.passed:
-        out.status(f"canary passed: {len(report.checks)} checks on {report.n} items")
-        return
-    exc = rpt.failure(report)
-    if out.as_json:
-        for line in [f"release: error: {exc.message}", *(f"  {d}" for d in exc.details)]:
-            out.status(line)
-        raise SystemExit(exc.exit_code)
-    raise exc
+    if not report.passed:
+        raise rpt.failure(report)
+    out.status(f"canary passed: {len(report.checks)} checks on {report.n} items")
 
 
 def _table(report: Any) -> str:

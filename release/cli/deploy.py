@@ -95,12 +95,10 @@ def gate_cmd(
 
         atomic_write_bytes(save_evidence, ev.model_dump_json(indent=2).encode() + b"\n")
         out.status(f"evidence written to {save_evidence}")
-    if not decision.allow and not out.as_json:
-        raise promote.denied(decision)
-    _decision_lines(out, decision)
     out.data(decision.to_dict())
     if not decision.allow:
-        raise SystemExit(1)
+        raise promote.denied(decision)  # `main` prints it with every reason
+    _decision_lines(out, decision)
 
 
 @cli.command("promote")
@@ -178,6 +176,7 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
     digest, version or CMD, or traffic split between versions). See docs/promotion.md.
     """
     from release import promote
+    from release.errors import CheckFailed
 
     cfg = load_config(config_path)
     st = promote.status(cfg, env)
@@ -201,11 +200,13 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
             f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
             f"expires {st.lease['expires']}"
         )
-    for d in st.drift:
-        out.status(f"  drift: {d}")
     out.data(doc)
     if st.drift:
-        raise SystemExit(1)
+        n = len(st.drift)
+        raise CheckFailed(
+            f"{env} drifted from the ledger: {n} difference{'s' if n != 1 else ''}",
+            details=[f"drift: {d}" for d in st.drift],
+        )
 
 
 @cli.command("invoke")
@@ -225,6 +226,7 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     answer (exit 0). Exit 2 for a bad event or usage.
     """
     from release.deploy.local import invoke
+    from release.errors import CheckFailed
 
     cfg = load_config(config_path)
     res = invoke(cfg, env, function, event.read())
@@ -234,9 +236,9 @@ def invoke_cmd(config_path: Path | None, out: Out, function: str, event: Any, en
     how = "raised" if res.returncode != 0 else "returned"
     if isinstance(res.result, dict) and "statusCode" in res.result:
         how += f" statusCode {res.result['statusCode']}"
-    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: {how}")
     if res.failed:
-        raise SystemExit(1)
+        raise CheckFailed(f"{function} ({res.handler}) from {res.digest} in {env}: {how}")
+    out.status(f"{function} ({res.handler}) from {res.digest} in {env}: {how}")
 
 
 @cli.group("ledger")
@@ -267,13 +269,7 @@ def ledger_verify(config_path: Path | None, out: Out) -> None:
             "problems": problems,
         }
     )
-    if res.ok:
-        out.status(
-            f"{st.detail}; {res.anchors} events named by {res.statements} signed "
-            "promotion statements all present"
-        )
-        return
-    if not out.as_json:
+    if not res.ok:
         from release.errors import VerificationFailed
 
         what = (
@@ -282,9 +278,10 @@ def ledger_verify(config_path: Path | None, out: Out) -> None:
             else "ledger does not hold what signed statements name"
         )
         raise VerificationFailed(f"{what}: {problems[0]}", details=problems[1:])
-    for p in problems:
-        out.status(f"ledger: {p}")
-    raise SystemExit(1)
+    out.status(
+        f"{st.detail}; {res.anchors} events named by {res.statements} signed "
+        "promotion statements all present"
+    )
 
 
 @ledger_group.command("events")

@@ -99,14 +99,10 @@ def model_verify(config_path: Path | None, out: Out, directory: Path) -> None:
     cfg = load_config(config_path)
     try:
         res = modelpin.verify(cfg, directory)
-    except VerificationFailed as exc:
-        if out.as_json:
+    except VerificationFailed:
+        if out.as_json:  # the failed result is the document; `main` reports the error
             lock = modelpin.read_lock(cfg.lock_path)
-            r = modelpin.verify_dir(directory, lock, progress=False)
-            out.data(_verify_doc(r))
-            for line in [exc.message, *exc.details]:
-                out.status(line)
-            raise SystemExit(exc.exit_code) from None
+            out.data(_verify_doc(modelpin.verify_dir(directory, lock, progress=False)))
         raise
     out.status(f"ok: {directory} matches the lock ({len(res.lock.files)} files, {res.lock.digest})")
     out.data(_verify_doc(res))

@@ -40,7 +40,7 @@ def pipeline_cmd(
 ) -> None:
     """Run every stage in order - model lock check, build, sbom, attest, canary, gate,
     promote - stopping at the first failure with that stage's exit code. One progress line
-    per stage on stderr; a final summary (digest, evidence, decision, report path).
+    per stage on stderr (before and after it); a final summary (digest, evidence, decision, report path).
 
     \b
     Stages and the commands they equal:
@@ -60,7 +60,6 @@ def pipeline_cmd(
         cfg,
         env=env,
         through=through,
-        progress=out.status,
         actor=actor,
         evidence_provider=None if real else provider,
     )
@@ -69,10 +68,10 @@ def pipeline_cmd(
     out.status(f"  image       {res.reference}")
     out.status(f"  evidence    {len(res.attestations)} signed attestations attached")
     if res.decision is not None:
-        out.status(f"  decision    {'allow' if res.decision.get('allow') else 'deny'}")
+        out.status(f"  decision    {'allow' if res.decision.allow else 'deny'}")
     if res.out_dir is not None:
         out.status(f"  outputs     {res.out_dir}")
-    if res.report:
+    if res.report is not None:
         out.status(f"  report      {res.report}")
     out.info(res.reference or "")
     out.data(res.to_dict())

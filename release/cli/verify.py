@@ -55,13 +55,10 @@ def verify_cmd(
     out.data(v.to_dict())
     failed = v.failed()
     if failed:
-        msg = f"{ref.digest}: {len(failed)} of {len(v.checks)} claims failed: " + ", ".join(
-            c.name for c in failed
+        raise VerificationFailed(
+            f"{ref.digest}: {len(failed)} of {len(v.checks)} claims failed: "
+            + ", ".join(c.name for c in failed)
         )
-        if out.as_json:
-            out.status(f"release: {msg}")
-            raise SystemExit(1)
-        raise VerificationFailed(msg)
     out.status(f"verified {ref.digest}: {len(v.checks)} claims hold")
 
 
@@ -124,8 +121,6 @@ def audit_cmd(
         st = open_ledger(cfg).verify_chain()
         out.data({"ok": st.ok, "events": st.events, "head": st.head, "problems": list(st.problems)})
         if not st.ok:
-            if out.as_json:
-                raise SystemExit(1)
             raise VerificationFailed(
                 f"ledger chain broken: {st.problems[0]}", details=list(st.problems[1:])
             )

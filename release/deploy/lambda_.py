@@ -41,7 +41,9 @@ from release.digest import Reference
 from release.errors import (
     CanaryFailed,
     ConfigError,
+    Interleaved,
     RemoteError,
+    StepFailed,
     UsageError,
     VerificationFailed,
     aws_error_code,
@@ -168,24 +170,8 @@ class AlarmWatch:
             time.sleep(min(self.poll_seconds, left))
 
 
-class StepFailed(Exception):
-    def __init__(self, step: str, function: str, cause: Exception) -> None:
-        super().__init__(f"{step} {function}: {aws_error_message(cause)}")
-        self.step = step
-        self.function = function
-        self.cause = cause
-
-
 class UpdateFailed(RuntimeError):
     """Lambda reports the function's last update (or its state) as Failed."""
-
-
-class Interleaved(StepFailed):
-    """What was published is not what we deployed: another writer changed the function."""
-
-    def __init__(self, function: str, detail: str) -> None:
-        super().__init__("publish", function, RuntimeError(detail))
-        self.detail = detail
 
 
 class LambdaTarget:
@@ -257,9 +243,11 @@ class LambdaTarget:
     def _call(self, step: str, function: str, op: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        log.debug("lambda %s: %s %s", step, op, function)
         try:
             return getattr(self.client, op)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
+            log.debug("lambda %s: %s %s failed: %s", step, op, function, aws_error_message(exc))
             raise StepFailed(step, function, exc) from exc
 
     def _wait(self, step: str, function: str, waiter: str, **kwargs: Any) -> None:

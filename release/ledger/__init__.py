@@ -30,7 +30,6 @@ from typing import Any, Protocol
 
 from release.config import Config
 from release.errors import ConfigError, UsageError
-from release.lease import PromotionLocked as PromotionLocked  # re-exported: callers catch it here
 from release.ledger.chain import (
     GENESIS,
     LIVE_ACTIONS,
@@ -91,7 +90,6 @@ __all__ = [
     "Ledger",
     "LedgerBroken",
     "LedgerStore",
-    "PromotionLocked",
     "SqliteStore",
     "check_anchors",
     "default_actor",

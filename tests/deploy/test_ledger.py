@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from release.config import load
-from release.ledger import GENESIS, Ledger, PromotionLocked, SqliteStore, open_ledger
+from release.errors import PromotionLocked
+from release.ledger import GENESIS, Ledger, SqliteStore, open_ledger
 from tests.deploy.conftest import digest_of, write_config
 from tests.fixtures.tools import run_cli
 

@@ -26,7 +26,8 @@ import pytest
 from release import lease as leases
 from release.deploy.lambda_ import LambdaTarget
 from release.digest import parse_reference
-from release.lease import Holder, LeaseLost, PromotionLocked
+from release.errors import LeaseLost, PromotionLocked
+from release.lease import Holder
 from release.ledger import DynamoStore, Ledger, SqliteStore, open_ledger
 from release.promote import promote
 from tests.deploy.conftest import (
