@@ -1,3 +1,5 @@
+"""`python -m release`: the same command line as the `release` script."""
+
 from release.cli import main
 
 main()
