@@ -419,7 +419,26 @@ def _parse_statement(payload_type: str | None, payload: bytes) -> dict[str, Any]
         )
     if not isinstance(st.get("subject"), list) or not st["subject"]:
         raise VerificationFailed("the statement has no subject")
+    _validate_statement(st)
     return st
+
+
+def _validate_statement(st: dict[str, Any]) -> None:
+    """The in-toto v1 Statement rules, as `in_toto_attestation.v1` (the library that built
+    it in `sign.statement`) checks them: known fields only, every subject with a digest, a
+    predicate type and a predicate. The library's copy of the predicate (a protobuf Struct,
+    numbers as doubles) is only validated, never used."""
+    from google.protobuf import json_format
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    try:
+        pb = json_format.ParseDict(st, statement_pb2.Statement())
+        Statement.copy_from_pb(pb).validate()
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise VerificationFailed(
+            f"the signed payload is not a valid in-toto v1 Statement: {_one_line(exc)}"
+        ) from None
 
 
 def _subjects(st: dict[str, Any]) -> tuple[Subject, ...]:

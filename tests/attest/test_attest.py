@@ -268,3 +268,27 @@ def test_verify_stored_missing_and_invalid(
         match=r"^https://slsa.dev/provenance/v1 bundle sha256:[0-9a-f]{64}: signature was made by another key",
     ):
         verify_stored(reg, other, evidence.PROVENANCE, _policy(wrong))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda st: st["subject"].append({"name": "no-digest"}), id="digestless-subject"
+        ),
+        pytest.param(lambda st: st.update(extra=1), id="unknown-field"),
+        pytest.param(lambda st: st.update(predicate={}), id="empty-predicate"),
+        pytest.param(lambda st: st["subject"][0].update(digest=[]), id="digest-not-a-map"),
+    ],
+)
+def test_signed_but_malformed_statement_is_refused(
+    layout_image: Any, signing_key: Path, change: Any
+) -> None:
+    """A validly signed payload that breaks the in-toto v1 Statement rules (as the
+    in-toto-attestation library reads them, not our own parser) does not verify."""
+    reg, digest, _ = layout_image
+    st = json.loads(sign.statement(reg.name, digest, evidence.CANARY, CANARY_PRED))
+    change(st)
+    b = sign.KeySigner(signing_key).sign(json.dumps(st).encode())
+    with pytest.raises(VerificationFailed, match="not a valid in-toto v1 Statement"):
+        verify_statement(b, _policy(signing_key), digest, evidence.CANARY)
