@@ -130,11 +130,16 @@ def parse_bundle(raw: bytes) -> ParsedBundle:
             raise VerificationFailed(
                 f"bundle: DSSE envelope must carry exactly 1 signature, has {n}"
             )
+        payload_type = env.get("payloadType")
+        if not isinstance(payload_type, str):
+            raise VerificationFailed(
+                f"bundle: DSSE payloadType is {type(payload_type).__name__}, not a string"
+            )
         return ParsedBundle(
             doc=doc,
             media_type=mt,
             kind="dsse",
-            payload_type=env.get("payloadType"),
+            payload_type=payload_type,
             payload=_b64(env.get("payload"), "DSSE payload"),
             signatures=[_b64(sigs[0].get("sig"), "DSSE signature")],
             message_digest=None,

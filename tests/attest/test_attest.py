@@ -292,3 +292,15 @@ def test_signed_but_malformed_statement_is_refused(
     b = sign.KeySigner(signing_key).sign(json.dumps(st).encode())
     with pytest.raises(VerificationFailed, match="not a valid in-toto v1 Statement"):
         verify_statement(b, _policy(signing_key), digest, evidence.CANARY)
+
+
+@pytest.mark.parametrize("value", [True, 7, None, ["application/vnd.in-toto+json"]])
+def test_payload_type_of_another_json_type_is_refused(
+    signed: Any, signing_key: Path, value: Any
+) -> None:
+    """Found by tests/e2e/test_fuzz.py: a payloadType that is not a string is one
+    VerificationFailed line, not an AttributeError deep in the PAE."""
+    b, digest, _ = signed
+    bad = _mutate(b, lambda d: d["dsseEnvelope"].update(payloadType=value))
+    with pytest.raises(VerificationFailed, match="payloadType"):
+        verify_statement(bad, _policy(signing_key), digest, evidence.CANARY)
