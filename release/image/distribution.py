@@ -158,24 +158,24 @@ class DistributionRegistry:
         )
         return bool(r.status_code == 200)
 
-    def get_blob(self, digest: Digest) -> bytes:
-        r = self._request(
-            "GET", self._url(f"blobs/{digest}"), ok=(200, 404), what=f"GET blob {digest}"
-        )
-        if r.status_code == 404:
-            raise NotFound(f"blob {digest} not found in {self.name}")
-        return check_bytes(r.content, digest, "blob")
-
-    def copy_blob_to(self, digest: Digest, dest: Path) -> Path:
+    def _fetch_blob(self, digest: Digest, *, stream: bool) -> Any:
+        """GET a blob (the response, streamed or not); a missing blob is `NotFound`."""
         r = self._request(
             "GET",
             self._url(f"blobs/{digest}"),
             ok=(200, 404),
             what=f"GET blob {digest}",
-            stream=True,
+            stream=stream,
         )
         if r.status_code == 404:
             raise NotFound(f"blob {digest} not found in {self.name}")
+        return r
+
+    def get_blob(self, digest: Digest) -> bytes:
+        return check_bytes(self._fetch_blob(digest, stream=False).content, digest, "blob")
+
+    def copy_blob_to(self, digest: Digest, dest: Path) -> Path:
+        r = self._fetch_blob(digest, stream=True)
         total = int(r.headers.get("Content-Length") or 0)
         log.debug("pull %s (%d bytes) from %s", digest, total, self.name)
         with r, Progress(f"pull {digest[7:19]}", total) as prog:
@@ -184,15 +184,7 @@ class DistributionRegistry:
 
     @contextlib.contextmanager
     def open_blob(self, digest: Digest) -> Iterator[BinaryIO]:
-        r = self._request(
-            "GET",
-            self._url(f"blobs/{digest}"),
-            ok=(200, 404),
-            what=f"GET blob {digest}",
-            stream=True,
-        )
-        if r.status_code == 404:
-            raise NotFound(f"blob {digest} not found in {self.name}")
+        r = self._fetch_blob(digest, stream=True)
         with r:
             r.raw.decode_content = False
             yield r.raw
