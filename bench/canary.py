@@ -59,6 +59,7 @@ def run_once(cfg: object, cor: offline.Corpus, batch: int) -> dict[str, float]:
         REPO,
         cor.items,
         batch_size=batch,
+        predict="handlers.common.model:SentimentModel.load",
     )
     t1 = time.perf_counter()
     report = offline.report_for_run(run, cor, t)

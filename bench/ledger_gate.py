@@ -80,7 +80,7 @@ def bench_ledger(n: int, tmp: Path) -> tuple[float, float, float]:
 def bench_gate(n: int) -> tuple[float, float]:
     import regopy
 
-    policy = gate.load_policy(ROOT / "policy" / "release")
+    policy = gate.default_policy()
     ev = _evidence()
     times = []
     for _ in range(n):

@@ -69,23 +69,35 @@ class CodeConfig(_Section):
 
     `package`: the directory (a Python package, next to the config) shipped as the image's
     code layer at `<[image].workdir>/<package>`; the `[functions]` handlers live in it.
-    `policy`: a directory shipped at `<workdir>/policy` (read by your handlers, e.g. Rego).
+    `policy`: an optional data directory (next to the config) shipped at `<workdir>/policy`
+    (files your handlers read, e.g. Rego); unset: no data layer. It is not the release gate's policy
+    (`[gate].policy`).
     `predict`: `MODULE:CALLABLE` the offline canary calls once as
     `CALLABLE(model_dir, lock_path=LOCK)`; the object it returns has
     `predict(texts, batch_size=N)` giving, per text, an object with `label` (NEGATIVE or
-    POSITIVE), `confidence` (0..1) and optionally `logits` (two floats).
+    POSITIVE), `confidence` (0..1) and optionally `logits` (two floats). Required by
+    `release canary` (and so by `release pipeline`); nothing else needs it.
     `invoke`: the module `release invoke` runs as `python -m MODULE HANDLER`, the event on
     stdin, the handler's JSON result on stdout; exit 0 returned, 1 raised, 2 bad event.
-    Both are imported from the image's code layer only.
+    Unset: the runner shipped with `release` (release/deploy/runner.py), which needs
+    nothing in your code. Both are imported from the image's code layer only.
     """
 
     package: str = Field(default="handlers", pattern=f"^{_DIR}$")
-    policy: str = Field(default="policy", pattern=f"^{_DIR}$")
-    predict: str = Field(
-        default="handlers.common.model:SentimentModel.load",
+    policy: str | None = Field(default=None, pattern=f"^{_DIR}$")
+    predict: str | None = Field(
+        default=None,
         pattern=rf"^{_MODULE}:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
     )
-    invoke: str = Field(default="handlers.common.invoke", pattern=f"^{_MODULE}$")
+    invoke: str | None = Field(default=None, pattern=f"^{_MODULE}$")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CodeConfig:
+        if self.policy is not None and self.policy == self.package:
+            raise ValueError(
+                f"policy = {self.policy!r} is also the code package; give another directory"
+            )
+        return self
 
 
 class SigningConfig(_Section):
@@ -186,7 +198,10 @@ class LedgerConfig(_Section):
 
 
 class GateConfig(_Section):
-    policy: str = "policy/release"
+    #: the adopter's gate policy directory; unset: the default shipped in the package
+    #: (release/policy). Package `release.gate` there replaces the default, package
+    #: `release.custom` adds deny reasons to it (docs/policy.md).
+    policy: str | None = None
     vulnerabilities: str | None = None
     #: the workflow provenance must name (e.g. ".github/workflows/release.yml"); unset: not checked
     workflow: str | None = None

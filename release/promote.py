@@ -97,7 +97,11 @@ def gate(
         "gate",
         ref.digest,
         actor=actor,
-        evidence={**evidence.digests(), "policy": decision.policy_digest},
+        evidence={
+            **evidence.digests(),
+            "policy": decision.policy_digest,
+            "policy_name": decision.policy_name,
+        },
         decision={"allow": decision.allow, "reasons": list(decision.reasons)},
     )
     return GateResult(decision, evidence, event)
@@ -153,6 +157,7 @@ class PromotionResult:
             "decision": {
                 "allow": self.decision.allow,
                 "reasons": list(self.decision.reasons),
+                "policy_name": self.decision.policy_name,
                 "policy_digest": self.decision.policy_digest,
                 "evidence_digest": self.decision.evidence_digest,
                 **(
@@ -228,6 +233,7 @@ def promote(
         evidence = {
             **g.evidence.digests(),
             "policy": g.decision.policy_digest,
+            "policy_name": g.decision.policy_name,
             "reference": result.reference,
             "from": previous or "",
             **{f"version:{f.name}": f.version or "" for f in result.functions},

@@ -29,7 +29,6 @@ from release.digest import Digest
 from release.errors import UsageError
 from release.inputs import read_input
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "attestations"
 _SHORT = {
     "canary": evidence.CANARY,
     "promotion": evidence.PROMOTION,
@@ -41,6 +40,14 @@ _SCHEMAS = {
     evidence.CANARY: "canary-report.schema.json",
     evidence.PROMOTION: "promotion.schema.json",
 }
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """One of the JSON Schemas shipped in the package (`release/schemas/NAME`)."""
+    from importlib.resources import files
+
+    doc: dict[str, Any] = json.loads(files("release.schemas").joinpath(name).read_bytes())
+    return doc
 
 
 def _file_digest(p: Path) -> str | None:
@@ -346,7 +353,7 @@ def load_predicate(ptype: str, path: Path) -> tuple[str, dict[str, Any]]:
     if schema:
         import jsonschema
 
-        s = json.loads((SCHEMA_DIR / schema).read_bytes())
+        s = load_schema(schema)
         err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(s).iter_errors(doc))
         if err is not None:
             where = "/".join(map(str, err.absolute_path)) or "(top)"

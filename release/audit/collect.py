@@ -146,6 +146,12 @@ def _record(
         decision_reasons=[str(r) for r in (last_gate.decision or {}).get("reasons", [])]
         if last_gate
         else [],
+        decision_policy=str(last_gate.evidence.get("policy_name") or "default")
+        if last_gate
+        else None,
+        decision_policy_digest=str(last_gate.evidence.get("policy") or "") or None
+        if last_gate
+        else None,
         verification=checks,
         timeline=[
             TimelineEntry(e.seq, e.time, e.action, e.env, e.actor, e.digest, _detail(e))

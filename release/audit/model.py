@@ -62,6 +62,9 @@ class ReleaseRecord:
     canary: CanarySummary | None
     decision_allow: bool | None
     decision_reasons: list[str]
+    #: the gate policy that decided (name and digest, from the gate's ledger event)
+    decision_policy: str | None
+    decision_policy_digest: str | None
     verification: list[Check]
     timeline: list[TimelineEntry]
 

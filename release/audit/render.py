@@ -75,7 +75,10 @@ def to_markdown(report: AuditReport) -> str:
             for ch in c.checks:
                 out.append(f"  - {_mark(ch.ok)} {ch.name}: {_check_text(ch)}")
         if r.decision_allow is not None:
-            out.append(f"- **gate**: {'allow' if r.decision_allow else 'deny'}")
+            out.append(
+                f"- **gate**: {'allow' if r.decision_allow else 'deny'}"
+                f" (policy {r.decision_policy}, `{r.decision_policy_digest}`)"
+            )
             for reason in r.decision_reasons:
                 out.append(f"  - {reason}")
         if r.verification:

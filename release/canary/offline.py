@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from release.canary import report as rpt
-from release.errors import CanaryFailed, UsageError, VerificationFailed
+from release.errors import CanaryFailed, ConfigError, UsageError, VerificationFailed
 from release.inputs import read_input
 
 DEFAULT_BATCH = 64
@@ -39,7 +39,6 @@ IMAGE_MODEL_DIR = "opt/model"
 IMAGE_LOCK = "opt/release/model.lock.json"
 IMAGE_CODE_DIR = "var/task"
 IMAGE_DEPS_DIR = "opt/deps"
-DEFAULT_PREDICT = "handlers.common.model:SentimentModel.load"
 
 
 # --- the corpus -----------------------------------------------------------------------
@@ -171,7 +170,7 @@ def run_on_model_dir(
     batch_size: int = DEFAULT_BATCH,
     where: str = "model",
     python: str | None = None,
-    predict: str = DEFAULT_PREDICT,
+    predict: str,
 ) -> ModelRun:
     """Verify `model_dir` against `lock_path`, then score `corpus` with the entry point
     `predict` (`MODULE:CALLABLE`, [code].predict) found in `code_dir` (nowhere else)."""
@@ -285,6 +284,11 @@ def run_image(
     from release.image.inspect import open_image
     from release.image.registry import open_registry
 
+    if not cfg.code.predict:
+        raise ConfigError(
+            "[code].predict is not set: the canary calls MODULE:CALLABLE of your code to "
+            "score the corpus (docs/migrating.md, the canary entry point)"
+        )
     r = parse_reference(ref)
     registry = open_registry(r.repository or cfg.image.registry, cfg.root)
     image = open_image(registry, r.digest)

@@ -127,7 +127,8 @@ class CanaryReport(_M):
 
 
 # --- schema ---------------------------------------------------------------------------
-SCHEMA_PATH = Path("attestations/canary-report.schema.json")
+#: where the schema lives in the repository (shipped in the package: release/schemas)
+SCHEMA_PATH = Path("release/schemas/canary-report.schema.json")
 
 
 def json_schema() -> dict[str, Any]:

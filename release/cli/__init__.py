@@ -187,6 +187,7 @@ COMMAND_MODULES: list[str] = [
     "pipeline",
     "readiness",
     "iam",
+    "policy",
 ]
 
 

@@ -26,7 +26,7 @@ _ACTOR = click.option(
 
 def _decision_lines(out: Out, decision: Any) -> None:
     verdict = "allow" if decision.allow else "deny"
-    out.status(f"{verdict}: {decision.digest} for {decision.env}")
+    out.status(f"{verdict}: {decision.digest} for {decision.env} (policy {decision.policy_name})")
     for r in decision.reasons:
         out.status(f"  - {r}")
 
@@ -60,8 +60,8 @@ def gate_cmd(
     save_evidence: Path | None,
     actor: str | None,
 ) -> None:
-    """Collect and verify the Evidence for DIGEST and evaluate the release policy
-    (policy/release/*.rego) over it. Prints allow or deny with every reason; exit 1 on deny.
+    """Collect and verify the Evidence for DIGEST and evaluate the release policy over it
+    (the default shipped with release, or [gate].policy: `release policy show`). Prints allow or deny with every reason; exit 1 on deny.
 
     DIGEST is sha256:<64 hex> or REPO@sha256:<64 hex>; a tag exits 2.
     """

@@ -6,10 +6,11 @@ promoted image's own files: /opt/deps, `[image].workdir`, `[image].model_dir` an
 baked lock are extracted from the image's MERGED filesystem (every layer, whiteouts
 applied: what the container would see) once per digest under `.release/invoke/<hex>/`
 (refused when the model directory is not exactly the lock's files or another layer
-touched it; the model re-hashed on disk) and `python3 -m <[code].invoke> CMD`
-runs there (`[code].invoke` names the runner) with PYTHONPATH=<deps>:<workdir> and MODEL_DIR / MODEL_LOCK pointing into
-the extraction - the
-interpreter's own site-packages are not on the path (`-S`), so nothing from the
+touched it; the model re-hashed on disk) and the runner runs CMD there: the one shipped
+with the tool (release/deploy/runner.py, passed as source: nothing of the tool is
+imported) or `python3 -m <[code].invoke> CMD` when the config names the platform's own,
+with PYTHONPATH=<deps>:<workdir> and MODEL_DIR / MODEL_LOCK pointing into the
+extraction - the interpreter's own site-packages are not on the path (`-S`), so nothing from the
 checkout or the venv can stand in for the image.
 The function gets its configured environment (`[environments.ENV].variables` +
 `.function_variables.NAME`) plus the caller's AWS credentials and endpoint settings
@@ -26,7 +27,7 @@ from typing import Any
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, StepCallback
 from release.digest import Reference
-from release.errors import CheckFailed, UsageError, VerificationFailed
+from release.errors import CheckFailed, ConfigError, UsageError, VerificationFailed
 
 
 class LocalTarget:
@@ -176,9 +177,15 @@ def invoke(
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
+    if cfg.code.invoke:
+        runner = ["-m", cfg.code.invoke]
+    else:  # the runner shipped with the tool, run as source: nothing of it in the image
+        from importlib.resources import files
+
+        runner = ["-c", files("release.deploy").joinpath("runner.py").read_text("utf-8")]
     try:
         proc = subprocess.run(
-            [sys.executable, "-S", "-m", cfg.code.invoke, handler],
+            [sys.executable, "-S", *runner, handler],
             input=event,
             capture_output=True,
             cwd=tree.workdir,
@@ -198,6 +205,11 @@ def invoke(
         last = (
             stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
         )
+        if cfg.code.invoke and f"No module named {cfg.code.invoke.split('.')[0]!r}" in stderr:
+            raise ConfigError(
+                f"[code].invoke: {cfg.code.invoke} is not in the image's code layer ({last}); "
+                "unset it to use the runner shipped with release"
+            ) from None
         raise CheckFailed(
             f"{function} ({handler}) crashed: {last}", details=stderr.strip().splitlines()[-15:]
         ) from None

@@ -221,7 +221,11 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
 def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
     d = cfg.resolve(src)
     if not d.is_dir():
-        raise ConfigError(f"{src}/ not found next to {cfg.path.name}: the image needs it")
+        key = "[code].policy" if role == "policy" else "[code].package"
+        raise ConfigError(
+            f"{key}: directory {src}/ not found next to {cfg.path.name}"
+            + (" (unset the key when your handlers read no data files)" if role == "policy" else "")
+        )
     entries = with_parents(tree_entries(d, dest, skip=_skip))
     return cache.build(None, role, entries, mtime)
 
@@ -384,14 +388,20 @@ def build(
         futs = [
             pool.submit(deps_layer, cfg, cache),
             pool.submit(model_layer, cfg, cache, lock),
-            pool.submit(
-                tree_layer,
-                cfg,
-                cache,
-                "policy",
-                cfg.code.policy,
-                f"{cfg.image.workdir.strip('/')}/policy",
-                epoch,
+            *(
+                [
+                    pool.submit(
+                        tree_layer,
+                        cfg,
+                        cache,
+                        "policy",
+                        cfg.code.policy,
+                        f"{cfg.image.workdir.strip('/')}/policy",
+                        epoch,
+                    )
+                ]
+                if cfg.code.policy
+                else []
             ),
             pool.submit(
                 tree_layer,

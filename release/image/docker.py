@@ -29,7 +29,7 @@ from typing import Any
 from release import modelpin
 from release.config import Config
 from release.digest import Digest, parse_digest
-from release.errors import RemoteError, UsageError
+from release.errors import ConfigError, RemoteError, UsageError
 from release.image import engine
 from release.image.deps import DEPS_DIR, WHEELS_PATH, install_deps
 from release.image.distribution import DistributionRegistry
@@ -51,6 +51,12 @@ from release.image.registry import open_registry
 from release.image.result import BuiltImage, LayerReport, size_gate
 
 ROLES = ("deps", "model", "policy", "code")
+
+
+def roles_of(cfg: Config) -> tuple[str, ...]:
+    """The layers this config adds to the base, in order (no policy layer without
+    `[code].policy`)."""
+    return tuple(r for r in ROLES if r != "policy" or cfg.code.policy)
 
 
 def load_base(client: Any, cfg: Config, bref: ImageRef) -> str:
@@ -118,7 +124,7 @@ def dockerfile(
         f"FROM {base_name}",
         "COPY deps/ /",
         "COPY model/ /",
-        "COPY policy/ /",
+        *(["COPY policy/ /"] if cfg.code.policy else []),
         "COPY code/ /",
         "ENV " + " ".join(f"{k}={v}" for k, v in env.items()),
         f"WORKDIR {cfg.image.workdir}",
@@ -152,8 +158,15 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
         (lock_file.parent / rt.dir).mkdir(parents=True, exist_ok=True)
         for f in rt.files:
             shutil.copyfile(blobs[f.path], lock_file.parent / rt.dir / f.path)
-    _copytree(cfg.resolve(cfg.code.policy), ctx / "policy" / workdir / "policy")
-    _copytree(cfg.resolve(cfg.code.package), ctx / "code" / workdir / cfg.code.package)
+    for key, src, dest in (
+        ("[code].policy", cfg.code.policy, ctx / "policy" / workdir / "policy"),
+        ("[code].package", cfg.code.package, ctx / "code" / workdir / cfg.code.package),
+    ):
+        if src is None:
+            continue
+        if not cfg.resolve(src).is_dir():
+            raise ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}")
+        _copytree(cfg.resolve(src), dest)
 
 
 def build_docker(
@@ -200,12 +213,13 @@ def build_docker(
         raise RemoteError("Docker engine: push reported no digest")
     docker_digest: Digest = parse_digest(reported)
     dimg = open_image(target, docker_digest)  # verifies the bytes the registry holds
-    base_count = len(dimg.layers) - len(ROLES)
+    ours = roles_of(cfg)
+    base_count = len(dimg.layers) - len(ours)
     if base_count < 1:
         raise RemoteError(
-            f"Docker engine built {len(dimg.layers)} layers; expected the base plus {len(ROLES)}"
+            f"Docker engine built {len(dimg.layers)} layers; expected the base plus {len(ours)}"
         )
-    roles = ["base"] * base_count + list(ROLES)
+    roles = ["base"] * base_count + list(ours)
     # the same blobs under an OCI manifest carrying the layer roles (contract 1), so the
     # rest of the pipeline (sbom, canary) reads a docker-built image like a native one
     manifest = canonical(

@@ -91,12 +91,7 @@ def write_config(
     ledger: str = "sqlite:.release/ledger.db",
     env_extra: str = "",
 ) -> Path:
-    """A project directory with release.toml and the release policy (copied from the repo)."""
-    import shutil
-
-    from tests.fixtures.tools import REPO
-
-    shutil.copytree(REPO / "policy" / "release", root / "policy" / "release", dirs_exist_ok=True)
+    """A project directory with release.toml (the gate uses the default policy)."""
     fns = ", ".join(f'{k} = "{v}"' for k, v in FUNCTIONS.items())
     handlers = "\n".join(f'{k} = "{v}"' for k, v in HANDLERS.items())
     cfg = root / "release.toml"

@@ -17,9 +17,8 @@ from release.digest import parse_reference
 from release.evidence import Evidence
 from release.vulnerabilities import from_ecr, from_file, vulnerability_claim
 from tests.deploy.conftest import ACCOUNT, REGION, boto, digest_of, good_evidence, write_config
-from tests.fixtures.tools import REPO
 
-POLICY = gate.load_policy(REPO / "policy" / "release")
+POLICY = gate.default_policy()
 D = digest_of("b")
 
 

@@ -1,4 +1,4 @@
-"""`python -m handlers.common.invoke MODULE.FUNC`: a handler in a fresh process, as a
+"""`python -m release.deploy.runner MODULE.FUNC` (the runner `release invoke` ships): a handler in a fresh process, as a
 container runs a function's CMD without the Lambda runtime."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def invoke(
     full.update(env)
     full["PYTHONPATH"] = str(REPO)
     return subprocess.run(
-        [sys.executable, "-m", "handlers.common.invoke", target],
+        [sys.executable, "-m", "release.deploy.runner", target],
         input=raw if raw is not None else json.dumps(event),
         capture_output=True,
         text=True,

@@ -1,5 +1,5 @@
-"""X-Ray tracing (powertools Tracer): a handler run as Lambda runs it (`handlers.common.invoke`
-in a subprocess with the Lambda environment and a trace header) sends its subsegments to
+"""X-Ray tracing (powertools Tracer): a handler run as Lambda runs it (the runner
+`release.deploy.runner` in a subprocess with the Lambda environment and a trace header) sends its subsegments to
 an X-Ray daemon address; the test is that daemon (a UDP socket on 127.0.0.1)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_invocation_and_handler_steps_are_traced_with_the_correlation_id() -> No
         env.pop("POWERTOOLS_TRACE_DISABLED", None)
         event = {"entity_id": "bad id!", "correlation_id": "corr-xray"}
         p = subprocess.run(
-            [sys.executable, "-m", "handlers.common.invoke", "handlers.scorer.lambda_handler"],
+            [sys.executable, "-m", "release.deploy.runner", "handlers.scorer.lambda_handler"],
             input=json.dumps(event).encode(),
             env=env,
             capture_output=True,

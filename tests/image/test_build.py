@@ -120,7 +120,7 @@ def test_build_into_layout_json_shape_and_contract(
         assert files["/opt/model/" + f["path"]] == f["sha256"]
     assert "/opt/release/model.lock.json" in files
     code = {p for p, _, _ in img.iter_files("code")}
-    assert "/var/task/handlers/common/invoke.py" in code
+    assert "/var/task/handlers/common/model.py" in code
     assert not any("__pycache__" in p for p in code)
     assert any(p.startswith("/var/task/policy/") for p, _, _ in img.iter_files("policy"))
     deps = {p for p, _, _ in img.iter_files("deps")}

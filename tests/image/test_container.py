@@ -3,7 +3,8 @@
 The handlers need DynamoDB and SQS: a moto server is started INSIDE the container's own
 network namespace (`nsenter -n`, host binary), so the container still has no network at
 all and every request stays on its 127.0.0.1. Each function's CMD (from the image's
-`dev.release.functions` label) runs through `python3 -m handlers.common.invoke`, as a
+`dev.release.functions` label) runs through the runner `release invoke` ships (release/deploy/runner.py, as
+`python3 -c SOURCE`), as a
 non-root user, with a sample event; its answer is checked.
 """
 
@@ -22,6 +23,8 @@ import pytest
 from tests.fixtures.tools import REPO, require_binary
 
 DATA = REPO / "tests" / "handlers" / "data"
+#: the runner `release invoke` uses when `[code].invoke` is unset, passed as source
+RUNNER = (REPO / "release" / "deploy" / "runner.py").read_text()
 MOTO_PORT = 5000
 AWS = {
     "AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
@@ -150,7 +153,7 @@ def test_each_function_cmd_runs_in_a_container(
                 [
                     "sh",
                     "-c",
-                    f"printf %s {shlex.quote(json.dumps(event))} | python3 -m handlers.common.invoke {cmd}",
+                    f"printf %s {shlex.quote(json.dumps(event))} | python3 -c {shlex.quote(RUNNER)} {cmd}",
                 ],
                 environment=settings,
                 demux=True,
@@ -186,7 +189,7 @@ def test_docker_backend_builds_the_same_content_and_reports_its_digest(
     assert cfg["WorkingDir"] == "/var/task"
     assert "MODEL_LOCK=/opt/release/model.lock.json" in cfg["Env"]
     code = {p for p, _, _ in img.iter_files("code")}
-    assert "/var/task/handlers/common/invoke.py" in code
+    assert "/var/task/handlers/common/model.py" in code
     model = {p: sha for p, _, sha in img.iter_files("model")}
     lock = json.loads((REPO / "model" / "model.lock.json").read_text())
     assert all(model["/opt/model/" + f["path"]] == f["sha256"] for f in lock["files"])

@@ -27,6 +27,8 @@ def release(digest: str, failed: set[str]) -> ReleaseRecord:
         canary=None,
         decision_allow=True,
         decision_reasons=[],
+        decision_policy=None,
+        decision_policy_digest=None,
         verification=[
             Check(n, n not in failed, f"{n} broke" if n in failed else "") for n in names
         ],

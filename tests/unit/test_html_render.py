@@ -71,6 +71,8 @@ def _audit(x: str) -> AuditReport:
         ),
         decision_allow=True,
         decision_reasons=["reason" + x],
+        decision_policy="default",
+        decision_policy_digest="sha256:" + "0" * 64,
         verification=[Check("provenance", False, "signed by" + x)],
         timeline=[TimelineEntry(1, "t", "promote", "prod", "ci" + x, d, "d" + x)],
     )

@@ -1,9 +1,12 @@
-# The release gate: may this digest be promoted?
+# The release gate: may this digest be promoted? The DEFAULT policy, shipped in the tool
+# (release/policy/) and used when `[gate].policy` is unset.
 #
 # `input` is the typed Evidence document (release/evidence.py) that `release verify`
 # collected and re-verified for one digest. Every string in `deny` is a reason the
 # promotion is refused; the digest is allowed only when there are none.
-# Teams edit this file (and its tests in release_test.rego), not Python.
+# Your own rules go in your repository, not here (docs/policy.md): files in package
+# `release.custom` that define `deny` add reasons to these; files in package
+# `release.gate` replace this policy (start from a copy of this file and its tests).
 #
 # The checks are functions of the document (`reasons(doc)`), so the unit tests call them
 # with documents directly; every field of the Evidence is always present, so checks
@@ -23,7 +26,13 @@ max_findings := {"critical": 0, "high": 0}
 #   waivers := {"CVE-2024-12345": "onnxruntime: the vulnerable op is not in our model"}
 waivers := {}
 
-deny := reasons(input)
+deny := reasons(input) | custom_deny
+
+# Reasons from the adopter's own policy directory (`[gate].policy`) when its files are in
+# package `release.custom`: `deny contains msg if ...` there adds to the reasons here.
+custom_deny contains msg if {
+	some msg in data.release.custom.deny
+}
 
 default allow := false
 

@@ -1,4 +1,9 @@
-"""Run one handler without the Lambda runtime: `python3 -m handlers.common.invoke MODULE.FUNC`.
+"""Run one handler without the Lambda runtime: `python3 -c "$(runner source)" MODULE.FUNC`.
+
+The runner `release invoke` uses when `[code].invoke` is unset. It is run by the image's
+own code path, not imported from the tool: `release.deploy.local` passes this file's
+source to `python -S -c`, so it imports nothing but the standard library (and the
+handler). `python -m release.deploy.runner MODULE.FUNC` runs it where the tool is installed.
 
 Reads the event JSON on stdin, calls the handler with a local context object and prints
 the handler's JSON result on stdout (one document). Everything the handler itself writes
@@ -56,7 +61,7 @@ def _default(o: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not _TARGET.match(args[0]):
-        print("usage: python -m handlers.common.invoke MODULE.FUNC < event.json", file=sys.stderr)
+        print("usage: runner MODULE.FUNC < event.json", file=sys.stderr)
         return 2
     module_name, func_name = args[0].rsplit(".", 1)
     # keep the real stdout for the result; route everything else written to fd 1 to stderr
