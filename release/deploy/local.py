@@ -205,7 +205,7 @@ def invoke(
         last = (
             stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
         )
-        if cfg.code.invoke and f"No module named {cfg.code.invoke.split('.')[0]!r}" in stderr:
+        if cfg.code.invoke and "No module named" in last:
             raise ConfigError(
                 f"[code].invoke: {cfg.code.invoke} is not in the image's code layer ({last}); "
                 "unset it to use the runner shipped with release"

@@ -1,0 +1,145 @@
+"""The tool as an adopter gets it: built into a wheel by `.ci/dist`, installed with the
+published lock (hash-checked, uv) into a NEW venv made by the machine's own
+`python3 -m venv`, and run from a copy of the second platform (tests/platforms/tickets:
+package `svc`, its own model, corpus and lock, plain boto3, no `policy/`) outside this
+checkout, under an audit hook that fails the run if any file under the checkout is opened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.tools import REPO, Result
+
+PLATFORM = REPO / "tests" / "platforms" / "tickets"
+
+#: runs `release.cli.main(ARGS)` with an audit hook on `open`: any path under the checkout
+#: (argv[1]) is recorded and written to argv[2]; the checkout must not be on sys.path and
+#: `release` must come from the venv
+AUDITED = r"""
+import os, sys
+repo, log = os.path.abspath(sys.argv[1]), sys.argv[2]
+inside = lambda p: p == repo or p.startswith(repo + os.sep)
+bad = [p for p in sys.path if p and inside(os.path.abspath(p))]
+opened = []
+def hook(event, args):
+    if event == "open" and args and isinstance(args[0], (str, bytes)):
+        p = os.path.abspath(os.fsdecode(args[0]))
+        if inside(p):
+            opened.append(p)
+sys.addaudithook(hook)
+import release
+if inside(os.path.abspath(release.__file__)):
+    bad.append("release imported from " + release.__file__)
+from release.cli import main
+try:
+    main(sys.argv[3:])
+finally:
+    with open(log, "w") as f:
+        f.write("\n".join(bad + opened))
+"""
+
+
+_RUNS = itertools.count()
+
+
+@dataclass(frozen=True)
+class Installed:
+    venv: Path
+    wheel: Path
+    lock: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def run(
+        self, *args: str | os.PathLike[str], cwd: Path, env: dict[str, str] | None = None
+    ) -> Result:
+        """`release ARGS` from the installed wheel, audited: fails the test when the run
+        opened a file of this checkout or found it on sys.path."""
+        log = cwd.parent / f".audit-{next(_RUNS)}.log"
+        full = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        full.update(env or {})
+        p = subprocess.run(
+            [str(self.python), "-c", AUDITED, str(REPO), str(log), *map(str, args)],
+            cwd=cwd,
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        found = log.read_text().splitlines() if log.exists() else ["(no audit log written)"]
+        assert found == [], (
+            f"release {args[0]} read this checkout: {found[:10]}\n{p.stderr[-2000:]}"
+        )
+        return Result(p.returncode, p.stdout, p.stderr)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """`.ci/dist`, then the README's adopter install into a new venv."""
+    root = tmp_path_factory.mktemp("adopter-install")
+    dist = root / "dist"
+    p = subprocess.run(
+        [str(REPO / ".ci" / "dist"), str(dist)], capture_output=True, text=True, timeout=600
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    wheel, lock = (Path(x) for x in p.stdout.split())
+    venv = root / "venv"
+    # the machine's own Python, not this venv's (sys.executable is .venv/bin/python)
+    base_python = shutil.which(
+        "python3",
+        path=os.pathsep.join(
+            d for d in os.environ.get("PATH", "").split(os.pathsep) if not d.startswith(str(REPO))
+        ),
+    )
+    assert base_python, "no python3 on PATH"
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=120)
+    uv = Path(sys.executable).parent / "uv"
+    p = subprocess.run(
+        [
+            str(uv),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--require-hashes",
+            "--find-links",
+            str(dist),
+            "-r",
+            str(lock),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    return Installed(venv, wheel, lock)
+
+
+def copy_platform(dest: Path) -> Path:
+    """The second platform as its own one-commit git repository (what an adopter has)."""
+    shutil.copytree(PLATFORM, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    git = [
+        "git",
+        "-c",
+        "user.name=adopter",
+        "-c",
+        "user.email=adopter@example.invalid",
+        "-C",
+        str(dest),
+    ]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "tickets platform"], check=True)
+    return dest

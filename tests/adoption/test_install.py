@@ -1,0 +1,131 @@
+"""An adopter's whole path with the tool installed from its wheel: `release init` in the
+second platform's repository, then `release pipeline` to `local`, `release verify`,
+`release audit`, `release invoke`, with nothing copied from this repository and no file of
+this checkout opened (tests/adoption/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.adoption.conftest import Installed, copy_platform
+
+pytestmark = [pytest.mark.slow]
+
+CONFIG = """
+[model]
+path = "ml/urgency"
+lock = "ml/urgency.lock.json"
+
+[image]
+base = "{base}"
+requirements = "requirements.lock"
+model_dir = "/opt/ml/urgency"
+
+[functions]
+classify = "svc.classify.handler"
+health = "svc.health.handler"
+
+[code]
+package = "svc"
+predict = "svc.urgency:load"
+
+[signing]
+mode = "key:.release/keys/signing.pem"
+
+[canary]
+corpus = "data/tickets.jsonl"
+
+[environments.local]
+target = "local"
+functions = {{ classify = "classify", health = "health" }}
+"""
+
+
+@pytest.fixture(scope="module")
+def released(
+    installed: Installed, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    project = copy_platform(tmp_path_factory.mktemp("adopter") / "tickets")
+    (project / "release.toml").write_text(CONFIG.format(base=base_image))
+    env = {"RELEASE_CACHE_DIR": str(project.parent / "cache")}
+    pin = installed.run("model", "pin", cwd=project, env=env)
+    assert pin.code == 0, pin.stderr
+    r = installed.run("pipeline", "--json", cwd=project, env=env)
+    assert r.code == 0, r.stderr[-4000:]
+    return {"project": project, "env": env, "doc": json.loads(r.stdout)}
+
+
+def test_the_pipeline_promotes_the_adopters_platform(released: dict[str, Any]) -> None:
+    doc = released["doc"]
+    assert doc["decision"]["allow"] is True
+    assert doc["decision"]["policy_name"] == "default"
+    # the manifest as stored in the OCI layout (read as files, not through the tool)
+    blobs = released["project"] / ".release" / "registry" / "blobs" / "sha256"
+    manifest = json.loads((blobs / doc["digest"].split(":")[1]).read_bytes())
+    roles = [la.get("annotations", {}).get("dev.release.layer.role") for la in manifest["layers"]]
+    assert roles[-3:] == ["deps", "model", "code"] and "policy" not in roles  # no data dir
+
+
+def test_verify_audit_and_invoke_from_the_wheel(
+    installed: Installed, released: dict[str, Any], tmp_path: Path
+) -> None:
+    p, env, digest = released["project"], released["env"], released["doc"]["digest"]
+    v = installed.run("verify", digest, "--env", "local", "--json", cwd=p, env=env)
+    assert v.code == 0, v.stderr + v.stdout
+    checks = {c["name"]: c["ok"] for c in json.loads(v.stdout)["checks"]}
+    assert checks and all(checks.values()), checks
+    a = installed.run("audit", "--env", "local", "--format", "json", cwd=p, env=env)
+    assert a.code == 0, a.stderr
+    [rel] = json.loads(a.stdout)["releases"]
+    assert rel["digest"] == digest and rel["decision_allow"] is True
+    assert rel["decision_policy"] == "default"
+    assert sorted(f[0] for f in rel["model_files"]) == ["README.md", "config.json", "weights.json"]
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    i = installed.run("invoke", "health", "--env", "local", event, "--json", cwd=p, env=env)
+    assert i.code == 0, i.stderr
+    out = json.loads(i.stdout)  # the handler's result is the document
+    assert out["ok"] is True and out["files"] == 3
+
+
+def test_the_audit_hook_sees_a_read_of_the_checkout(
+    installed: Installed, released: dict[str, Any]
+) -> None:
+    """The guard above can fail: a command told to read a file of this checkout is caught."""
+    from tests.fixtures.tools import REPO
+
+    with pytest.raises(AssertionError, match="read this checkout"):
+        installed.run(
+            "model",
+            "verify",
+            REPO / "tests" / "platforms" / "tickets" / "ml" / "urgency",
+            cwd=released["project"],
+            env=released["env"],
+        )
+
+
+def test_a_missing_invoke_runner_names_its_key(
+    installed: Installed, released: dict[str, Any], tmp_path: Path
+) -> None:
+    p, env = released["project"], released["env"]
+    cfg = p / "release-invoke.toml"
+    cfg.write_text(
+        (p / "release.toml")
+        .read_text()
+        .replace(
+            'predict = "svc.urgency:load"', 'predict = "svc.urgency:load"\ninvoke = "svc.runner"'
+        )
+    )
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    r = installed.run("invoke", "health", "--env", "local", event, "--config", cfg, cwd=p, env=env)
+    assert r.code == 2, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        "release: error: [code].invoke: svc.runner is not in the image's code layer "
+        f"({installed.python}: No module named svc.runner); unset it to use the runner "
+        "shipped with release"
+    )
