@@ -22,8 +22,6 @@ def handler(event, context):
         urgent = p.label == MODEL.labels[1]
         TABLE.put_item(Item={"id": t["id"], "urgent": urgent, "confidence": str(p.confidence)})
         if urgent:
-            SQS.send_message(
-                QueueUrl=os.environ["ESCALATION_QUEUE_URL"], MessageBody=json.dumps(t)
-            )
+            SQS.send_message(QueueUrl=os.environ["ESCALATION_QUEUE_URL"], MessageBody=json.dumps(t))
         results.append({"id": t["id"], "urgent": urgent})
     return {"results": results}

@@ -7,6 +7,7 @@ It re-hashes every file the lock names before it uses any (fail closed).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -29,7 +30,7 @@ class UrgencyModel:
 
     def score(self, text: str) -> float:
         words = _WORD.findall(text.lower())
-        pairs = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        pairs = [f"{a} {b}" for a, b in itertools.pairwise(words)]
         return self.bias + sum(self.weights.get(t, 0.0) for t in words + pairs)
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[Prediction]:
@@ -39,7 +40,9 @@ class UrgencyModel:
             p = 1.0 / (1.0 + math.exp(-z))
             urgent = p >= 0.5
             out.append(
-                Prediction(self.labels[1] if urgent else self.labels[0], p if urgent else 1 - p, [0.0, z])
+                Prediction(
+                    self.labels[1] if urgent else self.labels[0], p if urgent else 1 - p, [0.0, z]
+                )
             )
         return out
 
