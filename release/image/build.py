@@ -218,14 +218,18 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
     return cache.build(key, "model", entries, CONTENT_MTIME)
 
 
+def missing_tree(cfg: Config, key: str, src: str) -> ConfigError:
+    """The one line for a [code] directory that is not there."""
+    hint = (
+        " (unset the key when your handlers read no data files)" if key == "[code].policy" else ""
+    )
+    return ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}{hint}")
+
+
 def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
     d = cfg.resolve(src)
     if not d.is_dir():
-        key = "[code].policy" if role == "policy" else "[code].package"
-        raise ConfigError(
-            f"{key}: directory {src}/ not found next to {cfg.path.name}"
-            + (" (unset the key when your handlers read no data files)" if role == "policy" else "")
-        )
+        raise missing_tree(cfg, "[code].policy" if role == "policy" else "[code].package", src)
     entries = with_parents(tree_entries(d, dest, skip=_skip))
     return cache.build(None, role, entries, mtime)
 
@@ -367,6 +371,9 @@ def build(
     bref = base_ref(cfg, base)
     target_name = push or cfg.image.registry
     target = open_registry(target_name, cfg.root)  # validates the reference early
+    for key, src in (("[code].package", cfg.code.package), ("[code].policy", cfg.code.policy)):
+        if src is not None and not cfg.resolve(src).is_dir():
+            raise missing_tree(cfg, key, src)
     lock = modelpin.read_lock(cfg.lock_path)
     modelpin.check_lock_matches_config(cfg, lock)
     modelpin.require_local_source(cfg, lock)
