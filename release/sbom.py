@@ -26,7 +26,7 @@ its digest as it streams) and builds:
   `pkg:deb/ID/NAME@VERSION?arch=ARCH&distro=ID-VERSION_ID` with the licences of a
   machine-readable (DEP-5) `usr/share/doc/NAME/copyright`; an rpm database is not read
   (a property on the base component says so);
-- the files under `[image].workdir` as `application` components (`policy`, `handlers`)
+- the files under `[image].workdir` as `application` components (`policy`, `code`)
   with nested files + hashes;
 - the dependency graph: image -> base, model, code, policy, top-level packages; base ->
   its OS and packages; package -> every installed package its Requires-Dist names
@@ -659,11 +659,13 @@ def generate(
 
     # the workdir: policy and handler code (what the merged filesystem holds there)
     tree = merged.tree(workdir)
-    groups: dict[str, list[str]] = {"policy": [], "handlers": []}
+    # `policy` ([code].policy, shipped at <workdir>/policy) and `code` (everything else:
+    # the [code].package); named by role, not by the example's package name
+    groups: dict[str, list[str]] = {"policy": [], "code": []}
     for rel, node in sorted(tree.items()):
         if node.kind == "file":
-            groups["policy" if rel.startswith("policy/") else "handlers"].append(rel)
-    for title in ("policy", "handlers"):
+            groups["policy" if rel.startswith("policy/") else "code"].append(rel)
+    for title in ("policy", "code"):
         rels = groups[title]
         if not rels:
             continue
@@ -683,13 +685,13 @@ def generate(
                 ],
             }
         )
-        deps[f"app:{title}"] = sorted(top) if title == "handlers" else []
+        deps[f"app:{title}"] = sorted(top) if title == "code" else []
 
     root_deps = [
         "base-image",
         *([model_ref] if model_ref else []),
         *extra_refs,
-        *[f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps],
+        *[f"app:{t}" for t in ("policy", "code") if f"app:{t}" in deps],
         *sorted(top),
     ]
     dependencies = [{"ref": image_ref, "dependsOn": root_deps}] + [

@@ -68,7 +68,7 @@ def test_packages_base_code_and_graph(doc: dict[str, Any], layout_image: Any) ->
     assert base["version"] == "sha256:" + "ef" * 32
     apps = {c["name"]: c for c in doc["components"] if c["type"] == "application"}
     handler = Path(__file__).resolve().parents[2] / "handlers" / "scorer.py"
-    files = {f["name"]: f["hashes"][0]["content"] for f in apps["handlers"]["components"]}
+    files = {f["name"]: f["hashes"][0]["content"] for f in apps["code"]["components"]}
     assert files["/var/task/handlers/scorer.py"] == hashlib.sha256(handler.read_bytes()).hexdigest()
     assert any(f["name"].endswith(".rego") for f in apps["policy"]["components"])
     root = doc["dependencies"][0]
