@@ -129,3 +129,12 @@ def test_a_missing_invoke_runner_names_its_key(
         f"({installed.python}: No module named svc.runner); unset it to use the runner "
         "shipped with release"
     )
+
+
+def test_the_install_command_is_the_same_in_readme_and_docs(installed: Installed) -> None:
+    from tests.adoption.conftest import adopter_install_command
+    from tests.fixtures.tools import REPO
+
+    docs = (REPO / "docs" / "install.md").read_text().split("<!-- adopter-install -->", 1)[1]
+    assert adopter_install_command() in docs.split("```", 2)[1]
+    assert installed.lock.name in adopter_install_command()  # the version it names is built
