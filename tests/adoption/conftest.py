@@ -88,7 +88,7 @@ def adopter_install_command() -> str:
     """The README's adopter install command (the block after `<!-- adopter-install -->`)."""
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- adopter-install -->", 1)[1]
-    return block.split("```sh\n", 1)[1].split("```", 1)[0].strip()
+    return block.split("```bash\n", 1)[1].split("```", 1)[0].strip()
 
 
 @pytest.fixture(scope="session")
