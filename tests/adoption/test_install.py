@@ -15,34 +15,24 @@ from tests.adoption.conftest import Installed, copy_platform
 
 pytestmark = [pytest.mark.slow]
 
-CONFIG = """
-[model]
-path = "ml/urgency"
-lock = "ml/urgency.lock.json"
-
-[image]
-base = "{base}"
-requirements = "requirements.lock"
-model_dir = "/opt/ml/urgency"
-
-[functions]
-classify = "svc.classify.handler"
-health = "svc.health.handler"
-
-[code]
-package = "svc"
-predict = "svc.urgency:load"
-
-[signing]
-mode = "key:.release/keys/signing.pem"
-
-[canary]
-corpus = "data/tickets.jsonl"
-
-[environments.local]
-target = "local"
-functions = {{ classify = "classify", health = "health" }}
-"""
+#: `release init` as the adopter runs it in the platform's repository (docs/migrating.md)
+INIT = (
+    "init",
+    "--package",
+    "svc",
+    "--model-path",
+    "ml/urgency",
+    "--lock",
+    "ml/urgency.lock.json",
+    "--model-dir",
+    "/opt/ml/urgency",
+    "--corpus",
+    "data/tickets.jsonl",
+    "--requirements",
+    "requirements.lock",
+    "--predict",
+    "svc.urgency:load",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +40,13 @@ def released(
     installed: Installed, base_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     project = copy_platform(tmp_path_factory.mktemp("adopter") / "tickets")
-    (project / "release.toml").write_text(CONFIG.format(base=base_image))
     env = {"RELEASE_CACHE_DIR": str(project.parent / "cache")}
+    init = installed.run(*INIT, "--base", base_image, "--json", cwd=project, env=env)
+    assert init.code == 0, init.stderr
+    assert json.loads(init.stdout)["functions"] == {
+        "classify": "svc.classify.handler",
+        "health": "svc.health.handler",
+    }
     pin = installed.run("model", "pin", cwd=project, env=env)
     assert pin.code == 0, pin.stderr
     r = installed.run("pipeline", "--json", cwd=project, env=env)
