@@ -41,6 +41,7 @@ from release._io import hash_file
 from release.config import Config
 from release.digest import Digest
 from release.errors import ConfigError, UsageError, VerificationFailed
+from release.gitremote import repo_url
 from release.image.base import iso
 from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
@@ -118,12 +119,20 @@ def source_epoch(root: Path) -> int:
     return int(t)
 
 
-def _source_url(root: Path) -> str | None:
-    url = _git(root, "remote", "get-url", "origin")
-    if url and "@" in url and "://" in url:  # drop credentials
-        scheme, _, rest = url.partition("://")
-        url = f"{scheme}://{rest.split('@', 1)[1]}"
-    return url
+def image_annotations(root: Path, epoch: int, base_digest: str) -> dict[str, str]:
+    """The image's `org.opencontainers.image.*` annotations (also its labels): created,
+    the checkout's HEAD commit as revision, the repository URL of its `origin` as source
+    (`release.gitremote.repo_url`: absent when origin is a local path or there is none),
+    the base's digest."""
+    out = {"org.opencontainers.image.created": iso(epoch)}
+    revision = _git(root, "rev-parse", "HEAD")
+    if revision:
+        out["org.opencontainers.image.revision"] = revision
+    source = repo_url(_git(root, "remote", "get-url", "origin"))
+    if source:
+        out["org.opencontainers.image.source"] = source
+    out["org.opencontainers.image.base.digest"] = base_digest
+    return out
 
 
 def _skip(rel: str) -> bool:
@@ -423,16 +432,9 @@ def build(
         layers = [f.result() for f in futs]
     timings["layers"] = time.perf_counter() - t1
 
-    annotations = {"org.opencontainers.image.created": iso(epoch)}
-    revision = _git(cfg.root, "rev-parse", "HEAD")
-    if revision:
-        annotations["org.opencontainers.image.revision"] = revision
-    src_url = _source_url(cfg.root)
-    if src_url:
-        annotations["org.opencontainers.image.source"] = src_url
-    annotations["org.opencontainers.image.base.digest"] = base_digest
-    config = image_config(cfg, base_img, layers, lock, epoch, annotations)
-    manifest = _manifest(base_img, config, layers, annotations)
+    notes = image_annotations(cfg.root, epoch, base_digest)
+    config = image_config(cfg, base_img, layers, lock, epoch, notes)
+    manifest = _manifest(base_img, config, layers, notes)
 
     base_usizes = _base_usize(base_img, cache)
     usize = sum(base_usizes) + sum(la.usize for la in layers)
