@@ -133,3 +133,10 @@ def test_the_install_command_is_the_same_in_readme_and_docs(installed: Installed
     docs = (REPO / "docs" / "install.md").read_text().split("<!-- adopter-install -->", 1)[1]
     assert adopter_install_command() in docs.split("```", 2)[1]
     assert installed.lock.name in adopter_install_command()  # the version it names is built
+
+
+def test_the_migrating_walkthrough_runs_what_this_test_runs() -> None:
+    from tests.fixtures.tools import REPO
+
+    doc = (REPO / "docs" / "migrating.md").read_text()
+    assert "release " + " ".join(INIT) + " --base " in doc
