@@ -179,7 +179,8 @@ def _query(rego: Any, query: str) -> Any:
     if not out.ok():
         lines = [ln for ln in str(out).splitlines() if ln.strip()]
         raise ConfigError(
-            f"release policy failed to evaluate {query}: {lines[0] if lines else 'error'}",
+            f"[gate].policy: the policy failed to evaluate {query}: "
+            f"{lines[0] if lines else 'error'}",
             details=lines[1:8],
         )
     text = str(out)
@@ -197,10 +198,10 @@ def evaluate(evidence: Evidence, policy: Policy) -> Decision:
     rego.set_input(regopy.Input(evidence.to_input()))
     doc = _query(rego, "data." + PACKAGE)
     if not isinstance(doc, dict):
-        raise ConfigError(f"release policy defines no package {PACKAGE}")
+        raise ConfigError(f"[gate].policy: {policy.name} defines no package {PACKAGE}")
     deny = doc.get("deny", [])
     if not isinstance(deny, list) or not all(isinstance(r, str) for r in deny):
-        raise ConfigError(f"{PACKAGE}.deny must be a set of strings")
+        raise ConfigError(f"[gate].policy: {policy.name}: {PACKAGE}.deny must be a set of strings")
     allow = doc.get("allow") is True
     reasons = tuple(sorted(deny))
     if not allow and not reasons:
@@ -231,7 +232,7 @@ def run_policy_tests(policy: Policy) -> list[PolicyTest]:
     for _name, src in policy.tests:
         pkg_m = re.search(r"^package\s+([\w.]+)", src, re.M)
         if not pkg_m:
-            raise ConfigError(f"policy test {_name} has no package")
+            raise ConfigError(f"[gate].policy: policy test {_name} has no package")
         pkg = pkg_m.group(1)
         for test in re.findall(r"^(test_\w+)\s+if\b", src, re.M):
             out = rego.query(f"data.{pkg}.{test}")

@@ -154,7 +154,8 @@ def runtime_for(
     pinned = pinned_onnxruntime(cfg)
     if pinned is not None and pinned != ort_version:
         raise ConfigError(
-            f"the image ships onnxruntime {pinned} but the converter is onnxruntime {ort_version}: "
+            f"[image].requirements: the image ships onnxruntime {pinned} but the converter is "
+            f"onnxruntime {ort_version}: "
             "a pre-optimized model must be made by the runtime that loads it (align the locks)"
         )
     key = _key(src, ort_version)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from release.config import Config
 from release.digest import Reference, parse_reference
-from release.errors import CanaryFailed, CheckFailed, UsageError
+from release.errors import CanaryFailed, CheckFailed, ConfigError, UsageError
 from release.evidence import MODEL_SIGNATURE
 
 if TYPE_CHECKING:
@@ -313,6 +313,16 @@ def run(
         raise UsageError(f"--through {through!r}: expected one of {', '.join(STAGES)}")
     env = env or default_env(cfg)
     cfg.environment(env)
+    stages = STAGES[: STAGES.index(through) + 1]
+    if "canary" in stages and not cfg.code.predict:  # say so before anything is built
+        raise ConfigError(
+            "[code].predict is not set: the canary stage calls MODULE:CALLABLE of your code "
+            "to score the corpus (docs/migrating.md; or run --through attest)"
+        )
+    if "gate" in stages:  # a broken or missing policy stops the run before the build
+        from release.gate import policy_for
+
+        policy_for(cfg)
     res = PipelineResult(env=env)
     step = _Steps(cfg, res, STAGES[: STAGES.index(through) + 1])
     provider = evidence_provider or default_provider()

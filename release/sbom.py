@@ -26,7 +26,7 @@ its digest as it streams) and builds:
   `pkg:deb/ID/NAME@VERSION?arch=ARCH&distro=ID-VERSION_ID` with the licences of a
   machine-readable (DEP-5) `usr/share/doc/NAME/copyright`; an rpm database is not read
   (a property on the base component says so);
-- the files under `[image].workdir` as `application` components (`policy`, `handlers`)
+- the files under `[image].workdir` as `application` components (`policy`, `code`)
   with nested files + hashes;
 - the dependency graph: image -> base, model, code, policy, top-level packages; base ->
   its OS and packages; package -> every installed package its Requires-Dist names
@@ -195,21 +195,48 @@ _CLASSIFIERS = {
     "Universal Permissive License (UPL)": "UPL-1.0",
 }
 
-#: Debian copyright-format short names that are not spelled as SPDX ids
+#: Debian copyright-format 1.0 short names that SPDX spells differently
+#: (https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/#license-short-name).
+#: Spelled as SPDX in any case (BSD-3-clause, ISC, MPL-1.1, CC-BY-4.0, Zlib, Zope-2.1...):
+#: cyclonedx.spdx.fixup_id finds those. The GNU family with Debian's versions (GPL-2,
+#: LGPL-2.1+, GFDL-NIV-1.3) is _GNU's; a version without `.0` (Apache-2, Artistic-2) is
+#: tried with it.
 _DEBIAN = {
     "expat": "MIT",
+    # Debian's common-licenses/Artistic is the Perl Artistic License 1.0
     "artistic": "Artistic-1.0-Perl",
-    "bsd-2-clause": "BSD-2-Clause",
-    "bsd-3-clause": "BSD-3-Clause",
-    "bsd-4-clause": "BSD-4-Clause",
-    "zlib": "Zlib",
-    "mpl-1.1": "MPL-1.1",
-    "mpl-2.0": "MPL-2.0",
-    "apache-2.0": "Apache-2.0",
-    "cc0-1.0": "CC0-1.0",
-    "isc": "ISC",
+    "cc0": "CC0-1.0",
+    # Debian's "Perl" is Perl's own terms: GPL-1+ or Artistic (an expression, not an id)
+    "perl": "GPL-1.0-or-later OR Artistic-1.0-Perl",
 }
-_GNU = re.compile(r"(L?GPL|AGPL|GFDL)-?v?(\d)(?:\.(\d))?(\+)?", re.IGNORECASE)
+#: Debian's GNU names: FAMILY[-VERSION][+]; `+` is SPDX's -or-later, none is -only. No
+#: version at all: the licence itself says any version ever published may be chosen
+#: (GPL, LGPL, GFDL: "If the Program does not specify a version number..."), so the first
+#: version or later - as license-expression reads a bare "GPL" too.
+_GNU = re.compile(r"(L?GPL|AGPL|GFDL(?:-NIV)?)(?:-?v?(\d)(?:\.(\d))?)?(\+)?", re.IGNORECASE)
+_GNU_FIRST = {"GPL": "1.0", "LGPL": "2.0", "GFDL": "1.1", "GFDL-NIV": "1.1"}
+#: Debian's operators: `and` binds tighter than `or` (as SPDX's AND and OR do); a comma
+#: before one lowers it below both ("GPL-1+ or Artistic, and Expat")
+_COMMA_OP = re.compile(r",\s*(or|and)\s+", re.IGNORECASE)
+
+
+def _gnu_id(m: re.Match[str]) -> str | None:
+    from cyclonedx.spdx import fixup_id
+
+    fam, major, minor, plus = m.groups()
+    fam = fam.upper()
+    if major is None:
+        first = _GNU_FIRST.get(fam)
+        if first is None:
+            return None
+        (major, minor), plus = first.split("."), "+"
+    version = f"{major}.{minor or '0'}"
+    later = "or-later" if plus else "only"
+    if fam == "GFDL-NIV":
+        cand = f"GFDL-{version}-no-invariants-{later}"
+    else:
+        cand = f"{fam}-{version}-{later}"
+    return fixup_id(cand)
 
 
 def _spdx_id(name: str) -> str | None:
@@ -221,64 +248,79 @@ def _spdx_id(name: str) -> str | None:
         return None
     m = _GNU.fullmatch(name)  # before the SPDX list: it still holds deprecated "GPL-2.0+"
     if m:
-        fam, major, minor, plus = m.groups()
-        cand = f"{fam.upper()}-{major}.{minor or '0'}-{'or-later' if plus else 'only'}"
-        return str(fixup_id(cand)) if fixup_id(cand) else None
-    got = fixup_id(name)
-    if got:
-        return str(got)
-    return _DEBIAN.get(name.lower())
+        return _gnu_id(m)
+    got = fixup_id(name) or _DEBIAN.get(name.lower())
+    if got is None and re.fullmatch(r".+-\d+", name):  # Apache-2, Artistic-2
+        got = fixup_id(name + ".0")
+    return got if got and " " not in got else None
+
+
+def _par(expr: str) -> str:
+    return f"({expr})" if " " in expr else expr
+
+
+def _operand(name: str) -> str | None:
+    """One operand as SPDX: an id, or the expression a Debian name stands for (Perl)."""
+    return _spdx_id(name) or _DEBIAN.get(name.lower())
 
 
 def _spdx_expression(text: str) -> str | None:
-    """`text` as an SPDX expression when every operand is an SPDX id (ids translated
-    from Debian short names); None otherwise (an exception clause, free text)."""
+    """`text` (a Debian `License:` short-name line, or a Python `License-Expression`) as
+    an SPDX id or expression, every operand translated, parentheses kept; None when one
+    is not SPDX (an exception clause, `and/or`, free text) or the result is not a valid
+    SPDX expression (cyclonedx.spdx.is_expression)."""
     from cyclonedx.spdx import is_expression
 
-    parts = re.split(r"\s+(or|and)\s+", text.strip(), flags=re.IGNORECASE)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:
-            out.append(part.upper())
-            continue
-        sid = _spdx_id(part.strip("() "))
-        if sid is None:
-            return None
-        out.append(sid)
-    expr = " ".join(out)
-    return expr if is_expression(expr) else None
+    groups = _COMMA_OP.split(text.strip())
+    out = ""
+    for i in range(0, len(groups), 2):
+        tokens = re.findall(r"[()]|[^\s()]+", groups[i])
+        words = []
+        for tok in tokens:
+            if tok in ("(", ")"):
+                words.append(tok)
+            elif tok.lower() in ("and", "or"):
+                words.append(tok.upper())
+            else:
+                sid = _operand(tok)
+                if sid is None:
+                    return None
+                words.append(_par(sid) if len(tokens) > 1 else sid)
+        group = re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(words)))
+        out = group if i == 0 else f"{_par(out)} {groups[i - 1].upper()} {_par(group)}"
+    return out if out and is_expression(out) else None
+
+
+def _leaves(expr: str) -> list[str]:
+    """The SPDX ids an expression names."""
+    return sorted({w for w in re.findall(r"[^\s()]+", expr) if w not in ("AND", "OR")})
 
 
 def licence_entries(terms: list[str]) -> list[dict[str, Any]]:
-    """CycloneDX `licenses` for the distinct licence `terms` of one component: one SPDX
-    `expression` when a term is compound (ANDed when there are several), else one
-    entry per term: `license.id` when it is SPDX, `license.name` when not."""
+    """CycloneDX `licenses` for the distinct licence `terms` of one component.
+
+    Every term SPDX (ids translated from Debian short names): one `license.id` each, or,
+    when a term is compound, ONE `expression` of them all ANDed (a package's copyright
+    stanzas all apply). Some term not SPDX: CycloneDX 1.6 allows no expression beside a
+    `license.name`, so the list holds every SPDX id the SPDX terms name (an `or` choice
+    lists both licences), then a free-text `license.name` for each term that is not SPDX.
+    """
     terms = sorted({t.strip() for t in terms if t.strip()})
-    if not terms:
-        return []
-    ids = [_spdx_id(t) for t in terms]
-    if all(ids):
-        return [{"license": {"id": i}} for i in sorted({i for i in ids if i})]
-    exprs = [_spdx_expression(t) for t in terms]
-    if all(exprs):
-        uniq = sorted({e for e in exprs if e})
-        if len(uniq) == 1:
-            return [{"expression": uniq[0]}]
-        return [{"expression": " AND ".join(f"({e})" if " " in e else e for e in uniq)}]
-    return [
-        {"license": {"id": i}} if i else {"license": {"name": t}}
-        for t, i in zip(terms, ids, strict=True)
-    ]
+    exprs = {t: _spdx_expression(t) for t in terms}
+    spdx = sorted({e for e in exprs.values() if e})
+    names = [t for t in terms if exprs[t] is None]
+    if not names and any(" " in e for e in spdx):
+        if len(spdx) == 1:
+            return [{"expression": spdx[0]}]
+        return [{"expression": " AND ".join(f"({e})" if " " in e else e for e in spdx)}]
+    ids = sorted({i for e in spdx for i in _leaves(e)})
+    return [{"license": {"id": i}} for i in ids] + [{"license": {"name": n}} for n in names]
 
 
 def _python_licences(msg: Any) -> list[dict[str, Any]]:
     expr = str(msg.get("License-Expression") or "").strip()
     if expr:
-        sid = _spdx_id(expr)
-        if sid:
-            return [{"license": {"id": sid}}]
-        e = _spdx_expression(expr)
-        return [{"expression": e}] if e else [{"license": {"name": expr}}]
+        return licence_entries([expr])
     raw = str(msg.get("License") or "").strip()
     if raw and len(raw) < 100 and "\n" not in raw:
         return licence_entries([raw])
@@ -659,11 +701,13 @@ def generate(
 
     # the workdir: policy and handler code (what the merged filesystem holds there)
     tree = merged.tree(workdir)
-    groups: dict[str, list[str]] = {"policy": [], "handlers": []}
+    # `policy` ([code].policy, shipped at <workdir>/policy) and `code` (everything else:
+    # the [code].package); named by role, not by the example's package name
+    groups: dict[str, list[str]] = {"policy": [], "code": []}
     for rel, node in sorted(tree.items()):
         if node.kind == "file":
-            groups["policy" if rel.startswith("policy/") else "handlers"].append(rel)
-    for title in ("policy", "handlers"):
+            groups["policy" if rel.startswith("policy/") else "code"].append(rel)
+    for title in ("policy", "code"):
         rels = groups[title]
         if not rels:
             continue
@@ -683,13 +727,13 @@ def generate(
                 ],
             }
         )
-        deps[f"app:{title}"] = sorted(top) if title == "handlers" else []
+        deps[f"app:{title}"] = sorted(top) if title == "code" else []
 
     root_deps = [
         "base-image",
         *([model_ref] if model_ref else []),
         *extra_refs,
-        *[f"app:{t}" for t in ("policy", "handlers") if f"app:{t}" in deps],
+        *[f"app:{t}" for t in ("policy", "code") if f"app:{t}" in deps],
         *sorted(top),
     ]
     dependencies = [{"ref": image_ref, "dependsOn": root_deps}] + [

@@ -27,6 +27,7 @@ from typing import Any
 from release import evidence
 from release.digest import Digest
 from release.errors import UsageError
+from release.gitremote import repo_url
 from release.inputs import read_input
 
 _SHORT = {
@@ -91,20 +92,6 @@ def builder_id() -> str:
     return LOCAL_BUILDER_ID
 
 
-def https_repo(url: str | None) -> str | None:
-    """A git remote as the `https://HOST/PATH` URI the provenance names (no `.git`, no
-    credentials); None for a local path or anything else that is not a network URL."""
-    import re
-
-    if not url:
-        return None
-    m = re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?/?", url)
-    if m:
-        return f"https://{m.group(1)}/{m.group(2)}"
-    m = re.fullmatch(r"https://(?:[^@/]+@)?([^/]+)/(.+?)(?:\.git)?/?", url)
-    return f"https://{m.group(1)}/{m.group(2)}" if m else None
-
-
 def _base_uri(location: str, digest: str) -> str:
     """`oci://HOST/REPO@sha256:...` for a registry base; a `pkg:oci` purl (no
     repository_url) for a base in a local layout or the local Docker engine."""
@@ -128,7 +115,7 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
     repo = (
         f"{gh['GITHUB_SERVER_URL']}/{gh['GITHUB_REPOSITORY']}"
         if gh
-        else https_repo(labels.get("org.opencontainers.image.source"))
+        else repo_url(labels.get("org.opencontainers.image.source"))
     )
     deps: list[dict[str, Any]] = []
     if rev:

@@ -188,6 +188,7 @@ COMMAND_MODULES: list[str] = [
     "readiness",
     "iam",
     "policy",
+    "init",
 ]
 
 

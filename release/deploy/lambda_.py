@@ -75,7 +75,7 @@ def image_uri(repository: str, ref: Reference) -> str:
     """`ECR-REPO@sha256:...`, refusing anything Lambda would not run."""
     if not _ECR_REPO.match(repository):
         raise ConfigError(
-            f"the lambda target needs an ECR repository "
+            f"[image].registry: the lambda target needs an ECR repository "
             f"(ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME), got {repository!r}: "
             "give REPO@sha256:... or set [image].registry to the ECR repository"
         )

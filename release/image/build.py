@@ -41,6 +41,7 @@ from release._io import hash_file
 from release.config import Config
 from release.digest import Digest
 from release.errors import ConfigError, UsageError, VerificationFailed
+from release.gitremote import repo_url
 from release.image.base import iso
 from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
@@ -118,12 +119,20 @@ def source_epoch(root: Path) -> int:
     return int(t)
 
 
-def _source_url(root: Path) -> str | None:
-    url = _git(root, "remote", "get-url", "origin")
-    if url and "@" in url and "://" in url:  # drop credentials
-        scheme, _, rest = url.partition("://")
-        url = f"{scheme}://{rest.split('@', 1)[1]}"
-    return url
+def image_annotations(root: Path, epoch: int, base_digest: str) -> dict[str, str]:
+    """The image's `org.opencontainers.image.*` annotations (also its labels): created,
+    the checkout's HEAD commit as revision, the repository URL of its `origin` as source
+    (`release.gitremote.repo_url`: absent when origin is a local path or there is none),
+    the base's digest."""
+    out = {"org.opencontainers.image.created": iso(epoch)}
+    revision = _git(root, "rev-parse", "HEAD")
+    if revision:
+        out["org.opencontainers.image.revision"] = revision
+    source = repo_url(_git(root, "remote", "get-url", "origin"))
+    if source:
+        out["org.opencontainers.image.source"] = source
+    out["org.opencontainers.image.base.digest"] = base_digest
+    return out
 
 
 def _skip(rel: str) -> bool:
@@ -218,14 +227,18 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
     return cache.build(key, "model", entries, CONTENT_MTIME)
 
 
+def missing_tree(cfg: Config, key: str, src: str) -> ConfigError:
+    """The one line for a [code] directory that is not there."""
+    hint = (
+        " (unset the key when your handlers read no data files)" if key == "[code].policy" else ""
+    )
+    return ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}{hint}")
+
+
 def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
     d = cfg.resolve(src)
     if not d.is_dir():
-        key = "[code].policy" if role == "policy" else "[code].package"
-        raise ConfigError(
-            f"{key}: directory {src}/ not found next to {cfg.path.name}"
-            + (" (unset the key when your handlers read no data files)" if role == "policy" else "")
-        )
+        raise missing_tree(cfg, "[code].policy" if role == "policy" else "[code].package", src)
     entries = with_parents(tree_entries(d, dest, skip=_skip))
     return cache.build(None, role, entries, mtime)
 
@@ -367,6 +380,9 @@ def build(
     bref = base_ref(cfg, base)
     target_name = push or cfg.image.registry
     target = open_registry(target_name, cfg.root)  # validates the reference early
+    for key, src in (("[code].package", cfg.code.package), ("[code].policy", cfg.code.policy)):
+        if src is not None and not cfg.resolve(src).is_dir():
+            raise missing_tree(cfg, key, src)
     lock = modelpin.read_lock(cfg.lock_path)
     modelpin.check_lock_matches_config(cfg, lock)
     modelpin.require_local_source(cfg, lock)
@@ -416,16 +432,9 @@ def build(
         layers = [f.result() for f in futs]
     timings["layers"] = time.perf_counter() - t1
 
-    annotations = {"org.opencontainers.image.created": iso(epoch)}
-    revision = _git(cfg.root, "rev-parse", "HEAD")
-    if revision:
-        annotations["org.opencontainers.image.revision"] = revision
-    src_url = _source_url(cfg.root)
-    if src_url:
-        annotations["org.opencontainers.image.source"] = src_url
-    annotations["org.opencontainers.image.base.digest"] = base_digest
-    config = image_config(cfg, base_img, layers, lock, epoch, annotations)
-    manifest = _manifest(base_img, config, layers, annotations)
+    notes = image_annotations(cfg.root, epoch, base_digest)
+    config = image_config(cfg, base_img, layers, lock, epoch, notes)
+    manifest = _manifest(base_img, config, layers, notes)
 
     base_usizes = _base_usize(base_img, cache)
     usize = sum(base_usizes) + sum(la.usize for la in layers)

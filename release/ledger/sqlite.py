@@ -37,7 +37,7 @@ class SqliteStore:
                     """
                 )
         except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(f"cannot open ledger {self.path}: {exc}") from None
+            raise ConfigError(f"[ledger].url: cannot open ledger {self.path}: {exc}") from None
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -84,9 +84,18 @@ class Installed:
         return Result(p.returncode, p.stdout, p.stderr)
 
 
+def adopter_install_command() -> str:
+    """The README's adopter install command (the block after `<!-- adopter-install -->`)."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- adopter-install -->", 1)[1]
+    return block.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+
+
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """`.ci/dist`, then the README's adopter install into a new venv."""
+    """`.ci/dist`, then the README's adopter install command, run as written in the
+    directory holding the two files, with HOME in a temporary directory (so `~/...` is a
+    NEW venv) and uv's cache the user's (warm: the cold install is bench/install.py's)."""
     root = tmp_path_factory.mktemp("adopter-install")
     dist = root / "dist"
     p = subprocess.run(
@@ -94,37 +103,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     assert p.returncode == 0, p.stderr[-3000:]
     wheel, lock = (Path(x) for x in p.stdout.split())
-    venv = root / "venv"
-    # the machine's own Python, not this venv's (sys.executable is .venv/bin/python)
-    base_python = shutil.which(
-        "python3",
-        path=os.pathsep.join(
-            d for d in os.environ.get("PATH", "").split(os.pathsep) if not d.startswith(str(REPO))
-        ),
-    )
-    assert base_python, "no python3 on PATH"
-    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=120)
     uv = Path(sys.executable).parent / "uv"
+    cache = subprocess.run([str(uv), "cache", "dir"], capture_output=True, text=True, check=True)
+    tools = root / "bin"  # uv alone: this venv's python3 must not be found on PATH
+    tools.mkdir()
+    (tools / "uv").symlink_to(uv)
+    home = root / "home"
+    home.mkdir()
+    path = [str(tools)] + [
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if not d.startswith(str(REPO))
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(HOME=str(home), PATH=os.pathsep.join(path), UV_CACHE_DIR=cache.stdout.strip())
+    cmd = adopter_install_command()
     p = subprocess.run(
-        [
-            str(uv),
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "--require-hashes",
-            "--find-links",
-            str(dist),
-            "-r",
-            str(lock),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        ["bash", "-c", cmd], cwd=dist, env=env, capture_output=True, text=True, timeout=900
     )
-    assert p.returncode == 0, p.stderr[-3000:]
-    return Installed(venv, wheel, lock)
+    assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+    return Installed(home / ".lambda-release", wheel, lock)
 
 
 def copy_platform(dest: Path) -> Path:

@@ -15,34 +15,24 @@ from tests.adoption.conftest import Installed, copy_platform
 
 pytestmark = [pytest.mark.slow]
 
-CONFIG = """
-[model]
-path = "ml/urgency"
-lock = "ml/urgency.lock.json"
-
-[image]
-base = "{base}"
-requirements = "requirements.lock"
-model_dir = "/opt/ml/urgency"
-
-[functions]
-classify = "svc.classify.handler"
-health = "svc.health.handler"
-
-[code]
-package = "svc"
-predict = "svc.urgency:load"
-
-[signing]
-mode = "key:.release/keys/signing.pem"
-
-[canary]
-corpus = "data/tickets.jsonl"
-
-[environments.local]
-target = "local"
-functions = {{ classify = "classify", health = "health" }}
-"""
+#: `release init` as the adopter runs it in the platform's repository (docs/migrating.md)
+INIT = (
+    "init",
+    "--package",
+    "svc",
+    "--model-path",
+    "ml/urgency",
+    "--lock",
+    "ml/urgency.lock.json",
+    "--model-dir",
+    "/opt/ml/urgency",
+    "--corpus",
+    "data/tickets.jsonl",
+    "--requirements",
+    "requirements.lock",
+    "--predict",
+    "svc.urgency:load",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +40,13 @@ def released(
     installed: Installed, base_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     project = copy_platform(tmp_path_factory.mktemp("adopter") / "tickets")
-    (project / "release.toml").write_text(CONFIG.format(base=base_image))
     env = {"RELEASE_CACHE_DIR": str(project.parent / "cache")}
+    init = installed.run(*INIT, "--base", base_image, "--json", cwd=project, env=env)
+    assert init.code == 0, init.stderr
+    assert json.loads(init.stdout)["functions"] == {
+        "classify": "svc.classify.handler",
+        "health": "svc.health.handler",
+    }
     pin = installed.run("model", "pin", cwd=project, env=env)
     assert pin.code == 0, pin.stderr
     r = installed.run("pipeline", "--json", cwd=project, env=env)
@@ -129,3 +124,19 @@ def test_a_missing_invoke_runner_names_its_key(
         f"({installed.python}: No module named svc.runner); unset it to use the runner "
         "shipped with release"
     )
+
+
+def test_the_install_command_is_the_same_in_readme_and_docs(installed: Installed) -> None:
+    from tests.adoption.conftest import adopter_install_command
+    from tests.fixtures.tools import REPO
+
+    docs = (REPO / "docs" / "install.md").read_text().split("<!-- adopter-install -->", 1)[1]
+    assert adopter_install_command() in docs.split("```", 2)[1]
+    assert installed.lock.name in adopter_install_command()  # the version it names is built
+
+
+def test_the_migrating_walkthrough_runs_what_this_test_runs() -> None:
+    from tests.fixtures.tools import REPO
+
+    doc = (REPO / "docs" / "migrating.md").read_text()
+    assert "release " + " ".join(INIT) + " --base " in doc

@@ -143,19 +143,6 @@ def test_schema_rejects_what_the_issue_found(layout_image: Any, tmp_path: Path) 
     assert list(v.iter_errors(no_id))
 
 
-def test_https_repo() -> None:
-    assert (
-        statements.https_repo("git@github.com:acme/platform.git")
-        == "https://github.com/acme/platform"
-    )
-    assert (
-        statements.https_repo("https://tok@github.com/acme/platform.git")
-        == "https://github.com/acme/platform"
-    )
-    assert statements.https_repo("/srv/git/platform") is None
-    assert statements.https_repo(None) is None
-
-
 # --- our predicate types -----------------------------------------------------------------
 def test_our_types_are_versioned_under_the_repository() -> None:
     for t in (evidence.CANARY, evidence.PROMOTION):

@@ -68,7 +68,7 @@ def test_packages_base_code_and_graph(doc: dict[str, Any], layout_image: Any) ->
     assert base["version"] == "sha256:" + "ef" * 32
     apps = {c["name"]: c for c in doc["components"] if c["type"] == "application"}
     handler = Path(__file__).resolve().parents[2] / "handlers" / "scorer.py"
-    files = {f["name"]: f["hashes"][0]["content"] for f in apps["handlers"]["components"]}
+    files = {f["name"]: f["hashes"][0]["content"] for f in apps["code"]["components"]}
     assert files["/var/task/handlers/scorer.py"] == hashlib.sha256(handler.read_bytes()).hexdigest()
     assert any(f["name"].endswith(".rego") for f in apps["policy"]["components"])
     root = doc["dependencies"][0]
@@ -95,43 +95,44 @@ def test_model_differs_from_lock(tmp_path: Path) -> None:
         sbom.generate(reg, digest)
 
 
-@pytest.mark.parametrize(
-    ("terms", "want"),
-    [
-        (["MIT"], [{"license": {"id": "MIT"}}]),
-        (["apache-2.0"], [{"license": {"id": "Apache-2.0"}}]),
-        (["MIT OR AFL-2.1"], [{"expression": "MIT OR AFL-2.1"}]),
-        # Debian copyright-format short names
-        (
-            ["GPL-2+", "Expat"],
-            [{"license": {"id": "GPL-2.0-or-later"}}, {"license": {"id": "MIT"}}],
+def test_licences_of_the_real_debian_base(base_image: str, tmp_path: Path) -> None:
+    """The OS packages of the real mmdebstrap base (Debian bookworm + python3): no
+    `license.name` is an SPDX id or expression (libdb5.3's `Sleepycat and BSD-3-clause`,
+    libpam's `BSD-3-clause or GPL`, libffi8's `GPL` were), every `license.id` is an SPDX
+    id, a component has license objects or one expression, and the document validates."""
+    from cyclonedx.spdx import fixup_id, is_expression, is_supported_id
+
+    from release.image import fs
+    from release.image.inspect import open_image
+
+    layout, _, digest = base_image.removeprefix("oci:").rpartition("@")
+    view = open_image(open_registry(f"oci:{layout}", tmp_path), digest)
+    merged = fs.scan(
+        view,
+        keep=lambda p: (
+            p in (sbom.DPKG_STATUS, *sbom.OS_RELEASE)
+            or (p.startswith("usr/share/doc/") and p.endswith("/copyright"))
         ),
-        (
-            ["LGPL-2.1+", "BSD-3-clause"],
-            [{"license": {"id": "BSD-3-Clause"}}, {"license": {"id": "LGPL-2.1-or-later"}}],
-        ),
-        (
-            ["GPL-1+ or Artistic", "GPL-2"],
-            [{"expression": "(GPL-1.0-or-later OR Artistic-1.0-Perl) AND GPL-2.0-only"}],
-        ),
-        # not SPDX: free text, only then
-        (
-            ["public-domain", "MIT"],
-            [{"license": {"id": "MIT"}}, {"license": {"name": "public-domain"}}],
-        ),
-        (
-            ["GPL-2+ with Autoconf exception"],
-            [{"license": {"name": "GPL-2+ with Autoconf exception"}}],
-        ),
-    ],
-)
-def test_licences_are_spdx_where_they_can_be(terms: list[str], want: list[dict[str, Any]]) -> None:
-    got = sbom.licence_entries(terms)
-    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, want))
-    doc = {
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "version": 1,
-        "components": [{"type": "library", "name": "x", "licenses": got}],
-    }
-    sbom.validate(doc)
+        hash=lambda _p: False,
+    )
+    _, debs, _ = sbom.os_packages(merged)
+    assert len(debs) > 50
+    by_name = {c["name"]: c.get("licenses", []) for c in debs}
+    for name in ("libdb5.3", "libffi8", "libpam0g", "libgpg-error0"):
+        assert any("id" in x.get("license", {}) for x in by_name[name]), name
+    for c in debs:
+        lic = c.get("licenses", [])
+        assert all("license" in x for x in lic) or (len(lic) == 1 and "expression" in lic[0])
+        for x in lic:
+            if "expression" in x:
+                assert is_expression(x["expression"]), (c["name"], x)
+                continue
+            sid, name = x["license"].get("id"), x["license"].get("name")
+            assert sid is None or is_supported_id(sid), (c["name"], sid)
+            if name is not None:
+                fixed = fixup_id(name)
+                assert not (fixed and is_supported_id(fixed)), (c["name"], name)
+                assert not is_expression(name), (c["name"], name)
+    sbom.validate(
+        {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": debs}
+    )

@@ -335,7 +335,9 @@ def test_real_lambda_rules_are_checked_here() -> None:
 
     with pytest.raises(ConfigError) as info:
         image_uri("registry.local:5000/app", parse_reference(NEW))
-    assert info.value.message.startswith("the lambda target needs an ECR repository")
+    assert info.value.message.startswith(
+        "[image].registry: the lambda target needs an ECR repository"
+    )
     with pytest.raises(UsageError, match=r"only numbered versions can take traffic"):
         validate_routing({"$LATEST": 0.1})
     with pytest.raises(UsageError, match=r"outside \[0, 1\]"):

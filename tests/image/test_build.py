@@ -232,6 +232,70 @@ def test_size_gate(build_cli: Callable[..., Any], project: Path, tmp_path: Path)
     assert not (p / "out").exists()
 
 
+# --- org.opencontainers.image.source: the repository's URL, never a path ----------------
+SOURCE = "org.opencontainers.image.source"
+REVISION = "org.opencontainers.image.revision"
+
+
+def _clone(tmp_path: Path, origin: str | None = None) -> Path:
+    """A `git clone` of a one-commit checkout of the example project (so `origin` is the
+    upstream's local path), its origin then set to `origin` when given."""
+    upstream = copy_project(tmp_path / "upstream", git=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(upstream), str(clone)], check=True)
+    if origin is not None:
+        subprocess.run(["git", "-C", str(clone), "remote", "set-url", "origin", origin], check=True)
+    return clone
+
+
+def _head(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("origin", "source"),
+    [
+        (None, None),  # the clone's origin: a local path of this machine
+        ("git@github.com:acme/platform.git", "https://github.com/acme/platform"),
+    ],
+)
+def test_build_names_the_repository_url_as_source_never_a_path(
+    build_cli: Callable[..., Any], tmp_path: Path, origin: str | None, source: str | None
+) -> None:
+    clone = _clone(tmp_path, origin)
+    r, doc = build_cli("--push", "oci:out", cwd=clone)
+    assert r.code == 0, r.stderr
+    img = open_image(open_registry("oci:out", clone), doc["digest"])
+    for notes in (img.manifest["annotations"], img.labels):
+        assert notes.get(SOURCE) == source
+        assert notes[REVISION] == _head(clone)
+
+
+def test_image_annotations_is_what_the_build_writes(tmp_path: Path) -> None:
+    from release.image.build import image_annotations
+
+    digest = "sha256:" + "ab" * 32
+    clone = _clone(tmp_path, "https://x-access-token:ghs_secret@github.com/acme/platform.git")
+    assert image_annotations(clone, 1_700_000_000, digest) == {
+        "org.opencontainers.image.created": "2023-11-14T22:13:20Z",
+        REVISION: _head(clone),
+        SOURCE: "https://github.com/acme/platform",
+        "org.opencontainers.image.base.digest": digest,
+    }
+    subprocess.run(["git", "-C", str(clone), "remote", "remove", "origin"], check=True)
+    assert SOURCE not in image_annotations(clone, 0, digest)
+    plain = copy_project(tmp_path / "not-git")  # not a checkout: no revision, no source
+    assert set(image_annotations(plain, 0, digest)) == {
+        "org.opencontainers.image.created",
+        "org.opencontainers.image.base.digest",
+    }
+
+
 # --- read back by independent clients ----------------------------------------------------------
 def test_pushed_image_read_back_by_skopeo(
     pushed: dict[str, Any], registry: str, tmp_path: Path

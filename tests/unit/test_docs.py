@@ -82,6 +82,8 @@ def test_readme_is_short_and_keeps_the_two_quick_start_commands() -> None:
             "docs/promotion.md",
             "docs/readiness.md",
             "docs/model-format.md",
+            "docs/install.md",
+            "docs/policy.md",
         }, link
     assert (
         "scripts/quickstart.sh" not in readme

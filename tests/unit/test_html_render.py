@@ -105,7 +105,7 @@ def test_readiness_html_escapes_a_hostile_function_name() -> None:
 
 def test_an_installed_wheel_carries_the_templates(tmp_path: Path) -> None:
     """Build the wheel from a copy of the tree (no network, the venv's setuptools), then
-    render both reports from the unpacked wheel alone."""
+    render both reports and `release init`'s workflow from the unpacked wheel alone."""
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(ROOT / "pyproject.toml", src)
@@ -129,11 +129,15 @@ def test_an_installed_wheel_carries_the_templates(tmp_path: Path) -> None:
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    [wheel] = dist.glob("release-*.whl")
+    [wheel] = dist.glob("lambda_release-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
         "release/audit/templates/audit.html.j2",
         "release/readiness/templates/readiness.html.j2",
+        "release/init/templates/release.toml.j2",
+        "release/init/templates/release.yml.j2",
+        "release/init/templates/canary.jsonl.j2",
+        "release/init/templates/requirements.in.j2",
     } <= names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
@@ -146,6 +150,8 @@ def test_an_installed_wheel_carries_the_templates(tmp_path: Path) -> None:
         "from release.readiness import render\n"
         "print(to_html(AuditReport('now', 'prod', True, 'ok', 0, [])))\n"
         "print(render.to_html(ReadinessReport('prod', 'now', None, 'ns')))\n"
+        "from release.init import render_workflow\n"
+        f"print(render_workflow('o/r@{'a' * 40}', 'release.toml'))\n"
     )
     r = subprocess.run(
         [sys.executable, "-c", code],
@@ -157,3 +163,4 @@ def test_an_installed_wheel_carries_the_templates(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "<h1>Release audit — prod</h1>" in r.stdout and "<h1>Readiness: prod</h1>" in r.stdout
+    assert f"- uses: o/r@{'a' * 40} # lambda-release" in r.stdout
