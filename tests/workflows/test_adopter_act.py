@@ -8,9 +8,9 @@ The Action is `uses: release-platform/release@<SHA of this checkout's HEAD>`, ma
 path: the run cannot read anything untracked, nor this checkout's .venv). The adopter's
 repository holds what an adopter commits: its platform, the model lock `release model pin`
 wrote, `release.prod.toml` (ECR registry, DynamoDB ledger, keyless signing pinned to its
-workflow) and the workflow: build -> attest -> canary -> promote, each job `uses:` the Action
-and then runs `release ...`. Until `release init` writes that workflow, the test keeps its
-own copy (WORKFLOW, the same shape).
+workflow) and the workflow `release init --action-ref release-platform/release@SHA
+--ci-config release.prod.toml` wrote: build -> attest -> canary -> promote, each job
+`uses:` the Action and then runs `release ...`.
 
 1. Every job succeeds; each ran `release` from the Action's venv in the runner's tool cache
    (no other `release` is on the jobs' PATH): the first job installed it, the others found
@@ -103,117 +103,27 @@ vulnerabilities = "ecr"
 workflow = ".github/workflows/release.yml"
 """
 
-#: the adopter's workflow (the shape `release init` writes): ACTION_REF is the Action's
-#: `OWNER/NAME@SHA`
-WORKFLOW = """\
-name: release
-on:
-  push:
-    branches: [main]
-  workflow_dispatch:
-permissions: {}
-concurrency:
-  group: release-${{ github.ref }}
-  cancel-in-progress: false
-env:
-  RELEASE_CONFIG: release.prod.toml
-  RELEASE_ENV: prod
-jobs:
-  build:
-    if: github.ref == format('refs/heads/{0}', github.event.repository.default_branch)
-    runs-on: ubuntu-24.04
-    permissions:
-      contents: read
-      id-token: write
-    outputs:
-      digest: ${{ steps.build.outputs.digest }}
-    steps:
-      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
-        with:
-          persist-credentials: false
-      - uses: ACTION_REF # lambda-release 0.1.0
-      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2
-        with:
-          role-to-assume: ${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}
-          role-session-name: release-build
-          aws-region: ${{ vars.RELEASE_AWS_REGION }}
-      - run: release model fetch --dest .release/model/ci && release model verify .release/model/ci
-      - id: build
-        run: |
-          ref=$(release build)
-          digest=${ref##*@}
-          case "$digest" in sha256:*) ;; *) echo "::error::release build printed ${ref}"; exit 1 ;; esac
-          echo "digest=${digest}" >> "$GITHUB_OUTPUT"
-  attest:
-    needs: build
-    runs-on: ubuntu-24.04
-    permissions:
-      contents: read
-      id-token: write
-    env:
-      DIGEST: ${{ needs.build.outputs.digest }}
-    steps:
-      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
-        with:
-          persist-credentials: false
-      - uses: ACTION_REF # lambda-release 0.1.0
-      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2
-        with:
-          role-to-assume: ${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}
-          role-session-name: release-attest
-          aws-region: ${{ vars.RELEASE_AWS_REGION }}
-      - run: release sbom "$DIGEST" -o sbom.cdx.json
-      - run: release attest "$DIGEST" --signer sigstore --json > attestations.json
-  canary:
-    needs: [build, attest]
-    runs-on: ubuntu-24.04
-    permissions:
-      contents: read
-      id-token: write
-    env:
-      DIGEST: ${{ needs.build.outputs.digest }}
-    steps:
-      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
-        with:
-          persist-credentials: false
-      - uses: ACTION_REF # lambda-release 0.1.0
-      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2
-        with:
-          role-to-assume: ${{ vars.RELEASE_AWS_PUSH_ROLE_ARN }}
-          role-session-name: release-canary
-          aws-region: ${{ vars.RELEASE_AWS_REGION }}
-      - run: |
-          status=0
-          release canary "$DIGEST" --env "$RELEASE_ENV" -o canary-report.json || status=$?
-          if [ -s canary-report.json ]; then
-            release attest "$DIGEST" --signer sigstore --only none --predicate canary canary-report.json
-          fi
-          exit "$status"
-  promote:
-    needs: [build, canary]
-    runs-on: ubuntu-24.04
-    environment: production
-    permissions:
-      contents: read
-      id-token: write
-    env:
-      DIGEST: ${{ needs.build.outputs.digest }}
-      RELEASE_EXPECTED_COMMIT: ${{ github.sha }}
-    steps:
-      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
-        with:
-          persist-credentials: false
-      - uses: ACTION_REF # lambda-release 0.1.0
-      - uses: aws-actions/configure-aws-credentials@e3dd6a429d7300a6a4c196c26e071d42e0343502 # v4.0.2
-        with:
-          role-to-assume: ${{ vars.RELEASE_AWS_PROMOTE_ROLE_ARN }}
-          role-session-name: release-promote
-          aws-region: ${{ vars.RELEASE_AWS_REGION }}
-      - run: release gate "$DIGEST" --env "$RELEASE_ENV"
-      - run: |
-          release promote "$DIGEST" --env "$RELEASE_ENV" --json > promotion.json
-          release attest "$DIGEST" --signer sigstore --only none --predicate promotion promotion.json
-"""
+#: `release init` as the adopter runs it (as tests/adoption/test_install.py does), the workflow
+#: pinned to the Action by `--action-ref` and using the production config
+INIT = (
+    "init",
+    "--package",
+    "svc",
+    "--model-path",
+    "ml/urgency",
+    "--lock",
+    "ml/urgency.lock.json",
+    "--model-dir",
+    "/opt/ml/urgency",
+    "--corpus",
+    "data/tickets.jsonl",
+    "--requirements",
+    "requirements.lock",
+    "--predict",
+    "svc.urgency:load",
+    "--ci-config",
+    "release.prod.toml",
+)
 
 
 @dataclass
@@ -226,20 +136,22 @@ class AdopterRun:
 
 
 def adopter_repository(dest: Path, uses: str) -> Path:
-    """The tickets platform as an adopter commits it: its files, the model lock, the
-    production config and the release workflow."""
+    """The tickets platform as an adopter commits it: its files, what `release init` wrote
+    (release.toml, .gitignore, the release workflow pinned to `uses`), the production config
+    and the model lock `release model pin` wrote."""
     project = copy_platform(dest)
+    git = ["git", "-c", "user.name=adopter", "-c", "user.email=adopter@example.invalid"]
+    git += ["-C", str(project)]
+    subprocess.run([*git, "remote", "add", "origin", f"https://github.com/{ADOPTER}"], check=True)
+    init = run_cli(*INIT, "--action-ref", uses, "--json", cwd=project)
+    assert init.code == 0, init.stderr
+    assert json.loads(init.stdout)["action_ref"] == uses
     (project / "release.prod.toml").write_text(PROD_CONFIG)
-    wf = project / ".github" / "workflows" / "release.yml"
-    wf.parent.mkdir(parents=True)
-    wf.write_text(WORKFLOW.replace("ACTION_REF", uses))
     pin = run_cli("model", "pin", "--config", "release.prod.toml", cwd=project)
     assert pin.code == 0, pin.stderr
-    git = ["git", "-c", "user.name=adopter", "-c", "user.email=adopter@example.invalid"]
-    subprocess.run([*git, "-C", str(project), "add", "-A"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run(
-        [*git, "-C", str(project), "commit", "-q", "-m", "release: config, model lock, workflow"],
-        check=True,
+        [*git, "commit", "-q", "-m", "release init, production config, model lock"], check=True
     )
     return project
 
