@@ -140,3 +140,39 @@ def test_the_migrating_walkthrough_runs_what_this_test_runs() -> None:
 
     doc = (REPO / "docs" / "migrating.md").read_text()
     assert "release " + " ".join(INIT) + " --base " in doc
+
+
+def test_a_canary_report_attested_from_a_file_is_checked_against_the_shipped_schema(
+    installed: Installed, released: dict[str, Any], tmp_path: Path
+) -> None:
+    """The issue's first crash: `attest --predicate canary FILE` from the wheel opened
+    attestations/*.schema.json by a checkout path."""
+    p, env, digest = released["project"], released["env"], released["doc"]["digest"]
+    report = tmp_path / "report.json"
+    c = installed.run("canary", digest, "--env", "local", "-o", report, cwd=p, env=env)
+    assert c.code == 0, c.stderr
+    a = installed.run(
+        "attest",
+        digest,
+        "--only",
+        "none",
+        "--predicate",
+        "canary",
+        report,
+        "--json",
+        cwd=p,
+        env=env,
+    )
+    assert a.code == 0, a.stderr
+    assert [x["predicate_type"] for x in json.loads(a.stdout)["attestations"]] == [
+        "https://github.com/release-platform/release/attestations/canary-report/v1"
+    ]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(report.read_text()), "n": "many"}))
+    b = installed.run(
+        "attest", digest, "--only", "none", "--predicate", "canary", bad, cwd=p, env=env
+    )
+    assert b.code == 2
+    assert b.stderr.splitlines()[-1].startswith(
+        f"release: error: predicate file {bad} does not match canary-report.schema.json: n: "
+    )
