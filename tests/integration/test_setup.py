@@ -67,12 +67,10 @@ def test_new_user_setup_then_help(version: str, tmp_path: Path) -> None:
             f"Python {version} not found on this machine (.ci/pythons); the set-up must work with it"
         )
     python = pythons[version]
-    bundled_pip = subprocess.run(
-        [python, "-c", "import ensurepip; print(ensurepip.version())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    # pip is a dependency of the tool (`release build` runs it): the lock's pip, hash-checked,
+    # replaces the one the interpreter bundles (which only bootstraps uv)
+    locked_pip = re.search(r"^pip==(\S+)", (REPO / "requirements.lock").read_text(), re.M)
+    assert locked_pip, "requirements.lock pins no pip"
     clone = _clean_clone(tmp_path / "clone")
     assert not (clone / ".venv").exists()
 
@@ -93,11 +91,11 @@ def test_new_user_setup_then_help(version: str, tmp_path: Path) -> None:
         check=True,
     ).stdout.strip()
     assert got == version
-    # the venv's pip is the one the interpreter bundles: nothing upgraded it
+    # the venv's pip is the lock's
     pip_v = subprocess.run(
         [str(venv_py), "-m", "pip", "--version"], capture_output=True, text=True, check=True
     ).stdout
-    assert pip_v.split()[1] == bundled_pip
+    assert pip_v.split()[1] == locked_pip.group(1)
 
     # every locked package is installed at exactly its locked version
     freeze = subprocess.run(
