@@ -271,6 +271,44 @@ class ReadinessConfig(_Section):
         return v
 
 
+class IamStatement(_Section):
+    """One IAM statement (Allow) added to a function's execution-role policy."""
+
+    sid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]+$")
+    actions: list[str] = Field(min_length=1)
+    #: ARNs; `${Region}`, `${Account}` and `${Partition}` are filled from the environment
+    resources: list[str] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*]+", a)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an IAM action (PREFIX:Action)")
+        return v
+
+
+class IamFunctionConfig(_Section):
+    """`[iam.functions.NAME]`: what `release iam --function NAME` cannot read from the
+    code, declared: statements added to the function's policy (they cover the calls it
+    could not bind, docs/aws-setup.md)."""
+
+    statements: list[IamStatement] = Field(default_factory=list)
+
+
+class IamConfig(_Section):
+    """`release iam --function`: values and statements the code does not show.
+
+    `variables`: environment variables naming AWS resources (a table, a queue URL) for
+    every environment, under `[environments.ENV].variables` (which win).
+    `statements`: added to every function's policy (e.g. X-Ray for traced functions).
+    """
+
+    variables: dict[str, str] = Field(default_factory=dict)
+    statements: list[IamStatement] = Field(default_factory=list)
+    functions: dict[str, IamFunctionConfig] = Field(default_factory=dict)
+
+
 class ConfigFile(_Section):
     model: ModelConfig
     image: ImageConfig
@@ -285,6 +323,7 @@ class ConfigFile(_Section):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
+    iam: IamConfig = Field(default_factory=IamConfig)
 
     @model_validator(mode="after")
     def _functions(self) -> ConfigFile:
@@ -298,6 +337,9 @@ class ConfigFile(_Section):
                 f"[functions].{outside[0]}: the handler must live in the code package "
                 f"{self.code.package!r} ([code].package)"
             )
+        unknown_iam = sorted(set(self.iam.functions) - set(self.functions))
+        if unknown_iam:
+            raise ValueError(f"[iam.functions].{unknown_iam[0]}: not in [functions]")
         for env_name, env in self.environments.items():
             for key, names in (
                 ("functions", env.functions),
@@ -356,6 +398,10 @@ class Config:
     @property
     def readiness(self) -> ReadinessConfig:
         return self.file.readiness
+
+    @property
+    def iam(self) -> IamConfig:
+        return self.file.iam
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:
