@@ -75,13 +75,19 @@ def _loader() -> Any:
 
 
 @functools.cache
+def _session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@functools.cache
 def service_model(service: str) -> Any | None:
     """botocore's model of a boto3 service name (None: no such service)."""
-    import botocore.session
     from botocore.exceptions import UnknownServiceError
 
     try:
-        return botocore.session.get_session().get_service_model(service)
+        return _session().get_service_model(service)
     except UnknownServiceError:
         return None
 

@@ -181,6 +181,7 @@ class _Frame:
     params: dict[str, ast.arg]
     depth: int = 0
     busy: set[str] = field(default_factory=set)
+    memo: dict[int, Value] = field(default_factory=dict)  # id(node) -> its value here
 
 
 _MAX_DEPTH = 8
@@ -350,10 +351,14 @@ class Scanner:
 
     # --- evaluation --------------------------------------------------------------------------
     def eval(self, node: ast.AST, f: _Frame) -> Value:
+        if id(node) in f.memo:
+            return f.memo[id(node)]
         try:
-            return self._eval(node, f)
+            value = self._eval(node, f)
         except RecursionError:
-            return Unknown("too deep to follow")
+            value = Unknown("too deep to follow")
+        f.memo[id(node)] = value
+        return value
 
     def _eval(self, node: ast.AST, f: _Frame) -> Value:
         if isinstance(node, ast.Constant):
@@ -365,7 +370,7 @@ class Scanner:
                 return Unknown("a loop or unpacked variable")
             return self._name(node.id, f, getattr(node, "lineno", 0))
         if isinstance(node, ast.Attribute):
-            return self._attr(self._eval(node.value, f), node.attr, f, node)
+            return self._attr(self.eval(node.value, f), node.attr, f, node)
         if isinstance(node, ast.Call):
             return self._call(node, f)
         if isinstance(node, ast.Subscript):
@@ -527,9 +532,9 @@ class Scanner:
 
     # --- calls -------------------------------------------------------------------------------
     def _call(self, node: ast.Call, f: _Frame) -> Value:
-        fn = self._eval(node.func, f)
-        args = [self._eval(a, f) for a in node.args if not isinstance(a, ast.Starred)]
-        kwargs = {k.arg: self._eval(k.value, f) for k in node.keywords if k.arg}
+        fn = self.eval(node.func, f)
+        args = [self.eval(a, f) for a in node.args if not isinstance(a, ast.Starred)]
+        kwargs = {k.arg: self.eval(k.value, f) for k in node.keywords if k.arg}
         line = node.lineno
         if isinstance(fn, Ext):
             return self._ext_call(fn.path, args, kwargs, f, line)
