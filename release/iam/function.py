@@ -19,7 +19,8 @@ from typing import Any
 from release.config import Config, IamStatement
 from release.errors import CheckFailed, ConfigError, UsageError
 from release.iam import awsmodel
-from release.iam.scan import Call, Env, Joined, Lit, Unknown, Value, scan
+from release.iam.scan import scan
+from release.iam.values import Call, Env, Joined, Lit, Unknown, Value
 
 LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 
