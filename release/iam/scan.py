@@ -203,6 +203,31 @@ class Scanner:
                 isinstance(node, (ast.Attribute,)) and isinstance(node.ctx, ast.Load)
             ):
                 self.eval(node, frame)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                # a boto3 object kept where the analysis does not follow it: say so
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                where = next(
+                    (f"attribute {t.attr}" for t in targets if isinstance(t, ast.Attribute)), None
+                )
+                if where:
+                    self._escapes(self.eval(node.value, frame), frame, node.lineno, where)
+            elif isinstance(node, (ast.Dict, ast.List, ast.Tuple, ast.Set)) and isinstance(
+                getattr(node, "ctx", ast.Load()), ast.Load
+            ):
+                items = node.values if isinstance(node, ast.Dict) else node.elts
+                for item in items:
+                    if isinstance(item, ast.Call):
+                        self._escapes(self.eval(item, frame), frame, node.lineno, "a container")
+
+    def _escapes(self, v: Value, f: _Frame, line: int, where: str) -> None:
+        if isinstance(v, AWS_OBJECTS):
+            self._find(
+                f,
+                line,
+                f"{_describe(v)} stored in {where}",
+                "its calls are not followed from there",
+                _service(v),
+            )
 
     # --- frames ------------------------------------------------------------------------------
     def _module_frame(self, mod: _Module) -> _Frame:
@@ -457,7 +482,19 @@ class Scanner:
             return Unknown("an environment variable named at run time")
         if p in ("builtins.str",) and args:
             return args[0]
-        if not p.startswith("builtins."):
+        if p == "builtins.getattr" and args and isinstance(args[0], AWS_OBJECTS):
+            name = args[1] if len(args) > 1 else Unknown("no name")
+            if isinstance(name, Lit) and isinstance(name.value, str):
+                return self._attr(args[0], name.value, f, ast.Constant(None))
+            self._find(
+                f,
+                line,
+                f"getattr({_describe(args[0])}, ...)",
+                "a method named at run time",
+                _service(args[0]),
+            )
+            return Unknown("getattr")
+        if not p.startswith("builtins.") or p in ("builtins.setattr", "builtins.map"):
             for v in [*args, *kwargs.values()]:
                 if isinstance(v, AWS_OBJECTS):
                     self._find(

@@ -473,3 +473,47 @@ def test_iam_config_errors_name_the_key(app: Path) -> None:
         "release: error: release.toml: [iam].statements.0.actions: "
         "'GetObject' is not an IAM action (PREFIX:Action)"
     )
+
+
+#: boto3 objects kept where the analysis does not follow them: each one is named
+HIDDEN = """
+import boto3
+
+CLIENTS = {"s3": boto3.client("s3")}
+
+
+class Store:
+    def __init__(self):
+        self.table = boto3.resource("dynamodb").Table("t")
+
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    getattr(sqs, event["op"])(QueueUrl="https://sqs.eu-west-1.amazonaws.com/123456789012/q")
+    getattr(sqs, "purge_queue")(QueueUrl="https://sqs.eu-west-1.amazonaws.com/123456789012/q")
+    return Store()
+"""
+
+
+def test_boto3_objects_it_cannot_follow_are_named(app: Path) -> None:
+    (app / "app" / "hidden.py").write_text(HIDDEN)
+    cfg = app / "release.toml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[environments.prod]", 'hidden = "app.hidden.handler"\n[environments.prod]', 1
+        )
+    )
+    r = run_cli("iam", "--function", "hidden", "--env", "prod", "--allow-unresolved", cwd=app)
+    assert r.code == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        "release: unresolved (allowed): app/hidden.py:4: a s3 client stored in a container: "
+        "its calls are not followed from there",
+        "release: unresolved (allowed): app/hidden.py:9: a dynamodb Table stored in attribute "
+        "table: its calls are not followed from there",
+        "release: unresolved (allowed): app/hidden.py:14: getattr(a sqs client, ...): a method "
+        "named at run time",
+    ]
+    # a literal name is an ordinary call
+    assert grants(json.loads(r.stdout))["sqs:PurgeQueue"] == {
+        "arn:aws:sqs:eu-west-1:123456789012:q"
+    }
