@@ -517,3 +517,35 @@ def test_boto3_objects_it_cannot_follow_are_named(app: Path) -> None:
     assert grants(json.loads(r.stdout))["sqs:PurgeQueue"] == {
         "arn:aws:sqs:eu-west-1:123456789012:q"
     }
+
+
+def test_star_only_where_iam_has_no_resource_type(project: Path, tickets: Path) -> None:
+    """Every `"Resource": "*"` of every job and function policy (the declared statements
+    aside) grants only actions that IAM cannot scope (no resource type in the data)."""
+    from release.iam import awsmodel
+
+    docs = [
+        iam(project, "--job", j, "--env", "prod") for j in ("build", "attest", "canary", "promote")
+    ]
+    docs += [
+        iam(project, "--function", f, "--env", "prod")
+        for f in ("scorer", "remediator", "onboarding", "analysis")
+    ]
+    docs += [iam(tickets, "--function", "classify", "--env", "prod")]
+    starred = {
+        a
+        for d in docs
+        for s in d["Statement"]
+        if s["Resource"] == "*" and s["Sid"] != "XRay"  # XRay: declared in [iam]
+        for a in s["Action"]
+    }
+    assert starred == {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:GetMetricData",
+        "cloudwatch:ListMetrics",
+        "ec2:EnableEbsEncryptionByDefault",
+        "guardduty:CreateDetector",
+        "guardduty:ListDetectors",
+        "iam:UpdateAccountPasswordPolicy",
+    }
+    assert all(awsmodel.resource_types(a) == [] for a in starred)
