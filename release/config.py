@@ -207,7 +207,8 @@ class GateConfig(_Section):
     workflow: str | None = None
 
 
-#: the kinds of row `release readiness` reports (release/readiness/checks.py)
+#: the kinds of row `release readiness` reports (release/readiness/checks.py); each
+#: `[[readiness.alarms]]` adds its own, `alarm-NAME`
 READINESS_ROWS = (
     "live-digest",
     "esm-report-failures",
@@ -216,9 +217,7 @@ READINESS_ROWS = (
     "dlq-retention",
     "visibility-timeout",
     "sns-failure-destination",
-    "alarm-analysis-errors",
-    "alarm-latency",
-    "alarm-model-load-errors",
+    "function",
     "alarm-sns-failures",
     "alarm-dlq-depth",
     "memory",
@@ -231,6 +230,22 @@ READINESS_ROWS = (
 )
 
 
+class ReadinessAlarm(_Section):
+    """`[[readiness.alarms]]`: an alarm a function's handler metric must have. It passes
+    when an alarm of the account watches `metric` in the review's namespace on a
+    version-free series of `function` (dimension `service` = the function's name, and
+    `FunctionName`, if present, its Lambda name), greater-than, threshold at most
+    `threshold`, over a window at most `period_seconds` (when given), with `statistic`
+    (an extended statistic such as `p95`, when given), with alarm actions."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")  # the row kind is alarm-NAME
+    metric: str = Field(min_length=1)
+    function: str  # a [functions] name
+    threshold: float = Field(ge=0)
+    period_seconds: int | None = Field(default=None, ge=10)
+    statistic: str | None = None
+
+
 class ReadinessConfig(_Section):
     """`release readiness`: the thresholds of the platform's readiness review (defaults
     are the review's; docs/readiness.md). `optional` row kinds are reported but do not
@@ -239,16 +254,10 @@ class ReadinessConfig(_Section):
     #: the namespace the handlers emit and the alarms watch (unset: the env's
     #: [environments.ENV.traffic].metrics_namespace, default "Release/Handlers")
     metrics_namespace: str | None = None
-    #: the function whose metrics the analysis alarms watch (a [functions] name)
-    analysis_function: str = "analysis"
     dlq_min_retention_days: int = Field(default=14, ge=1, le=14)
     visibility_timeout_factor: float = Field(default=6.0, gt=0)
     max_batch_size: int = Field(default=10, ge=1, le=10_000)
     max_batching_window_seconds: int = Field(default=5, ge=0, le=300)
-    analysis_errors_threshold: float = Field(default=3, ge=0)
-    analysis_errors_period_seconds: int = Field(default=300, ge=10)
-    latency_p95_ms: float = Field(default=500, gt=0)
-    model_load_errors_threshold: float = Field(default=0, ge=0)
     sns_failures_threshold: float = Field(default=5, ge=0)
     sns_failures_period_seconds: int = Field(default=300, ge=10)
     dlq_depth_threshold: float = Field(default=100, ge=0)
@@ -257,18 +266,67 @@ class ReadinessConfig(_Section):
     reserved_concurrency: bool = True
     tracing: bool = True
     ecr_scan_on_push: bool = True
+    #: the alarms the platform's handlers must have (none built in: the example's are in
+    #: its release.prod.toml)
+    alarms: list[ReadinessAlarm] = Field(default_factory=list)
     optional: list[str] = Field(default_factory=list)
     gate: bool = False
 
-    @field_validator("optional")
-    @classmethod
-    def _rows(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - set(READINESS_ROWS))
+    @property
+    def row_kinds(self) -> tuple[str, ...]:
+        return (*READINESS_ROWS, *(f"alarm-{a.name}" for a in self.alarms))
+
+    @model_validator(mode="after")
+    def _rows(self) -> ReadinessConfig:
+        names = [a.name for a in self.alarms]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"alarms: name {dup[0]!r} is given twice")
+        unknown = sorted(set(self.optional) - set(self.row_kinds))
         if unknown:
             raise ValueError(
-                f"unknown row kind(s) {', '.join(unknown)} (known: {', '.join(READINESS_ROWS)})"
+                f"optional: unknown row kind(s) {', '.join(unknown)} "
+                f"(known: {', '.join(self.row_kinds)})"
             )
+        return self
+
+
+class IamStatement(_Section):
+    """One IAM statement (Allow) added to a function's execution-role policy."""
+
+    sid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]+$")
+    actions: list[str] = Field(min_length=1)
+    #: ARNs; `${Region}`, `${Account}` and `${Partition}` are filled from the environment
+    resources: list[str] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*]+", a)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an IAM action (PREFIX:Action)")
         return v
+
+
+class IamFunctionConfig(_Section):
+    """`[iam.functions.NAME]`: what `release iam --function NAME` cannot read from the
+    code, declared: statements added to the function's policy (they cover the calls it
+    could not bind, docs/aws-setup.md)."""
+
+    statements: list[IamStatement] = Field(default_factory=list)
+
+
+class IamConfig(_Section):
+    """`release iam --function`: values and statements the code does not show.
+
+    `variables`: environment variables naming AWS resources (a table, a queue URL) for
+    every environment, under `[environments.ENV].variables` (which win).
+    `statements`: added to every function's policy (e.g. X-Ray for traced functions).
+    """
+
+    variables: dict[str, str] = Field(default_factory=dict)
+    statements: list[IamStatement] = Field(default_factory=list)
+    functions: dict[str, IamFunctionConfig] = Field(default_factory=dict)
 
 
 class ConfigFile(_Section):
@@ -285,6 +343,7 @@ class ConfigFile(_Section):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     readiness: ReadinessConfig = Field(default_factory=ReadinessConfig)
+    iam: IamConfig = Field(default_factory=IamConfig)
 
     @model_validator(mode="after")
     def _functions(self) -> ConfigFile:
@@ -298,6 +357,14 @@ class ConfigFile(_Section):
                 f"[functions].{outside[0]}: the handler must live in the code package "
                 f"{self.code.package!r} ([code].package)"
             )
+        for i, alarm in enumerate(self.readiness.alarms):
+            if alarm.function not in self.functions:
+                raise ValueError(
+                    f"[readiness].alarms.{i}.function: {alarm.function!r} is not in [functions]"
+                )
+        unknown_iam = sorted(set(self.iam.functions) - set(self.functions))
+        if unknown_iam:
+            raise ValueError(f"[iam.functions].{unknown_iam[0]}: not in [functions]")
         for env_name, env in self.environments.items():
             for key, names in (
                 ("functions", env.functions),
@@ -356,6 +423,10 @@ class Config:
     @property
     def readiness(self) -> ReadinessConfig:
         return self.file.readiness
+
+    @property
+    def iam(self) -> IamConfig:
+        return self.file.iam
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:

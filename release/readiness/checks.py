@@ -10,9 +10,10 @@ comes from. Each requirement becomes a `Row` (pass/fail and why); thresholds com
 
 Row kinds (docs/readiness.md lists each with its threshold and config key):
 live-digest, esm-report-failures, esm-batching, redrive, dlq-retention,
-visibility-timeout, sns-failure-destination, alarm-analysis-errors, alarm-latency,
-alarm-model-load-errors, alarm-sns-failures, alarm-dlq-depth, memory, timeout,
-reserved-concurrency, architecture, tracing, ecr-scan-on-push, metric-namespace.
+visibility-timeout, sns-failure-destination, alarm-sns-failures, alarm-dlq-depth, memory,
+timeout, reserved-concurrency, architecture, tracing, ecr-scan-on-push, metric-namespace,
+function (each configured function and its alias exist), and `alarm-NAME` for each
+`[[readiness.alarms]]` (the platform's own handler alarms: metric, function, threshold).
 """
 
 from __future__ import annotations
@@ -107,12 +108,22 @@ class _Function:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _read_function(c: Clients, name: str, target: str, alias: str) -> _Function:
+def _read_function(c: Clients, name: str, target: str, alias: str) -> _Function | None:
+    """The function behind the alias (None: no such function or alias)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    fn = _call(
-        f"function {target}:{alias}", c.lambda_.get_function, FunctionName=target, Qualifier=alias
-    )
+    try:
+        fn = c.lambda_.get_function(FunctionName=target, Qualifier=alias)
+    except ClientError as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise RemoteError(
+            f"readiness: cannot read function {target}:{alias}: {aws_error_message(exc)}"
+        ) from None
+    except BotoCoreError as exc:
+        raise RemoteError(
+            f"readiness: cannot read function {target}:{alias}: {aws_error_message(exc)}"
+        ) from None
     conf = fn.get("Configuration", {})
     conc = _call(
         f"concurrency of {target}", c.lambda_.get_function_concurrency, FunctionName=target
@@ -214,7 +225,20 @@ def collect(
     c = clients or Clients.default(e.region)
     review = _Review(cfg, env, rc, namespace)
 
-    fns = [_read_function(c, n, t, e.alias) for n, t in sorted(e.functions.items())]
+    fns = []
+    for n, t in sorted(e.functions.items()):
+        f = _read_function(c, n, t, e.alias)
+        review.add(
+            "function",
+            f"{t}:{e.alias}",
+            f is not None,
+            f"{f.arn}"
+            if f
+            else f"[environments.{env}].functions.{n} = {t!r}: no such function "
+            f"or alias {e.alias!r} in Lambda",
+        )
+        if f is not None:
+            fns.append(f)
     mappings = _pages(
         "event source mappings", c.lambda_, "list_event_source_mappings", "EventSourceMappings"
     )
@@ -236,7 +260,7 @@ def collect(
     _live_digest(review, fns, digest)
     queues = _event_sources(review, c, fns)
     topics = _sns(review, c, fns)
-    _alarms(review, alarms, fns, queues, topics)
+    _alarms(review, alarms, e.functions, queues, topics)
     _function_settings(review, fns)
     _ecr(review, c, fns)
     _namespace(review, fns, alarms)
@@ -444,18 +468,13 @@ def _threshold_check(
 def _alarms(
     r: _Review,
     alarms: list[dict[str, Any]],
-    fns: list[_Function],
+    targets: dict[str, str],
     dlqs: dict[str, dict[str, str] | None],
     topics: set[str],
 ) -> None:
     rc = r.rc
-    analysis = next((f for f in fns if f.name == rc.analysis_function), None)
-    service = rc.analysis_function
 
-    def handler_alarms(metric: str) -> list[dict[str, Any]]:
-        return [a for a in alarms if a.get("MetricName") == metric]
-
-    def series(a: dict[str, Any]) -> str | None:
+    def series(service: str, target: str, a: dict[str, Any]) -> str | None:
         if a.get("Namespace") != r.namespace:
             return f"namespace {a.get('Namespace')!r}, the handlers emit to {r.namespace!r}"
         dims = _dims(a)
@@ -465,33 +484,35 @@ def _alarms(
             return f"dimensions {sorted(dims)} are not a series the handlers emit"
         if "service" not in dims or dims["service"] != service:
             return f"service {dims.get('service')!r}, not {service!r}"
-        if (
-            "FunctionName" in dims
-            and analysis is not None
-            and dims["FunctionName"] != analysis.target
-        ):
-            return f"FunctionName {dims['FunctionName']!r}, not {analysis.target!r}"
+        if "FunctionName" in dims and dims["FunctionName"] != target:
+            return f"FunctionName {dims['FunctionName']!r}, not {target!r}"
         return None
 
-    specs = [
-        (
-            "alarm-analysis-errors",
-            "AnalysisErrors",
-            rc.analysis_errors_threshold,
-            rc.analysis_errors_period_seconds,
-            None,
-        ),
-        ("alarm-latency", "InferenceLatencyMs", rc.latency_p95_ms, None, "p95"),
-        ("alarm-model-load-errors", "ModelLoadErrors", rc.model_load_errors_threshold, None, None),
-    ]
-    for kind, metric, limit, period, stat in specs:
+    for spec in rc.alarms:
+        kind = f"alarm-{spec.name}"
+        target = targets.get(spec.function)
+        if target is None:
+            r.add(
+                kind,
+                spec.metric,
+                False,
+                f"[readiness] alarm {spec.name}: function {spec.function!r} is not in "
+                f"[environments.{r.env}].functions",
+            )
+            continue
         _alarm_row(
             r,
             kind,
-            metric,
-            handler_alarms(metric),
-            functools.partial(_handler_fit, series, limit=limit, period=period, stat=stat),
-            f"no alarm on {metric} in {r.namespace}",
+            spec.metric,
+            [a for a in alarms if a.get("MetricName") == spec.metric],
+            functools.partial(
+                _handler_fit,
+                functools.partial(series, spec.function, target),
+                limit=spec.threshold,
+                period=spec.period_seconds,
+                stat=spec.statistic,
+            ),
+            f"no alarm on {spec.metric} in {r.namespace}",
         )
     for topic in sorted(topics):
         name = _name_of(topic)

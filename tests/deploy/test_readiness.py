@@ -38,6 +38,31 @@ def _queue(sqs: Any, name: str, **attrs: str) -> str:
     )
 
 
+#: the example's handler alarms, as its release.prod.toml declares them
+ALARMS = """
+[[readiness.alarms]]
+name = "analysis-errors"
+metric = "AnalysisErrors"
+function = "analysis"
+threshold = 3
+period_seconds = 300
+
+[[readiness.alarms]]
+name = "latency"
+metric = "InferenceLatencyMs"
+function = "analysis"
+threshold = 500
+statistic = "p95"
+
+[[readiness.alarms]]
+name = "model-load-errors"
+metric = "ModelLoadErrors"
+function = "analysis"
+threshold = 0
+"""
+ALARM_KINDS = ("alarm-analysis-errors", "alarm-latency", "alarm-model-load-errors")
+
+
 def build_env(root: Path, broken: str | None = None) -> Path:
     """The ready environment of the review; `broken` names the one thing done wrong."""
     iam, lam, sqs, sns, cw, ecr = (
@@ -192,6 +217,13 @@ def build_env(root: Path, broken: str | None = None) -> Path:
             Dimensions=[{"Name": "QueueName", "Value": f"{q}-dlq"}],
         )
     cfg = write_config(root, target="lambda")
+    text = cfg.read_text() + ALARMS
+    if broken == "function":  # configured, never created in Lambda
+        text = text.replace(
+            'analysis = "handlers.analysis.lambda_handler"',
+            'analysis = "handlers.analysis.lambda_handler"\nonboarding = "handlers.onboarding.lambda_handler"',
+        ).replace("functions = { ", 'functions = { onboarding = "ma-onboarding", ')
+    cfg.write_text(text)
     open_ledger(load(cfg)).append(
         "prod", "promote", digest_of("e") if broken == "live-digest" else LIVE
     )
@@ -211,6 +243,8 @@ EXPECTED = {
     "alarm-latency": "statistic Average, not p95",
     "alarm-model-load-errors": f"no alarm on ModelLoadErrors in {NS}",
     "alarm-sns-failures": "no alarm actions (or actions disabled)",
+    "function": "[environments.prod].functions.onboarding = 'ma-onboarding': no such function "
+    "or alias 'live' in Lambda",
     "alarm-dlq-depth": "threshold 1000 > 100",
     "memory": "512 MB (< 2048 MB)",
     "timeout": "400s (> 300s)",
@@ -223,14 +257,15 @@ EXPECTED = {
 
 
 def test_every_row_kind_has_a_broken_case() -> None:
-    assert set(EXPECTED) == set(READINESS_ROWS)
+    assert set(EXPECTED) == set(READINESS_ROWS) | set(ALARM_KINDS)
 
 
 def test_ready_environment_passes_every_row(aws_env: dict[str, str], tmp_path: Path) -> None:
     cfg = build_env(tmp_path)
     report = collect(load(cfg), "prod")
     assert report.ready, [r.to_dict() for r in report.rows if r.status == "fail"]
-    assert {r.kind for r in report.rows} == set(READINESS_ROWS)  # every row of the review
+    # every row of the review, the declared alarms' included
+    assert {r.kind for r in report.rows} == set(READINESS_ROWS) | set(ALARM_KINDS)
     kinds = [r.kind for r in report.rows]
     assert kinds.count("live-digest") == kinds.count("memory") == len(FUNCTIONS)
     assert (
@@ -283,9 +318,8 @@ def test_optional_rows_are_reported_but_do_not_fail(
 
 def test_thresholds_come_from_release_toml(aws_env: dict[str, str], tmp_path: Path) -> None:
     cfg = build_env(tmp_path)
-    cfg.write_text(
-        cfg.read_text() + "\n[readiness]\nmin_memory_mb = 4096\nanalysis_errors_threshold = 1\n"
-    )
+    text = cfg.read_text().replace("threshold = 3\n", "threshold = 1\n")
+    cfg.write_text(text + "\n[readiness]\nmin_memory_mb = 4096\n")
     report = collect(load(cfg), "prod")
     failed = {r.id: r.why for r in report.rows if r.status == "fail"}
     assert failed == {
@@ -389,3 +423,111 @@ def test_gate_allows_when_the_environment_is_ready(aws_env: dict[str, str], tmp_
     cfg.write_text(cfg.read_text() + "\n[readiness]\ngate = true\n")
     d = _gate(cfg)
     assert d.allow, d.reasons
+
+
+def test_another_platform_is_checked_for_its_own_alarms_only(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The second platform (tests/platforms/tickets: `classify`, `health`) declares its own
+    alarm; nothing of the example's (AnalysisErrors, an `analysis` function) is asked for,
+    and a declared function the environment does not have is a failing row naming it."""
+    lam, cw, ecr, iam = (boto(s) for s in ("lambda", "cloudwatch", "ecr", "iam"))
+    role = iam.create_role(RoleName="t-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    ecr.create_repository(repositoryName="app")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": LIVE,
+            "size": 2,
+        },
+        "layers": [],
+    }
+    ecr.put_image(repositoryName="app", imageManifest=json.dumps(manifest), imageDigest=LIVE)
+    lam.create_function(
+        FunctionName="tickets-classify",
+        Role=role,
+        PackageType="Image",
+        Code={"ImageUri": f"{ECR}@{LIVE}"},
+        Publish=True,
+    )
+    lam.create_alias(FunctionName="tickets-classify", Name="live", FunctionVersion="1")
+    cw.put_metric_alarm(
+        AlarmName="escalations-failing",
+        Namespace="Tickets",
+        MetricName="EscalationErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[ACTION],
+        Dimensions=[{"Name": "service", "Value": "classify"}],
+    )
+    cfg = tmp_path / "release.toml"
+    cfg.write_text(
+        f"""
+[model]
+path = "ml/urgency"
+[image]
+base = "oci:base@{digest_of("0")}"
+registry = "{ECR}"
+[code]
+package = "svc"
+[functions]
+classify = "svc.classify.handler"
+health = "svc.health.handler"
+[environments.prod]
+target = "lambda"
+functions = {{ classify = "tickets-classify", health = "tickets-health" }}
+[readiness]
+metrics_namespace = "Tickets"
+[[readiness.alarms]]
+name = "escalation-errors"
+metric = "EscalationErrors"
+function = "classify"
+threshold = 1
+[[readiness.alarms]]
+name = "health-errors"
+metric = "HealthErrors"
+function = "health"
+threshold = 0
+"""
+    )
+    report = collect(load(cfg), "prod", live_digest=LIVE)
+    rows = {
+        r.id: (r.status, r.why) for r in report.rows if r.kind.startswith(("alarm-", "function"))
+    }
+    assert (
+        rows
+        == {
+            "function:tickets-classify:live": (
+                "pass",
+                "arn:aws:lambda:us-east-1:123456789012:function:tickets-classify:1",  # the alias's version
+            ),
+            "function:tickets-health:live": (
+                "fail",
+                "[environments.prod].functions.health = 'tickets-health': no such function or "
+                "alias 'live' in Lambda",
+            ),
+            "alarm-escalation-errors:EscalationErrors": ("pass", "alarm escalations-failing"),
+            "alarm-health-errors:HealthErrors": ("fail", "no alarm on HealthErrors in Tickets"),
+        }
+    )
+    r = run_cli("readiness", "--env", "prod", "--config", cfg, env=aws_env)
+    assert r.code == 1 and "AnalysisErrors" not in r.stdout + r.stderr
+
+
+def test_an_alarm_of_an_unknown_function_is_a_config_error(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, target="lambda")
+    cfg.write_text(
+        cfg.read_text()
+        + '\n[[readiness.alarms]]\nname = "x"\nmetric = "M"\nfunction = "ghost"\nthreshold = 1\n'
+    )
+    r = run_cli("readiness", "--env", "prod", "--config", cfg)
+    assert (r.code, r.stderr.strip()) == (
+        2,
+        "release: error: release.toml: (top level): [readiness].alarms.0.function: "
+        "'ghost' is not in [functions]",
+    )

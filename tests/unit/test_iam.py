@@ -1,20 +1,24 @@
 """`release iam`: job policies from the config, function policies from the handlers' AWS
-calls, the ECR repository policy; every document accepted by IAM (moto's policy
-validator) and every action one that the boto3 call really needs (botocore's model)."""
+calls (the example's helpers and the second platform's plain boto3, one analysis), the ECR
+repository policy; every document accepted by IAM (moto's policy validator) and without
+an error from an independent linter (parliament); a call it cannot bind exits 1 naming
+its file:line."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.tools import copy_project, run_cli
+from tests.fixtures.tools import REPO, copy_project, run_cli
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 REPO_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/platform"
 SQS = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}"
+PLATFORM = REPO / "tests" / "platforms" / "tickets"
 
 CONFIG = f"""
 [model]
@@ -44,6 +48,23 @@ DLQ_URL = "{SQS}/analysis-dlq"
 REMEDIATIONS_TABLE = "prod-remediations"
 [ledger]
 url = "dynamodb:release-ledger"
+[iam.variables]
+ENTITIES_TABLE = "entities"
+SCORES_TABLE = "posture-scores"
+REMEDIATIONS_TABLE = "remediations"
+ANALYSIS_ENTITY_INDEX = "entity_id-index"
+[[iam.statements]]
+sid = "XRay"
+actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+resources = ["*"]
+[[iam.functions.remediator.statements]]
+sid = "Idempotency"
+actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+resources = ["arn:aws:dynamodb:${{Region}}:${{Account}}:table/idempotency"]
+[[iam.functions.remediator.statements]]
+sid = "BlockPublicBuckets"
+actions = ["s3:PutBucketPublicAccessBlock"]
+resources = ["arn:aws:s3:::*"]
 """
 
 
@@ -84,7 +105,14 @@ def test_promote_job_moves_exactly_the_configured_functions(project: Path) -> No
         f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/platform"
     }
     assert g["dynamodb:PutItem"] == {f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/release-ledger"}
-    assert g["kms:Sign"] == {f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/release"}
+    # KMS authorises against the key: any key of the account, on condition the request names the alias
+    [kms] = [
+        s
+        for s in iam(project, "--job", "promote", "--env", "prod")["Statement"]
+        if s["Sid"] == "Kms"
+    ]
+    assert kms["Resource"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"
+    assert kms["Condition"] == {"StringEquals": {"kms:RequestAlias": "alias/release"}}
     assert "cloudwatch:GetMetricData" in g  # the live canary (bake_seconds default 300)
     assert not any(a.startswith("iam:") for a in g)
 
@@ -118,20 +146,22 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     # onboarding imports the trigger module for its correlation id only: no DLQ grant
     assert o["sqs:SendMessage"] == {queue + "scoring"}
     assert {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"} <= set(o)
-    assert o["dynamodb:PutItem"] == {table + "entities"}  # the handlers' default name
+    assert o["dynamodb:PutItem"] == {table + "entities"}  # from [iam].variables
 
     s = grants(iam(project, "--function", "scorer", "--env", "prod"))
-    assert s["dynamodb:Query"] == {table + "prod-analysis", table + "prod-analysis/index/*"}
-    assert s["sqs:SendMessageBatch"] == {queue + "findings"}
-    assert s["sqs:SendMessage"] == {
-        queue + "analysis-dlq"
-    }  # poison jobs, through the shared trigger layer
-    assert "xray:PutTraceSegments" in s  # the handlers trace with powertools' Tracer
+    # the query names its index: the table and that index, nothing wider
+    assert s["dynamodb:Query"] == {
+        table + "prod-analysis",
+        table + "prod-analysis/index/entity_id-index",
+    }
+    # findings (SendMessageBatch needs sqs:SendMessage) and poison jobs through the trigger layer
+    assert s["sqs:SendMessage"] == {queue + "findings", queue + "analysis-dlq"}
+    assert s["xray:PutTraceSegments"] == {"*"}  # declared in [iam].statements
 
     r = grants(iam(project, "--function", "remediator", "--env", "prod"))
     # apply mode: S3, EC2, GuardDuty, IAM; records and idempotency in DynamoDB
     for action in (
-        "s3:PutPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
         "ec2:EnableEbsEncryptionByDefault",
         "guardduty:CreateDetector",
         "iam:UpdateAccountPasswordPolicy",
@@ -141,38 +171,30 @@ def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
     assert r["dynamodb:UpdateItem"] == {table + "idempotency"}
 
 
-def test_every_action_is_a_real_api_operation(project: Path) -> None:
-    import botocore.session
+def test_no_linter_error_in_any_generated_policy(project: Path, tickets: Path) -> None:
+    """parliament (duo-labs, its own IAM database) finds nothing in any document: every
+    action exists, every resource fits its action, no `*` where a resource type exists."""
+    import warnings
 
-    session = botocore.session.get_session()
-    prefixes = {}
-    for svc in (
-        "dynamodb",
-        "sqs",
-        "s3",
-        "ec2",
-        "iam",
-        "guardduty",
-        "lambda",
-        "ecr",
-        "kms",
-        "cloudwatch",
-        "logs",
-        "xray",
-    ):
-        m = session.get_service_model(svc)
-        prefixes.setdefault(svc, set()).update(m.operation_names)
-    docs = [
-        iam(project, "--job", j, "--env", "prod") for j in ("build", "attest", "canary", "promote")
-    ]
-    docs += [
-        iam(project, "--function", f, "--env", "prod")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # parliament imports pkg_resources
+        from parliament import analyze_policy_string
+
+    docs = {
+        f"--job {j}": iam(project, "--job", j, "--env", "prod")
+        for j in ("build", "attest", "canary", "promote")
+    }
+    docs |= {
+        f"--function {f}": iam(project, "--function", f, "--env", "prod")
         for f in ("scorer", "remediator", "onboarding", "analysis")
-    ]
-    for d in docs:
-        for action in grants(d):
-            prefix, op = action.split(":")
-            assert op in prefixes[prefix], action
+    }
+    docs |= {
+        f"tickets --function {f}": iam(tickets, "--function", f, "--env", "prod")
+        for f in ("classify", "health")
+    }
+    for name, doc in docs.items():
+        findings = analyze_policy_string(json.dumps(doc)).findings
+        assert [(f.issue, f.detail) for f in findings] == [], name
 
 
 def test_documents_are_accepted_by_iam(project: Path, aws_env: dict[str, str]) -> None:
@@ -207,3 +229,323 @@ def test_bad_usage(project: Path) -> None:
     assert r.code == 2 and "no function 'ghost' in [functions]" in r.stderr
     r = run_cli("iam", "--job", "promote", cwd=project)
     assert r.code == 2 and "needs --env ENV" in r.stderr
+
+
+# --- the second platform (plain boto3) and code it cannot bind ----------------------------------
+TICKETS_CONFIG = f"""
+[model]
+path = "ml/urgency"
+[image]
+base = "{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/base@sha256:{"0" * 64}"
+registry = "{REPO_URI}"
+[code]
+package = "svc"
+[functions]
+classify = "svc.classify.handler"
+health = "svc.health.handler"
+[environments.prod]
+target = "lambda"
+region = "{REGION}"
+functions = {{ classify = "tickets-classify", health = "tickets-health" }}
+[environments.prod.variables]
+TICKETS_TABLE = "tickets"
+ESCALATION_QUEUE_URL = "{SQS}/escalations"
+"""
+
+
+@pytest.fixture(scope="module")
+def tickets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("tickets") / "t"
+    shutil.copytree(PLATFORM, p, ignore=shutil.ignore_patterns("__pycache__"))
+    (p / "release.toml").write_text(TICKETS_CONFIG)
+    return p
+
+
+def test_plain_boto3_is_granted_exactly_on_what_it_names(tickets: Path) -> None:
+    """`boto3.resource("dynamodb").Table(os.environ[...])` and `boto3.client("sqs")` at
+    module level, used in the handler: the put and the send, each on its own resource."""
+    doc = iam(tickets, "--function", "classify", "--env", "prod")
+    assert doc["Statement"] == [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/tickets-classify:*",
+        },
+        {
+            "Sid": "Dynamodb1",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem"],
+            "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tickets",
+        },
+        {
+            "Sid": "Sqs1",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:escalations",
+        },
+    ]
+    assert [
+        s["Sid"] for s in iam(tickets, "--function", "health", "--env", "prod")["Statement"]
+    ] == ["Logs"]
+
+
+def test_a_variable_in_no_config_is_loud(tickets: Path) -> None:
+    r = run_cli("iam", "--function", "classify", cwd=tickets)  # no --env: no variables
+    assert r.code == 1
+    assert r.stderr.splitlines() == [
+        "release: error: release iam --function classify: 2 AWS call(s) not bound to an action "
+        "and resource (svc/classify.py:23: dynamodb:PutItem: table: TableName: $TICKETS_TABLE is "
+        "set in neither the environment (no --env) nor [iam].variables); cover each in "
+        "[iam.functions.classify].statements or give --allow-unresolved",
+        "  svc/classify.py:25: sqs:SendMessage: queue: QueueUrl: $ESCALATION_QUEUE_URL is set in "
+        "neither the environment (no --env) nor [iam].variables",
+    ]
+
+
+#: code the analysis must follow: factories, sessions, resources, paginators, waiters,
+#: collections, resource actions, clients passed to a package function
+FOLLOWED = """
+import os
+import boto3
+from boto3.session import Session
+
+from app import util
+
+BUCKET = os.environ.get("DATA_BUCKET", "ignored-default")
+
+
+def s3():
+    return Session().resource("s3")
+
+
+def handler(event, context):
+    obj = s3().Bucket(BUCKET).Object("models/latest.json")
+    obj.get()
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName="audit"):
+        pass
+    boto3.client("dynamodb").get_waiter("table_exists").wait(TableName=f"{os.environ['STAGE']}-jobs")
+    for o in s3().Bucket(BUCKET).objects.filter(Prefix="in/"):
+        pass
+    q = boto3.resource("sqs").Queue(os.environ["WORK_QUEUE_URL"])
+    q.send_message(MessageBody="x")
+    util.notify(boto3.client("sns"), "arn:aws:sns:eu-west-1:123456789012:alerts")
+"""
+
+UTIL = """
+def notify(client, topic):
+    client.publish(TopicArn=topic, Message="done")
+"""
+
+#: and code it cannot bind
+UNBOUND = """
+import boto3
+import thirdparty
+
+SQS = boto3.client("sqs")
+
+
+def handler(event, context):
+    SQS.send_message(QueueUrl=event["queue"], MessageBody="x")
+    SQS.sned_message(QueueUrl="https://sqs.eu-west-1.amazonaws.com/123456789012/q")
+    thirdparty.Store(client=boto3.client("dynamodb"))
+    boto3.client(event["service"]).do_it()
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    pkg = tmp_path / "app"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "followed.py").write_text(FOLLOWED)
+    (pkg / "util.py").write_text(UTIL)
+    (pkg / "unbound.py").write_text(UNBOUND)
+    (tmp_path / "release.toml").write_text(
+        TICKETS_CONFIG.replace('package = "svc"', 'package = "app"')
+        .split("[functions]")[0]
+        .replace('path = "ml/urgency"', 'path = "m"')
+        + """[functions]
+followed = "app.followed.handler"
+unbound = "app.unbound.handler"
+[environments.prod]
+target = "lambda"
+[environments.prod.variables]
+DATA_BUCKET = "acme-data"
+STAGE = "prod"
+WORK_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/work"
+"""
+    )
+    return tmp_path
+
+
+def test_the_analysis_follows_boto3_wherever_it_is_made(app: Path) -> None:
+    g = grants(iam(app, "--function", "followed", "--env", "prod"))
+    t = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/"
+    assert {a: r for a, r in g.items() if not a.startswith("logs:")} == {
+        "s3:GetObject": {"arn:aws:s3:::acme-data/models/latest.json"},
+        "s3:ListBucket": {"arn:aws:s3:::acme-data"},
+        "dynamodb:Scan": {t + "audit"},
+        "dynamodb:DescribeTable": {t + "prod-jobs"},
+        "sqs:SendMessage": {f"arn:aws:sqs:{REGION}:{ACCOUNT}:work"},
+        "sns:Publish": {"arn:aws:sns:eu-west-1:123456789012:alerts"},
+    }
+
+
+def test_code_it_cannot_bind_exits_1_naming_each_line(app: Path) -> None:
+    r = run_cli("iam", "--function", "unbound", "--env", "prod", cwd=app)
+    assert r.code == 1, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        "release: error: release iam --function unbound: 4 AWS call(s) not bound to an action "
+        "and resource (app/unbound.py:9: sqs:SendMessage: queue: QueueUrl: its value is an "
+        "item of a container); cover each in [iam.functions.unbound].statements or give "
+        "--allow-unresolved",
+        "  app/unbound.py:10: sqs.sned_message(...): not an operation of the sqs API",
+        "  app/unbound.py:11: a dynamodb client passed to thirdparty.Store: the calls made with "
+        "it there are outside the code package",
+        "  app/unbound.py:12: client.do_it(...): the client's service is not a literal (an item "
+        "of a container)",
+    ]
+    allowed = run_cli(
+        "iam", "--function", "unbound", "--env", "prod", "--allow-unresolved", cwd=app
+    )
+    assert allowed.code == 0, allowed.stderr
+    assert [s["Sid"] for s in json.loads(allowed.stdout)["Statement"]] == ["Logs"]
+    assert allowed.stderr.count("release: unresolved (allowed): app/unbound.py:") == 4
+
+
+def test_declared_statements_cover_what_the_code_does_not_show(app: Path) -> None:
+    cfg = app / "release.toml"
+    cfg.write_text(
+        cfg.read_text()
+        + """
+[[iam.functions.unbound.statements]]
+actions = ["sqs:SendMessage"]
+resources = ["arn:aws:sqs:${Region}:${Account}:inbox-*"]
+"""
+    )
+    r = run_cli("iam", "--function", "unbound", "--env", "prod", cwd=app)
+    # the send (its action granted) and the unknown sqs method (an sqs statement declared)
+    assert r.code == 1 and r.stderr.startswith(
+        "release: error: release iam --function unbound: 2 AWS call(s) not bound to an action "
+        "and resource (app/unbound.py:11: a dynamodb client passed to thirdparty.Store"
+    ), r.stderr
+    cfg.write_text(
+        cfg.read_text()
+        + """
+[[iam.functions.unbound.statements]]
+sid = "Store"
+actions = ["dynamodb:GetItem", "dynamodb:PutItem"]
+resources = ["arn:aws:dynamodb:${Region}:${Account}:table/store"]
+"""
+    )
+    r = run_cli("iam", "--function", "unbound", "--env", "prod", cwd=app)
+    # a client of a service named at run time: no statement can say it is covered
+    assert r.code == 1 and "1 AWS call(s)" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+    r = run_cli("iam", "--function", "unbound", "--env", "prod", "--allow-unresolved", cwd=app)
+    assert r.code == 0
+    doc = json.loads(r.stdout)
+    assert doc["Statement"][-1] == {
+        "Sid": "Store",
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/store",
+    }
+
+
+def test_iam_config_errors_name_the_key(app: Path) -> None:
+    cfg = app / "release.toml"
+    base = cfg.read_text()
+    cfg.write_text(
+        base
+        + '\n[[iam.functions.ghost.statements]]\nactions = ["s3:GetObject"]\nresources = ["*"]\n'
+    )
+    r = run_cli("iam", "--function", "followed", "--env", "prod", cwd=app)
+    assert (r.code, r.stderr.strip()) == (
+        2,
+        "release: error: release.toml: (top level): [iam.functions].ghost: not in [functions]",
+    )
+    cfg.write_text(base + '\n[[iam.statements]]\nactions = ["GetObject"]\nresources = ["*"]\n')
+    r = run_cli("iam", "--function", "followed", "--env", "prod", cwd=app)
+    assert r.code == 2 and r.stderr.strip() == (
+        "release: error: release.toml: [iam].statements.0.actions: "
+        "'GetObject' is not an IAM action (PREFIX:Action)"
+    )
+
+
+#: boto3 objects kept where the analysis does not follow them: each one is named
+HIDDEN = """
+import boto3
+
+CLIENTS = {"s3": boto3.client("s3")}
+
+
+class Store:
+    def __init__(self):
+        self.table = boto3.resource("dynamodb").Table("t")
+
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    getattr(sqs, event["op"])(QueueUrl="https://sqs.eu-west-1.amazonaws.com/123456789012/q")
+    getattr(sqs, "purge_queue")(QueueUrl="https://sqs.eu-west-1.amazonaws.com/123456789012/q")
+    return Store()
+"""
+
+
+def test_boto3_objects_it_cannot_follow_are_named(app: Path) -> None:
+    (app / "app" / "hidden.py").write_text(HIDDEN)
+    cfg = app / "release.toml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[environments.prod]", 'hidden = "app.hidden.handler"\n[environments.prod]', 1
+        )
+    )
+    r = run_cli("iam", "--function", "hidden", "--env", "prod", "--allow-unresolved", cwd=app)
+    assert r.code == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        "release: unresolved (allowed): app/hidden.py:4: a s3 client stored in a container: "
+        "its calls are not followed from there",
+        "release: unresolved (allowed): app/hidden.py:9: a dynamodb Table stored in attribute "
+        "table: its calls are not followed from there",
+        "release: unresolved (allowed): app/hidden.py:14: getattr(a sqs client, ...): a method "
+        "named at run time",
+    ]
+    # a literal name is an ordinary call
+    assert grants(json.loads(r.stdout))["sqs:PurgeQueue"] == {
+        "arn:aws:sqs:eu-west-1:123456789012:q"
+    }
+
+
+def test_star_only_where_iam_has_no_resource_type(project: Path, tickets: Path) -> None:
+    """Every `"Resource": "*"` of every job and function policy (the declared statements
+    aside) grants only actions that IAM cannot scope (no resource type in the data)."""
+    from release.iam import awsmodel
+
+    docs = [
+        iam(project, "--job", j, "--env", "prod") for j in ("build", "attest", "canary", "promote")
+    ]
+    docs += [
+        iam(project, "--function", f, "--env", "prod")
+        for f in ("scorer", "remediator", "onboarding", "analysis")
+    ]
+    docs += [iam(tickets, "--function", "classify", "--env", "prod")]
+    starred = {
+        a
+        for d in docs
+        for s in d["Statement"]
+        if s["Resource"] == "*" and s["Sid"] != "XRay"  # XRay: declared in [iam]
+        for a in s["Action"]
+    }
+    assert starred == {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:GetMetricData",
+        "cloudwatch:ListMetrics",
+        "ec2:EnableEbsEncryptionByDefault",
+        "guardduty:CreateDetector",
+        "guardduty:ListDetectors",
+        "iam:UpdateAccountPasswordPolicy",
+    }
+    assert all(awsmodel.resource_types(a) == [] for a in starred)

@@ -1,0 +1,54 @@
+"""Least-privilege IAM policy documents, computed from the config and the code.
+
+`job_policy` (release/iam/jobs.py): what each CI job's role needs for the calls `release`
+makes. `function_policy` (release/iam/function.py): a function's execution role, from the
+AWS calls its handler's code makes (release/iam/scan.py reads it; release/iam/awsmodel.py
+says what each call is, from botocore's and boto3's models and the shipped IAM data).
+`repository_policy`: the ECR repository policy that lets Lambda pull the image.
+
+`release iam` prints these; docs/aws-setup.md is generated from the same functions (a test
+fails when it is stale), so the documented policies are the ones the code needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from release.config import Config
+from release.iam.function import FunctionPolicy, Unresolved, UnresolvedCalls, analyse
+from release.iam.jobs import JOBS, job_policy, repository_policy, where
+
+__all__ = [
+    "JOBS",
+    "FunctionPolicy",
+    "Unresolved",
+    "UnresolvedCalls",
+    "analyse_function",
+    "function_policy",
+    "job_policy",
+    "repository_policy",
+]
+
+
+def analyse_function(
+    cfg: Config, function: str, env: str | None = None, *, account: str | None = None
+) -> FunctionPolicy:
+    """The execution-role policy of `function` and every call it could not bind."""
+    return analyse(cfg, function, env, where(cfg, env, account))
+
+
+def function_policy(
+    cfg: Config,
+    function: str,
+    env: str | None = None,
+    *,
+    account: str | None = None,
+    allow_unresolved: bool = False,
+) -> dict[str, Any]:
+    """The execution-role policy of `function`: logs and exactly the AWS actions its
+    handler's code calls, on the resources it names; `UnresolvedCalls` (exit 1) when a
+    call cannot be bound and no `[iam]` statement covers it (unless `allow_unresolved`)."""
+    result = analyse_function(cfg, function, env, account=account)
+    if result.uncovered and not allow_unresolved:
+        raise UnresolvedCalls.of(function, result.uncovered)
+    return result.document
