@@ -191,8 +191,38 @@ class TrafficConfig(_Section):
     # live canary (release/canary/live.py): where the handlers' EMF metrics are, and the
     # error-rate / p99 regressions that fail it
     metrics_namespace: str = "Release/Handlers"
+    #: what the handlers publish per prediction (per version: FunctionName and
+    #: ExecutedVersion dimensions): one metric per label (label -> metric name), or one
+    #: metric with a label dimension; neither: the live canary compares errors and
+    #: latency only (and says so when the promotion starts)
+    label_metrics: dict[str, str] = Field(default_factory=dict)
+    label_metric: str | None = None
+    label_dimension: str | None = None
+    #: the handlers' own error count (per version), compared per function as L2
+    error_metric: str | None = None
+    #: the comparison uses whole periods after the shift only, the same for both versions;
+    #: 60 for standard-resolution metrics (EMF's), 1-30 for high-resolution ones
+    period_seconds: int = Field(default=60, ge=1)
+    #: whole periods with predictions on both versions needed before L1 can decide
+    min_periods: int = Field(default=3, ge=1)
     max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
     max_p99_increase: float = Field(default=0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _metrics(self) -> TrafficConfig:
+        if self.label_metrics and self.label_metric:
+            raise ValueError("give label_metrics (one metric per label) or label_metric, not both")
+        if bool(self.label_metric) != bool(self.label_dimension):
+            raise ValueError("label_metric and label_dimension go together")
+        if len(self.label_metrics) == 1:
+            raise ValueError("label_metrics needs a metric for each of at least 2 labels")
+        if self.period_seconds not in (1, 5, 10, 30) and self.period_seconds % 60:
+            raise ValueError("period_seconds must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch)")
+        return self
+
+    @property
+    def prediction_metrics(self) -> bool:
+        return bool(self.label_metrics or self.label_metric)
 
     @field_validator("canary_weight")
     @classmethod

@@ -275,3 +275,50 @@ def mean_shift_test(
         random_state=seed,
     )
     return observed, float(res.pvalue)
+
+
+# --- live canary: per-period comparison ---------------------------------------------------
+class Stratified(NamedTuple):
+    """A share difference new - stable estimated within periods and pooled."""
+
+    difference: float  # the pooled within-period difference D
+    z: float
+    p_value: float  # two-sided
+    dispersion: float  # phi >= 1: the excess of between-period variation over binomial
+    periods: int  # periods that carried information
+
+
+def stratified_difference(
+    x1: Sequence[float], n1: Sequence[float], x2: Sequence[float], n2: Sequence[float]
+) -> Stratified:
+    """Is the share x1/n1 of one version different from x2/n2 of the other, when both are
+    counted over the same periods (version 1 and 2 see the same traffic in a period)?
+
+    Per period t: d_t = x1_t/n1_t - x2_t/n2_t, v_t = p_t (1 - p_t) (1/n1_t + 1/n2_t) with
+    p_t pooled; D = sum w_t d_t / sum w_t, w_t = 1/v_t (the Cochran-Mantel-Haenszel idea:
+    each period compares like with like, so a traffic mix that drifts over the bake moves
+    both versions together and cancels). Predictions correlated within a period spread
+    the d_t more than binomial: phi = max(1, Q / (T - 1)), Q = sum w_t (d_t - D)^2 (the
+    heterogeneity statistic; quasi-binomial scaling), z = D / sqrt(phi / sum w_t), p from
+    the normal tail. phi is estimated from the T periods: with few periods and strongly
+    clustered traffic it is underestimated now and then, so the test is somewhat liberal
+    there (tests/deploy/test_live_canary.py measures it); with none, phi = 1 half the time
+    and the test is conservative. Periods where either version had nothing, or p_t is 0 or 1, carry no
+    information and are left out; none left: D = 0, p = 1."""
+    a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
+    m, n = np.asarray(n1, dtype=np.float64), np.asarray(n2, dtype=np.float64)
+    ok = (m > 0) & (n > 0)
+    a, b, m, n = a[ok], b[ok], m[ok], n[ok]
+    pooled = (a + b) / (m + n) if len(m) else np.zeros(0)
+    v = pooled * (1 - pooled) * (1 / m + 1 / n) if len(m) else np.zeros(0)
+    keep = v > 0
+    if not np.any(keep):
+        return Stratified(0.0, 0.0, 1.0, 1.0, 0)
+    d = a[keep] / m[keep] - b[keep] / n[keep]
+    w = 1.0 / v[keep]
+    big_d = float(np.sum(w * d) / np.sum(w))
+    t = int(keep.sum())
+    q = float(np.sum(w * (d - big_d) ** 2))
+    phi = max(1.0, q / (t - 1)) if t > 1 else 1.0
+    z = big_d / math.sqrt(phi / float(np.sum(w)))
+    return Stratified(big_d, z, float(2.0 * _st.norm.sf(abs(z))), phi, t)
