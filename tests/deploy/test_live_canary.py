@@ -448,3 +448,73 @@ def test_no_prediction_metrics_compares_errors_and_latency_only(
     assert not any(k.startswith("L1") for lk in looks for k in lk)
     assert looks[-1]["L3 lambda errors ma-analysis"].startswith("pass: ma-analysis: error rate")
     assert aliases() == {fn: ("2", {}) for fn in FUNCTIONS.values()}
+
+
+def _urgency_traffic(new_shares: dict[str, float]) -> Callable[[], None]:
+    """A platform like the second one (tests/platforms/tickets): one `Urgency` count per
+    prediction with the label in a `label` dimension; per whole period 800 predictions on
+    the new version at `new_shares`, 7,200 on the stable one at 50/30/20."""
+
+    def put() -> None:
+        cw = boto("cloudwatch")
+        first = SHIFT.replace(second=0) + timedelta(minutes=1)
+        for k in range(15):
+            at = first + timedelta(minutes=k, seconds=20)
+            for version, n, shares in (
+                ("2", 800, new_shares),
+                ("1", 7200, {"ROUTINE": 0.5, "URGENT": 0.3, "CRITICAL": 0.2}),
+            ):
+                ver = [
+                    {"Name": "FunctionName", "Value": "ma-analysis"},
+                    {"Name": "ExecutedVersion", "Value": version},
+                ]
+                cw.put_metric_data(
+                    Namespace="Tickets",
+                    MetricData=[
+                        {
+                            "MetricName": "Urgency",
+                            "Dimensions": [*ver, {"Name": "label", "Value": label}],
+                            "Value": float(round(n * share)),
+                            "Timestamp": at,
+                        }
+                        for label, share in shares.items()
+                    ],
+                )
+            for fn in FUNCTIONS.values():
+                for version, inv in (("2", 100), ("1", 900)):
+                    emit(fn, version, at, invocations=inv)
+
+    return put
+
+
+URGENCY_ENV = """traffic = { canary_weight = 0.1, bake_seconds = 300, looks = 3, min_samples = 3000, deadline_seconds = 900, metrics_namespace = "Tickets", label_metric = "Urgency", label_dimension = "label" }"""
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize(
+    ("shares", "verdict", "detail"),
+    [
+        (
+            {"ROUTINE": 0.5, "URGENT": 0.3, "CRITICAL": 0.2},
+            "pass",
+            "pass: CRITICAL share 0.200 (new, n=3200) vs 0.200 (stable, n=28800), shift +0.0",
+        ),
+        (
+            {"ROUTINE": 0.5, "URGENT": 0.25, "CRITICAL": 0.25},
+            "fail",
+            "fail: CRITICAL share 0.250 (new, n=3200) vs 0.200 (stable, n=28800), shift +5.0",
+        ),
+    ],
+)
+def test_three_labels_in_a_dimension_on_moto(
+    lambdas: dict[str, str], tmp_path: Path, shares: dict[str, float], verdict: str, detail: str
+) -> None:
+    cfg, _ft, target = _promote(tmp_path, _urgency_traffic(shares), URGENCY_ENV)
+    if verdict == "pass":
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    else:
+        with pytest.raises(CanaryFailed, match=r"^live canary failed L1 label shares: CRITICAL"):
+            promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+    looks = _looks(cfg)
+    assert looks[-1]["decision"] == verdict
+    assert looks[-1]["L1 label shares"].startswith(detail), looks[-1]["L1 label shares"]
