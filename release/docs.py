@@ -90,7 +90,7 @@ MEANINGS: dict[str, str] = {
     "environments.ENV.traffic.looks": "how many looks share alpha (Bonferroni)",
     "environments.ENV.traffic.alpha": "the live label-share test's alpha (split over the looks)",
     "environments.ENV.traffic.metrics_namespace": "where the handlers' EMF metrics are",
-    "environments.ENV.traffic.label_metrics": 'one metric per label: label -> metric name (the example: `NEGATIVE = "SentimentNegative"`, `POSITIVE = "SentimentPositive"`); with `label_metric` unset',
+    "environments.ENV.traffic.label_metrics": "one metric per label: label -> metric name (release.prod.toml names the example's); with `label_metric` unset",
     "environments.ENV.traffic.label_metric": "or one metric counting predictions, with the label in a dimension",
     "environments.ENV.traffic.label_dimension": "that dimension's name (with `label_metric`)",
     "environments.ENV.traffic.error_metric": "the handlers' own error count (L2); unset: Lambda's errors only",

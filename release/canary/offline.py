@@ -5,8 +5,7 @@ baked lock (/opt/release/model.lock.json) and the code (`[image].workdir`) from 
 image's MERGED filesystem (`release.image.fs`: every layer, whiteouts applied) into a
 temporary directory, refuses (VerificationFailed, before anything runs) when the model
 directory is not exactly the lock's files or a layer other than the model layer touched
-it, re-hashes the model files against the lock on disk, then runs the image's canary entry point (`[code].predict`, the example model's
-`handlers.common.model:SentimentModel.load` by default) over the corpus in a child Python process whose import path starts at the extracted code, so
+it, re-hashes the model files against the lock on disk, then runs the image's canary entry point (`[code].predict`, the platform's `MODULE:CALLABLE`) over the corpus in a child Python process whose import path starts at the extracted code, so
 the repository's own handlers/ can never stand in for the image's. The model is loaded
 once and the corpus is scored in batches; per-batch latency is measured in the child.
 
