@@ -49,7 +49,7 @@ from handlers.common.model import (
     SentimentModel,
     get_model,
 )
-from handlers.common.observability import MetricUnit
+from handlers.common.observability import MetricUnit, count_prediction
 
 #: a failed message as the error matrix says: logged at ERROR, AnalysisErrors+1
 HANDLER = Handler.create(
@@ -173,12 +173,12 @@ def _put(cfg: settings.Settings, model: SentimentModel, item: Item, pred: Predic
     return True
 
 
+#: the metric per label the live canary reads (release.prod.toml: traffic.label_metrics)
+PREDICTION_METRICS = {"POSITIVE": "SentimentPositive", "NEGATIVE": "SentimentNegative"}
+
+
 def _count(pred: Prediction, cfg: settings.Settings) -> None:
-    label = pred.label.upper()
-    if label == "POSITIVE":
-        metrics.add_metric(name="SentimentPositive", unit=MetricUnit.Count, value=1)
-    elif label == "NEGATIVE":
-        metrics.add_metric(name="SentimentNegative", unit=MetricUnit.Count, value=1)
+    count_prediction(metrics, pred.label.upper(), PREDICTION_METRICS)
     if pred.confidence < cfg.low_confidence:
         metrics.add_metric(name="LowConfidence", unit=MetricUnit.Count, value=1)
 

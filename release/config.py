@@ -74,9 +74,10 @@ class CodeConfig(_Section):
     (`[gate].policy`).
     `predict`: `MODULE:CALLABLE` the offline canary calls once as
     `CALLABLE(model_dir, lock_path=LOCK)`; the object it returns has
-    `predict(texts, batch_size=N)` giving, per text, an object with `label` (NEGATIVE or
-    POSITIVE), `confidence` (0..1) and optionally `logits` (two floats). Required by
-    `release canary` (and so by `release pipeline`); nothing else needs it.
+    `predict(inputs, batch_size=N)` giving, per input, the fields of the `[canary].output`
+    type (release/canary/outputs.py): `label` and `confidence` or `probs` (optionally
+    `logits`), `probs`, `score` or `vector`. Required by `release canary` (and so by
+    `release pipeline`); nothing else needs it.
     `invoke`: the module `release invoke` runs as `python -m MODULE HANDLER`, the event on
     stdin, the handler's JSON result on stdout; exit 0 returned, 1 raised, 2 bad event.
     Unset: the runner shipped with `release` (release/deploy/runner.py), which needs
@@ -127,7 +128,16 @@ class SigningConfig(_Section):
 
 
 class CanaryConfig(_Section):
+    """The offline canary: the corpus, what the model returns (`output`, `labels`) and the
+    thresholds of each output type's checks (formulas: release/canary/stats.py)."""
+
     corpus: str = "model/canary.jsonl"
+    #: what `[code].predict` returns per input: one label of `labels` (with a confidence
+    #: or a probability per label), several labels (a probability per label, decided at
+    #: `multilabel_threshold`), a score (float) or a vector (fixed dimension)
+    output: Literal["label", "multilabel", "score", "vector"] = "label"
+    #: the label set, in the model's order; unset: the model's config.json `id2label`
+    labels: list[Annotated[str, Field(min_length=1)]] | None = None
     # thresholds (see release/canary/stats.py for the formulas)
     share_alpha: float = Field(default=1e-3, gt=0, lt=1)
     share_min_shift: float = Field(default=0.02, ge=0, le=1)
@@ -143,6 +153,31 @@ class CanaryConfig(_Section):
     identical_tolerance: float = Field(default=1e-4, ge=0)
     #: a comparison pairing fewer than this share of the corpus with the baseline fails
     min_paired_fraction: float = Field(default=0.9, gt=0, le=1)
+    # multi-label outputs: a label is on when its probability >= multilabel_threshold; the
+    # per-label shifts are tested at share_alpha (Holm) with share_min_shift
+    multilabel_threshold: float = Field(default=0.5, gt=0, lt=1)
+    # score outputs: Wilcoxon on the paired differences, KS (ks_alpha), median |difference|;
+    # effects in units of the baseline scores' standard deviation
+    score_alpha: float = Field(default=1e-3, gt=0, lt=1)
+    score_min_shift: float = Field(default=0.05, ge=0)
+    score_max_median_abs_diff: float = Field(default=0.1, ge=0)
+    # vector outputs: per-item cosine similarity (a floor on a low percentile) and a
+    # sign-flip permutation test on the mean paired difference
+    vector_cosine_percentile: float = Field(default=5.0, gt=0, lt=100)
+    vector_min_cosine: float = Field(default=0.99, ge=-1, le=1)
+    vector_alpha: float = Field(default=0.01, gt=0, lt=1)
+    vector_min_shift: float = Field(default=0.02, ge=0)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if len(v) < 1:
+                raise ValueError("must list at least one label")
+            dup = sorted({x for x in v if v.count(x) > 1})
+            if dup:
+                raise ValueError(f"labels must be unique, {dup[0]!r} is given twice")
+        return v
 
 
 class TrafficConfig(_Section):
@@ -156,8 +191,38 @@ class TrafficConfig(_Section):
     # live canary (release/canary/live.py): where the handlers' EMF metrics are, and the
     # error-rate / p99 regressions that fail it
     metrics_namespace: str = "Release/Handlers"
+    #: what the handlers publish per prediction (per version: FunctionName and
+    #: ExecutedVersion dimensions): one metric per label (label -> metric name), or one
+    #: metric with a label dimension; neither: the live canary compares errors and
+    #: latency only (and says so when the promotion starts)
+    label_metrics: dict[str, str] = Field(default_factory=dict)
+    label_metric: str | None = None
+    label_dimension: str | None = None
+    #: the handlers' own error count (per version), compared per function as L2
+    error_metric: str | None = None
+    #: the comparison uses whole periods after the shift only, the same for both versions;
+    #: 60 for standard-resolution metrics (EMF's), 1-30 for high-resolution ones
+    period_seconds: int = Field(default=60, ge=1)
+    #: whole periods with predictions on both versions needed before L1 can decide
+    min_periods: int = Field(default=3, ge=1)
     max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
     max_p99_increase: float = Field(default=0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _metrics(self) -> TrafficConfig:
+        if self.label_metrics and self.label_metric:
+            raise ValueError("give label_metrics (one metric per label) or label_metric, not both")
+        if bool(self.label_metric) != bool(self.label_dimension):
+            raise ValueError("label_metric and label_dimension go together")
+        if len(self.label_metrics) == 1:
+            raise ValueError("label_metrics needs a metric for each of at least 2 labels")
+        if self.period_seconds not in (1, 5, 10, 30) and self.period_seconds % 60:
+            raise ValueError("period_seconds must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch)")
+        return self
+
+    @property
+    def prediction_metrics(self) -> bool:
+        return bool(self.label_metrics or self.label_metric)
 
     @field_validator("canary_weight")
     @classmethod

@@ -26,7 +26,11 @@ MODEL_SIGNATURE = "https://model_signing/signature/v1.0"
 #: `<PREDICATE_BASE>/NAME/vN`. Verification accepts exactly these URIs (docs/verifying.md).
 PROJECT_URL = "https://github.com/release-platform/release"
 PREDICATE_BASE = PROJECT_URL + "/attestations"
-CANARY = PREDICATE_BASE + "/canary-report/v1"
+CANARY = PREDICATE_BASE + "/canary-report/v2"
+#: version 1 canary reports (a binary label model) are still read and verified
+CANARY_V1 = PREDICATE_BASE + "/canary-report/v1"
+#: every canary report type verification accepts, newest first
+CANARY_TYPES = (CANARY, CANARY_V1)
 PROMOTION = PREDICATE_BASE + "/promotion/v1"
 
 #: short names the policy uses for the predicate types it requires

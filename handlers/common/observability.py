@@ -10,6 +10,11 @@ EMF line, so no value is counted twice within a set):
 - `service`, `FunctionName` and `service` alone: VERSION-FREE, so a fixed alarm (and the
   runbook's query by metric name) keeps watching the same series after every promotion.
 
+`count_prediction` counts one prediction the way the live canary reads it (`release`'s
+`[environments.ENV].traffic.label_metrics`): under its label's own metric (the example's
+`SentimentPositive`/`SentimentNegative`). A few lines on powertools: adopters can import
+it or copy it.
+
 The Tracer records each invocation as an X-Ray subsegment (and patches boto3 calls) when
 the function runs in Lambda with active tracing; outside Lambda it is a no-op.
 """
@@ -17,12 +22,13 @@ the function runs in Lambda with active tracing; outside Lambda it is a no-op.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-__all__ = ["MetricUnit", "logger_for", "metrics_for", "tracer_for"]
+__all__ = ["MetricUnit", "count_prediction", "logger_for", "metrics_for", "tracer_for"]
 
 #: the dimension sets without a version (alarms and the runbook query these)
 VERSION_FREE_SETS: tuple[tuple[str, ...], ...] = (("service", "FunctionName"), ("service",))
@@ -69,3 +75,13 @@ def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
     if isinstance(name, str) and name:
         metrics.add_dimensions(service=service, FunctionName=name)
     metrics.add_dimensions(service=service)
+
+
+def count_prediction(metrics: Metrics, label: str, per_label: Mapping[str, str]) -> None:
+    """Count one prediction of `label` for the live canary under its label's metric
+    (`per_label`: label -> metric name, what `traffic.label_metrics` names); a label it
+    does not name is not counted. The per-version dimensions `refresh_namespace` set
+    apply, so the canary can compare versions."""
+    name = per_label.get(label)
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

@@ -39,6 +39,7 @@ _SHORT = {
 }
 _SCHEMAS = {
     evidence.CANARY: "canary-report.schema.json",
+    evidence.CANARY_V1: "canary-report-v1.schema.json",
     evidence.PROMOTION: "promotion.schema.json",
 }
 
@@ -336,6 +337,8 @@ def load_predicate(ptype: str, path: Path) -> tuple[str, dict[str, Any]]:
         raise UsageError(f"predicate file {path} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise UsageError(f"predicate file {path} must hold a JSON object")
+    if full == evidence.CANARY and doc.get("schema_version") == 1:
+        full = evidence.CANARY_V1  # a version 1 report is attested as what it is
     schema = _SCHEMAS.get(full)
     if schema:
         import jsonschema

@@ -204,12 +204,27 @@ def _fractions(counts: list[int]) -> list[float]:
     return [c / total for c in counts]
 
 
+_HISTOGRAMS = (
+    ("confidence_histogram", "Confidence histogram"),
+    ("score_histogram", "Score histogram"),
+    ("cosine_histogram", "Cosine similarity to the baseline, per item"),
+)
+
+
 def _canary_summary(
     rep: dict[str, Any] | None, prev: dict[str, Any] | None
 ) -> CanarySummary | None:
+    """The charts of a canary report (version 1 or 2): the label shares and the one
+    histogram of its output type, each with the baseline's when known - from the report
+    itself (version 2 records the paired baseline's) or else from the previous release's
+    report when that is the report's baseline."""
     if not rep:
         return None
-    hist = rep.get("confidence_histogram") or {}
+    output: dict[str, Any] = rep["output"] if isinstance(rep.get("output"), dict) else {}
+    key, title = next(
+        ((k, t) for k, t in _HISTOGRAMS if isinstance(rep.get(k), dict)), _HISTOGRAMS[0]
+    )
+    hist = rep.get(key) or {}
     base = prev
     baseline_digest = (rep.get("baseline") or {}).get("digest")
     if (
@@ -218,7 +233,11 @@ def _canary_summary(
         and (base.get("subject") or {}).get("digest") != baseline_digest
     ):
         base = None
-    base_hist = (base or {}).get("confidence_histogram") or {}
+    base_hist = (base or {}).get(key) or {}
+    base_counts = hist.get("baseline_counts")
+    if base_counts is None and base_hist.get("edges") == hist.get("edges"):
+        base_counts = base_hist.get("counts")
+    base_shares = (base or {}).get("label_shares") or rep.get("baseline_label_shares")
     checks = [
         Check(
             name=str(c.get("name")),
@@ -230,18 +249,18 @@ def _canary_summary(
         for c in rep.get("checks") or []
     ]
     acc = rep.get("accuracy") or {}
+    shares = rep.get("label_shares") or {}
     return CanarySummary(
         passed=bool(rep.get("passed")),
         n=int(rep.get("n") or 0),
-        candidate_shares={str(k): float(v) for k, v in (rep.get("label_shares") or {}).items()},
-        baseline_shares={str(k): float(v) for k, v in (base.get("label_shares") or {}).items()}
-        if base
-        else None,
+        candidate_shares={str(k): float(v) for k, v in shares.items()},
+        baseline_shares={str(k): float(v) for k, v in base_shares.items()} if base_shares else None,
         bin_edges=[float(x) for x in hist.get("edges") or []],
         candidate_hist=_fractions([int(x) for x in hist.get("counts") or []]),
-        baseline_hist=_fractions([int(x) for x in base_hist.get("counts") or []])
-        if base_hist
-        else None,
+        baseline_hist=_fractions([int(x) for x in base_counts]) if base_counts else None,
         checks=checks,
         accuracy=acc.get("accuracy"),
+        output=str(output.get("type") or "label"),
+        labels=[str(x) for x in output.get("labels") or shares],
+        histogram=title,
     )

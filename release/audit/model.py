@@ -15,15 +15,22 @@ from release.checks import Check
 
 @dataclass(frozen=True)
 class CanarySummary:
+    """A canary report as charted: the label shares (label and multilabel outputs, in the
+    model's label order) and one histogram - confidences (label, multilabel), scores
+    (score) or per-item cosine similarity with the baseline (vector)."""
+
     passed: bool
     n: int
     candidate_shares: dict[str, float]
     baseline_shares: dict[str, float] | None
     bin_edges: list[float]
-    candidate_hist: list[float]  # fractions per confidence bin
+    candidate_hist: list[float]  # fractions per bin
     baseline_hist: list[float] | None
     checks: list[Check] = field(default_factory=list)
     accuracy: float | None = None
+    output: str = "label"
+    labels: list[str] = field(default_factory=list)
+    histogram: str = "Confidence histogram"
 
 
 @dataclass(frozen=True)

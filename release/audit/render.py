@@ -70,8 +70,8 @@ def to_markdown(report: AuditReport) -> str:
                 )
         if r.canary:
             c = r.canary
-            shares = ", ".join(f"{k} {v:.1%}" for k, v in sorted(c.candidate_shares.items()))
-            out.append(f"- **canary**: {_mark(c.passed)} n={c.n}; {shares}")
+            shares = ", ".join(f"{k} {v:.1%}" for k, v in c.candidate_shares.items())
+            out.append(f"- **canary**: {_mark(c.passed)} n={c.n} ({c.output}); {shares}")
             for ch in c.checks:
                 out.append(f"  - {_mark(ch.ok)} {ch.name}: {_check_text(ch)}")
         if r.decision_allow is not None:
@@ -212,19 +212,28 @@ def bar_chart(
 
 
 def canary_charts(c: CanarySummary) -> list[BarChart]:
-    """The label-share chart and the confidence histogram, baseline beside candidate."""
-    labels = sorted(set(c.candidate_shares) | set(c.baseline_shares or {}))
-    series: list[tuple[str, str, list[float]]] = []
-    if c.baseline_shares is not None:
-        series.append(("baseline", BASE_COLOR, [c.baseline_shares.get(k, 0.0) for k in labels]))
-    series.append(("candidate", CAND_COLOR, [c.candidate_shares.get(k, 0.0) for k in labels]))
-    shares = bar_chart("Label shares", labels, series)
-    bins = [f"{c.bin_edges[i]:.2f}" for i in range(len(c.bin_edges) - 1)]
-    hs: list[tuple[str, str, list[float]]] = []
-    if c.baseline_hist is not None:
-        hs.append(("baseline", BASE_COLOR, c.baseline_hist))
-    hs.append(("candidate", CAND_COLOR, c.candidate_hist))
-    return [shares, bar_chart("Confidence histogram", bins, hs, percent=True)]
+    """The label-share chart (the model's own labels, in its order; label and multilabel
+    outputs) and the histogram of the output type, baseline beside candidate."""
+    charts = []
+    labels = list(c.labels) or sorted(c.candidate_shares)
+    labels += sorted(
+        k for k in set(c.candidate_shares) | set(c.baseline_shares or {}) if k not in labels
+    )
+    if c.candidate_shares:
+        series: list[tuple[str, str, list[float]]] = []
+        if c.baseline_shares is not None:
+            series.append(("baseline", BASE_COLOR, [c.baseline_shares.get(k, 0.0) for k in labels]))
+        series.append(("candidate", CAND_COLOR, [c.candidate_shares.get(k, 0.0) for k in labels]))
+        title = "Label shares" if c.output != "multilabel" else "Share of items per label"
+        charts.append(bar_chart(title, labels, series))
+    if c.bin_edges:
+        bins = [f"{c.bin_edges[i]:.3g}" for i in range(len(c.bin_edges) - 1)]
+        hs: list[tuple[str, str, list[float]]] = []
+        if c.baseline_hist is not None:
+            hs.append(("baseline", BASE_COLOR, c.baseline_hist))
+        hs.append(("candidate", CAND_COLOR, c.candidate_hist))
+        charts.append(bar_chart(c.histogram, bins, hs, percent=True))
+    return charts
 
 
 # --- HTML -----------------------------------------------------------------------------

@@ -2,34 +2,43 @@
 
 `LambdaTarget` shifts `traffic.canary_weight` of every alias to the newly published
 version (`RoutingConfig.AdditionalVersionWeights`) and hands the shifts to `LiveCanary`,
-which looks at the traffic until it can decide:
+which looks at the traffic until it can decide. What the handlers publish is the
+platform's, named in `[environments.ENV].traffic` (the tool knows no metric name): one
+metric per label (`label_metrics`) or one metric with a label dimension (`label_metric`,
+`label_dimension`), and optionally an error count (`error_metric`), all in
+`traffic.metrics_namespace` with `FunctionName` and `ExecutedVersion` dimensions.
 
 - every poll: any configured CloudWatch alarm (`[environments.ENV].alarms`) in ALARM ->
   fail (the target rolls every function back, exit 1);
-- every `bake_seconds / looks` seconds (a *look*): per version, the handlers' EMF metrics
-  (`SentimentPositive`, `SentimentNegative`, `AnalysisErrors` in `traffic.metrics_namespace`)
-  and Lambda's own (`Invocations`, `Errors`, `Duration` p99 in `AWS/Lambda`), each summed
-  over every dimension set that carries `FunctionName = <function>` and
-  `ExecutedVersion = <version>`, cumulative since the shift. `evaluate_look` (pure) compares
-  new against stable:
+- every `bake_seconds / looks` seconds (a *look*): per version, those metrics and Lambda's
+  own (`Invocations`, `Errors`, `Duration` p99 in `AWS/Lambda`), each summed over every
+  dimension set that carries `FunctionName = <function>` and `ExecutedVersion =
+  <version>`, **over whole periods after the shift only** (`period_seconds`: the first
+  period starts at or after the shift, the last ends at or before now; the same periods
+  for both versions, so neither counts traffic from before the shift). `evaluate_look`
+  (pure) compares new against stable:
 
-  L1 positive share (all functions together): two-sided two-proportion z-test,
-     z = (p_new - p_old) / sqrt(p (1 - p) (1/n_new + 1/n_old)), p pooled; fail when
-     P < alpha / looks (the alpha is split across looks, Bonferroni, so repeated looking
-     keeps the overall false-alarm rate <= alpha). Needs at least `min_samples` canary
-     predictions (3,000 gives ~99% power for a 5-point shift at alpha 0.01 with a 10%
-     canary); fewer -> inconclusive.
-  L2 handler errors (`AnalysisErrors` per prediction) and L3 Lambda errors (`Errors` per
-     `Invocations`), per function: one-sided two-proportion test P < alpha / looks AND
-     the rate higher by more than `max_error_rate_increase`.
+  L1 label shares (all functions together; only when prediction metrics are named):
+     per label (K = 2: the second), the share difference estimated within each period and
+     pooled, its variance scaled by the between-period overdispersion
+     (`stats.stratified_difference`): a traffic mix that drifts over the bake and
+     predictions correlated within a period do not make it alarm. Holm over the labels;
+     fail when P < alpha / looks (Bonferroni over the looks). Needs `min_samples` canary
+     predictions and `min_periods` periods with predictions on both; fewer -> inconclusive.
+  L2 handler errors (`error_metric` per prediction + error) and L3 Lambda errors
+     (`Errors` per `Invocations`), per function: one-sided two-proportion test P <
+     alpha / looks AND the rate higher by more than `max_error_rate_increase`.
   L4 p99 duration per function: new p99 > stable p99 x (1 + `max_p99_increase`) -> fail
      (only when CloudWatch reports p99 for both versions).
 
 - the canary passes once `bake_seconds` have elapsed, nothing failed and L1 was decided
   (pass); while L1 is inconclusive the canary *holds* (traffic stays split, looks go on)
-  until `deadline_seconds`, then fails as inconclusive (rolled back).
+  until `deadline_seconds`, then fails as inconclusive (rolled back). A platform that
+  names no prediction metrics gets L2-L4 only, said in one line when the canary starts,
+  and never holds for L1.
 
-Time is read from `clock` and waited with `sleep`, both injectable (tests never wait).
+Time is read from `clock` and `now` and waited with `sleep`, all injectable (tests never
+wait).
 """
 
 from __future__ import annotations
@@ -41,14 +50,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from release.canary.stats import ZTest, two_proportion
+from release.canary.stats import ZTest, holm, stratified_difference, two_proportion
 from release.config import TrafficConfig
 from release.errors import CanaryFailed, ConfigError, RemoteError, aws_error_message
 
 log = logging.getLogger(__name__)
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
-HANDLER_METRICS = ("SentimentPositive", "SentimentNegative", "AnalysisErrors")
 LAMBDA_METRICS = ("Invocations", "Errors")
 VERSION_DIMENSION = "ExecutedVersion"
 FUNCTION_DIMENSION = "FunctionName"
@@ -56,12 +64,18 @@ FUNCTION_DIMENSION = "FunctionName"
 Verdict = Literal["pass", "fail", "inconclusive"]
 
 
+def _add_series(x: tuple[float, ...], y: tuple[float, ...]) -> tuple[float, ...]:
+    n = max(len(x), len(y))
+    return tuple((x[i] if i < len(x) else 0.0) + (y[i] if i < len(y) else 0.0) for i in range(n))
+
+
 @dataclass(frozen=True)
 class Counts:
-    """One version's cumulative metrics since the shift (`p99_ms` None: not reported)."""
+    """One version's metrics over the whole periods since the shift: per label, the
+    predictions in each period (period i is the same interval for every version);
+    errors and invocations summed; the worst period's p99 (None: not reported)."""
 
-    positive: float = 0.0
-    negative: float = 0.0
+    labels: dict[str, tuple[float, ...]] = field(default_factory=dict)
     analysis_errors: float = 0.0
     invocations: float = 0.0
     errors: float = 0.0
@@ -69,13 +83,15 @@ class Counts:
 
     @property
     def predictions(self) -> float:
-        return self.positive + self.negative
+        return float(sum(sum(v) for v in self.labels.values()))
 
     def __add__(self, other: Counts) -> Counts:
         p99s = [p for p in (self.p99_ms, other.p99_ms) if p is not None]
         return Counts(
-            self.positive + other.positive,
-            self.negative + other.negative,
+            {
+                k: _add_series(self.labels.get(k, ()), other.labels.get(k, ()))
+                for k in {**self.labels, **other.labels}
+            },
             self.analysis_errors + other.analysis_errors,
             self.invocations + other.invocations,
             self.errors + other.errors,
@@ -101,73 +117,117 @@ class LiveCheck:
         }
 
 
+def metric_names(traffic: TrafficConfig) -> str:
+    """The configured prediction metrics, for messages."""
+    if traffic.label_metric:
+        return f"{traffic.label_metric} (by {traffic.label_dimension})"
+    return "/".join(traffic.label_metrics.values())
+
+
+L1 = "L1 label shares"
+
+
+def _label_shares(tn: Counts, ts: Counts, traffic: TrafficConfig, alpha: float) -> LiveCheck:
+    """L1 over the periods both versions have (see the module docstring)."""
+    labels = list(traffic.label_metrics) or sorted({*tn.labels, *ts.labels})
+    periods = max([len(v) for v in (*tn.labels.values(), *ts.labels.values())] or [0])
+
+    def matrix(c: Counts) -> list[list[float]]:
+        return [
+            [
+                c.labels.get(k, ())[t] if t < len(c.labels.get(k, ())) else 0.0
+                for t in range(periods)
+            ]
+            for k in labels
+        ]
+
+    new, old = matrix(tn), matrix(ts)
+    n1 = [sum(row[t] for row in new) for t in range(periods)]
+    n2 = [sum(row[t] for row in old) for t in range(periods)]
+    both = [t for t in range(periods) if n1[t] > 0 and n2[t] > 0]
+    n_new, n_old = sum(n1[t] for t in both), sum(n2[t] for t in both)
+    if traffic.min_samples == 0 and tn.predictions == 0:
+        return LiveCheck(L1, "pass", None, None, "no predictions and min_samples = 0: not compared")
+    if tn.predictions == 0 and ts.predictions == 0:
+        return LiveCheck(
+            L1,
+            "inconclusive",
+            0.0,
+            float(traffic.min_samples),
+            f"no {metric_names(traffic)} metrics with {FUNCTION_DIMENSION} and "
+            f"{VERSION_DIMENSION} dimensions in {traffic.metrics_namespace} for either version "
+            f"in the {periods} whole periods since the shift (do the handlers publish them "
+            "per version?)",
+        )
+    if n_new < max(traffic.min_samples, 1) or n_old == 0:
+        return LiveCheck(
+            L1,
+            "inconclusive",
+            n_new,
+            float(traffic.min_samples),
+            f"{n_new:.0f} canary predictions (need {traffic.min_samples}), {n_old:.0f} stable",
+        )
+    if len(both) < traffic.min_periods:
+        return LiveCheck(
+            L1,
+            "inconclusive",
+            float(len(both)),
+            float(traffic.min_periods),
+            f"{len(both)} whole periods of {traffic.period_seconds}s with predictions on both "
+            f"versions since the shift (need {traffic.min_periods})",
+        )
+    tested = [1] if len(labels) == 2 else list(range(len(labels)))
+    results = [
+        stratified_difference(
+            [new[k][t] for t in both],
+            [n1[t] for t in both],
+            [old[k][t] for t in both],
+            [n2[t] for t in both],
+        )
+        for k in tested
+    ]
+    adj = holm([r.p_value for r in results])
+    j = min(range(len(tested)), key=lambda i: adj[i])
+    k, r, p = tested[j], results[j], adj[j]
+    share_new = sum(new[k][t] for t in both) / n_new
+    share_old = sum(old[k][t] for t in both) / n_old
+    return LiveCheck(
+        L1,
+        "fail" if p < alpha else "pass",
+        p,
+        alpha,
+        f"{labels[k]} share {share_new:.3f} (new, n={n_new:.0f}) vs {share_old:.3f} (stable, "
+        f"n={n_old:.0f}), shift {r.difference * 100:+.1f} points within {len(both)} whole "
+        f"periods (dispersion {r.dispersion:.2g}), P={p:.2g} (fail below {alpha:.2g})",
+    )
+
+
 def evaluate_look(
     new: dict[str, Counts], stable: dict[str, Counts], traffic: TrafficConfig
 ) -> list[LiveCheck]:
-    """Every live check of one look; `new`/`stable` map function -> cumulative counts."""
+    """Every live check of one look; `new`/`stable` map function -> counts over the whole
+    periods since the shift."""
     alpha = traffic.alpha / traffic.looks
     checks: list[LiveCheck] = []
     tn = sum(new.values(), Counts())
     ts = sum(stable.values(), Counts())
-    n_new, n_old = tn.predictions, ts.predictions
-    if traffic.min_samples == 0 and n_new == 0:
-        checks.append(
-            LiveCheck(
-                "L1 positive share",
-                "pass",
-                None,
-                None,
-                "no predictions and min_samples = 0: not compared",
-            )
-        )
-    elif n_new == 0 and n_old == 0:
-        checks.append(
-            LiveCheck(
-                "L1 positive share",
-                "inconclusive",
-                0.0,
-                float(traffic.min_samples),
-                f"no SentimentPositive/SentimentNegative metrics with {FUNCTION_DIMENSION} and "
-                f"{VERSION_DIMENSION} dimensions in {traffic.metrics_namespace} for either version "
-                "(do the handlers publish them per version?)",
-            )
-        )
-    elif n_new < max(traffic.min_samples, 1) or n_old == 0:
-        checks.append(
-            LiveCheck(
-                "L1 positive share",
-                "inconclusive",
-                n_new,
-                float(traffic.min_samples),
-                f"{n_new:.0f} canary predictions (need {traffic.min_samples}), {n_old:.0f} stable",
-            )
-        )
-    else:
-        _z, p, _ = two_proportion(tn.positive, n_new, ts.positive, n_old)
-        shift = tn.positive / n_new - ts.positive / n_old
-        checks.append(
-            LiveCheck(
-                "L1 positive share",
-                "fail" if p < alpha else "pass",
-                p,
-                alpha,
-                f"positive share {tn.positive / n_new:.3f} (new, n={n_new:.0f}) vs "
-                f"{ts.positive / n_old:.3f} (stable, n={n_old:.0f}), shift {shift * 100:+.1f} "
-                f"points, P={p:.2g} (fail below {alpha:.2g})",
-            )
-        )
+    if traffic.prediction_metrics:
+        checks.append(_label_shares(tn, ts, traffic, alpha))
     for fn in sorted(new):
         a, b = new[fn], stable.get(fn, Counts())
-        for name, x1, n1, x2, n2 in (
-            (
-                "L2 handler errors",
-                a.analysis_errors,
-                a.predictions + a.analysis_errors,
-                b.analysis_errors,
-                b.predictions + b.analysis_errors,
-            ),
-            ("L3 lambda errors", a.errors, a.invocations, b.errors, b.invocations),
-        ):
+        rows = [("L3 lambda errors", a.errors, a.invocations, b.errors, b.invocations)]
+        if traffic.error_metric:
+            rows.insert(
+                0,
+                (
+                    "L2 handler errors",
+                    a.analysis_errors,
+                    a.predictions + a.analysis_errors,
+                    b.analysis_errors,
+                    b.predictions + b.analysis_errors,
+                ),
+            )
+        for name, x1, n1, x2, n2 in rows:
             if n1 <= 0:
                 continue
             r1, r2 = x1 / n1, (x2 / n2 if n2 > 0 else 0.0)
@@ -241,11 +301,13 @@ class Alarms:
 
 
 class CloudWatchMetrics:
-    """Reads per-version metrics of a function from CloudWatch (`get_metric_data`)."""
+    """Reads per-version metrics of a function from CloudWatch (`get_metric_data`), per
+    whole period between `start` and `end` (both on period boundaries)."""
 
-    def __init__(self, client: Any, namespace: str) -> None:
+    def __init__(self, client: Any, traffic: TrafficConfig) -> None:
         self.client = client
-        self.namespace = namespace
+        self.traffic = traffic
+        self.namespace = traffic.metrics_namespace
 
     def _call(self, op: str, **kw: Any) -> Any:
         return cloudwatch_call(self.client, op, **kw)
@@ -259,39 +321,66 @@ class CloudWatchMetrics:
             {"Name": VERSION_DIMENSION, "Value": version},
         ]
         out: list[list[dict[str, str]]] = []
+        seen: set[tuple[tuple[str, str], ...]] = set()
         kw: dict[str, Any] = {"Namespace": namespace, "MetricName": name, "Dimensions": dims}
         while True:
             resp = self._call("list_metrics", **kw)
-            out.extend(
-                [{"Name": d["Name"], "Value": d["Value"]} for d in m.get("Dimensions", [])]
-                for m in resp.get("Metrics", [])
-            )
+            for m in resp.get("Metrics", []):
+                ds = [{"Name": d["Name"], "Value": d["Value"]} for d in m.get("Dimensions", [])]
+                key = tuple(sorted((d["Name"], d["Value"]) for d in ds))
+                if key not in seen:  # a series listed twice must not be counted twice
+                    seen.add(key)
+                    out.append(ds)
             token = resp.get("NextToken")
             if not token:
                 return out
             kw["NextToken"] = token
 
+    def _wanted(self) -> list[tuple[str, str, str, str | None]]:
+        """(namespace, metric, statistic, label) of every metric a look reads; label None:
+        not a prediction count (a label-dimension metric's label is per dimension set)."""
+        t = self.traffic
+        out: list[tuple[str, str, str, str | None]] = [
+            (self.namespace, m, "Sum", label) for label, m in t.label_metrics.items()
+        ]
+        if t.label_metric:
+            out.append((self.namespace, t.label_metric, "Sum", ""))
+        if t.error_metric:
+            out.append((self.namespace, t.error_metric, "Sum", None))
+        out += [(LAMBDA_NAMESPACE, n, "Sum", None) for n in LAMBDA_METRICS]
+        out.append((LAMBDA_NAMESPACE, "Duration", "p99", None))
+        return out
+
     def counts(self, function: str, version: str, start: datetime, end: datetime) -> Counts:
+        period = self.traffic.period_seconds
+        periods = int((end - start).total_seconds() // period)
+        if periods <= 0:
+            return Counts()
         queries: list[dict[str, Any]] = []
-        kinds: dict[str, str] = {}
-        wanted = [(self.namespace, n, "Sum") for n in HANDLER_METRICS]
-        wanted += [(LAMBDA_NAMESPACE, n, "Sum") for n in LAMBDA_METRICS]
-        wanted.append((LAMBDA_NAMESPACE, "Duration", "p99"))
-        for ns, name, stat in wanted:
+        kinds: dict[str, tuple[str, str | None]] = {}
+        for ns, name, stat, label in self._wanted():
             for dims in self._series(ns, name, function, version):
+                if label == "":  # one metric, the label in a dimension
+                    found = [d["Value"] for d in dims if d["Name"] == self.traffic.label_dimension]
+                    if not found:
+                        continue
+                    label = found[0]
                 qid = f"q{len(queries)}"
-                kinds[qid] = name
+                kinds[qid] = (name, label)
                 queries.append(
                     {
                         "Id": qid,
                         "ReturnData": True,
                         "MetricStat": {
                             "Metric": {"Namespace": ns, "MetricName": name, "Dimensions": dims},
-                            "Period": 60,
+                            "Period": period,
                             "Stat": stat,
                         },
                     }
                 )
+                if self.traffic.label_metric and name == self.traffic.label_metric:
+                    label = ""
+        labels: dict[str, list[float]] = {}
         sums: dict[str, float] = {}
         p99: list[float] = []
         for i in range(0, len(queries), 500):
@@ -303,25 +392,49 @@ class CloudWatchMetrics:
             while True:
                 resp = self._call("get_metric_data", **kw)
                 for r in resp.get("MetricDataResults", []):
-                    name = kinds[r["Id"]]
-                    vals = [float(v) for v in r.get("Values", []) if v is not None]
-                    if name == "Duration":
-                        p99.extend(vals)
-                    else:
-                        sums[name] = sums.get(name, 0.0) + sum(vals)
+                    name, label = kinds[r["Id"]]
+                    for ts, v in zip(r.get("Timestamps", []), r.get("Values", []), strict=False):
+                        if v is None:
+                            continue
+                        k = int((_utc(ts) - start).total_seconds() // period)
+                        if not 0 <= k < periods:
+                            continue  # CloudWatch answers whole periods; never a partial one
+                        if name == "Duration":
+                            p99.append(float(v))
+                        elif label is not None:
+                            labels.setdefault(label, [0.0] * periods)[k] += float(v)
+                        else:
+                            sums[name] = sums.get(name, 0.0) + float(v)
                 token = resp.get("NextToken")
                 if not token:
                     break
                 kw["NextToken"] = token
         return Counts(
-            positive=sums.get("SentimentPositive", 0.0),
-            negative=sums.get("SentimentNegative", 0.0),
-            analysis_errors=sums.get("AnalysisErrors", 0.0),
+            labels={k: tuple(v) for k, v in labels.items()},
+            analysis_errors=sums.get(self.traffic.error_metric or "", 0.0),
             invocations=sums.get("Invocations", 0.0),
             errors=sums.get("Errors", 0.0),
-            # the worst minute's p99: conservative, never averaged away
+            # the worst period's p99: conservative, never averaged away
             p99_ms=max(p99) if p99 else None,
         )
+
+
+def _utc(ts: Any) -> datetime:
+    t: datetime = datetime.fromisoformat(ts.replace("Z", "+00:00")) if isinstance(ts, str) else ts
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def whole_periods(shift: datetime, now: datetime, seconds: int) -> tuple[datetime, datetime]:
+    """[start, end): the first period boundary at or after the shift, the last at or
+    before now (start == end or later: no whole period yet)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def boundary(t: datetime, up: bool) -> datetime:
+        s = (t - epoch).total_seconds()
+        k = -(-s // seconds) if up else s // seconds
+        return epoch + timedelta(seconds=k * seconds)
+
+    return boundary(shift, True), boundary(now, False)
 
 
 # --- the watch -------------------------------------------------------------------------
@@ -365,7 +478,7 @@ class LiveCanary:
         self.traffic = traffic
         self.alarms = Alarms(alarms, cloudwatch)
         self.client = cloudwatch
-        self.metrics = CloudWatchMetrics(cloudwatch, traffic.metrics_namespace)
+        self.metrics = CloudWatchMetrics(cloudwatch, traffic)
         self.clock = clock
         self.sleep = sleep
         self.now = now
@@ -379,16 +492,14 @@ class LiveCanary:
 
     # looks -------------------------------------------------------------------------------
     def look(self, shifts: Sequence[Any], start: datetime, index: int, elapsed: float) -> Look:
-        """Read the metrics of every shifted function and evaluate them."""
-        floor = start.replace(second=0, microsecond=0)
-        end = self.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
-        if end <= floor:
-            end = floor + timedelta(minutes=1)
+        """Read the metrics of every shifted function over the whole periods since the
+        shift (the same periods for both versions) and evaluate them."""
+        begin, end = whole_periods(start, self.now(), self.traffic.period_seconds)
         new = {
-            s.function: self.metrics.counts(s.function, s.new_version, floor, end) for s in shifts
+            s.function: self.metrics.counts(s.function, s.new_version, begin, end) for s in shifts
         }
         stable = {
-            s.function: self.metrics.counts(s.function, s.old_version, floor, end) for s in shifts
+            s.function: self.metrics.counts(s.function, s.old_version, begin, end) for s in shifts
         }
         checks = tuple(evaluate_look(new, stable, self.traffic))
         return Look(index, elapsed, "continue", checks, new, stable)
@@ -398,6 +509,11 @@ class LiveCanary:
         bake = float(t.bake_seconds)
         deadline = max(float(t.deadline_seconds), bake)
         every = bake / t.looks if bake > 0 else 0.0
+        if not t.prediction_metrics:
+            log.warning(
+                "live canary: no prediction metrics named ([environments.ENV].traffic."
+                "label_metrics or label_metric): comparing errors and latency only"
+            )
         start = self.now()
         t0 = self.clock()
         next_look = t0 + every

@@ -5,8 +5,7 @@ baked lock (/opt/release/model.lock.json) and the code (`[image].workdir`) from 
 image's MERGED filesystem (`release.image.fs`: every layer, whiteouts applied) into a
 temporary directory, refuses (VerificationFailed, before anything runs) when the model
 directory is not exactly the lock's files or a layer other than the model layer touched
-it, re-hashes the model files against the lock on disk, then runs the image's canary entry point (`[code].predict`, the example model's
-`handlers.common.model:SentimentModel.load` by default) over the corpus in a child Python process whose import path starts at the extracted code, so
+it, re-hashes the model files against the lock on disk, then runs the image's canary entry point (`[code].predict`, the platform's `MODULE:CALLABLE`) over the corpus in a child Python process whose import path starts at the extracted code, so
 the repository's own handlers/ can never stand in for the image's. The model is loaded
 once and the corpus is scored in batches; per-batch latency is measured in the child.
 
@@ -44,9 +43,14 @@ IMAGE_DEPS_DIR = "opt/deps"
 # --- the corpus -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class CorpusItem:
+    """One corpus line: the model's input (a text, or an object of several input fields)
+    and the optional expected output (typed like the output: `outputs.check_expected`)."""
+
     id: str
-    text: str
-    expected: str | None = None
+    text: str | dict[str, Any]
+    expected: Any = None
+    line: int = 0
+    source: str = ""  # the corpus file's name, for messages
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,10 @@ class Corpus:
 
 
 def read_corpus(path: Path, name: str | None = None) -> Corpus:
-    """JSONL, one `{"id", "text"[, "expected"]}` per line; ids unique, expected one of
-    NEGATIVE/POSITIVE. Any bad line -> UsageError naming the line."""
+    """JSONL, one `{"id", "text"[, "expected"]}` per line, `text` a string or a JSON
+    object (several input fields); ids unique. Any bad line -> UsageError naming the line.
+    `expected` is typed against the output later (`check_corpus`), when the label set is
+    known."""
     raw = read_input(path, "canary corpus", hint="set [canary].corpus")
     items: list[CorpusItem] = []
     seen: set[str] = set()
@@ -80,14 +86,14 @@ def read_corpus(path: Path, name: str | None = None) -> Corpus:
         if not isinstance(obj, dict) or set(obj) - {"id", "text", "expected"}:
             raise UsageError(f'{where}: expected {{"id", "text"[, "expected"]}}')
         iid, text, exp = obj.get("id"), obj.get("text"), obj.get("expected")
-        if not isinstance(iid, str) or not iid or not isinstance(text, str):
-            raise UsageError(f"{where}: id and text must be non-empty strings")
-        if exp is not None and exp not in rpt.LABELS:
-            raise UsageError(f"{where}: expected must be NEGATIVE or POSITIVE, got {exp!r}")
+        if not isinstance(iid, str) or not iid or not isinstance(text, str | dict):
+            raise UsageError(
+                f"{where}: id must be a non-empty string, text a string or a JSON object"
+            )
         if iid in seen:
             raise UsageError(f"{where}: duplicate id {iid!r}")
         seen.add(iid)
-        items.append(CorpusItem(iid, text, exp))
+        items.append(CorpusItem(iid, text, exp, no, path.name))
     if not items:
         raise UsageError(f"canary corpus {path} has no items")
     meta = rpt.Corpus(
@@ -96,9 +102,20 @@ def read_corpus(path: Path, name: str | None = None) -> Corpus:
     return Corpus(items, meta)
 
 
+def check_corpus(corpus: Sequence[CorpusItem], out: rpt.Output, name: str) -> None:
+    """Every line's `expected` typed like the output (UsageError naming the line)."""
+    from release.canary.outputs import check_expected
+
+    for c in corpus:
+        check_expected(
+            out, c.expected, f"{c.source or name}:{c.line}" if c.line else f"item {c.id}"
+        )
+
+
 # --- running a model directory ----------------------------------------------------------
 @dataclass(frozen=True)
 class ModelRun:
+    output: rpt.Output
     items: list[rpt.Item]
     latency: rpt.Latency
     model: str  # "<repo>@<commit>" from the lock
@@ -109,6 +126,23 @@ class ModelRun:
 # caller's working directory (-I), one load, batched predict, JSON out.
 _RUNNER = r"""
 import importlib, json, sys, time
+FIELDS = ("label", "confidence", "probs", "logits", "score", "vector")
+def value(v):
+    v = v.tolist() if hasattr(v, "tolist") else v
+    if isinstance(v, (list, tuple)):
+        return [value(x) for x in v]
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    return repr(v)
+def plain(p):
+    # an object with the contract's attributes, a dict, a bare number (score) or list (vector)
+    if isinstance(p, dict):
+        return {k: value(p[k]) for k in FIELDS if p.get(k) is not None}
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return {"score": float(p)}
+    if isinstance(p, (list, tuple)) or hasattr(p, "tolist"):
+        return {"vector": value(p)}
+    return {k: value(getattr(p, k)) for k in FIELDS if getattr(p, k, None) is not None}
 code_dir, model_dir, lock_path, batch, entry = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 sys.path[:0] = [code_dir, *sys.argv[6:]]
 t0 = time.perf_counter()
@@ -126,8 +160,7 @@ for i in range(0, len(texts), batch):
     preds = list(model.predict(texts[i:i + batch], batch_size=batch))
     lat.append(time.perf_counter() - s)
     for p in preds:
-        lg = getattr(p, "logits", None)
-        out.append([p.label, float(p.confidence), None if lg is None else [float(x) for x in lg]])
+        out.append(plain(p))
 sys.stdout.write(json.dumps({"module": mm.__file__, "load_s": load, "batches": lat, "outputs": out}))
 """
 
@@ -171,10 +204,19 @@ def run_on_model_dir(
     where: str = "model",
     python: str | None = None,
     predict: str,
+    canary: Any = None,
 ) -> ModelRun:
     """Verify `model_dir` against `lock_path`, then score `corpus` with the entry point
-    `predict` (`MODULE:CALLABLE`, [code].predict) found in `code_dir` (nowhere else)."""
+    `predict` (`MODULE:CALLABLE`, [code].predict) found in `code_dir` (nowhere else).
+    `canary`: the `[canary]` section (output type, labels; default: its defaults), the
+    labels read from `model_dir`'s config.json when it names none; every output is
+    checked against that type (ConfigError naming the first item that is not)."""
+    from release.canary import outputs as out_types
+    from release.config import CanaryConfig
+
     lock = verify_model_dir(model_dir, lock_path, where)
+    spec = out_types.spec(canary if canary is not None else CanaryConfig(), model_dir)
+    check_corpus(corpus, spec, "canary corpus")
     mod_path = predict.split(":", 1)[0].replace(".", "/")
     if not any((code_dir / p).is_file() for p in (f"{mod_path}.py", f"{mod_path}/__init__.py")):
         raise VerificationFailed(
@@ -223,16 +265,9 @@ def run_on_model_dir(
         raise CanaryFailed(
             f"{where}: the runtime returned {len(outs)} outputs for {len(corpus)} texts"
         )
-    items = [
-        rpt.Item(
-            id=c.id,
-            label=label,
-            confidence=conf,
-            logits=None if logits is None else (logits[0], logits[1]),
-            expected=c.expected,  # type: ignore[arg-type]
-        )
-        for c, (label, conf, logits) in zip(corpus, outs, strict=True)
-    ]
+    spec, items = out_types.to_items(
+        spec, [c.id for c in corpus], outs, [c.expected for c in corpus], where
+    )
     lat_ms = np.asarray(doc["batches"], dtype=np.float64) * 1000.0
     total_s = float(lat_ms.sum()) / 1000.0
     latency = rpt.Latency(
@@ -244,7 +279,7 @@ def run_on_model_dir(
         p99_ms=float(np.percentile(lat_ms, 99)) if len(lat_ms) else 0.0,
         items_per_second=len(corpus) / total_s if total_s > 0 else 0.0,
     )
-    return ModelRun(items, latency, f"{lock.repo}@{lock.commit}", lock.digest)
+    return ModelRun(spec, items, latency, f"{lock.repo}@{lock.commit}", lock.digest)
 
 
 def report_for_run(
@@ -261,6 +296,7 @@ def report_for_run(
         corpus=corpus.meta,
         items=run.items,
         t=t,
+        output=run.output,
         latency=run.latency,
         baseline=baseline,
         baseline_source=baseline_source,
@@ -304,6 +340,7 @@ def run_image(
             batch_size=batch_size,
             where=f"image {short}",
             predict=cfg.code.predict,
+            canary=cfg.canary,
         )
     return report_for_run(
         run,
@@ -390,7 +427,7 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
     report is a VerificationFailed naming it (pass --baseline FILE to override)."""
     from release.attest.signatures import policy_from_config, verify_all_stored
     from release.digest import parse_reference
-    from release.evidence import CANARY
+    from release.evidence import CANARY, CANARY_TYPES
     from release.image.registry import open_registry
     from release.ledger import open_ledger
 
@@ -405,7 +442,13 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
         )
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
     found = rpt.newest(
-        verify_all_stored(registry, ref.digest, CANARY, policy_from_config(cfg.signing, cfg.root))
+        [
+            vs
+            for t in CANARY_TYPES
+            for vs in verify_all_stored(
+                registry, ref.digest, t, policy_from_config(cfg.signing, cfg.root)
+            )
+        ]
     )
     if found is None:
         raise VerificationFailed(

@@ -1,51 +1,36 @@
 """The canary's statistics: pure functions, no I/O, every formula written down.
 
 The canary compares a candidate model with a baseline on the SAME corpus, so every test
-here is paired (item i of the baseline against item i of the candidate) where it can be:
-a paired test only sees the items whose output changed, which is what makes a 2-point
-shift detectable at N=1000 while a model compared with itself never alarms.
+here is paired (item i of the baseline against item i of the candidate): a paired test
+only sees the items whose output changed, which is what makes a 2-point shift detectable
+at N = 1000 while a model compared with itself never alarms. Which test each output type
+gets, with which threshold, is `release.canary.checks`; the tests are here:
 
-Notation: N paired items; for a binary outcome (label is POSITIVE, or answer is correct)
-the 2x2 table of baseline x candidate has discordant cells
+label (K labels)  the K x K table n[i, j] = #(baseline label i, candidate label j):
+                  marginal homogeneity - K = 2: exact McNemar on the discordant cells
+                  b = n[0, 1], c = n[1, 0]; K > 2: Stuart-Maxwell, exact (conditional on
+                  the pair totals n[i, j] + n[j, i], each split Binomial(., 1/2) under
+                  no change) when that enumeration is small, else chi-square (K - 1 df).
+multi-label       per label the exact McNemar of its on/off decisions, Holm-corrected.
+score             Wilcoxon signed-rank on the paired differences; two-sample KS.
+vector            per-item cosine similarity; a sign-flip permutation test of the mean
+                  paired difference (`scipy.stats.permutation_test`).
+live canary       two-proportion z-test with the alpha split over the planned looks
+                  (Bonferroni), and the sample size needed for a given power.
 
-    b = #(baseline 0, candidate 1)        c = #(baseline 1, candidate 0)
-
-Checks (defaults in `release.config.CanaryConfig`, calibrated by bench/canary_power.py):
-
-G1 share-shift      shift = (b - c) / N  (candidate positive share minus baseline's),
-                    exact McNemar p; fail when p < share_alpha AND |shift| >= share_min_shift.
-G2 flip-rate        (b + c) / N > max_flip_rate -> fail.
-G2 confident-flips  #(label changed AND baseline confidence >= confident_flip_conf) / N
-                    > max_confident_flip_rate -> fail; the flipped ids are listed.
-G3 confidence-ks    two-sample Kolmogorov-Smirnov D = sup_x |F_base(x) - F_cand(x)| on the
-                    confidences; fail when D >= D_crit(ks_alpha) (0.087 at N = M = 1000).
-G4 accuracy-drop    on labelled items: b = #(baseline right, candidate wrong),
-                    c = #(baseline wrong, candidate right); drop = (b - c) / n;
-                    fail when drop > accuracy_max_drop AND exact McNemar p < accuracy_alpha.
-identical-outputs   when both runs used the same weights (same lock digest): the largest
-                    |logit difference| over all items; fail when > identical_tolerance.
-absolute checks     (also on a first release, without a baseline): accuracy on labelled
-                    items >= min_accuracy; share of items with confidence < low_confidence
-                    <= max_low_confidence_rate.
-
-Live canary (release.canary.live): two-proportion z-test with the alpha split evenly over
-the planned looks (Bonferroni), and the sample size needed for a given power.
-
-The tests themselves come from scipy.stats (`binomtest`, `ks_2samp`, the normal tail);
-what is written here is which test, which method, and the thresholds.
+The tests themselves come from scipy.stats (`binomtest`, `chi2`, `wilcoxon`, `ks_2samp`,
+`permutation_test`, the normal tail); Stuart-Maxwell and Holm are written here (scipy has
+neither), each in a few lines.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats as _st
-
-from release.checks import Check
 
 
 # --- primitives -----------------------------------------------------------------------
@@ -149,253 +134,191 @@ def samples_for_power(p0: float, delta: float, alpha: float, power: float, ratio
     return math.ceil(num * num / (delta * delta))
 
 
-# --- the canary checks ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Outputs:
-    """One model run over a corpus, as arrays aligned by item (the paired order).
-
-    positive: label == POSITIVE; confidence: the winning class's probability;
-    logits: shape (N, 2) or None; correct: label == expected, None where unlabelled.
-    """
-
-    ids: tuple[str, ...]
-    positive: np.ndarray  # bool (N,)
-    confidence: np.ndarray  # float (N,)
-    logits: np.ndarray | None  # float (N, 2)
-    correct: tuple[bool | None, ...]
-
-    @property
-    def n(self) -> int:
-        return len(self.ids)
+# --- K labels: marginal homogeneity ------------------------------------------------------
+#: the exact Stuart-Maxwell test enumerates at most this many tables
+EXACT_TABLES = 200_000
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """The [canary] thresholds (a plain copy so this module stays config-free)."""
+class Homogeneity(NamedTuple):
+    """A marginal-homogeneity test of a K x K paired table."""
 
-    share_alpha: float = 1e-3
-    share_min_shift: float = 0.02
-    max_flip_rate: float = 0.05
-    confident_flip_conf: float = 0.9
-    max_confident_flip_rate: float = 0.005
-    ks_alpha: float = 1e-3
-    accuracy_max_drop: float = 0.01
-    accuracy_alpha: float = 0.01
-    min_accuracy: float = 0.8
-    low_confidence: float = 0.6
-    max_low_confidence_rate: float = 0.2
-    identical_tolerance: float = 1e-4
-    min_paired_fraction: float = 0.9
+    statistic: float  # Stuart-Maxwell chi-square (K = 2: McNemar's (b - c)^2 / (b + c))
+    p_value: float
+    method: str  # "exact McNemar" | "exact Stuart-Maxwell" | "Stuart-Maxwell chi2(df)"
 
 
-def discordant(base: np.ndarray, cand: np.ndarray) -> tuple[int, int]:
-    """(b, c) = (#(base False, cand True), #(base True, cand False))."""
-    base = np.asarray(base, dtype=bool)
-    cand = np.asarray(cand, dtype=bool)
-    return int(np.sum(~base & cand)), int(np.sum(base & ~cand))
+def _sm_matrix(table: np.ndarray) -> np.ndarray:
+    """S of Stuart-Maxwell: S[i, i] = n[i, .] + n[., i] - 2 n[i, i], S[i, j] = -(n[i, j] +
+    n[j, i]); it depends only on the pair totals n[i, j] + n[j, i]."""
+    sym = table + table.T
+    s: np.ndarray = -sym.astype(np.float64)
+    np.fill_diagonal(s, sym.sum(axis=1) - np.diag(sym))
+    return s
 
 
-def check_share_shift(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
-    """G1: exact McNemar on the label discordant pairs, plus a minimum effect size."""
-    b, c = discordant(base.positive, cand.positive)
-    shift = (b - c) / cand.n
-    p = mcnemar_exact(b, c)
-    failed = p < t.share_alpha and abs(shift) >= t.share_min_shift
-    return Check(
-        name="share-shift",
-        ok=not failed,
-        statistic="positive-share shift (candidate - baseline), exact McNemar",
-        value=shift,
-        threshold=t.share_min_shift,
-        p_value=p,
-        p_threshold=t.share_alpha,
-        detail=f"{b} NEGATIVE->POSITIVE, {c} POSITIVE->NEGATIVE of {cand.n}",
-    )
+def stuart_maxwell(table: np.ndarray) -> tuple[float, int]:
+    """(chi2, df) of the Stuart-Maxwell test: d = row sums - column sums (first K - 1),
+    chi2 = d' S^-1 d over the first K - 1 labels; labels that never changed drop out
+    (pseudo-inverse; df = rank of S restricted). chi2 = 0, df = 0 when nothing changed."""
+    t = np.asarray(table, dtype=np.float64)
+    d = (t.sum(axis=1) - t.sum(axis=0))[:-1]
+    s = _sm_matrix(t)[:-1, :-1]
+    df = int(np.linalg.matrix_rank(s)) if s.size else 0
+    if df == 0:
+        return 0.0, 0
+    return float(d @ np.linalg.pinv(s) @ d), df
 
 
-def check_flips(base: Outputs, cand: Outputs, t: Thresholds) -> list[Check]:
-    """G2: the flip rate, and flips of items the baseline was confident about."""
-    changed = base.positive != cand.positive
-    flips = int(changed.sum())
-    rate = flips / cand.n
-    confident = changed & (base.confidence >= t.confident_flip_conf)
-    ids = tuple(i for i, f in zip(cand.ids, confident, strict=True) if f)
-    crate = len(ids) / cand.n
-    return [
-        Check(
-            name="flip-rate",
-            ok=rate <= t.max_flip_rate,
-            statistic="share of items whose label changed",
-            value=rate,
-            threshold=t.max_flip_rate,
-            detail=f"{flips} of {cand.n} labels changed",
-            items=tuple(i for i, f in zip(cand.ids, changed, strict=True) if f),
-        ),
-        Check(
-            name="confident-flips",
-            ok=crate <= t.max_confident_flip_rate,
-            statistic=f"share of items flipped that the baseline scored >= {t.confident_flip_conf:g}",
-            value=crate,
-            threshold=t.max_confident_flip_rate,
-            detail=f"{len(ids)} confident flips",
-            items=ids,
-        ),
-    ]
+def marginal_homogeneity(table: np.ndarray) -> Homogeneity:
+    """Do the candidate's label shares differ from the baseline's, paired item by item?
+
+    K = 2: exact McNemar (`mcnemar_exact(n[0, 1], n[1, 0])`). K > 2: Stuart-Maxwell; when
+    the product over label pairs of (n[i, j] + n[j, i] + 1) is at most EXACT_TABLES, the
+    exact conditional p-value - each pair total split Binomial(total, 1/2), as it is when
+    the models agree in distribution (the candidate is the baseline up to noise), every
+    split enumerated, P(chi2 >= observed) - else the chi-square tail with K - 1 df."""
+    t = np.asarray(table, dtype=np.int64)
+    k = t.shape[0]
+    if t.shape != (k, k) or k < 2:
+        raise ValueError("a square table of at least 2 labels is needed")
+    if k == 2:
+        b, c = int(t[0, 1]), int(t[1, 0])
+        stat = (b - c) ** 2 / (b + c) if b + c else 0.0
+        return Homogeneity(stat, mcnemar_exact(b, c), "exact McNemar")
+    stat, df = stuart_maxwell(t)
+    if df == 0:
+        return Homogeneity(0.0, 1.0, "exact Stuart-Maxwell")
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k) if t[i, j] + t[j, i] > 0]
+    totals = [int(t[i, j] + t[j, i]) for i, j in pairs]
+    if math.prod(m + 1 for m in totals) <= EXACT_TABLES:
+        s_inv = np.linalg.pinv(_sm_matrix(t)[:-1, :-1])
+        grids = np.meshgrid(*[np.arange(m + 1) for m in totals], indexing="ij")
+        ups = np.stack([g.ravel() for g in grids], axis=1)  # n[i, j] per pair, every split
+        logp = sum(_st.binom.logpmf(ups[:, q], m, 0.5) for q, m in enumerate(totals))
+        d = np.zeros((len(ups), k))
+        for q, (i, j) in enumerate(pairs):
+            net = 2 * ups[:, q] - totals[q]  # n[i, j] - n[j, i]
+            d[:, i] += net
+            d[:, j] -= net
+        d = d[:, :-1]
+        stats_all = np.einsum("ni,ij,nj->n", d, s_inv, d)
+        p = float(np.exp(logp)[stats_all >= stat - 1e-9 * max(1.0, stat)].sum())
+        return Homogeneity(stat, min(1.0, p), "exact Stuart-Maxwell")
+    return Homogeneity(stat, float(_st.chi2.sf(stat, df)), f"Stuart-Maxwell chi2({df})")
 
 
-def check_confidence_ks(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
-    """G3: two-sample KS on the confidence distributions."""
-    d, p = ks_two_sample(base.confidence, cand.confidence)
-    crit = ks_critical(base.n, cand.n, t.ks_alpha)
-    return Check(
-        name="confidence-ks",
-        ok=d < crit,
-        statistic="two-sample Kolmogorov-Smirnov D on confidences",
-        value=d,
-        threshold=crit,
-        p_value=p,
-        p_threshold=t.ks_alpha,
-        detail=f"median confidence {float(np.median(base.confidence)):.3f} -> "
-        f"{float(np.median(cand.confidence)):.3f}",
-    )
-
-
-def paired_correct(base: Outputs, cand: Outputs) -> tuple[np.ndarray, np.ndarray]:
-    """Correctness of both runs on the items labelled in both."""
-    pairs = [
-        (bc, cc)
-        for bc, cc in zip(base.correct, cand.correct, strict=True)
-        if bc is not None and cc is not None
-    ]
-    if not pairs:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    arr = np.asarray(pairs, dtype=bool)
-    return arr[:, 0], arr[:, 1]
-
-
-def check_accuracy_drop(base: Outputs, cand: Outputs, t: Thresholds) -> Check | None:
-    """G4: paired accuracy drop on labelled items (None when nothing is labelled)."""
-    bc, cc = paired_correct(base, cand)
-    n = len(bc)
-    if n == 0:
-        return None
-    # b: baseline right, candidate wrong; c: baseline wrong, candidate right
-    b, c = discordant(~bc, ~cc)
-    drop = (b - c) / n
-    p = mcnemar_exact(b, c)
-    failed = drop > t.accuracy_max_drop and p < t.accuracy_alpha
-    return Check(
-        name="accuracy-drop",
-        ok=not failed,
-        statistic="accuracy drop on labelled items (baseline - candidate), exact McNemar",
-        value=drop,
-        threshold=t.accuracy_max_drop,
-        p_value=p,
-        p_threshold=t.accuracy_alpha,
-        detail=f"accuracy {bc.mean():.3f} -> {cc.mean():.3f} on {n} labelled items",
-    )
-
-
-def check_identical(base: Outputs, cand: Outputs, t: Thresholds) -> Check:
-    """Same weights: the largest absolute output difference (logits when both runs have
-    them, else confidences) must stay within the tolerance."""
-    if base.logits is not None and cand.logits is not None:
-        diff = float(np.max(np.abs(base.logits - cand.logits))) if cand.n else 0.0
-        what = "logit"
-    else:
-        diff = float(np.max(np.abs(base.confidence - cand.confidence))) if cand.n else 0.0
-        what = "confidence"
-    return Check(
-        name="identical-outputs",
-        ok=diff <= t.identical_tolerance,
-        statistic=f"max |{what} difference| with the same weights",
-        value=diff,
-        threshold=t.identical_tolerance,
-    )
-
-
-def check_absolute(cand: Outputs, t: Thresholds) -> list[Check]:
-    """Checks that need no baseline: accuracy on labelled items, low-confidence rate."""
-    out: list[Check] = []
-    labelled = [c for c in cand.correct if c is not None]
-    if labelled:
-        acc = sum(labelled) / len(labelled)
-        out.append(
-            Check(
-                name="accuracy",
-                ok=acc >= t.min_accuracy,
-                statistic="accuracy on labelled items (minimum)",
-                value=acc,
-                threshold=t.min_accuracy,
-                detail=f"{sum(labelled)} of {len(labelled)} correct",
-            )
-        )
-    low = float(np.mean(cand.confidence < t.low_confidence)) if cand.n else 0.0
-    out.append(
-        Check(
-            name="low-confidence",
-            ok=low <= t.max_low_confidence_rate,
-            statistic=f"share of items with confidence < {t.low_confidence:g} (maximum)",
-            value=low,
-            threshold=t.max_low_confidence_rate,
-        )
-    )
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: sorted ascending, p_(i) * (m - i), made
+    non-decreasing, capped at 1. Rejecting adjusted p < alpha keeps the family-wise
+    error rate at alpha under any dependence."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, p_values[i] * (m - rank)))
+        out[i] = running
     return out
 
 
-def align(base: Outputs, cand: Outputs) -> tuple[Outputs, Outputs]:
-    """Both runs restricted to their common ids, in the candidate's order."""
-    if base.ids == cand.ids:
-        return base, cand
-    pos = {i: k for k, i in enumerate(base.ids)}
-    keep = [k for k, i in enumerate(cand.ids) if i in pos]
-    bidx = [pos[cand.ids[k]] for k in keep]
-    return _take(base, bidx), _take(cand, keep)
+# --- scores -------------------------------------------------------------------------------
+def wilcoxon_paired(base: np.ndarray, cand: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of the differences cand - base
+    (`scipy.stats.wilcoxon`, zero differences dropped, exact for small samples);
+    1 when every difference is zero (nothing changed)."""
+    d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    if not np.any(d != 0):
+        return 1.0
+    return float(_st.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
 
 
-def _take(o: Outputs, idx: list[int]) -> Outputs:
-    ix = np.asarray(idx, dtype=np.int64)
-    return Outputs(
-        tuple(o.ids[i] for i in idx),
-        o.positive[ix],
-        o.confidence[ix],
-        None if o.logits is None else o.logits[ix],
-        tuple(o.correct[i] for i in idx),
+# --- vectors ------------------------------------------------------------------------------
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (N, D) arrays; 1 where both rows are zero, 0
+    where one is."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    dot = np.einsum("nd,nd->n", a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = dot / (na * nb)
+    return np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, c))
+
+
+def mean_shift_test(
+    base: np.ndarray, cand: np.ndarray, *, resamples: int = 1999, seed: int = 0
+) -> tuple[float, float]:
+    """(||mean_i (c_i - b_i)||, p): is there a systematic paired difference?
+
+    Under no change each item's pair is exchangeable, so each difference is as likely to
+    be -(c_i - b_i): `scipy.stats.permutation_test` with permutation_type="samples" on one
+    sample flips the signs, here of the item numbers 1..N, and the statistic applies each
+    item's sign to its difference vector. `resamples` random sign vectors (fixed seed: a
+    report is reproducible); p >= 1 / (resamples + 1)."""
+    diffs = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    n = len(diffs)
+    observed = float(np.linalg.norm(diffs.mean(axis=0)))
+    if n == 0 or observed == 0.0:
+        return observed, 1.0
+
+    def statistic(x: np.ndarray, axis: int) -> np.ndarray:
+        signs = np.sign(np.moveaxis(x, axis, -1))  # (..., N), items in order
+        return np.asarray(np.linalg.norm(signs @ diffs / n, axis=-1))
+
+    res = _st.permutation_test(
+        (np.arange(1, n + 1, dtype=np.float64),),
+        statistic,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=resamples,
+        alternative="greater",
+        batch=500,
+        random_state=seed,
     )
+    return observed, float(res.pvalue)
 
 
-def check_paired_items(paired: int, n: int, t: Thresholds) -> Check:
-    """A comparison on a few shared items proves nothing about the rest: the paired items
-    must be at least `min_paired_fraction` of the candidate's corpus."""
-    frac = paired / n if n else 0.0
-    return Check(
-        name="paired-items",
-        ok=frac >= t.min_paired_fraction,
-        statistic="paired / corpus items",
-        value=frac,
-        threshold=t.min_paired_fraction,
-        detail=f"{paired} of {n} items paired with the baseline",
-    )
+# --- live canary: per-period comparison ---------------------------------------------------
+class Stratified(NamedTuple):
+    """A share difference new - stable estimated within periods and pooled."""
+
+    difference: float  # the pooled within-period difference D
+    z: float
+    p_value: float  # two-sided
+    dispersion: float  # phi >= 1: the excess of between-period variation over binomial
+    periods: int  # periods that carried information
 
 
-def run_checks(
-    cand: Outputs, base: Outputs | None, t: Thresholds, *, same_weights: bool = False
-) -> list[Check]:
-    """Every check that applies: the absolute checks always; with a baseline, G1-G4 on
-    the paired items (and identical-outputs when both used the same weights)."""
-    checks = check_absolute(cand, t)
-    if base is None:
-        return checks
-    b, c = align(base, cand)
-    if c.n == 0:
-        raise ValueError("the baseline and the candidate share no item ids")
-    checks.append(check_paired_items(c.n, cand.n, t))
-    checks.append(check_share_shift(b, c, t))
-    checks.extend(check_flips(b, c, t))
-    checks.append(check_confidence_ks(b, c, t))
-    acc = check_accuracy_drop(b, c, t)
-    if acc is not None:
-        checks.append(acc)
-    if same_weights:
-        checks.append(check_identical(b, c, t))
-    return checks
+def stratified_difference(
+    x1: Sequence[float], n1: Sequence[float], x2: Sequence[float], n2: Sequence[float]
+) -> Stratified:
+    """Is the share x1/n1 of one version different from x2/n2 of the other, when both are
+    counted over the same periods (version 1 and 2 see the same traffic in a period)?
+
+    Per period t: d_t = x1_t/n1_t - x2_t/n2_t, v_t = p_t (1 - p_t) (1/n1_t + 1/n2_t) with
+    p_t pooled; D = sum w_t d_t / sum w_t, w_t = 1/v_t (the Cochran-Mantel-Haenszel idea:
+    each period compares like with like, so a traffic mix that drifts over the bake moves
+    both versions together and cancels). Predictions correlated within a period spread
+    the d_t more than binomial: phi = max(1, Q / (T - 1)), Q = sum w_t (d_t - D)^2 (the
+    heterogeneity statistic; quasi-binomial scaling), z = D / sqrt(phi / sum w_t), p from
+    the normal tail. phi is estimated from the T periods: with few periods and strongly
+    clustered traffic it is underestimated now and then, so the test is somewhat liberal
+    there (tests/deploy/test_live_canary.py measures it); with none, phi = 1 half the time
+    and the test is conservative. Periods where either version had nothing, or p_t is 0 or 1, carry no
+    information and are left out; none left: D = 0, p = 1."""
+    a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
+    m, n = np.asarray(n1, dtype=np.float64), np.asarray(n2, dtype=np.float64)
+    ok = (m > 0) & (n > 0)
+    a, b, m, n = a[ok], b[ok], m[ok], n[ok]
+    pooled = (a + b) / (m + n) if len(m) else np.zeros(0)
+    v = pooled * (1 - pooled) * (1 / m + 1 / n) if len(m) else np.zeros(0)
+    keep = v > 0
+    if not np.any(keep):
+        return Stratified(0.0, 0.0, 1.0, 1.0, 0)
+    d = a[keep] / m[keep] - b[keep] / n[keep]
+    w = 1.0 / v[keep]
+    big_d = float(np.sum(w * d) / np.sum(w))
+    t = int(keep.sum())
+    q = float(np.sum(w * (d - big_d) ** 2))
+    phi = max(1.0, q / (t - 1)) if t > 1 else 1.0
+    z = big_d / math.sqrt(phi / float(np.sum(w)))
+    return Stratified(big_d, z, float(2.0 * _st.norm.sf(abs(z))), phi, t)

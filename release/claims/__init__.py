@@ -34,7 +34,8 @@ from release.config import Config
 from release.digest import Reference, parse_reference
 from release.errors import ReleaseError, RemoteError, UsageError
 from release.evidence import (
-    CANARY,
+    CANARY_TYPES,
+    CANARY_V1,
     PREDICATES,
     PROMOTION,
     CanaryClaim,
@@ -96,12 +97,19 @@ def verify_release(
     model_claim = check_model_layer(cfg, v, merged, image)
     policy = policy_from_config(cfg.signing, cfg.root)  # once: a KMS key is fetched once
     v.promotions = verify_all_stored(registry, ref.digest, PROMOTION, policy)
-    canaries = verify_all_stored(registry, ref.digest, CANARY, policy)
+    # canary reports of either version (a version 1 report is read as version 2)
+    canaries = [
+        vs for t in CANARY_TYPES for vs in verify_all_stored(registry, ref.digest, t, policy)
+    ]
     for name, pt in ALL_PREDICATES.items():
         # the model signature is model-signing's: about the model (the lock's root digest)
         model = v.lock.digest if name == "model" and v.lock is not None else None
-        v.attestations[name] = verify_attestation(registry, ref, name, pt, policy, model)
-        att = v.attestations[name]
+        att = verify_attestation(registry, ref, name, pt, policy, model)
+        if name == "canary" and not att.present:
+            att = verify_attestation(registry, ref, name, CANARY_V1, policy, model)
+            if not att.present:
+                att = verify_attestation(registry, ref, name, pt, policy, model)
+        v.attestations[name] = att
         if name == "promotion" and not att.present:
             continue  # written at promote time; absent before the first promotion
         v.add(

@@ -160,7 +160,11 @@ def _table(report: Any) -> str:
     from release.canary import report as rpt
 
     lines = []
-    shares = ", ".join(f"{k} {v:.1%}" for k, v in sorted(report.label_shares.items()))
+    shares = (
+        "; " + ", ".join(f"{k} {v:.1%}" for k, v in report.label_shares.items())
+        if report.label_shares
+        else ""
+    )
     acc = f", accuracy {report.accuracy.accuracy:.1%}" if report.accuracy else ""
     base = (
         f" vs {report.baseline.source} {report.baseline.digest or report.baseline.report_sha256[:12]}"
@@ -168,7 +172,7 @@ def _table(report: Any) -> str:
         if report.baseline
         else " (no baseline)"
     )
-    lines.append(f"canary: {report.n} items{base}; {shares}{acc}")
+    lines.append(f"canary: {report.n} {report.output.type} outputs{base}{shares}{acc}")
     for c in report.checks:
         lines.append(f"  {'ok  ' if c.ok else 'FAIL'} {rpt.describe(c)}")
     return "\n".join(lines)
@@ -180,5 +184,5 @@ def _summary(report: Any, output: Path | None) -> dict[str, Any]:
     for c in doc["checks"]:
         c["items"] = c["items"][:50]
     doc["report_sha256"] = report.sha256
-    doc["output"] = str(output) if output else None
+    doc["report_file"] = str(output) if output else None  # `output`: what the model returns
     return doc

@@ -33,6 +33,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from release.config import Config
@@ -190,6 +191,7 @@ class LambdaTarget:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
         before_publish: PublishHook | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -222,6 +224,7 @@ class LambdaTarget:
                 region=e.region,
                 clock=clock or time.monotonic,
                 sleep=sleep or time.sleep,
+                now=now or (lambda: datetime.now(UTC)),
             )
             self._checked = live
             self.watch = live

@@ -63,6 +63,21 @@ def test_the_pipeline_promotes_the_adopters_platform(released: dict[str, Any]) -
     manifest = json.loads((blobs / doc["digest"].split(":")[1]).read_bytes())
     roles = [la.get("annotations", {}).get("dev.release.layer.role") for la in manifest["layers"]]
     assert roles[-3:] == ["deps", "model", "code"] and "policy" not in roles  # no data dir
+    # the canary ran the platform's 3-class model over its own labels (its config.json)
+    [stage] = [s for s in doc["stages"] if s["name"] == "canary"]
+    report = json.loads((released["project"] / stage["canary_report"]).read_text())
+    assert report["output"] == {
+        "type": "label",
+        "labels": ["ROUTINE", "URGENT", "CRITICAL"],
+        "threshold": None,
+        "dim": None,
+    }
+    assert report["accuracy"]["accuracy"] == 235 / 240  # 5 breaches read as URGENT
+    assert report["label_shares"] == {
+        "ROUTINE": 0.5,
+        "URGENT": 80 / 240,
+        "CRITICAL": 40 / 240,
+    }
 
 
 def test_verify_audit_and_invoke_from_the_wheel(
@@ -79,6 +94,17 @@ def test_verify_audit_and_invoke_from_the_wheel(
     assert rel["digest"] == digest and rel["decision_allow"] is True
     assert rel["decision_policy"] == "default"
     assert sorted(f[0] for f in rel["model_files"]) == ["README.md", "config.json", "weights.json"]
+    canary = rel["canary"]
+    assert canary["labels"] == ["ROUTINE", "URGENT", "CRITICAL"] and canary["output"] == "label"
+    # shares are a JSON object (signed with sorted keys); `labels` keeps the model's order
+    assert canary["candidate_shares"] == {"ROUTINE": 0.5, "URGENT": 80 / 240, "CRITICAL": 40 / 240}
+    # the promoted release's signed report is the next canary's baseline: paired over 3 labels
+    c = installed.run("canary", digest, "--env", "local", "--json", cwd=p, env=env)
+    assert c.code == 0, c.stderr
+    share = next(x for x in json.loads(c.stdout)["checks"] if x["name"] == "share-shift")
+    assert share["passed"] and share["p_value"] == 1.0 and "Stuart-Maxwell" in share["statistic"]
+    html = installed.run("audit", "--env", "local", "--format", "html", cwd=p, env=env)
+    assert html.code == 0 and all(f">{x}</text>" in html.stdout for x in canary["labels"])
     event = tmp_path / "event.json"
     event.write_text("{}")
     i = installed.run("invoke", "health", "--env", "local", event, "--json", cwd=p, env=env)

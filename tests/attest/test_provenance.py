@@ -145,9 +145,13 @@ def test_schema_rejects_what_the_issue_found(layout_image: Any, tmp_path: Path) 
 
 # --- our predicate types -----------------------------------------------------------------
 def test_our_types_are_versioned_under_the_repository() -> None:
-    for t in (evidence.CANARY, evidence.PROMOTION):
-        assert t.startswith(evidence.PROJECT_URL + "/attestations/") and t.rsplit("/", 1)[1] == "v1"
-    for name, t in (("canary-report", evidence.CANARY), ("promotion", evidence.PROMOTION)):
+    for t, v in ((evidence.CANARY, "v2"), (evidence.CANARY_V1, "v1"), (evidence.PROMOTION, "v1")):
+        assert t.startswith(evidence.PROJECT_URL + "/attestations/") and t.rsplit("/", 1)[1] == v
+    for name, t in (
+        ("canary-report", evidence.CANARY),
+        ("canary-report-v1", evidence.CANARY_V1),
+        ("promotion", evidence.PROMOTION),
+    ):
         assert json.loads((REPO / "attestations" / f"{name}.schema.json").read_text())["$id"] == t
     assert "release.dev" not in (REPO / "attestations" / "promotion.schema.json").read_text()
 

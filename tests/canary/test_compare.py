@@ -15,6 +15,8 @@ from release.canary.offline import read_corpus
 from tests.fixtures.tools import REPO, run_cli
 
 CORPUS = REPO / "model" / "canary.jsonl"
+#: the example model's labels (its config.json id2label)
+OUTPUT = rpt.Output(type="label", labels=["NEGATIVE", "POSITIVE"])
 
 
 def _conf(i: str) -> float:
@@ -43,6 +45,7 @@ def make_report(
         corpus=corpus.meta,
         items=items,
         t=rpt.thresholds(rpt_defaults()),
+        output=OUTPUT,
     )
     rpt.write_report(path, r)
     return r
@@ -103,11 +106,11 @@ def test_confidence_collapse_at_unchanged_share_fails_ks(tmp_path: Path) -> None
 
 def test_not_a_report_is_a_usage_error(tmp_path: Path) -> None:
     make_report(tmp_path / "base.json")
-    (tmp_path / "bad.json").write_text('{"schema_version": 1, "items": []}')
+    (tmp_path / "bad.json").write_text('{"schema_version": 2, "items": []}')
     res = run_cli("canary", "compare", "base.json", "bad.json", cwd=tmp_path)
     assert res.code == 2
     assert res.stderr.splitlines()[0] == (
-        "release: error: bad.json: not a canary report: subject: Field required "
+        "release: error: bad.json: not a canary report: output: Field required "
         "(see attestations/canary-report.schema.json)"
     )
     res = run_cli("canary", "compare", "base.json", "missing.json", cwd=tmp_path)

@@ -42,6 +42,7 @@ def _project(dest: Path, registry_repo: str, model: Path | None = None) -> Path:
         shutil.copytree(model, dest / "model" / "examples" / "alt")
         toml = toml.replace('path = "model/examples/sst2-tiny"', 'path = "model/examples/alt"')
     toml += '\n[environments.staging]\ntarget = "local"\n'
+    toml += '\n[environments.legacy]\ntarget = "local"\n'
     (dest / "release.toml").write_text(toml)
     return dest
 
@@ -278,6 +279,52 @@ def test_env_baseline_is_the_signed_report_of_the_live_digest(
     assert doc["failed_checks"] == ["confidence-ks"]
     r = canary(images, good, "--env", "staging")
     assert r.code == 0, r.stderr
+
+
+def test_a_signed_version_1_report_is_a_baseline_and_verifies(
+    images: dict[str, Any], tmp_path: Path
+) -> None:
+    """A release canaried before version 2: its report signed as `.../canary-report/v1`
+    is still the baseline of the next canary and still a valid canary claim."""
+    from release.canary import report as rpt
+    from release.evidence import CANARY_V1
+    from tests.canary.test_output_types import v1_report
+    from tests.deploy.conftest import cli_env, good_evidence, put_evidence, run_gated
+
+    proj = images["good"]["project"]
+    flipped, good = images["flipped"]["digest"], images["good"]["digest"]
+    r = canary(images, flipped, "-o", tmp_path / "f.json")
+    assert r.code == 0, r.stderr
+    (tmp_path / "v1.json").write_text(json.dumps(v1_report(rpt.read_report(tmp_path / "f.json"))))
+    r = run_cli(
+        "attest",
+        flipped,
+        "--only",
+        "none",
+        "--predicate",
+        "canary",
+        tmp_path / "v1.json",
+        "--json",
+        cwd=proj,
+    )
+    assert r.code == 0, r.stderr
+    assert CANARY_V1 in r.stdout
+    put_evidence(proj, good_evidence(flipped, env="legacy", repository=images["registry"]))
+    assert run_gated("promote", flipped, "--env", "legacy", cwd=proj, env=cli_env()).code == 0
+    r = canary(images, good, "--env", "legacy", "--json")
+    assert f"baseline: the signed canary report of {flipped} (live in legacy)" in r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["baseline"]["source"], doc["baseline"]["digest"]) == ("promoted", flipped)
+    assert doc["output"] == {
+        "type": "label",
+        "labels": ["NEGATIVE", "POSITIVE"],
+        "threshold": None,
+        "dim": None,
+    }
+    assert r.code == 1 and "flip-rate" in doc["failed_checks"]
+    v = run_cli("verify", flipped, "--env", "legacy", "--json", cwd=proj)
+    checks = {c["name"]: c["ok"] for c in json.loads(v.stdout)["checks"]}
+    assert checks["attestation canary"] is True and checks["canary"] is True, checks
 
 
 # --- release invoke -----------------------------------------------------------------------

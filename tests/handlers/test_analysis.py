@@ -278,8 +278,16 @@ def test_emf_is_valid_cloudwatch_emf(
         "AnalysisErrors",
     } <= names
     assert any(d.get("service") == "analysis" for d in docs)
-    # the live canary (release/canary/live.py) reads these per function and version
-    from release.canary.live import FUNCTION_DIMENSION, HANDLER_METRICS, VERSION_DIMENSION
+    # the live canary (release/canary/live.py) reads per function and version what the
+    # example's production config names (release.prod.toml: traffic.label_metrics and
+    # traffic.error_metric)
+    from release.canary.live import FUNCTION_DIMENSION, VERSION_DIMENSION
+    from release.config import load
+    from tests.fixtures.tools import REPO
+
+    traffic = load(REPO / "release.prod.toml").environment("prod").traffic
+    assert traffic.error_metric is not None
+    handler_metrics = {*traffic.label_metrics.values(), traffic.error_metric}
 
     per_version = [
         d
@@ -294,7 +302,8 @@ def test_emf_is_valid_cloudwatch_emf(
     carried = {
         m["Name"] for d in per_version for x in d["_aws"]["CloudWatchMetrics"] for m in x["Metrics"]
     }
-    assert set(HANDLER_METRICS) <= carried
+    assert handler_metrics == {"SentimentPositive", "SentimentNegative", "AnalysisErrors"}
+    assert handler_metrics <= carried
 
 
 def test_direct_invoke_with_a_json_body(handler_env: dict[str, str]) -> None:

@@ -93,9 +93,13 @@ OLD_DIGEST = "sha256:" + "0" * 64
 ACTIONS_DIR = Path(os.environ.get("RELEASE_ACTIONS_DIR") or REPO.parent / "shared" / "actions")
 STANDINS = Path(__file__).parent / "standins"
 #: the live canary in the test's copy: seconds instead of minutes
+#: (whole 5-second periods after the shift: moto keeps any resolution; the example's
+#: metric names as release.prod.toml names them)
 TEST_TRAFFIC = (
-    "traffic = { canary_weight = 0.1, bake_seconds = 8, min_samples = 300, "
-    "looks = 2, deadline_seconds = 90 }"
+    "traffic = { canary_weight = 0.1, bake_seconds = 12, min_samples = 300, "
+    "looks = 2, deadline_seconds = 90, period_seconds = 5, min_periods = 1, "
+    'label_metrics = { NEGATIVE = "SentimentNegative", POSITIVE = "SentimentPositive" }, '
+    'error_metric = "AnalysisErrors" }'
 )
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -19,9 +19,16 @@ def handler(event, context):
     results = []
     for t in tickets:
         [p] = MODEL.predict([t["text"]])
-        urgent = p.label == MODEL.labels[1]
-        TABLE.put_item(Item={"id": t["id"], "urgent": urgent, "confidence": str(p.confidence)})
+        urgent = p.label != MODEL.labels[0]  # URGENT and CRITICAL are escalated
+        TABLE.put_item(
+            Item={
+                "id": t["id"],
+                "urgency": p.label,
+                "urgent": urgent,
+                "confidence": str(p.confidence),
+            }
+        )
         if urgent:
             SQS.send_message(QueueUrl=os.environ["ESCALATION_QUEUE_URL"], MessageBody=json.dumps(t))
-        results.append({"id": t["id"], "urgent": urgent})
+        results.append({"id": t["id"], "urgency": p.label, "urgent": urgent})
     return {"results": results}
