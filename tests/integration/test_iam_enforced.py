@@ -228,7 +228,7 @@ def test_the_second_platform_runs_under_its_generated_policy(
     doc = policy(project, "classify")
     creds = moto.user_with("classify", doc)
     out = result(run_handler(moto, creds, project, "svc.classify.handler", URGENT, variables))
-    assert out == {"results": [{"id": "t-1", "urgent": True}]}
+    assert out == {"results": [{"id": "t-1", "urgency": "CRITICAL", "urgent": True}]}
     # the call really reached the table and the queue (read back as admin)
     item = moto.client("dynamodb").get_item(TableName="tickets", Key={"id": {"S": "t-1"}})["Item"]
     assert item["urgent"] == {"BOOL": True}
