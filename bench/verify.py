@@ -34,7 +34,7 @@ TYPES = [
     "https://slsa.dev/provenance/v1",
     "https://cyclonedx.org/bom",
     "https://model_signing/signature/v1.0",
-    "https://github.com/release-platform/release/attestations/canary-report/v1",
+    "https://github.com/release-platform/release/attestations/canary-report/v2",
     "https://github.com/release-platform/release/attestations/promotion/v1",
 ]
 

@@ -191,7 +191,7 @@ def test_a_canary_report_attested_from_a_file_is_checked_against_the_shipped_sch
     )
     assert a.code == 0, a.stderr
     assert [x["predicate_type"] for x in json.loads(a.stdout)["attestations"]] == [
-        "https://github.com/release-platform/release/attestations/canary-report/v1"
+        "https://github.com/release-platform/release/attestations/canary-report/v2"
     ]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**json.loads(report.read_text()), "n": "many"}))

@@ -49,7 +49,7 @@ def test_pipeline_promotes_and_summarises(released: dict[str, Any]) -> None:
         "https://slsa.dev/provenance/v1",
         "https://cyclonedx.org/bom",
         "https://model_signing/signature/v1.0",
-        "https://github.com/release-platform/release/attestations/canary-report/v1",
+        "https://github.com/release-platform/release/attestations/canary-report/v2",
         "https://github.com/release-platform/release/attestations/promotion/v1",
     } <= types
     assert Path(doc["report"]).is_file()
