@@ -10,8 +10,9 @@ percentiles, accuracy) and every check with its statistic, threshold and verdict
 JSON Schema is generated from the models below into attestations/canary-report.schema.json.
 
 Version 1 reports (a binary label model, predicate `.../canary-report/v1`, schema
-attestations/canary-report-v1.schema.json, frozen) are still read: validated against
-their schema, then read as a version 2 label report over the labels they name.
+attestations/canary-report-v1.schema.json) are still read: validated against their schema
+(exactly two labels, whatever their names: the tool names no platform's labels), then read
+as a version 2 label report over the labels they name.
 """
 
 from __future__ import annotations

@@ -297,9 +297,17 @@ def test_a_version_1_report_is_read_and_compared(tmp_path: Path) -> None:
     res = run_cli("canary", "compare", "bad.json", "base.json", cwd=tmp_path)
     assert res.code == 2
     assert res.stderr.strip() == (
-        "release: error: bad.json: not a canary report (version 1): items/0/label: 3 is not one "
-        "of ['NEGATIVE', 'POSITIVE'] (see attestations/canary-report-v1.schema.json)"
+        "release: error: bad.json: not a canary report (version 1): items/0/label: 3 is not of "
+        "type 'string' (see attestations/canary-report-v1.schema.json)"
     )
+    # the labels are the report's own (its label_shares keys): another one is refused
+    other = v1_report(base)
+    other["items"][0]["label"] = "MAYBE"  # type: ignore[index]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    res = run_cli("canary", "compare", "other.json", "base.json", cwd=tmp_path)
+    assert res.code == 2
+    assert res.stderr.startswith("release: error: other.json: ")
+    assert "MAYBE" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_a_version_1_report_is_attested_as_version_1(tmp_path: Path) -> None:
