@@ -1,5 +1,7 @@
-"""A git remote as the repository's web URL, or None: what the build writes into the
-image annotation `org.opencontainers.image.source` and the provenance names as the source.
+"""Git facts of a work tree: `git(...)` (one command's output, or None) and a git remote
+as the repository's web URL (`repo_url`): what the build writes into the image annotation
+`org.opencontainers.image.source`, the provenance names as the source and `release init`
+reads the GitHub repository from (`github_repository`).
 
 `repo_url` is a pure function of the remote string (`git remote get-url origin`):
 
@@ -17,6 +19,8 @@ image annotation `org.opencontainers.image.source` and the provenance names as t
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 _KEEP = frozenset({"https", "http"})
@@ -77,4 +81,26 @@ def repo_url(remote: str | None) -> str | None:
     return f"{scheme}://{netloc}/{path}"
 
 
-__all__ = ["repo_url"]
+def github_repository(remote: str | None) -> str | None:
+    """OWNER/REPO when `remote` is a repository on github.com, else None."""
+    url = repo_url(remote)
+    if url is None:
+        return None
+    u = urlsplit(url)
+    parts = u.path.strip("/").split("/")
+    return "/".join(parts) if u.hostname == "github.com" and len(parts) == 2 else None
+
+
+def git(where: Path, *args: str) -> str | None:
+    """The stripped output of `git -C where ARGS`, or None when git is missing, fails or
+    prints nothing."""
+    try:
+        p = subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
+
+
+__all__ = ["git", "github_repository", "repo_url"]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from release._io import hash_file
 from release.config import Config
 from release.digest import Digest
 from release.errors import ConfigError, UsageError, VerificationFailed
+from release.gitremote import git as _git
 from release.gitremote import repo_url
 from release.image.base import iso
 from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
@@ -90,16 +90,6 @@ def base_ref(cfg: Config, override: str | None = None) -> ImageRef:
         # the cache as an OCI layout, then read like any other base
         return daemon.materialize(value, modelpin.Cache().root)
     return parse_image_ref(value, what="base image")
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        p = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
 
 
 def source_epoch(root: Path) -> int:

@@ -4,22 +4,12 @@ matches this installed tool (what the generated workflow pins)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 from release import _build
 from release.errors import UsageError
-
-
-def _git(where: Path, *args: str) -> str | None:
-    try:
-        p = subprocess.run(
-            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
+from release.gitremote import git as _git
+from release.gitremote import github_repository
 
 
 def repository_root(directory: Path) -> Path:
@@ -30,23 +20,6 @@ def repository_root(directory: Path) -> Path:
             f"release init works in a git repository: {directory} is not in one (git init first)"
         )
     return Path(top).resolve()
-
-
-_GITHUB = (
-    re.compile(
-        r"(?:https?|ssh|git)://(?:[^@/]+@)?github\.com(?::\d+)?/([^/]+)/([^/]+?)(?:\.git)?/?"
-    ),
-    re.compile(r"(?:[^@/]+@)?github\.com:([^/]+)/([^/]+?)(?:\.git)?/?"),
-)
-
-
-def github_repository(url: str | None) -> str | None:
-    """OWNER/REPO of a GitHub remote URL (https, ssh or scp-like), else None."""
-    for pattern in _GITHUB:
-        m = pattern.fullmatch(url or "")
-        if m:
-            return f"{m.group(1)}/{m.group(2)}"
-    return None
 
 
 def origin_repository(top: Path) -> str | None:

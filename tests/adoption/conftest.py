@@ -21,6 +21,25 @@ from tests.fixtures.tools import REPO, Result
 
 PLATFORM = REPO / "tests" / "platforms" / "tickets"
 
+#: `release init` as the adopter runs it in the platform's repository (docs/migrating.md)
+INIT = (
+    "init",
+    "--package",
+    "svc",
+    "--model-path",
+    "ml/urgency",
+    "--lock",
+    "ml/urgency.lock.json",
+    "--model-dir",
+    "/opt/ml/urgency",
+    "--corpus",
+    "data/tickets.jsonl",
+    "--requirements",
+    "requirements.lock",
+    "--predict",
+    "svc.urgency:load",
+)
+
 #: runs `release.cli.main(ARGS)` with an audit hook on `open`: any path under the checkout
 #: (argv[1]) is recorded and written to argv[2]; the checkout must not be on sys.path and
 #: `release` must come from the venv

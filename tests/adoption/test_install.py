@@ -11,28 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.adoption.conftest import Installed, copy_platform
+from tests.adoption.conftest import INIT, Installed, copy_platform
 
 pytestmark = [pytest.mark.slow]
-
-#: `release init` as the adopter runs it in the platform's repository (docs/migrating.md)
-INIT = (
-    "init",
-    "--package",
-    "svc",
-    "--model-path",
-    "ml/urgency",
-    "--lock",
-    "ml/urgency.lock.json",
-    "--model-dir",
-    "/opt/ml/urgency",
-    "--corpus",
-    "data/tickets.jsonl",
-    "--requirements",
-    "requirements.lock",
-    "--predict",
-    "svc.urgency:load",
-)
 
 
 @pytest.fixture(scope="module")

@@ -169,3 +169,11 @@ def test_run_checks_aligns_by_id_and_absolute_only_without_baseline() -> None:
     done = checks.run_checks(cand, rev, t, same_weights=True)
     assert {c.name: c.ok for c in done}["identical-outputs"] is True
     assert all(c.ok for c in done if c.name != "accuracy")
+
+
+def test_threshold_defaults_are_the_configs() -> None:
+    """checks.Thresholds keeps a config-free copy of the [canary] defaults: they agree."""
+    from release.canary import report as rpt
+    from release.config import CanaryConfig
+
+    assert checks.Thresholds() == rpt.thresholds(CanaryConfig())

@@ -459,7 +459,7 @@ def test_modules_sharing_a_name_are_named_by_their_path(tmp_path: Path) -> None:
     ],
 )
 def test_github_repository_of_a_remote(url: str | None, repo: str | None) -> None:
-    from release.init.repo import github_repository
+    from release.gitremote import github_repository
 
     assert github_repository(url) == repo
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from release._build import REPOSITORY
+from tests.adoption.conftest import INIT as ADOPTER_INIT
 from tests.adoption.conftest import copy_platform
 from tests.fixtures.tools import REPO, run_cli
 from tests.workflows.act_run import (
@@ -103,27 +104,9 @@ vulnerabilities = "ecr"
 workflow = ".github/workflows/release.yml"
 """
 
-#: `release init` as the adopter runs it (as tests/adoption/test_install.py does), the workflow
-#: pinned to the Action by `--action-ref` and using the production config
-INIT = (
-    "init",
-    "--package",
-    "svc",
-    "--model-path",
-    "ml/urgency",
-    "--lock",
-    "ml/urgency.lock.json",
-    "--model-dir",
-    "/opt/ml/urgency",
-    "--corpus",
-    "data/tickets.jsonl",
-    "--requirements",
-    "requirements.lock",
-    "--predict",
-    "svc.urgency:load",
-    "--ci-config",
-    "release.prod.toml",
-)
+#: `release init` as the adopter runs it (tests/adoption), the workflow pinned to the
+#: Action by `--action-ref` and using the production config
+INIT = (*ADOPTER_INIT, "--ci-config", "release.prod.toml")
 
 
 @dataclass
