@@ -20,13 +20,36 @@ pytest_plugins = [
 ]
 
 
+#: modules that share a session-scoped result no other module uses, or a per-machine
+#: cache they must not fill at the same time: one xdist worker runs each group
+SHARED = {
+    "tests/e2e/test_evidence.py": "evidence_release",
+    "tests/e2e/test_fuzz.py": "evidence_release",
+    "tests/workflows/test_release_act.py": "act",
+    "tests/workflows/test_adopter_act.py": "act",
+}
+#: the longest modules first (their `--durations` in bench/RESULTS.md, "test suite"), so
+#: the workers, which take whole modules in this order, finish together
+FIRST: list[str] = []
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses a part-starting fixture, directly or through other fixtures
-    (`item.fixturenames` is the transitive closure), gets that part's marker."""
+    (`item.fixturenames` is the transitive closure), gets that part's marker.
+
+    For `.ci/test`'s `pytest -n N --dist loadgroup`: every test is in its module's xdist
+    group (or its SHARED group), so a module's fixtures are made once, on one worker; the
+    modules in FIRST come first."""
     for item in items:
         for marker in needed_markers(getattr(item, "fixturenames", ())):
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
+        module = item.nodeid.split("::", 1)[0]
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(SHARED.get(module, module)))
+    rank = {m: i for i, m in enumerate(FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
