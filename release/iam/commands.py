@@ -190,6 +190,16 @@ def _verify(ctx: Ctx, *, ledger: bool) -> list[Grant]:
     return out
 
 
+def _evidence(ctx: Ctx, *, ledger: bool) -> list[Grant]:
+    """Collect a release's Evidence (gate, verify, audit): the verification, and the ECR
+    scan findings with `[gate].vulnerabilities = "ecr"`."""
+    out = _verify(ctx, ledger=ledger)
+    repo = repo_arn(_subject(ctx))
+    if ctx.cfg.gate.vulnerabilities == "ecr" and repo:
+        out.append(Grant("EcrScanFindings", ("ecr:DescribeImageScanFindings",), (repo,)))
+    return out
+
+
 def _env(ctx: Ctx, cmd: str) -> str:
     if ctx.env is None:
         raise NeedsMore(f"release {cmd} without an environment: give --env ENV")
@@ -222,12 +232,8 @@ def _gate(ctx: Ctx, cmd: str) -> list[Grant]:
             "[readiness].gate = true: the gate runs the readiness review, whose reads "
             "(release readiness) the job mapping does not cover"
         )
-    out = _verify(ctx, ledger=True) + _ledger(ctx, write=True)
-    repo = repo_arn(_subject(ctx))
-    if ctx.cfg.gate.vulnerabilities == "ecr" and repo:
-        out.append(Grant("EcrScanFindings", ("ecr:DescribeImageScanFindings",), (repo,)))
     del env
-    return out
+    return _evidence(ctx, ledger=True) + _ledger(ctx, write=True)
 
 
 def _deploy(ctx: Ctx, cmd: str) -> list[Grant]:
@@ -279,13 +285,13 @@ def _canary(ctx: Ctx) -> list[Grant]:
 def _verify_cmd(ctx: Ctx) -> list[Grant]:
     if ctx.has("--offline"):
         return _ledger(ctx, write=False) if ctx.env else []
-    return _verify(ctx, ledger=ctx.env is not None)
+    return _evidence(ctx, ledger=ctx.env is not None)
 
 
 def _audit(ctx: Ctx) -> list[Grant]:
     out = _ledger(ctx, write=False)
     if not ctx.has("--verify-chain") and not ctx.has("--no-verify"):
-        out += _ecr(ctx.cfg.image.registry, push=False) + _kms(ctx, sign=False)
+        out += _evidence(ctx, ledger=False)
     return out
 
 
@@ -299,6 +305,13 @@ def _invoke(ctx: Ctx) -> list[Grant]:
     which): a pull, no Lambda call (the handler's own calls are its function's policy)."""
     _env(ctx, "invoke")
     return _ledger(ctx, write=False) + _ecr(ctx.cfg.image.registry, push=False)
+
+
+def _verify_bundle(ctx: Ctx) -> list[Grant]:
+    """Offline, but with the config's [signing] policy (no --key, no identity) an `awskms:`
+    key's public half is read from KMS."""
+    given = ("--key", "--certificate-identity", "--certificate-identity-regexp")
+    return [] if any(ctx.has(o) for o in given) else _kms(ctx, sign=False)
 
 
 def _none(ctx: Ctx) -> list[Grant]:
@@ -329,7 +342,7 @@ COMMANDS: dict[str, Command] = {
     "build": Command("release.cli.image:build_cmd", _build),
     "sbom": Command("release.cli.evidence:sbom_cmd", lambda c: _ecr(_subject(c), push=False)),
     "attest": Command("release.cli.evidence:attest_cmd", _attest),
-    "verify-bundle": Command("release.cli.evidence:verify_bundle_cmd", _none),
+    "verify-bundle": Command("release.cli.evidence:verify_bundle_cmd", _verify_bundle),
     "canary": Command(
         "release.cli.canary:canary_run", _canary, env_var="RELEASE_CANARY_ENV", not_called=_CREATE_TABLE
     ),
