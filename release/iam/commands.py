@@ -246,15 +246,17 @@ def _deploy(ctx: Ctx, cmd: str) -> list[Grant]:
         out.append(Grant("Lambda", LAMBDA_READ + LAMBDA_DEPLOY, tuple(fns)))
         out.append(Grant("LambdaVersions", LAMBDA_VERSION_READ, tuple(f + ":*" for f in fns)))
         w = ctx.where
-        if e.alarms:
-            out.append(
-                Grant(
-                    "Alarms",
-                    ("cloudwatch:DescribeAlarms",),
-                    tuple(f"arn:aws:cloudwatch:{w.region}:{w.account}:alarm:{a}" for a in e.alarms),
+        if e.traffic.bake_seconds > 0:  # the live canary: the alarms and the metrics
+            if e.alarms:
+                out.append(
+                    Grant(
+                        "Alarms",
+                        ("cloudwatch:DescribeAlarms",),
+                        tuple(
+                            f"arn:aws:cloudwatch:{w.region}:{w.account}:alarm:{a}" for a in e.alarms
+                        ),
+                    )
                 )
-            )
-        if e.traffic.bake_seconds > 0:
             metrics = _star(("cloudwatch:GetMetricData", "cloudwatch:ListMetrics"))
             out.append(Grant("CanaryMetrics", metrics, ("*",)))
     # the promotion statement: signed ([signing].mode) and attached to the image
