@@ -106,8 +106,8 @@ def iam_cmd(
         problems = tuple(u for r in results for u in r.problems)
         if problems and not allow_unresolved:
             raise iam.UnknownCommands.of(problems)
-        for u in problems:
-            click.echo(f"release: not mapped (allowed): {u.line()}", err=True)
+        for p in problems:
+            click.echo(f"release: not mapped (allowed): {p.line()}", err=True)
         if job is not None and not out.as_json:
             doc = results[0].document
         elif job is not None:

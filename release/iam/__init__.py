@@ -31,13 +31,13 @@ __all__ = [
     "FunctionPolicy",
     "JobPolicy",
     "UnknownCommands",
-    "analyse_job",
-    "jobs",
     "Unresolved",
     "UnresolvedCalls",
     "analyse_function",
+    "analyse_job",
     "function_policy",
     "job_policy",
+    "jobs",
     "repository_policy",
 ]
 

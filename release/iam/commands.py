@@ -212,7 +212,9 @@ def _functions(ctx: Ctx, env: str) -> list[str]:
     e = ctx.cfg.environment(env)
     if e.target != "lambda":
         return []
-    return [f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())]
+    return [
+        f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())
+    ]
 
 
 def _lambda_read(ctx: Ctx, env: str) -> list[Grant]:
@@ -346,7 +348,10 @@ COMMANDS: dict[str, Command] = {
     "attest": Command("release.cli.evidence:attest_cmd", _attest),
     "verify-bundle": Command("release.cli.evidence:verify_bundle_cmd", _verify_bundle),
     "canary": Command(
-        "release.cli.canary:canary_run", _canary, env_var="RELEASE_CANARY_ENV", not_called=_CREATE_TABLE
+        "release.cli.canary:canary_run",
+        _canary,
+        env_var="RELEASE_CANARY_ENV",
+        not_called=_CREATE_TABLE,
     ),
     "canary compare": Command("release.cli.canary:canary_compare", _none),
     "gate": Command(
@@ -382,7 +387,10 @@ COMMANDS: dict[str, Command] = {
         not_called=_CREATE_TABLE,
     ),
     "verify": Command(
-        "release.cli.verify:verify_cmd", _verify_cmd, env_var="RELEASE_ENV", not_called=_CREATE_TABLE
+        "release.cli.verify:verify_cmd",
+        _verify_cmd,
+        env_var="RELEASE_ENV",
+        not_called=_CREATE_TABLE,
     ),
     "audit": Command(
         "release.cli.verify:audit_cmd", _audit, env_var="RELEASE_ENV", not_called=_CREATE_TABLE
@@ -404,7 +412,9 @@ GROUPS = {name.split()[0] for name in COMMANDS if " " in name}
 def statements(grants: list[Grant]) -> list[dict[str, Any]]:
     """One statement per resource set (and condition): the actions of every grant on it.
     Grants on different resources never share a statement, so none widens another."""
-    groups: dict[tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]], tuple[str, set[str]]] = {}
+    groups: dict[
+        tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]], tuple[str, set[str]]
+    ] = {}
     for g in grants:
         key = (tuple(sorted(set(g.resources))), g.condition)
         kind, acts = groups.setdefault(key, (g.kind, set()))

@@ -83,7 +83,9 @@ def load(path: Path) -> dict[str, Job]:
 def _literal_env(v: Any) -> dict[str, str]:
     if not isinstance(v, dict):
         return {}
-    return {str(k): str(x) for k, x in v.items() if isinstance(x, (str, int)) and "${{" not in str(x)}
+    return {
+        str(k): str(x) for k, x in v.items() if isinstance(x, (str, int)) and "${{" not in str(x)
+    }
 
 
 def _fill(arg: str, env: dict[str, str]) -> str:
@@ -100,7 +102,9 @@ def _local_action(workflow: Path, uses: str) -> list[str]:
         if (base / name).is_file():
             doc = yaml.safe_load((base / name).read_text(encoding="utf-8")) or {}
             steps = (doc.get("runs") or {}).get("steps") or []
-            return [s["run"] for s in steps if isinstance(s, dict) and isinstance(s.get("run"), str)]
+            return [
+                s["run"] for s in steps if isinstance(s, dict) and isinstance(s.get("run"), str)
+            ]
     return []
 
 

@@ -515,7 +515,12 @@ def promotion(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     p = tmp_path_factory.mktemp("promote") / "p"
     p.mkdir()
-    write_config(p, target="lambda", ledger="dynamodb:release-ledger", env_extra="traffic = { bake_seconds = 0 }")
+    write_config(
+        p,
+        target="lambda",
+        ledger="dynamodb:release-ledger",
+        env_extra="traffic = { bake_seconds = 0 }",
+    )
     for ch in "bcdef1":
         put_evidence(p, good_evidence(digest_of(ch)))
     (p / ".github" / "workflows").mkdir(parents=True)
@@ -621,10 +626,20 @@ def test_promote_runs_under_its_job_policy_and_needs_each_statement(
         assert _live(moto) == dict.fromkeys(FUNCTIONS.values(), digest_of("b")), sid
     # a policy for another environment's functions is refused on the first Lambda call
     wrong = json.loads(json.dumps(doc).replace(":function:ma-", ":function:other-"))
-    r = _as(moto, moto.user_with("promoter", wrong), promotion, "promote", digest_of("f"), "--env", "prod")
+    r = _as(
+        moto,
+        moto.user_with("promoter", wrong),
+        promotion,
+        "promote",
+        digest_of("f"),
+        "--env",
+        "prod",
+    )
     assert r.code != 0 and "is not authorized to perform: lambda:GetFunction" in r.stderr, r.stderr
     # the whole policy again: the next release goes out
-    r = _as(moto, moto.user_with("promoter", doc), promotion, "promote", digest_of("1"), "--env", "prod")
+    r = _as(
+        moto, moto.user_with("promoter", doc), promotion, "promote", digest_of("1"), "--env", "prod"
+    )
     assert r.code == 0, r.stderr[-3000:]
     assert _live(moto) == dict.fromkeys(FUNCTIONS.values(), digest_of("1"))
 
@@ -637,11 +652,15 @@ def test_status_runs_under_its_job_policy_and_needs_each_statement(
     doc = policy_of_job(promotion, "status")
     assert [s["Sid"] for s in doc["Statement"]] == ["Ledger", "LambdaRead", "LambdaVersions"]
     actions = {a for s in doc["Statement"] for a in s["Action"]}
-    assert not any(a.endswith(("PutItem", "DeleteItem", "UpdateAlias", "UpdateFunctionCode")) for a in actions)
+    assert not any(
+        a.endswith(("PutItem", "DeleteItem", "UpdateAlias", "UpdateFunctionCode")) for a in actions
+    )
     r = _as(moto, moto.user_with("status", doc), promotion, "status", "--env", "prod")
     assert r.code == 0, r.stderr[-3000:]
     for sid in ("Ledger", "LambdaRead", "LambdaVersions"):
-        r = _as(moto, moto.user_with("status", without(doc, sid)), promotion, "status", "--env", "prod")
+        r = _as(
+            moto, moto.user_with("status", without(doc, sid)), promotion, "status", "--env", "prod"
+        )
         assert r.code != 0 and "AccessDenied" in r.stderr, (sid, r.stderr[-3000:])
 
 

@@ -148,7 +148,9 @@ def test_the_promote_role_is_the_environments_functions_alias_and_table(project:
     assert not any(":function:st-" in r for rs in g.values() for r in rs)
     assert g["dynamodb:PutItem"] == g["dynamodb:Query"] == {TABLE}
     assert "dynamodb:CreateTable" not in g
-    assert g["cloudwatch:DescribeAlarms"] == {f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"}
+    assert g["cloudwatch:DescribeAlarms"] == {
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"
+    }
     assert g["ecr:PutImage"] == g["ecr:DescribeImageScanFindings"] == {ECR_REPO}
     # the only `*`: actions without a resource type in the shipped IAM data
     starred = {a for a, rs in g.items() if "*" in rs}
@@ -183,18 +185,19 @@ def test_jobs_get_only_what_their_commands_call(project: Path) -> None:
 
 def test_options_that_change_the_calls(project: Path, tmp_path: Path) -> None:
     wf = tmp_path / "wf.yml"
+    zeros = "0" * 64
     wf.write_text(
-        """
+        f"""
 on: push
 jobs:
   oci:
     runs-on: x
     steps:
-      - run: release build --push oci:.release/registry --base oci:base@sha256:%s
+      - run: release build --push oci:.release/registry --base oci:base@sha256:{zeros}
   other-ecr:
     runs-on: x
     steps:
-      - run: release build --push=%s.dkr.ecr.%s.amazonaws.com/other
+      - run: release build --push={ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/other
   ledgerless:
     runs-on: x
     env:
@@ -203,7 +206,6 @@ jobs:
       - run: release status
       - run: release canary "$D" --baseline report.json
 """
-        % ("0" * 64, ACCOUNT, REGION)
     )
     doc = iam(project, "--jobs", "--workflow", str(wf))
     assert doc["oci"]["Statement"] == []  # no AWS call at all
@@ -240,8 +242,9 @@ jobs:
         "(job deploy, step 'readiness': release readiness --env prod: `release readiness` is "
         "not in the job mapping"
     )
-    assert "job deploy, step 'step 2': release frobnicate: `release frobnicate` is not in" in (
-        lines[1]
+    assert (
+        "job deploy, step 'step 2': release frobnicate: `release frobnicate` is not in"
+        in (lines[1])
     )
     assert lines[2].endswith(
         "job deploy, step 'no env': release status --env ${{ inputs.env }}: "
@@ -308,7 +311,9 @@ def test_the_second_platforms_init_workflow(tmp_path: Path) -> None:
     )
     subprocess.run(["git", "init", "-q"], cwd=p, check=True)
     (p / "release.prod.toml").write_text(TICKETS_PROD)
-    r = run_cli(*INIT, "--action-ref", f"acme/release@{'a' * 40}", "--ci-config", "release.prod.toml", cwd=p)
+    r = run_cli(
+        *INIT, "--action-ref", f"acme/release@{'a' * 40}", "--ci-config", "release.prod.toml", cwd=p
+    )
     assert r.code == 0, r.stderr
     assert (p / ".github" / "workflows" / "release.yml").is_file()
     doc = iam(p, "--config", "release.prod.toml", "--jobs", "--json")
