@@ -228,13 +228,12 @@ def _lambda_read(ctx: Ctx, env: str) -> list[Grant]:
 
 
 def _gate(ctx: Ctx, cmd: str) -> list[Grant]:
-    env = _env(ctx, cmd)
+    _env(ctx, cmd)  # the gate's decision is recorded for an environment
     if ctx.cfg.readiness.gate:
         raise NeedsMore(
             "[readiness].gate = true: the gate runs the readiness review, whose reads "
             "(release readiness) the job mapping does not cover"
         )
-    del env
     return _evidence(ctx, ledger=True) + _ledger(ctx, write=True)
 
 
