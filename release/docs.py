@@ -352,7 +352,7 @@ def generate() -> dict[Path, str]:
     aws = DOCS / "aws-setup.md"
     if aws.is_file():
         with tempfile.TemporaryDirectory(prefix="release-docs-") as tmp:
-            for name in ("handlers", "policy"):
+            for name in ("handlers", "policy", ".github/workflows"):
                 if (REPO / name).is_dir():
                     shutil.copytree(
                         REPO / name, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__")

@@ -1,7 +1,8 @@
 """Least-privilege IAM policy documents, computed from the config and the code.
 
-`job_policy` (release/iam/jobs.py): what each CI job's role needs for the calls `release`
-makes. `function_policy` (release/iam/function.py): a function's execution role, from the
+`job_policy` (release/iam/jobs.py): what a CI job's role needs for the AWS calls of the
+`release` commands the job runs in the workflow (release/iam/workflow.py reads them,
+release/iam/commands.py says what each command calls). `function_policy` (release/iam/function.py): a function's execution role, from the
 AWS calls its handler's code makes (release/iam/scan.py reads it; release/iam/awsmodel.py
 says what each call is, from botocore's and boto3's models and the shipped IAM data).
 `repository_policy`: the ECR repository policy that lets Lambda pull the image.
@@ -16,16 +17,27 @@ from typing import Any
 
 from release.config import Config
 from release.iam.function import FunctionPolicy, Unresolved, UnresolvedCalls, analyse
-from release.iam.jobs import JOBS, job_policy, repository_policy, where
+from release.iam.jobs import (
+    JobPolicy,
+    UnknownCommands,
+    analyse_job,
+    job_policy,
+    jobs,
+    repository_policy,
+    where,
+)
 
 __all__ = [
-    "JOBS",
     "FunctionPolicy",
+    "JobPolicy",
+    "UnknownCommands",
     "Unresolved",
     "UnresolvedCalls",
     "analyse_function",
+    "analyse_job",
     "function_policy",
     "job_policy",
+    "jobs",
     "repository_policy",
 ]
 

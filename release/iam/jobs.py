@@ -1,63 +1,47 @@
-"""Least-privilege IAM policies of the CI jobs and the ECR repository, from the config.
+"""Least-privilege IAM policies of the CI jobs and the ECR repository.
 
-`job_policy(cfg, job, env)` is what each CI job (build, attest, canary, promote) needs for
-the AWS calls `release` makes in it, scoped to the configured ECR repository, Lambda
-functions, alarms, ledger table and KMS key. `repository_policy(cfg)` is the ECR
-repository policy that lets Lambda pull the image.
+`job_policy(cfg, job, env, workflow=...)` reads the workflow (`.github/workflows/release.yml`
+next to the config, or the one given), finds the `release` commands the job runs
+(release/iam/workflow.py) and grants what each calls in AWS (release/iam/commands.py),
+scoped to the configured ECR repository, Lambda functions and alias, alarms, ledger table
+and KMS key. A `release` command the mapping does not know, or one it cannot bind (no
+environment), is listed with its job and step and the command exits 1: never a silent
+under-grant. `repository_policy(cfg)` is the ECR repository policy that lets Lambda pull
+the image.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from release.config import Config
-from release.errors import ConfigError, UsageError
+from release.errors import CheckFailed, ConfigError, UsageError
+from release.iam import commands as cmds
+from release.iam import workflow as wf
 from release.iam.function import Where
 
-JOBS = ("build", "attest", "canary", "promote")
+WORKFLOW = Path(".github") / "workflows" / "release.yml"
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>.+)$"
 )
-
-ECR_PULL = [
-    "ecr:BatchGetImage",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:DescribeImages",
-    "ecr:ListImages",
-]
-ECR_PUSH = [
-    "ecr:InitiateLayerUpload",
-    "ecr:UploadLayerPart",
-    "ecr:CompleteLayerUpload",
-    "ecr:PutImage",
-]
-LEDGER_READ = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
-LEDGER_WRITE = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
-LAMBDA_READ = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetAlias"]
-LAMBDA_DEPLOY = [
-    "lambda:UpdateFunctionCode",
-    "lambda:UpdateFunctionConfiguration",
-    "lambda:PublishVersion",
-    "lambda:UpdateAlias",
-    "lambda:CreateAlias",
-    "lambda:DeleteAlias",
-]
-
-
-def _doc(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _stmt(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
-    return {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Action": sorted(set(actions)),
-        "Resource": sorted(set(resources)) if len(set(resources)) > 1 else resources[0],
-    }
+#: options of `release` subcommands that take no value (the others take the next word)
+_FLAGS = {
+    "--json",
+    "--offline",
+    "--verify-chain",
+    "--no-verify",
+    "--allow-unresolved",
+    "--repository-policy",
+    "--jobs",
+    "--help",
+    "-h",
+    "--verbose",
+    "-v",
+}
 
 
 def where(cfg: Config, env: str | None, account: str | None) -> Where:
@@ -73,122 +57,170 @@ def where(cfg: Config, env: str | None, account: str | None) -> Where:
     return Where(region or "*", account or "*")
 
 
-def _repo_arn(ref: str) -> str | None:
-    m = _ECR.match(ref.split("@", 1)[0])
-    if not m:
-        return None
-    return f"arn:aws:ecr:{m['region']}:{m['account']}:repository/{m['repo']}"
+@dataclass(frozen=True)
+class Use:
+    """One `release` command of the job: what it is and where."""
 
+    job: str
+    step: str
+    text: str
+    command: str | None  # the subcommand (`promote`, `model fetch`), None: unknown
+    env: str | None
+    problem: str | None = None
 
-def _ledger_arn(cfg: Config, w: Where) -> str | None:
-    url = cfg.ledger.url
-    if not url.startswith("dynamodb:"):
-        return None
-    return f"arn:aws:dynamodb:{w.region}:{w.account}:table/{url.split(':', 1)[1]}"
-
-
-def _kms(cfg: Config, w: Where, *, sign: bool) -> dict[str, Any] | None:
-    """KMS for `awskms:` signing (Sign + GetPublicKey) or verifying without a pinned key."""
-    key = None
-    if cfg.signing.mode.startswith("awskms:"):
-        key = cfg.signing.mode.split(":", 1)[1]
-    pub = cfg.signing.public_key or ""
-    if not sign and pub and not pub.startswith("awskms:"):
-        return None  # verification uses the pinned PEM, no KMS call
-    if pub.startswith("awskms:"):
-        key = pub.split(":", 1)[1]
-    if key is None:
-        return None
-    actions = ["kms:GetPublicKey", *(["kms:Sign"] if sign else [])]
-    alias = re.fullmatch(
-        r"(arn:[^:]+:kms:(?P<region>[^:]*):(?P<account>[^:]*):)?(?P<alias>alias/.+)", key
-    )
-    if alias:
-        # KMS authorises against the key, never the alias: any key of the account, when
-        # the request names it by this alias (release calls KMS with the configured id)
-        stmt = _stmt(
-            "Kms",
-            actions,
-            [f"arn:aws:kms:{alias['region'] or w.region}:{alias['account'] or w.account}:key/*"],
+    def line(self) -> str:
+        return f"job {self.job}, step {self.step!r}: {self.text}" + (
+            f": {self.problem}" if self.problem else ""
         )
-        stmt["Condition"] = {"StringEquals": {"kms:RequestAlias": alias["alias"]}}
-        return stmt
-    arn = key if key.startswith("arn:") else f"arn:aws:kms:{w.region}:{w.account}:key/{key}"
-    return _stmt("Kms", actions, [arn])
 
 
-def _registry_statements(cfg: Config, *, push: bool, base: bool) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    repo = _repo_arn(cfg.image.registry)
-    base_repo = _repo_arn(cfg.image.base) if base else None
-    if repo or base_repo:
-        out.append(_stmt("EcrAuth", ["ecr:GetAuthorizationToken"], ["*"]))
-    if repo:
-        out.append(_stmt("EcrImage", ECR_PULL + (ECR_PUSH if push else []), [repo]))
-    if base_repo and base_repo != repo:
-        out.append(_stmt("EcrBase", ECR_PULL, [base_repo]))
-    return out
+@dataclass(frozen=True)
+class JobPolicy:
+    job: str
+    document: dict[str, Any]
+    uses: tuple[Use, ...]
+
+    @property
+    def problems(self) -> tuple[Use, ...]:
+        return tuple(u for u in self.uses if u.problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "policy": self.document,
+            "commands": [
+                {"step": u.step, "command": u.text, "subcommand": u.command, "env": u.env}
+                | ({"problem": u.problem} if u.problem else {})
+                for u in self.uses
+            ],
+        }
+
+
+class UnknownCommands(CheckFailed):
+    """`release` commands of a job the mapping cannot turn into a grant."""
+
+    @classmethod
+    def of(cls, items: tuple[Use, ...]) -> UnknownCommands:
+        return cls(
+            f"release iam --job: {len(items)} release command(s) not mapped to AWS calls "
+            f"({items[0].line()}); give --allow-unresolved to print the policy without them",
+            details=[u.line() for u in items[1:]],
+        )
+
+
+def workflow_path(cfg: Config, path: Path | None) -> Path:
+    p = path if path is not None else cfg.root / WORKFLOW
+    if not p.is_file():
+        raise ConfigError(
+            f"no workflow {p}: give --workflow FILE (the workflow whose jobs run release; "
+            "`release init` writes one)"
+        )
+    return p
+
+
+def jobs(cfg: Config, path: Path | None = None) -> dict[str, wf.Job]:
+    return wf.load(workflow_path(cfg, path))
+
+
+def _parse(argv: tuple[str, ...]) -> tuple[str | None, dict[str, str], tuple[str, ...]]:
+    """(subcommand, its options, its positionals) of `release ARGV`."""
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):  # global options: -v, --verbose
+        rest.pop(0)
+    if not rest:
+        return None, {}, ()
+    name, rest = rest[0], rest[1:]
+    if name in cmds.GROUPS:
+        if name == "canary" and (not rest or rest[0] != "compare"):
+            pass  # `release canary DIGEST` runs the hidden `canary run`
+        elif rest:
+            name, rest = f"{name} {rest[0]}", rest[1:]
+    opts: dict[str, str] = {}
+    args: list[str] = []
+    i = 0
+    while i < len(rest):
+        t = rest[i]
+        if t.startswith("-") and t != "-":
+            if "=" in t:
+                k, v = t.split("=", 1)
+                opts[k] = v
+            elif t in _FLAGS:
+                opts[t] = ""
+            elif t == "--predicate":
+                opts[t] = " ".join(rest[i + 1 : i + 3])
+                i += 2
+            else:
+                opts[t] = rest[i + 1] if i + 1 < len(rest) else ""
+                i += 1
+        else:
+            args.append(t)
+        i += 1
+    return name, opts, tuple(args)
+
+
+def _unbound(value: str) -> bool:
+    return "$" in value
+
+
+def analyse_job(
+    cfg: Config,
+    job: str,
+    env: str | None = None,
+    *,
+    account: str | None = None,
+    workflow: Path | None = None,
+) -> JobPolicy:
+    """The job's policy and every `release` command of it, unknown ones marked."""
+    all_jobs = jobs(cfg, workflow)
+    if job not in all_jobs:
+        raise UsageError(
+            f"no job {job!r} in the workflow (its jobs: {', '.join(all_jobs) or 'none'})"
+        )
+    grants: list[cmds.Grant] = []
+    uses: list[Use] = []
+    for inv in all_jobs[job].invocations:
+        name, opts, args = _parse(inv.argv)
+        step_env = dict(inv.env)
+        command = cmds.COMMANDS.get(name or "")
+        takes_env = command is not None and command.env_var is not None
+        e = env if takes_env and env is not None else opts.get("--env")
+        if e is None and command is not None and command.env_var:
+            e = step_env.get(command.env_var)
+        if e is not None and _unbound(e):
+            e = None
+        if command is None:
+            why = "no subcommand" if name is None else f"`release {name}` is not in the job mapping"
+            uses.append(Use(job, inv.step, inv.text, None, e, why + " (release/iam/commands.py)"))
+            continue
+        if e is not None and e not in cfg.file.environments:
+            uses.append(Use(job, inv.step, inv.text, name, e, f"no [environments.{e}]"))
+            continue
+        ctx = cmds.Ctx(cfg, e, where(cfg, e, account), opts, args)
+        try:
+            grants += command.needs(ctx)
+        except cmds.NeedsMore as exc:
+            uses.append(Use(job, inv.step, inv.text, name, e, str(exc)))
+            continue
+        uses.append(Use(job, inv.step, inv.text, name, e))
+    doc = {"Version": "2012-10-17", "Statement": cmds.statements(grants)}
+    return JobPolicy(job, doc, tuple(uses))
 
 
 def job_policy(
-    cfg: Config, job: str, env: str | None = None, *, account: str | None = None
+    cfg: Config,
+    job: str,
+    env: str | None = None,
+    *,
+    account: str | None = None,
+    workflow: Path | None = None,
+    allow_unresolved: bool = False,
 ) -> dict[str, Any]:
-    """The IAM policy a CI job running `release` needs (see docs/aws-setup.md)."""
-    if job not in JOBS:
-        raise UsageError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
-    if job == "promote" and env is None:
-        raise UsageError("release iam --job promote needs --env ENV (the functions it moves)")
-    w = where(cfg, env, account)
-    st: list[dict[str, Any]] = []
-    ledger = _ledger_arn(cfg, w)
-    if job == "build":
-        st += _registry_statements(cfg, push=True, base=True)
-    elif job == "attest":
-        st += _registry_statements(cfg, push=True, base=False)
-        if (k := _kms(cfg, w, sign=True)) is not None:
-            st.append(k)
-    elif job == "canary":
-        # runs the image, reads the baseline's signed report (ledger), attaches its own report
-        st += _registry_statements(cfg, push=True, base=False)
-        if (k := _kms(cfg, w, sign=True)) is not None:
-            st.append(k)
-        if ledger:
-            st.append(_stmt("Ledger", LEDGER_READ, [ledger]))
-    else:  # promote: verify + gate + move the functions + live canary + sign the promotion
-        assert env is not None
-        e = cfg.environment(env)
-        st += _registry_statements(cfg, push=True, base=False)
-        if cfg.gate.vulnerabilities == "ecr" and (repo := _repo_arn(cfg.image.registry)):
-            st.append(_stmt("EcrScanFindings", ["ecr:DescribeImageScanFindings"], [repo]))
-        if (k := _kms(cfg, w, sign=True)) is not None:
-            st.append(k)
-        if ledger:
-            st.append(_stmt("Ledger", LEDGER_READ + LEDGER_WRITE, [ledger]))
-        if e.target == "lambda":
-            fns = [
-                f"arn:aws:lambda:{w.region}:{w.account}:function:{n}"
-                for n in sorted(e.functions.values())
-            ]
-            quals = [f + ":*" for f in fns]
-            st.append(_stmt("LambdaDeploy", LAMBDA_READ + LAMBDA_DEPLOY, fns + quals))
-            if e.alarms:
-                st.append(
-                    _stmt(
-                        "Alarms",
-                        ["cloudwatch:DescribeAlarms"],
-                        [f"arn:aws:cloudwatch:{w.region}:{w.account}:alarm:{a}" for a in e.alarms],
-                    )
-                )
-            if e.traffic.bake_seconds > 0:
-                # metrics APIs take no resource-level permissions
-                st.append(
-                    _stmt(
-                        "CanaryMetrics",
-                        ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"],
-                        ["*"],
-                    )
-                )
-    return _doc(st)
+    """The IAM policy of CI job `job` of the workflow (see docs/aws-setup.md):
+    `UnknownCommands` (exit 1) when one of its `release` commands is not mapped."""
+    result = analyse_job(cfg, job, env, account=account, workflow=workflow)
+    if result.problems and not allow_unresolved:
+        raise UnknownCommands.of(result.problems)
+    return result.document
 
 
 def repository_policy(
@@ -211,4 +243,4 @@ def repository_policy(
         stmt["Condition"] = {
             "StringLike": {"aws:sourceArn": f"arn:aws:lambda:{w.region}:{w.account}:function:*"}
         }
-    return _doc([stmt])
+    return {"Version": "2012-10-17", "Statement": [stmt]}

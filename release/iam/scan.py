@@ -73,8 +73,11 @@ _MAX_DEPTH = 8
 
 
 class Scanner:
-    def __init__(self, root: Path, package: str) -> None:
+    def __init__(self, root: Path, package: str, *, local_imports: bool = False) -> None:
         self.root, self.package = root, package
+        #: also bind what functions import inside their bodies, module-wide (code that
+        #: imports boto3 and its own modules where it uses them, as release itself does)
+        self.local_imports = local_imports
         self.modules: dict[str, _Module | None] = {}
         self.calls: set[Call] = set()
         self.findings: set[Finding] = set()
@@ -105,7 +108,16 @@ class Scanner:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             mod = _Module(module, path.relative_to(self.root).as_posix(), tree, {}, {}, {}, {})
             is_pkg = path.name == "__init__.py"
-            for st in tree.body:
+            body: list[ast.stmt] = []
+            if self.local_imports:  # first: a module-level binding of the name wins
+                body += [
+                    n
+                    for d in tree.body
+                    if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    for n in ast.walk(d)
+                    if isinstance(n, (ast.Import, ast.ImportFrom))
+                ]
+            for st in [*body, *tree.body]:
                 if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     mod.defs[st.name] = st
                 elif isinstance(st, ast.Import):

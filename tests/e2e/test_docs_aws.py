@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def doc_steps() -> str:
 
 def test_following_aws_setup_promotes_with_a_live_canary(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "clone")
+    # a clone has the workflow `release iam --job` reads the jobs' commands from
+    shutil.copytree(REPO / ".github" / "workflows", project / ".github" / "workflows")
     (project / ".venv").symlink_to(REPO / ".venv")
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + doc_steps()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RELEASE_", "PYTHON"))}

@@ -3,7 +3,10 @@ INITIAL_NO_AUTH_ACTION_COUNT (tests/fixtures/moto_iam.py: DynamoDB authorised pe
 and index, as AWS does), each function's handler run in its own process as an IAM user
 that holds only `release iam --function NAME`'s policy. Every call succeeds; with any one
 statement removed some call is denied (AccessDenied). The second platform (plain boto3)
-and the example (its helpers, powertools' idempotency) alike."""
+and the example (its helpers, powertools' idempotency) alike. And the CI jobs: `release
+promote` and `release status` run as users holding only `release iam --job NAME`'s policy
+(tests/fixtures/moto_iam.py authorises Lambda per function ARN, qualified when the call
+names a qualifier, as AWS does)."""
 
 from __future__ import annotations
 
@@ -91,7 +94,8 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**env, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+            # MOTO_LAMBDA_STUB_ECR=false: Lambda resolves an image in moto's ECR, as AWS does
+            env={**env, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_LAMBDA_STUB_ECR": "false"},
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -473,3 +477,201 @@ def _reset_idempotency(moto: Moto, v: dict[str, str]) -> None:
     ddb = moto.client("dynamodb")
     for item in ddb.scan(TableName=v["IDEMPOTENCY_TABLE"])["Items"]:
         ddb.delete_item(TableName=v["IDEMPOTENCY_TABLE"], Key={"id": item["id"]})
+
+
+# --- the CI jobs' policies ----------------------------------------------------------------------
+#: a promote job and a status job, as a workflow runs them
+JOBS_WORKFLOW = """
+on: push
+env:
+  RELEASE_ENV: prod
+jobs:
+  promote:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: ./
+      - run: release promote "$DIGEST" --env "$RELEASE_ENV" --json > promotion.json
+  status:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: release status
+"""
+
+
+@pytest.fixture(scope="module")
+def promotion(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three image functions on `ECR@sha256:aaa...` with alias `live`, a DynamoDB ledger
+    table, a project promoting them (canned evidence for each digest, no live canary) and
+    its workflow. Made as the admin: the infrastructure code's part."""
+    from tests.deploy.conftest import (
+        ECR,
+        FUNCTIONS,
+        HANDLERS,
+        digest_of,
+        good_evidence,
+        put_evidence,
+        write_config,
+    )
+
+    p = tmp_path_factory.mktemp("promote") / "p"
+    p.mkdir()
+    write_config(
+        p,
+        target="lambda",
+        ledger="dynamodb:release-ledger",
+        env_extra="traffic = { bake_seconds = 0 }",
+    )
+    for ch in "bcdef1":
+        put_evidence(p, good_evidence(digest_of(ch)))
+    (p / ".github" / "workflows").mkdir(parents=True)
+    (p / ".github" / "workflows" / "release.yml").write_text(JOBS_WORKFLOW)
+    ecr, lam, ddb = moto.client("ecr"), moto.client("lambda"), moto.client("dynamodb")
+    ecr.create_repository(repositoryName="app")
+    for ch in "abcdef1":
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest_of(ch),
+                "size": 2,
+            },
+            "layers": [],
+        }
+        ecr.put_image(
+            repositoryName="app",
+            imageManifest=json.dumps(manifest),
+            imageDigest=digest_of(ch),
+            imageTag=f"t{ch}",
+        )
+    role = moto.client("iam").create_role(
+        RoleName="fn-role", AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}'
+    )["Role"]["Arn"]
+    for name, fn in FUNCTIONS.items():
+        lam.create_function(
+            FunctionName=fn,
+            Role=role,
+            PackageType="Image",
+            Code={"ImageUri": f"{ECR}@{digest_of('a')}"},
+            ImageConfig={"Command": [HANDLERS[name]]},
+            Publish=True,
+        )
+        lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
+    ddb.create_table(
+        TableName="release-ledger",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "seq", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "seq", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return p
+
+
+def _as(moto: Moto, creds: dict[str, str], project: Path, *args: str) -> Any:
+    from tests.deploy.conftest import PROVIDER
+    from tests.fixtures.tools import run_cli_with_provider
+
+    env = {
+        **creds,
+        "AWS_ENDPOINT_URL": moto.url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "GITHUB_ACTOR": "ci",
+    }
+    return run_cli_with_provider(PROVIDER, *args, cwd=project, env=env)
+
+
+def _live(moto: Moto) -> dict[str, str]:
+    from tests.deploy.conftest import FUNCTIONS
+
+    lam = moto.client("lambda")
+    out = {}
+    for fn in FUNCTIONS.values():
+        v = lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"]
+        uri = lam.get_function(FunctionName=fn, Qualifier=v)["Code"]["ImageUri"]
+        out[fn] = uri.rsplit("@", 1)[1]
+    return out
+
+
+def test_promote_runs_under_its_job_policy_and_needs_each_statement(
+    moto: Moto, promotion: Path
+) -> None:
+    """`release promote` as a user holding only `release iam --job promote`: every function
+    moves. The statements its run exercises (the ledger, the functions, the published
+    versions) are each needed; the ECR statements are the evidence collection's and the
+    promotion signature's, which this run does not make (its evidence is canned and its
+    promotion statement is not signed: the test's provider stands in for both)."""
+    from tests.deploy.conftest import FUNCTIONS, digest_of
+
+    doc = policy_of_job(promotion, "promote")
+    sids = [s["Sid"] for s in doc["Statement"]]
+    assert sids == ["NoResourceLevel", "EcrImage", "Ledger", "Lambda", "LambdaVersions"]
+    creds = moto.user_with("promoter", doc)
+    r = _as(moto, creds, promotion, "promote", digest_of("b"), "--env", "prod")
+    assert r.code == 0, r.stderr[-3000:]
+    assert _live(moto) == dict.fromkeys(FUNCTIONS.values(), digest_of("b"))
+
+    needed = {}
+    for sid, ch in zip(("Ledger", "Lambda", "LambdaVersions"), "cde", strict=True):
+        creds = moto.user_with("promoter", without(doc, sid))
+        r = _as(moto, creds, promotion, "promote", digest_of(ch), "--env", "prod")
+        needed[sid] = r.code != 0 and "AccessDenied" in r.stderr
+        assert needed[sid], (sid, r.code, r.stderr[-3000:])
+        # nothing moved (a failure part-way put every function back)
+        assert _live(moto) == dict.fromkeys(FUNCTIONS.values(), digest_of("b")), sid
+    # a policy for another environment's functions is refused on the first Lambda call
+    wrong = json.loads(json.dumps(doc).replace(":function:ma-", ":function:other-"))
+    r = _as(
+        moto,
+        moto.user_with("promoter", wrong),
+        promotion,
+        "promote",
+        digest_of("f"),
+        "--env",
+        "prod",
+    )
+    assert r.code != 0 and "is not authorized to perform: lambda:GetFunction" in r.stderr, r.stderr
+    # the whole policy again: the next release goes out
+    r = _as(
+        moto, moto.user_with("promoter", doc), promotion, "promote", digest_of("1"), "--env", "prod"
+    )
+    assert r.code == 0, r.stderr[-3000:]
+    assert _live(moto) == dict.fromkeys(FUNCTIONS.values(), digest_of("1"))
+
+
+def test_status_runs_under_its_job_policy_and_needs_each_statement(
+    moto: Moto, promotion: Path
+) -> None:
+    """`release status` (RELEASE_ENV from the workflow) reads: the ledger, the alias and
+    the versions it routes to - and nothing else is granted."""
+    doc = policy_of_job(promotion, "status")
+    assert [s["Sid"] for s in doc["Statement"]] == ["Ledger", "LambdaRead", "LambdaVersions"]
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert not any(
+        a.endswith(("PutItem", "DeleteItem", "UpdateAlias", "UpdateFunctionCode")) for a in actions
+    )
+    r = _as(moto, moto.user_with("status", doc), promotion, "status", "--env", "prod")
+    assert r.code == 0, r.stderr[-3000:]
+    for sid in ("Ledger", "LambdaRead", "LambdaVersions"):
+        r = _as(
+            moto, moto.user_with("status", without(doc, sid)), promotion, "status", "--env", "prod"
+        )
+        assert r.code != 0 and "AccessDenied" in r.stderr, (sid, r.stderr[-3000:])
+
+
+def policy_of_job(project: Path, job: str) -> dict[str, Any]:
+    r = run_cli("iam", "--job", job, cwd=project)
+    assert r.code == 0, r.stderr
+    doc = dict(json.loads(r.stdout))
+    # the only `*`: what IAM cannot scope
+    from release.iam import awsmodel
+
+    for s in doc["Statement"]:
+        if s["Resource"] == "*":
+            assert all(awsmodel.resource_types(a) == [] for a in s["Action"]), s
+    return doc

@@ -72,6 +72,8 @@ resources = ["arn:aws:s3:::*"]
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     p = copy_project(tmp_path_factory.mktemp("iam") / "p")
     (p / "release.toml").write_text(CONFIG)
+    (p / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(REPO / ".github" / "workflows" / "release.yml", p / ".github" / "workflows")
     return p
 
 
@@ -96,8 +98,14 @@ def test_promote_job_moves_exactly_the_configured_functions(project: Path) -> No
     g = grants(iam(project, "--job", "promote", "--env", "prod"))
     fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
     names = ["ma-scorer", "ma-remediator", "ma-onboarding", "ma-analysis"]
+    # code, versions and the alias change through the function's own ARN (no qualifier:
+    # the alias actions take none), never a version's or another function's
     for action in ("lambda:UpdateFunctionCode", "lambda:PublishVersion", "lambda:UpdateAlias"):
+        assert g[action] == {fn + n for n in names}, action
+    # reading back a published version names it: the two read actions on NAME:*
+    for action in ("lambda:GetFunction", "lambda:GetFunctionConfiguration"):
         assert g[action] == {fn + n for n in names} | {fn + n + ":*" for n in names}, action
+    assert g["lambda:GetAlias"] == {fn + n for n in names}
     assert g["cloudwatch:DescribeAlarms"] == {
         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"
     }
@@ -125,10 +133,17 @@ def test_build_job_pushes_and_pulls_the_base_but_never_deploys(project: Path) ->
     assert not any(a.startswith(("lambda:", "kms:", "dynamodb:")) for a in g)
 
 
-def test_attest_job_signs_with_kms_and_pushes_referrers(project: Path) -> None:
+def test_attest_job_pushes_referrers_and_signs_as_the_workflow_says(project: Path) -> None:
+    # the workflow's attest job signs keyless (--signer sigstore): no KMS call
     g = grants(iam(project, "--job", "attest"))
-    assert g["kms:Sign"] and g["ecr:PutImage"]
-    assert not any(a.startswith("lambda:") for a in g)
+    assert g["ecr:PutImage"] and not any(a.startswith(("lambda:", "kms:")) for a in g)
+    # the same job without --signer signs with [signing].mode (awskms:alias/release)
+    wf = project / "kms.yml"
+    text = (project / ".github" / "workflows" / "release.yml").read_text()
+    wf.write_text(text.replace("--signer sigstore --json", "--json"))
+    g = grants(iam(project, "--job", "attest", "--workflow", str(wf)))
+    assert g["kms:Sign"] == {f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"}
+    assert g["ecr:PutImage"] and not any(a.startswith("lambda:") for a in g)
 
 
 def test_function_policies_follow_the_handlers_calls(project: Path) -> None:
@@ -223,12 +238,12 @@ def test_bad_usage(project: Path) -> None:
     assert (
         r.code == 2
         and r.stderr.strip()
-        == "release: error: give exactly one of --job, --function, --repository-policy"
+        == "release: error: give exactly one of --job, --jobs, --function, --repository-policy"
     )
     r = run_cli("iam", "--function", "ghost", cwd=project)
     assert r.code == 2 and "no function 'ghost' in [functions]" in r.stderr
-    r = run_cli("iam", "--job", "promote", cwd=project)
-    assert r.code == 2 and "needs --env ENV" in r.stderr
+    r = run_cli("iam", "--job", "deploy", cwd=project)
+    assert r.code == 2 and "no job 'deploy' in the workflow (its jobs: build, attest" in r.stderr
 
 
 # --- the second platform (plain boto3) and code it cannot bind ----------------------------------
