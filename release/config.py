@@ -489,31 +489,30 @@ class ConfigFile(_Section):
                         f"[environments.{env_name}].{key} names {', '.join(unknown)}, "
                         "not in [functions]"
                     )
-        self._chain()
         return self
 
-    def _chain(self) -> None:
-        """`after` names another configured environment, without a cycle; `soak` needs it."""
+    def chain_problem(self) -> str | None:
+        """`after` names another configured environment, without a cycle; `soak` needs
+        it. The first problem, naming the key, or None."""
         for env_name, env in self.environments.items():
             where = f"[environments.{env_name}]"
             if env.soak is not None and env.after is None:
-                raise ValueError(f'{where}.soak needs after = "ENV" (the environment to soak in)')
+                return f'{where}.soak needs after = "ENV" (the environment to soak in)'
             if env.after is None:
                 continue
             if env.after == env_name:
-                raise ValueError(f"{where}.after: an environment cannot come after itself")
+                return f"{where}.after: an environment cannot come after itself"
             if env.after not in self.environments:
                 known = ", ".join(sorted(self.environments))
-                raise ValueError(
-                    f"{where}.after: no [environments.{env.after}] (configured: {known})"
-                )
+                return f"{where}.after: no [environments.{env.after}] (configured: {known})"
             seen = [env_name]
             nxt: str | None = env.after
             while nxt is not None:
                 if nxt in seen:
-                    raise ValueError(f"{where}.after: the chain loops: {' -> '.join([*seen, nxt])}")
+                    return f"{where}.after: the chain loops: {' -> '.join([*seen, nxt])}"
                 seen.append(nxt)
                 nxt = self.environments[nxt].after
+        return None
 
 
 class Config:
@@ -619,10 +618,14 @@ def _describe(err: dict[str, Any]) -> str:
 
 def parse(data: dict[str, Any], path: Path) -> Config:
     try:
-        return Config(ConfigFile.model_validate(data), path)
+        file = ConfigFile.model_validate(data)
     except ValidationError as exc:
         lines = [f"{path.name}: {_describe(dict(e))}" for e in exc.errors(include_url=False)]
         raise ConfigError(lines[0], details=lines[1:]) from None
+    problem = file.chain_problem()
+    if problem is not None:
+        raise ConfigError(f"{path.name}: {problem}")
+    return Config(file, path)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -79,8 +79,8 @@ def _promotions_to(statements: list[VerifiedStatement], digest: str, env: str) -
     out = []
     for vs in statements:
         p = vs.predicate
-        led = p.get("ledger") if isinstance(p.get("ledger"), dict) else {}
-        dec = p.get("decision") if isinstance(p.get("decision"), dict) else {}
+        led: dict[str, Any] = p["ledger"] if isinstance(p.get("ledger"), dict) else {}
+        dec: dict[str, Any] = p["decision"] if isinstance(p.get("decision"), dict) else {}
         when = _parse_time(led.get("time"))
         seq = led.get("seq")
         if (
@@ -200,9 +200,16 @@ def check_chain(
     alarms = _alarms(
         cfg, after, wants, p.time, end, still_live=ended is None, t_now=t_now, client=cloudwatch
     )
-    parts = {"promotion": promotion, "soaked": soaked, "rollback": rollback, "alarms": alarms}
-    bad = [c.reason for c in parts.values() if not c.ok]
-    return ChainClaim(ok=not bad, reason="; ".join(bad), **base, **parts)
+    bad = [c.reason for c in (promotion, soaked, rollback, alarms) if not c.ok]
+    return ChainClaim(
+        ok=not bad,
+        reason="; ".join(bad),
+        promotion=promotion,
+        soaked=soaked,
+        rollback=rollback,
+        alarms=alarms,
+        **base,
+    )
 
 
 def rollback_claim(env: str) -> ChainClaim:
