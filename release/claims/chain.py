@@ -294,7 +294,8 @@ def _alarms(
                 problems.append(f"{name} is in ALARM")
             problems.extend(_history(cw, name, start, end))
     except ReleaseError as exc:
-        return Claim(ok=False, reason=f"{head}: cannot read the alarms: {exc.message}")
+        why = " ".join(exc.message.split())  # one line
+        return Claim(ok=False, reason=f"{head}: cannot read the alarms: {why}")
     if problems:
         return Claim(ok=False, reason=f"{head}: {'; '.join(problems)}")
     return Claim(
