@@ -164,6 +164,19 @@ def job_policy(
             st.append(k)
         if ledger:
             st.append(_stmt("Ledger", LEDGER_READ + LEDGER_WRITE, [ledger]))
+        if e.after is not None and cfg.environment(e.after).alarms:
+            # the environment chain reads the alarms of `after` and their history
+            a = where(cfg, e.after, account)
+            st.append(
+                _stmt(
+                    "SoakAlarms",
+                    ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"],
+                    [
+                        f"arn:aws:cloudwatch:{a.region}:{a.account}:alarm:{n}"
+                        for n in cfg.environment(e.after).alarms
+                    ],
+                )
+            )
         if e.target == "lambda":
             fns = [
                 f"arn:aws:lambda:{w.region}:{w.account}:function:{n}"

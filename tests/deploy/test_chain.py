@@ -25,7 +25,7 @@ from release.evidence import Evidence
 from release.image.registry import open_registry
 from release.promote import PromotionResult, attest_promotion, gate, promote, rollback
 from tests.attest.conftest import build_image
-from tests.deploy.conftest import LOCAL, boto, digest_of, good_evidence
+from tests.deploy.conftest import ACCOUNT, LOCAL, boto, digest_of, good_evidence
 from tests.fixtures.tools import run_cli
 
 LEDGERS = pytest.mark.parametrize(
@@ -332,3 +332,23 @@ soak = "2d"
     g = gate(cfg, parse_reference(d), "prod", provider, now=at(t0 + 2 * DAY))
     assert g.decision.allow, g.decision.reasons
     assert g.evidence.chain.alarms.reason == "staging has no alarms ([environments.staging].alarms)"
+
+
+def test_the_promote_job_may_read_the_alarms_of_after(tmp_path: Path) -> None:
+    from release.iam.jobs import job_policy
+
+    cfg, _, _ = _project(tmp_path)
+    [soak] = [
+        s
+        for s in job_policy(cfg, "promote", "prod", account=ACCOUNT)["Statement"]
+        if s["Sid"] == "SoakAlarms"
+    ]
+    assert soak["Action"] == ["cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"]
+    assert soak["Resource"] == [
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{a}" for a in (ERRORS, LATENCY)
+    ]
+    (tmp_path / "x").mkdir()
+    cfg, _, _ = _project(tmp_path / "x", chain="")
+    assert "SoakAlarms" not in {
+        s["Sid"] for s in job_policy(cfg, "promote", "prod", account=ACCOUNT)["Statement"]
+    }
