@@ -151,10 +151,16 @@ def check_chain(
         return _failed(base, promotion=Claim(ok=False, reason=why))
     events = led.events(env=after)
     named = [x for x in events if x.seq == p.seq]
-    if not named or named[0].hash != p.hash or named[0].digest != digest:
+    if (
+        not named
+        or named[0].hash != p.hash
+        or named[0].digest != digest
+        or _parse_time(named[0].time) != p.time
+    ):
         why = (
             f"{wants} promoted to {after}: its promotion statement names ledger event "
-            f"{p.seq}, which the ledger does not hold for {digest[:19]} in {after}"
+            f"{p.seq} at {_iso(p.time)}, which the ledger does not hold for {digest[:19]} in "
+            f"{after}"
         )
         return _failed(base, promotion=Claim(ok=False, reason=why))
     promotion = Claim(

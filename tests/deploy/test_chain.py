@@ -243,6 +243,20 @@ def test_another_digest_is_denied(aws_env: dict[str, str], tmp_path: Path) -> No
     assert f"(replaced by {e[:19]} at " in ended
 
 
+def test_a_statement_naming_an_event_the_ledger_does_not_hold_is_denied(tmp_path: Path) -> None:
+    """The statement and the ledger must agree: a ledger started afresh (or another
+    project's statement) does not show what happened in staging since."""
+    cfg, d, _ = _project(tmp_path, alarms=())
+    t0, _ = to_staging(cfg, d)
+    assert gate(cfg, parse_reference(d), "prod", provider, now=at(t0 + DAY)).decision.allow
+    seq = _ledger(cfg).current("staging").seq
+    (tmp_path / ".release" / "ledger.db").unlink()
+    assert denied(cfg, d, t0 + DAY) == [
+        f"prod requires {d} promoted to staging: its promotion statement names ledger event {seq} "
+        f"at {t0:%Y-%m-%dT%H:%M:%SZ}, which the ledger does not hold for {d[:19]} in staging"
+    ]
+
+
 def test_without_after_the_gate_is_unchanged(tmp_path: Path) -> None:
     """No `after`: no chain claim, nothing asked of staging, no AWS call."""
     cfg, d, _ = _project(tmp_path, chain="", alarms=())
