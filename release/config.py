@@ -250,12 +250,13 @@ def parse_duration(value: str, key: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds -> `5h12m`, `2d3h`, `45m`, `30s` (rounded up to the minute past a minute)."""
+    """Seconds -> `5h12m`, `47h59m`, `2d3h`, `45m`, `30s` (rounded up to the minute past
+    a minute; days from 2 days on)."""
     total = max(0, int(-(-seconds // 1)))
     if total < 60:
         return f"{total}s"
     minutes = -(-total // 60)
-    d, rest = divmod(minutes, 24 * 60)
+    d, rest = divmod(minutes, 24 * 60) if minutes >= 2 * 24 * 60 else (0, minutes)
     h, m = divmod(rest, 60)
     parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else ""]
     return "".join(parts) or "0m"

@@ -9,6 +9,7 @@ staging promotion happens at the real time and the tests look at it from later.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,15 @@ from release.evidence import Evidence
 from release.image.registry import open_registry
 from release.promote import PromotionResult, attest_promotion, gate, promote, rollback
 from tests.attest.conftest import build_image
-from tests.deploy.conftest import ACCOUNT, LOCAL, boto, digest_of, good_evidence
+from tests.deploy.conftest import (
+    ACCOUNT,
+    LOCAL,
+    boto,
+    digest_of,
+    good_evidence,
+    put_evidence,
+    run_gated,
+)
 from tests.fixtures.tools import run_cli
 
 LEDGERS = pytest.mark.parametrize(
@@ -257,6 +266,21 @@ def test_a_statement_naming_an_event_the_ledger_does_not_hold_is_denied(tmp_path
     ]
 
 
+def test_promote_cli_too_early_exits_1_with_the_time_left(tmp_path: Path) -> None:
+    """`release promote --env prod` right after the staging promotion (the real clock)."""
+    cfg, d, _ = _project(tmp_path, alarms=())
+    to_staging(cfg, d)
+    put_evidence(tmp_path, good_evidence(d, env="prod", repository=LOCAL))
+    r = run_gated("promote", d, "--env", "prod", cwd=tmp_path)
+    assert r.code == 1, r.stderr
+    assert f"gate denied {d} for prod: 1 reason" in r.stderr
+    [line] = [x for x in r.stderr.splitlines() if "soaked in staging" in x]
+    assert re.search(
+        rf"prod requires {d} soaked in staging for 24h: (24h|23h[0-9]+m) left$", line
+    ), line
+    assert _ledger(cfg).current("prod") is None
+
+
 def test_without_after_the_gate_is_unchanged(tmp_path: Path) -> None:
     """No `after`: no chain claim, nothing asked of staging, no AWS call."""
     cfg, d, _ = _project(tmp_path, chain="", alarms=())
@@ -342,7 +366,7 @@ soak = "2d"
     assert cfg.gate.policy is None
     d = str(build_image(open_registry(LOCAL, tmp_path), seed=b"tickets"))
     t0, _ = to_staging(cfg, d)
-    assert denied(cfg, d, t0 + DAY) == [f"prod requires {d} soaked in staging for 2d: 1d left"]
+    assert denied(cfg, d, t0 + DAY) == [f"prod requires {d} soaked in staging for 2d: 24h left"]
     g = gate(cfg, parse_reference(d), "prod", provider, now=at(t0 + 2 * DAY))
     assert g.decision.allow, g.decision.reasons
     assert g.evidence.chain.alarms.reason == "staging has no alarms ([environments.staging].alarms)"

@@ -147,8 +147,10 @@ def test_a_bad_duration_names_the_key(text: str) -> None:
         (60, "1m"),
         (61, "2m"),
         (18720, "5h12m"),
-        (86400, "1d"),
-        (90000, "1d1h"),
+        (86400, "24h"),
+        (90000, "25h"),
+        (172800, "2d"),
+        (183600, "2d3h"),
     ],
 )
 def test_durations_are_written_rounded_up_to_the_minute(seconds: int, text: str) -> None:
