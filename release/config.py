@@ -234,6 +234,34 @@ class TrafficConfig(_Section):
         return v
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(value: str, key: str) -> int:
+    """`2d`, `24h`, `30m`, `90s` or a combination in that order (`1d12h`) -> seconds; else
+    a ConfigError naming `key`."""
+    m = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not value or m is None or not any(m.groups()):
+        raise ConfigError(
+            f"{key}: {value!r} is not a duration (a number with d, h, m or s: 2d, 24h, 30m, 1d12h)"
+        )
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> `5h12m`, `47h59m`, `2d3h`, `45m`, `30s` (rounded up to the minute past
+    a minute; days from 2 days on)."""
+    total = max(0, int(-(-seconds // 1)))
+    if total < 60:
+        return f"{total}s"
+    minutes = -(-total // 60)
+    d, rest = divmod(minutes, 24 * 60) if minutes >= 2 * 24 * 60 else (0, minutes)
+    h, m = divmod(rest, 60)
+    parts = [f"{d}d" if d else "", f"{h}h" if h else "", f"{m}m" if m else ""]
+    return "".join(parts) or "0m"
+
+
 class EnvironmentConfig(_Section):
     target: Literal["lambda", "local"] = "local"
     functions: dict[str, str] = Field(default_factory=dict)
@@ -246,6 +274,27 @@ class EnvironmentConfig(_Section):
     variables: dict[str, str] = Field(default_factory=dict)
     #: per function, on top of `variables`: `[environments.ENV.function_variables.NAME]`
     function_variables: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: the environment a digest must have been promoted to (and soaked in) before the gate
+    #: allows it here (docs/promotion.md, "Environment chain and soak")
+    after: str | None = None
+    #: how long it must have been live in `after`: `24h`, `30m`, `2d`, `1d12h` (unset: 0)
+    soak: str | None = None
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_duration(v, "soak")
+            except ConfigError:
+                raise ValueError(
+                    f"{v!r} is not a duration (a number with d, h, m or s: 2d, 24h, 30m, 1d12h)"
+                ) from None
+        return v
+
+    @property
+    def soak_seconds(self) -> int:
+        return parse_duration(self.soak, "soak") if self.soak else 0
 
     def variables_of(self, function: str) -> dict[str, str]:
         return {**self.variables, **self.function_variables.get(function, {})}
@@ -443,6 +492,29 @@ class ConfigFile(_Section):
                     )
         return self
 
+    def chain_problem(self) -> str | None:
+        """`after` names another configured environment, without a cycle; `soak` needs
+        it. The first problem, naming the key, or None."""
+        for env_name, env in self.environments.items():
+            where = f"[environments.{env_name}]"
+            if env.soak is not None and env.after is None:
+                return f'{where}.soak needs after = "ENV" (the environment to soak in)'
+            if env.after is None:
+                continue
+            if env.after == env_name:
+                return f"{where}.after: an environment cannot come after itself"
+            if env.after not in self.environments:
+                known = ", ".join(sorted(self.environments))
+                return f"{where}.after: no [environments.{env.after}] (configured: {known})"
+            seen = [env_name]
+            nxt: str | None = env.after
+            while nxt is not None:
+                if nxt in seen:
+                    return f"{where}.after: the chain loops: {' -> '.join([*seen, nxt])}"
+                seen.append(nxt)
+                nxt = self.environments[nxt].after
+        return None
+
 
 class Config:
     """A loaded config: the validated file plus the directory its paths are relative to."""
@@ -547,10 +619,14 @@ def _describe(err: dict[str, Any]) -> str:
 
 def parse(data: dict[str, Any], path: Path) -> Config:
     try:
-        return Config(ConfigFile.model_validate(data), path)
+        file = ConfigFile.model_validate(data)
     except ValidationError as exc:
         lines = [f"{path.name}: {_describe(dict(e))}" for e in exc.errors(include_url=False)]
         raise ConfigError(lines[0], details=lines[1:]) from None
+    problem = file.chain_problem()
+    if problem is not None:
+        raise ConfigError(f"{path.name}: {problem}")
+    return Config(file, path)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

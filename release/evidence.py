@@ -129,6 +129,48 @@ def _readiness_not_configured() -> ReadinessClaim:
     return ReadinessClaim(ok=False, configured=False, reason="not configured")
 
 
+def _not_checked() -> Claim:
+    return Claim(ok=False, reason="not checked")
+
+
+class ChainClaim(Claim):
+    """The environment chain (`[environments.ENV].after` and `soak`), filled in by the gate
+    and `release verify --env` when the environment has `after`: the digest's promotion
+    to `after`, read from its signed promotion statement (`promoted_at`: the time the
+    statement names), soaked there at least `soak_seconds` (`soaked_seconds` so far;
+    `left`: the time still to wait, empty once soaked or when the digest is no longer live
+    there), no rollback of it there since, and the alarms of `after` never in ALARM since.
+    Each part is a claim of its own; `ok` is all four."""
+
+    configured: bool
+    after: str | None = None
+    #: the configured soak (`24h`) and in seconds
+    soak: str = ""
+    soak_seconds: int = Field(default=0, ge=0)
+    promoted_at: str | None = None
+    #: the promotion statement's referrer manifest
+    statement: str | None = Field(default=None, pattern=_DIGEST)
+    soaked_seconds: int = Field(default=0, ge=0)
+    left: str = ""
+    promotion: Claim = Field(default_factory=_not_checked)
+    soaked: Claim = Field(default_factory=_not_checked)
+    rollback: Claim = Field(default_factory=_not_checked)
+    alarms: Claim = Field(default_factory=_not_checked)
+
+    def parts(self) -> dict[str, Claim]:
+        """The four claims by name (the checklist rows `chain NAME`)."""
+        return {
+            "promotion": self.promotion,
+            "soak": self.soaked,
+            "rollback": self.rollback,
+            "alarms": self.alarms,
+        }
+
+
+def _chain_not_configured() -> ChainClaim:
+    return ChainClaim(ok=False, configured=False, reason="not configured")
+
+
 class Evidence(_Doc):
     """The Rego input document."""
 
@@ -143,6 +185,7 @@ class Evidence(_Doc):
     canary: CanaryClaim
     vulnerabilities: VulnerabilityClaim
     readiness: ReadinessClaim = Field(default_factory=_readiness_not_configured)
+    chain: ChainClaim = Field(default_factory=_chain_not_configured)
 
     def to_input(self) -> dict[str, object]:
         """The JSON document the policy sees as `input`."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from release.config import Config
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: (config, image reference, environment) -> verified Evidence
 EvidenceProvider = Callable[[Config, Reference, str], Evidence]
+#: the wall clock of the environment chain's soak (an aware datetime)
+Clock = Callable[[], datetime]
 
 
 def default_provider() -> EvidenceProvider:
@@ -72,8 +75,13 @@ def gate(
     *,
     ledger: Ledger | None = None,
     actor: str | None = None,
+    now: Clock | None = None,
+    rollback: bool = False,
 ) -> GateResult:
-    """Collect the Evidence, evaluate the policy, record the decision. Never raises on deny."""
+    """Collect the Evidence, evaluate the policy, record the decision. Never raises on deny.
+    An environment with `after` gets the chain claim (`release.claims.chain`) checked
+    here, whatever the provider gave, at `now()` (default: the real time); not for a
+    `rollback` (to a digest that passed it when it was promoted to `env`)."""
     cfg.environment(env)  # unknown environment: ConfigError before any work
     evidence = provider(cfg, ref, env)
     if evidence.digest != ref.digest or evidence.env != env:
@@ -82,6 +90,16 @@ def gate(
         )
     if cfg.readiness.gate:
         evidence = evidence.model_copy(update={"readiness": readiness_claim(cfg, env)})
+    led = ledger or open_ledger(cfg)
+    if cfg.environment(env).after is not None:
+        from release.claims.chain import check_chain, rollback_claim
+
+        chain = (
+            rollback_claim(env)
+            if rollback
+            else check_chain(cfg, ref.digest, env, repository=ref.repository, ledger=led, now=now)
+        )
+        evidence = evidence.model_copy(update={"chain": chain})
     decision = evaluate(evidence, policy_for(cfg))
     log.debug(
         "gate %s for %s: %s (%d reasons, policy %s)",
@@ -91,7 +109,6 @@ def gate(
         len(decision.reasons),
         decision.policy_digest,
     )
-    led = ledger or open_ledger(cfg)
     event = led.append(
         env,
         "gate",
@@ -186,10 +203,14 @@ def promote(
     ledger: Ledger | None = None,
     actor: str | None = None,
     action: str = "promote",
+    now: Clock | None = None,
 ) -> PromotionResult:
-    """Gate, then every function of `env` to `ref`, or nothing (see module docstring)."""
+    """Gate, then every function of `env` to `ref`, or nothing (see module docstring).
+    `now`: the gate's clock for the environment chain's soak (tests pass one)."""
     led = ledger or open_ledger(cfg)
-    g = gate(cfg, ref, env, provider, ledger=led, actor=actor)
+    g = gate(
+        cfg, ref, env, provider, ledger=led, actor=actor, now=now, rollback=action == "rollback"
+    )
     if not g.decision.allow:
         raise denied(g.decision)
     tgt = target or target_for(cfg, env)
@@ -289,6 +310,7 @@ def rollback(
     target: Target | None = None,
     ledger: Ledger | None = None,
     actor: str | None = None,
+    now: Clock | None = None,
 ) -> PromotionResult:
     """Promote the previous live digest again (re-verified and gated first)."""
     led = ledger or open_ledger(cfg)
@@ -302,7 +324,7 @@ def rollback(
             f"ledger event {prev.seq}: reference {ref} does not match digest {prev.digest}"
         )
     return promote(
-        cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback"
+        cfg, ref, env, provider, target=target, ledger=led, actor=actor, action="rollback", now=now
     )
 
 

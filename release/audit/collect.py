@@ -14,14 +14,17 @@ from typing import Any
 from release.audit.model import (
     AuditReport,
     CanarySummary,
+    ChainSummary,
     ReleaseRecord,
     SbomSummary,
     TimelineEntry,
 )
 from release.checks import Check
+from release.claims.chain import Clock
 from release.config import Config
 from release.digest import Reference, parse_digest
 from release.errors import ReleaseError, UsageError
+from release.evidence import ChainClaim
 from release.ledger import Event, open_ledger
 
 RELEASE_ACTIONS = frozenset({"gate", "promote", "rollback"})
@@ -49,7 +52,10 @@ def collect(
     since: str | None = None,
     digest: str | None = None,
     verify: bool = True,
+    now: Clock | None = None,
 ) -> AuditReport:
+    """The audit report; `now`: the clock of the environment chain's soak (default: the
+    real time)."""
     if env is not None:
         cfg.environment(env)
     if digest is not None:
@@ -72,7 +78,7 @@ def collect(
     for d in order:
         mine = [e for e in events if e.digest == d]
         rec, packages, canary = _record(
-            cfg, d, env, mine, prev_packages, prev_canary, verify=verify
+            cfg, d, env, mine, prev_packages, prev_canary, verify=verify, now=now
         )
         releases.append(rec)
         if packages is not None:
@@ -98,18 +104,23 @@ def _record(
     prev_canary: dict[str, Any] | None,
     *,
     verify: bool,
+    now: Clock | None = None,
 ) -> tuple[ReleaseRecord, set[str] | None, dict[str, Any] | None]:
     from release.claims import verify_release
 
     checks: list[Check] = []
     atts: dict[str, Any] = {}
     lock = None
+    chain = None
     if verify:
         try:
-            v = verify_release(cfg, Reference("", parse_digest(digest)), env, ledger=bool(env))
+            v = verify_release(
+                cfg, Reference("", parse_digest(digest)), env, ledger=bool(env), now=now
+            )
             checks = list(v.checks)
             atts = {n: a for n, a in v.attestations.items() if a.ok}
             lock = v.lock
+            chain = _chain_summary(env, v.evidence.chain if v.evidence else None)
         except ReleaseError as exc:
             checks = [Check("verify", False, exc.message)]
     prov = atts["provenance"].predicate if "provenance" in atts else None
@@ -157,8 +168,25 @@ def _record(
             TimelineEntry(e.seq, e.time, e.action, e.env, e.actor, e.digest, _detail(e))
             for e in events
         ],
+        chain=chain,
     )
     return rec, packages, canary
+
+
+def _chain_summary(env: str | None, c: ChainClaim | None) -> ChainSummary | None:
+    if env is None or c is None or not c.configured or c.after is None:
+        return None
+    from release.config import format_duration
+
+    return ChainSummary(
+        env=env,
+        after=c.after,
+        soak=c.soak,
+        promoted_at=c.promoted_at,
+        statement=c.statement,
+        soaked=format_duration(c.soaked_seconds),
+        checks=[Check(name, p.ok, p.reason) for name, p in c.parts().items()],
+    )
 
 
 def _detail(e: Event) -> str:

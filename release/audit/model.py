@@ -43,6 +43,25 @@ class SbomSummary:
 
 
 @dataclass(frozen=True)
+class ChainSummary:
+    """The environment chain of a release for the audited environment (`after`, `soak`):
+    the promotion to `after` it soaked in (the signed statement's time and referrer) and
+    the four claims (promotion, soak, rollback, alarms) as re-checked now."""
+
+    env: str
+    after: str
+    soak: str
+    promoted_at: str | None
+    statement: str | None
+    soaked: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True)
 class TimelineEntry:
     seq: int
     time: str
@@ -74,6 +93,8 @@ class ReleaseRecord:
     decision_policy_digest: str | None
     verification: list[Check]
     timeline: list[TimelineEntry]
+    #: the environment chain, when the audited environment has `after`
+    chain: ChainSummary | None = None
 
     @property
     def failed_claims(self) -> list[Check]:

@@ -81,6 +81,15 @@ def to_markdown(report: AuditReport) -> str:
             )
             for reason in r.decision_reasons:
                 out.append(f"  - {reason}")
+        if r.chain:
+            ch_ = r.chain
+            out.append(
+                f"- **environment chain**: {_mark(ch_.ok)} {ch_.env} after {ch_.after}, soak "
+                f"{ch_.soak}; promoted to {ch_.after} at {ch_.promoted_at or '—'} "
+                f"(statement `{ch_.statement or '—'}`), live there {ch_.soaked}"
+            )
+            for ch in ch_.checks:
+                out.append(f"  - {_mark(ch.ok)} {ch.name}: {ch.detail}")
         if r.verification:
             out.append("- **verification**:")
             for ch in r.verification:

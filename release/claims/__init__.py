@@ -23,6 +23,7 @@ from __future__ import annotations
 from release.attest.signatures import policy_from_config, verify_all_stored
 from release.claims.attestations import ALL_PREDICATES, verify_attestation
 from release.claims.canary import check_canary
+from release.claims.chain import Clock, check_chain
 from release.claims.checklist import Attestation, Verification
 from release.claims.image import merged_view
 from release.claims.ledger import LedgerCheck, check_ledger, verify_ledger
@@ -56,9 +57,16 @@ def collect(cfg: Config, ref: Reference, env: str) -> Evidence:
 
 
 def verify_release(
-    cfg: Config, ref: Reference | str, env: str | None = None, *, ledger: bool = True
+    cfg: Config,
+    ref: Reference | str,
+    env: str | None = None,
+    *,
+    ledger: bool = True,
+    now: Clock | None = None,
 ) -> Verification:
-    """Every claim about the digest, as a checklist (`Verification.checks`) and Evidence."""
+    """Every claim about the digest, as a checklist (`Verification.checks`) and Evidence.
+    With an environment that has `after` (and `ledger`), the environment chain's claims
+    too (`release.claims.chain`, at `now()`: default the real time)."""
     from release.errors import NotFound
     from release.image.inspect import open_image
     from release.image.registry import open_registry
@@ -122,11 +130,20 @@ def verify_release(
     sbom_claim = check_sbom(v, merged)
     prov_claim = check_provenance(cfg, v)
     canary_claim = check_canary(cfg, v, canaries)
+    chain = None
     if ledger:
         events = check_ledger(cfg, v)
         if events is not None:
             check_promotion(v, events)
+        if env and cfg.environment(env).after is not None:
+            chain = check_chain(
+                cfg, ref.digest, env, statements=v.promotions, registry=registry, now=now
+            )
+            for name, claim in chain.parts().items():
+                v.add(f"chain {name}", claim.ok, claim.reason)
     v.evidence = assemble_evidence(cfg, v, model_claim, sbom_claim, prov_claim, canary_claim)
+    if chain is not None:
+        v.evidence = v.evidence.model_copy(update={"chain": chain})
     return v
 
 

@@ -32,7 +32,8 @@ def verify_cmd(
     REPO@sha256:...): each attestation's signature and signer, subjects, SBOM against the
     image's real layers, provenance against the image config, the baked model lock against
     the model layer, the signed canary verdict and - with --env - the gate decision and
-    promotion in the ledger, whose hash chain is re-computed.
+    promotion in the ledger, whose hash chain is re-computed, and when ENV has `after` the
+    environment chain (`chain promotion|soak|rollback|alarms`, docs/promotion.md).
 
     Prints a checklist; exits 1 naming each failed claim. Verification itself never uses the
     network (bundles are checked against the pinned trust root or the public key).

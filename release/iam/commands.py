@@ -186,8 +186,23 @@ def _verify(ctx: Ctx, *, ledger: bool) -> list[Grant]:
     """Re-verify a release's attestations: its referrers, the keys, the ledger's record."""
     out = _ecr(_subject(ctx), push=False) + _kms(ctx, sign=False)
     if ledger:
-        out += _ledger(ctx, write=False)
+        out += _ledger(ctx, write=False) + _chain(ctx)
     return out
+
+
+def _chain(ctx: Ctx) -> list[Grant]:
+    """With `[environments.ENV].after`, the environment chain (release.claims.chain) reads
+    the alarms of `after` and their history since the promotion there."""
+    if ctx.env is None or (after := ctx.cfg.environment(ctx.env).after) is None:
+        return []
+    alarms = ctx.cfg.environment(after).alarms
+    if not alarms:
+        return []
+    region = ctx.cfg.environment(after).region or ctx.where.region
+    arns = tuple(f"arn:aws:cloudwatch:{region}:{ctx.where.account}:alarm:{a}" for a in alarms)
+    return [
+        Grant("SoakAlarms", ("cloudwatch:DescribeAlarmHistory", "cloudwatch:DescribeAlarms"), arns)
+    ]
 
 
 def _evidence(ctx: Ctx, *, ledger: bool) -> list[Grant]:

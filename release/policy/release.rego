@@ -38,7 +38,7 @@ default allow := false
 
 allow if count(deny) == 0
 
-reasons(doc) := (((((signature_reasons(doc) | sbom_reasons(doc)) | provenance_reasons(doc)) | model_reasons(doc)) | canary_reasons(doc)) | vulnerability_reasons(doc)) | readiness_reasons(doc)
+reasons(doc) := ((((((signature_reasons(doc) | sbom_reasons(doc)) | provenance_reasons(doc)) | model_reasons(doc)) | canary_reasons(doc)) | vulnerability_reasons(doc)) | readiness_reasons(doc)) | chain_reasons(doc)
 
 # --- signatures and signers ------------------------------------------------------------
 signature_reasons(doc) := {msg |
@@ -153,4 +153,38 @@ readiness_reasons(doc) := {msg |
 	r.ok == false
 	some row in object.get(r, "failed", [])
 	msg := concat("", ["readiness: ", row])
+}
+
+# --- the environment chain -------------------------------------------------------------
+# Filled in by the gate when `[environments.ENV].after` names the environment a digest
+# must pass through first (and `soak` how long it must stay live there). The digest must
+# have a verified promotion statement to `after` at least `soak` ago, no rollback of it
+# there since, and the alarms of `after` never in ALARM since. Each failing part is a
+# reason; the soak is compared here, the time left formatted by the gate.
+chain_reasons(doc) := {msg |
+	c := object.get(doc, "chain", {"configured": false})
+	c.configured == true
+	some part in ["promotion", "rollback", "alarms"]
+	c[part].ok == false
+	c.promotion.ok == true
+	msg := c[part].reason
+} | {msg |
+	c := object.get(doc, "chain", {"configured": false})
+	c.configured == true
+	c.promotion.ok == false
+	msg := c.promotion.reason
+} | {msg |
+	c := object.get(doc, "chain", {"configured": false})
+	c.configured == true
+	c.promotion.ok == true
+	c.soaked_seconds < c.soak_seconds
+	c.left != ""
+	msg := concat("", [doc.env, " requires ", doc.digest, " soaked in ", c.after, " for ", c.soak, ": ", c.left, " left"])
+} | {msg |
+	c := object.get(doc, "chain", {"configured": false})
+	c.configured == true
+	c.promotion.ok == true
+	c.soaked_seconds < c.soak_seconds
+	c.left == ""
+	msg := c.soaked.reason
 }

@@ -155,3 +155,51 @@ test_ready_environment_is_allowed if {
 	doc := object.union(good, {"readiness": {"ok": true, "reason": "", "configured": true, "failed": []}})
 	count(gate.reasons(doc)) == 0
 }
+
+# --- the environment chain ---------------------------------------------------------------
+ok_claim := {"ok": true, "reason": ""}
+
+soaked_chain := {
+	"ok": true, "reason": "", "configured": true, "after": "staging",
+	"soak": "24h", "soak_seconds": 86400, "soaked_seconds": 90000, "left": "",
+	"promoted_at": "2026-01-01T00:00:00Z", "statement": null,
+	"promotion": ok_claim, "soaked": ok_claim, "rollback": ok_claim, "alarms": ok_claim,
+}
+
+with_chain(patch) := object.union(good, {"chain": object.union(soaked_chain, patch)})
+
+test_chain_soaked_is_allowed if {
+	count(gate.reasons(with_chain({}))) == 0
+}
+
+test_chain_absent_or_not_configured_is_not_required if {
+	count(gate.reasons(object.remove(good, ["chain"]))) == 0
+	doc := with_chain({"configured": false, "soaked_seconds": 0, "promotion": {"ok": false, "reason": "x"}})
+	count(gate.reasons(doc)) == 0
+}
+
+test_chain_too_early_is_denied_with_the_time_left if {
+	doc := with_chain({"ok": false, "soaked_seconds": 67680, "left": "5h12m", "soaked": {"ok": false, "reason": "r"}})
+	gate.reasons(doc) == {"prod requires sha256:1111111111111111111111111111111111111111111111111111111111111111 soaked in staging for 24h: 5h12m left"}
+}
+
+test_chain_replaced_before_the_soak_gives_its_reason if {
+	doc := with_chain({"ok": false, "soaked_seconds": 3600, "left": "", "soaked": {"ok": false, "reason": "it was live there 1h"}})
+	gate.reasons(doc) == {"it was live there 1h"}
+}
+
+test_chain_without_a_promotion_is_denied_once if {
+	no := {"ok": false, "reason": "not checked"}
+	doc := with_chain({"ok": false, "soaked_seconds": 0, "promotion": {"ok": false, "reason": "no verified promotion statement"}, "soaked": no, "rollback": no, "alarms": no})
+	gate.reasons(doc) == {"no verified promotion statement"}
+}
+
+test_chain_rollback_is_denied if {
+	doc := with_chain({"ok": false, "rollback": {"ok": false, "reason": "rolled back there"}})
+	gate.reasons(doc) == {"rolled back there"}
+}
+
+test_chain_alarm_is_denied if {
+	doc := with_chain({"ok": false, "alarms": {"ok": false, "reason": "ma-errors went to ALARM"}})
+	gate.reasons(doc) == {"ma-errors went to ALARM"}
+}

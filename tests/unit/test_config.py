@@ -67,6 +67,28 @@ def test_repo_example_config_loads() -> None:
             ),
             "release.toml: [functions].analysis: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$'",
         ),
+        (
+            lambda s: (
+                s
+                + '\n[environments.staging]\n[environments.prod]\nafter = "staging"\nsoak = "24x"\n'
+            ),
+            "release.toml: [environments.prod].soak: '24x' is not a duration (a number with d, h, m or s: 2d, 24h, 30m, 1d12h)",
+        ),
+        (
+            lambda s: s + '\n[environments.prod]\nafter = "stagin"\n[environments.staging]\n',
+            "release.toml: [environments.prod].after: no [environments.stagin] (configured: prod, staging)",
+        ),
+        (
+            lambda s: (
+                s
+                + '\n[environments.prod]\nafter = "staging"\n[environments.staging]\nafter = "prod"\n'
+            ),
+            "release.toml: [environments.prod].after: the chain loops: prod -> staging -> prod",
+        ),
+        (
+            lambda s: s + '\n[environments.prod]\nsoak = "24h"\n',
+            'release.toml: [environments.prod].soak needs after = "ENV" (the environment to soak in)',
+        ),
         (lambda s: s + "\n[ledger\n", None),
     ],
 )
@@ -95,3 +117,43 @@ def test_unknown_option_is_usage_error(tmp_path: Path) -> None:
     r = run_cli("model", "pin", "--frobnicate", cwd=tmp_path)
     assert r.code == 2
     assert "Error: No such option '--frobnicate'." in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30m", 1800), ("24h", 86400), ("2d", 172800), ("1d12h", 129600), ("90s", 90)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    from release.config import parse_duration
+
+    assert parse_duration(text, "soak") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "24", "h", "24x", "1h1d", "-1h", "1.5h"])
+def test_a_bad_duration_names_the_key(text: str) -> None:
+    from release.config import parse_duration
+    from release.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        parse_duration(text, "[environments.prod].soak")
+    assert exc.value.message.startswith(f"[environments.prod].soak: {text!r} is not a duration")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (60, "1m"),
+        (61, "2m"),
+        (18720, "5h12m"),
+        (86400, "24h"),
+        (90000, "25h"),
+        (172800, "2d"),
+        (183600, "2d3h"),
+    ],
+)
+def test_durations_are_written_rounded_up_to_the_minute(seconds: int, text: str) -> None:
+    from release.config import format_duration
+
+    assert format_duration(seconds) == text

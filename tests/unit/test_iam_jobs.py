@@ -24,7 +24,8 @@ REPO_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/platform"
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 
 #: every option that adds AWS calls is on: ECR registry and base, DynamoDB ledger, KMS
-#: signing by alias and verification by key id, ECR scan findings, alarms, a live canary
+#: signing by alias and verification by key id, ECR scan findings, alarms, a live canary,
+#: an environment chain (prod after staging: staging's alarms and their history)
 CONFIG = f"""
 [model]
 path = "model/examples/sst2-tiny"
@@ -43,9 +44,12 @@ target = "lambda"
 alias = "live"
 functions = {{ scorer = "ma-scorer", analysis = "ma-analysis" }}
 alarms = ["ma-errors"]
+after = "staging"
+soak = "1h"
 [environments.staging]
 target = "lambda"
 alias = "next"
+alarms = ["st-errors"]
 functions = {{ scorer = "st-scorer", analysis = "st-analysis" }}
 [ledger]
 url = "dynamodb:release-ledger"
@@ -148,9 +152,10 @@ def test_the_promote_role_is_the_environments_functions_alias_and_table(project:
     assert not any(":function:st-" in r for rs in g.values() for r in rs)
     assert g["dynamodb:PutItem"] == g["dynamodb:Query"] == {TABLE}
     assert "dynamodb:CreateTable" not in g
-    assert g["cloudwatch:DescribeAlarms"] == {
-        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ma-errors"
-    }
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
+    # its own alarms (the live canary), and staging's with their history (prod's chain)
+    assert g["cloudwatch:DescribeAlarms"] == {alarm + "ma-errors", alarm + "st-errors"}
+    assert g["cloudwatch:DescribeAlarmHistory"] == {alarm + "st-errors"}
     assert g["ecr:PutImage"] == g["ecr:DescribeImageScanFindings"] == {ECR_REPO}
     # the only `*`: actions without a resource type in the shipped IAM data
     starred = {a for a, rs in g.items() if "*" in rs}
@@ -165,7 +170,9 @@ def test_the_promote_role_is_the_environments_functions_alias_and_table(project:
     # --env moves every command of the job to that environment's functions and alias
     g2 = grants(iam(project, "--job", "promote", "--env", "staging"))
     assert g2["lambda:UpdateAlias"] == {FN + "st-scorer", FN + "st-analysis"}
-    assert "cloudwatch:DescribeAlarms" not in g2  # staging has none
+    # staging's own alarms (its live canary); no history: staging has no `after`
+    assert g2["cloudwatch:DescribeAlarms"] == {alarm + "st-errors"}
+    assert "cloudwatch:DescribeAlarmHistory" not in g2
 
 
 def test_jobs_get_only_what_their_commands_call(project: Path) -> None:
