@@ -234,6 +234,24 @@ class TrafficConfig(_Section):
         return v
 
 
+class GuardConfig(_Section):
+    """`[environments.ENV.guard]`: the drift guard of a lambda environment (release.guard).
+
+    topic: the SNS topic ARN a mismatch is published to (none: the result is only logged
+    and recorded in the ledger); rollback: move a drifted alias back to the promoted
+    version (else alarm only); schedule: the EventBridge schedule of the periodic check.
+    Nothing here selects or skips a verification step."""
+
+    topic: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$"
+    )
+    rollback: bool = False
+    schedule: str = Field(
+        default="rate(5 minutes)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+    )
+
+
 class EnvironmentConfig(_Section):
     target: Literal["lambda", "local"] = "local"
     functions: dict[str, str] = Field(default_factory=dict)
@@ -246,6 +264,8 @@ class EnvironmentConfig(_Section):
     variables: dict[str, str] = Field(default_factory=dict)
     #: per function, on top of `variables`: `[environments.ENV.function_variables.NAME]`
     function_variables: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: the drift guard (`release guard`); none: it checks and records, no topic, no rollback
+    guard: GuardConfig | None = None
 
     def variables_of(self, function: str) -> dict[str, str]:
         return {**self.variables, **self.function_variables.get(function, {})}

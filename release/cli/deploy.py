@@ -177,10 +177,25 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
     """
     from release import promote
     from release.errors import CheckFailed
+    from release.guard import last_check
+    from release.ledger import open_ledger
 
     cfg = load_config(config_path)
-    st = promote.status(cfg, env)
+    led = open_ledger(cfg)
+    st = promote.status(cfg, env, ledger=led)
     doc = st.to_dict()
+    guard = last_check(led, env)
+    doc["guard"] = (
+        {
+            "time": guard.time,
+            "seq": guard.seq,
+            "result": guard.evidence.get("result", ""),
+            "trigger": guard.evidence.get("trigger", ""),
+            "findings": (guard.decision or {}).get("findings", []),
+        }
+        if guard is not None
+        else None
+    )
     if st.live is None:
         out.status(f"{env}: nothing promoted yet")
     else:
@@ -200,6 +215,9 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
             f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
             f"expires {st.lease['expires']}"
         )
+    if guard is not None:
+        g = doc["guard"]
+        out.status(f"  guard: {g['result']} at {g['time']} ({g['trigger']}, ledger seq {g['seq']})")
     out.data(doc)
     if st.drift:
         n = len(st.drift)

@@ -19,7 +19,8 @@ from release.iam import JOBS
     "--function",
     "function",
     metavar="NAME",
-    help="The execution-role policy of function NAME, from the AWS calls its handler makes.",
+    help="The execution-role policy of function NAME, from the AWS calls its handler makes; "
+    "NAME release.guard: the drift guard's (with --env).",
 )
 @click.option(
     "--repository-policy",
@@ -64,6 +65,10 @@ def iam_cmd(
     names. A call it cannot bind (its action, or its resource) is listed with its
     file:line and the command exits 1, unless a statement in [iam] or
     [iam.functions.NAME] covers it, or --allow-unresolved is given.
+
+    --function release.guard --env ENV is the drift guard's role (release guard): the
+    calls the tool's own guard makes, declared with it, scoped to ENV's functions, alias,
+    ledger table, registry, topic and key.
     """
     from release import iam
     from release.errors import UsageError
@@ -75,6 +80,8 @@ def iam_cmd(
         cfg.environment(env)
     if job:
         doc = iam.job_policy(cfg, job, env, account=account)
+    elif function == "release.guard":
+        doc = iam.guard_policy(cfg, env, account=account)
     elif function:
         result = iam.analyse_function(cfg, function, env, account=account)
         if result.uncovered and not allow_unresolved:

@@ -16,7 +16,7 @@ from typing import Any
 
 from release.config import Config
 from release.iam.function import FunctionPolicy, Unresolved, UnresolvedCalls, analyse
-from release.iam.jobs import JOBS, job_policy, repository_policy, where
+from release.iam.jobs import JOBS, guard_policy, job_policy, repository_policy, where
 
 __all__ = [
     "JOBS",
@@ -25,6 +25,7 @@ __all__ = [
     "UnresolvedCalls",
     "analyse_function",
     "function_policy",
+    "guard_policy",
     "job_policy",
     "repository_policy",
 ]

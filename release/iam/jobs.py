@@ -212,3 +212,45 @@ def repository_policy(
             "StringLike": {"aws:sourceArn": f"arn:aws:lambda:{w.region}:{w.account}:function:*"}
         }
     return _doc([stmt])
+
+
+LOGS_WRITE = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+GUARD_LAMBDA_READ = ["lambda:GetAlias", "lambda:GetFunction", "lambda:ListVersionsByFunction"]
+
+
+def guard_policy(cfg: Config, env: str | None, *, account: str | None = None) -> dict[str, Any]:
+    """The drift guard's execution-role policy (`release iam --function release.guard
+    --env ENV`), declared here as data for the calls release.guard makes: read the
+    environment's functions, aliases and versions; move an alias back (rollback on); read
+    the ledger and append its events; read the evidence from the registry; publish to the
+    topic; the KMS public key when verification needs it; its own logs."""
+    if env is None:
+        raise UsageError("release iam --function release.guard needs --env ENV (what it guards)")
+    e = cfg.environment(env)
+    if e.target != "lambda":
+        raise UsageError(f"[environments.{env}] is a {e.target} target; the guard watches Lambda")
+    w = where(cfg, env, account)
+    ledger = _ledger_arn(cfg, w)
+    if ledger is None:
+        raise ConfigError(
+            f"the guard runs in Lambda and needs a dynamodb ledger; [ledger].url is {cfg.ledger.url!r}"
+        )
+    settings = e.guard
+    fns = [
+        f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())
+    ]
+    st = [
+        _stmt("Logs", LOGS_WRITE, [f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/*"]),
+        _stmt("ReadFunctions", GUARD_LAMBDA_READ, fns + [f + ":*" for f in fns]),
+        _stmt("Ledger", LEDGER_READ + ["dynamodb:PutItem"], [ledger]),
+    ]
+    if settings is not None and settings.rollback:
+        st.append(
+            _stmt("RollBackAliases", ["lambda:UpdateAlias"], [f + f":{e.alias}" for f in fns])
+        )
+    if settings is not None and settings.topic:
+        st.append(_stmt("Alarm", ["sns:Publish"], [settings.topic]))
+    st += _registry_statements(cfg, push=False, base=False)
+    if (k := _kms(cfg, w, sign=False)) is not None:
+        st.append(k)
+    return _doc(st)
