@@ -242,7 +242,7 @@ def guard_policy(cfg: Config, env: str | None, *, account: str | None = None) ->
     st = [
         _stmt("Logs", LOGS_WRITE, [f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/*"]),
         _stmt("ReadFunctions", GUARD_LAMBDA_READ, fns + [f + ":*" for f in fns]),
-        _stmt("Ledger", LEDGER_READ + ["dynamodb:PutItem"], [ledger]),
+        _stmt("Ledger", [*LEDGER_READ, "dynamodb:PutItem"], [ledger]),
     ]
     if settings is not None and settings.rollback:
         st.append(

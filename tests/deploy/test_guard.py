@@ -93,15 +93,24 @@ def released(tmp_path: Path, lambdas: dict[str, str]) -> dict[str, Any]:
     return _release(tmp_path, rollback=True)
 
 
-def _release(
-    root: Path, *, rollback: bool, promotion_key: str | None = "keys/signing.pem"
-) -> dict[str, Any]:
-    extra = (
+def _guard_toml(rollback: bool) -> str:
+    return (
         f'{NO_CANARY}\n[environments.prod.guard]\ntopic = "{TOPIC}"\n'
         f"rollback = {'true' if rollback else 'false'}\n\n"
         '[signing]\nmode = "key:keys/signing.pem"\n'
     )
-    cfg_path = write_config(root, target="lambda", ledger="dynamodb:ledger", env_extra=extra)
+
+
+def _release(
+    root: Path,
+    *,
+    rollback: bool,
+    promotion_key: str | None = "keys/signing.pem",
+    cfg_path: Path | None = None,
+) -> dict[str, Any]:
+    if cfg_path is None:
+        extra = _guard_toml(rollback)
+        cfg_path = write_config(root, target="lambda", ledger="dynamodb:ledger", env_extra=extra)
     layout = LayoutRegistry(root / "registry", name="oci:registry")
     signed = _image(layout, "signed")
     unsigned = _image(layout, "unsigned")
@@ -391,3 +400,118 @@ def test_guard_policy_covers_its_calls(released: dict[str, Any]) -> None:
         "Resource": TOPIC,
     }
     assert by_sid["Ledger"]["Resource"] == f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ledger"
+
+
+# --- the second platform ------------------------------------------------------------------
+def test_the_second_platforms_functions_are_guarded(tmp_path: Path, aws_env: Any) -> None:
+    """A platform shaped like tests/platforms/tickets (package svc, functions classify and
+    health): its console deployment is caught and undone the same way."""
+    from tests.deploy.conftest import push_images
+
+    push_images("a")
+    role = boto("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam = boto("lambda")
+    handlers = {"classify": "svc.classify.handler", "health": "svc.health.handler"}
+    for name, handler in handlers.items():
+        lam.create_function(
+            FunctionName=f"tickets-{name}",
+            Role=role,
+            PackageType="Image",
+            Code={"ImageUri": f"{ECR}@{'sha256:' + 'a' * 64}"},
+            ImageConfig={"Command": [handler]},
+            Publish=True,
+        )
+        lam.create_alias(FunctionName=f"tickets-{name}", Name="live", FunctionVersion="1")
+    cfg_path = tmp_path / "release.toml"
+    cfg_path.write_text(
+        f"""
+[model]
+path = "ml/urgency"
+[image]
+base = "oci:base@sha256:{"0" * 64}"
+registry = "{ECR}"
+[code]
+package = "svc"
+[functions]
+classify = "svc.classify.handler"
+health = "svc.health.handler"
+[environments.prod]
+target = "lambda"
+functions = {{ classify = "tickets-classify", health = "tickets-health" }}
+alias = "live"
+{_guard_toml(True)}
+[ledger]
+url = "dynamodb:tickets-ledger"
+"""
+    )
+    r = _release(tmp_path, rollback=True, cfg_path=cfg_path)
+    rogue = _console_deploy("tickets-classify", r["unsigned"])
+    doc = handle(cloudtrail("UpdateAlias20150331", "tickets-classify"), _guard(r))
+    assert doc["result"] == "drift-undone", doc
+    assert [f["function"] for f in doc["findings"]] == ["tickets-classify"]
+    assert doc["rollbacks"][0]["from"] == rogue
+    assert (
+        lam.get_alias(FunctionName="tickets-classify", Name="live")["FunctionVersion"]
+        == (r["versions"]["tickets-classify"])
+    )
+    assert _alarms(r["queue"])[0]["result"] == "drift-undone"
+
+
+# --- the CLI ------------------------------------------------------------------------------
+def test_cli_rules_iam_and_status(released: dict[str, Any]) -> None:
+    from tests.fixtures.tools import run_cli
+
+    root = released["cfg"].root
+    res = run_cli("guard", "rules", "--env", "prod", cwd=root)
+    assert res.code == 0, res.stderr
+    assert json.loads(res.stdout) == rules(released["cfg"], "prod")
+    res = run_cli("iam", "--function", "release.guard", "--env", "prod", cwd=root)
+    assert res.code == 0, res.stderr
+    from release.iam import guard_policy
+
+    assert json.loads(res.stdout) == guard_policy(released["cfg"], "prod")
+    check(_guard(released), trigger="schedule")
+    res = run_cli("status", "--env", "prod", "--json", cwd=root)
+    assert res.code == 0, res.stderr
+    g = json.loads(res.stdout)["guard"]
+    assert (g["result"], g["trigger"], g["findings"]) == ("ok", "schedule", [])
+    assert "  guard: ok at " in res.stderr
+
+
+def test_cli_check_refuses_a_local_environment(tmp_path: Path) -> None:
+    from tests.fixtures.tools import run_cli
+
+    write_config(tmp_path)
+    res = run_cli("guard", "check", "--env", "prod", cwd=tmp_path)
+    assert res.code == 2
+    assert res.stderr.strip() == (
+        "release: error: release guard: [environments.prod] is a local target; "
+        "the guard watches Lambda aliases"
+    )
+
+
+# --- the Lambda entry ---------------------------------------------------------------------
+def test_lambda_handler_is_wired_by_its_environment(
+    released: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RELEASE_GUARD_CONFIG and RELEASE_GUARD_ENV only say where the config is and which
+    environment to guard; a call on another function is ignored without a ledger event."""
+    from release.guard import handler
+
+    monkeypatch.setattr(handler, "_GUARDS", {})
+    monkeypatch.delenv("RELEASE_GUARD_ENV", raising=False)
+    assert handler.lambda_handler({"source": "aws.events"}, None) == {
+        "ok": False,
+        "error": "release guard: RELEASE_GUARD_ENV names no environment",
+    }
+    monkeypatch.setenv("RELEASE_GUARD_CONFIG", str(released["cfg"].path))
+    monkeypatch.setenv("RELEASE_GUARD_ENV", "prod")
+    before = _ledger_actions(released)
+    event = cloudtrail("UpdateAlias20150331", "someone-else")
+    assert handler.lambda_handler(event, None) == {
+        "ignored": "UpdateAlias20150331 someone-else by " + _arn()
+    }
+    [guard] = handler._GUARDS.values()
+    assert handler.lambda_handler(event, None)["ignored"]
+    assert list(handler._GUARDS.values()) == [guard]  # kept while warm
+    assert _ledger_actions(released) == before
