@@ -185,17 +185,7 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
     st = promote.status(cfg, env, ledger=led)
     doc = st.to_dict()
     guard = last_check(led, env)
-    doc["guard"] = (
-        {
-            "time": guard.time,
-            "seq": guard.seq,
-            "result": guard.evidence.get("result", ""),
-            "trigger": guard.evidence.get("trigger", ""),
-            "findings": (guard.decision or {}).get("findings", []),
-        }
-        if guard is not None
-        else None
-    )
+    doc["guard"] = guard
     if st.live is None:
         out.status(f"{env}: nothing promoted yet")
     else:
@@ -216,8 +206,10 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
             f"expires {st.lease['expires']}"
         )
     if guard is not None:
-        g = doc["guard"]
-        out.status(f"  guard: {g['result']} at {g['time']} ({g['trigger']}, ledger seq {g['seq']})")
+        out.status(
+            f"  guard: {guard.get('result')} at {guard.get('checked_at')} "
+            f"({guard.get('trigger')}; recorded as ledger event {guard.get('event')})"
+        )
     out.data(doc)
     if st.drift:
         n = len(st.drift)

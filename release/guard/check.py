@@ -453,29 +453,52 @@ def _alarm(guard: Guard, report: GuardReport) -> str:
     return str(resp.get("MessageId") or "")
 
 
+def note_key(env: str) -> str:
+    return f"guard#{env}"
+
+
 def _record(guard: Guard, report: GuardReport) -> GuardReport:
-    guard.ledger.append(
-        guard.env,
-        CHECK,
-        report.promoted or "",
-        actor="release-guard",
-        evidence={
-            "trigger": report.trigger,
-            "result": report.result,
-            "checked_at": report.checked_at,
-            "alarm": report.alarm,
-        },
-        decision={
-            "ok": report.ok,
-            "deferred": report.deferred,
-            "findings": [f.to_dict() for f in report.findings],
-            "rollbacks": [r.to_dict() for r in report.rollbacks],
-        },
-    )
+    """The decision as the environment's guard note (every check: `release status` shows
+    when the guard last looked) and, when it is news, as a `guard.check` event in the
+    chain: every mismatch or deferral, and the first check or the first one back to ok
+    after one. A steady run of ok checks keeps the chain from growing."""
+    key = note_key(guard.env)
+    before = guard.ledger.note(key)
+    summary = {
+        "checked_at": report.checked_at,
+        "result": report.result,
+        "trigger": report.trigger,
+        "promoted": report.promoted or "",
+        "findings": [f.to_dict() for f in report.findings],
+        "alarm": report.alarm,
+    }
+    if report.result != "ok" or before is None or before.get("result") != "ok":
+        ev = guard.ledger.append(
+            guard.env,
+            CHECK,
+            report.promoted or "",
+            actor="release-guard",
+            evidence={
+                "trigger": report.trigger,
+                "result": report.result,
+                "checked_at": report.checked_at,
+                "alarm": report.alarm,
+            },
+            decision={
+                "ok": report.ok,
+                "deferred": report.deferred,
+                "findings": [f.to_dict() for f in report.findings],
+                "rollbacks": [r.to_dict() for r in report.rollbacks],
+            },
+        )
+        summary["event"] = ev.seq
+    else:
+        summary["event"] = before.get("event")
+    guard.ledger.set_note(key, summary)
     return report
 
 
-def last_check(ledger: Ledger, env: str) -> Event | None:
-    """The environment's last `guard.check` event (None: the guard never checked)."""
-    checks = [e for e in ledger.events(env=env) if e.action == CHECK]
-    return checks[-1] if checks else None
+def last_check(ledger: Ledger, env: str) -> dict[str, Any] | None:
+    """The guard's last check of `env` (its note: time, result, trigger, findings and the
+    seq of the guard.check event that recorded the result); None: it never checked."""
+    return ledger.note(note_key(env))

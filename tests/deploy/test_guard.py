@@ -205,9 +205,19 @@ def test_promoted_signed_digest_is_ok(released: dict[str, Any]) -> None:
     for routes in report.served.values():
         assert [(r["weight"], r["digest"]) for r in routes] == [(1.0, released["signed"])]
     assert _alarms(released["queue"]) == []
-    last = last_check(open_ledger(released["cfg"]), "prod")
-    assert last is not None and last.evidence["result"] == "ok"
-    assert last.digest == released["signed"]
+    led = open_ledger(released["cfg"])
+    last = last_check(led, "prod")
+    assert last is not None and last["result"] == "ok" and last["promoted"] == released["signed"]
+    [recorded] = [e for e in led.events(env="prod") if e.action == "guard.check"]
+    assert last["event"] == recorded.seq and recorded.evidence["result"] == "ok"
+    # a steady ok is not news: the note moves on, the chain does not grow
+    later = Guard(released["cfg"], "prod", registry=released["layout"], clock=lambda: 2e9)
+    assert check(later, trigger="schedule").result == "ok"
+    assert [e.action for e in led.events()][-1] == "guard.check"
+    assert len(led.events()) == recorded.seq
+    again = last_check(led, "prod")
+    assert again is not None and again["checked_at"] == "2033-05-18T03:33:20.000000Z"
+    assert again["event"] == recorded.seq
 
 
 # --- a console deployment of an unsigned image -------------------------------------------
