@@ -264,8 +264,8 @@ class EnvironmentConfig(_Section):
     variables: dict[str, str] = Field(default_factory=dict)
     #: per function, on top of `variables`: `[environments.ENV.function_variables.NAME]`
     function_variables: dict[str, dict[str, str]] = Field(default_factory=dict)
-    #: the drift guard (`release guard`); none: it checks and records, no topic, no rollback
-    guard: GuardConfig | None = None
+    #: the drift guard (`release guard`); default: it checks and records, no topic, no rollback
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     def variables_of(self, function: str) -> dict[str, str]:
         return {**self.variables, **self.function_variables.get(function, {})}

@@ -159,7 +159,7 @@ def guard_config(cfg: Config, env: str) -> GuardConfig:
             f"release guard: [environments.{env}] is a {e.target} target; the guard watches "
             "Lambda aliases"
         )
-    return e.guard or GuardConfig()
+    return e.guard
 
 
 def offline_policy(cfg: Config) -> Policy:

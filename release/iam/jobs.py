@@ -244,11 +244,11 @@ def guard_policy(cfg: Config, env: str | None, *, account: str | None = None) ->
         _stmt("ReadFunctions", GUARD_LAMBDA_READ, fns + [f + ":*" for f in fns]),
         _stmt("Ledger", [*LEDGER_READ, "dynamodb:PutItem"], [ledger]),
     ]
-    if settings is not None and settings.rollback:
+    if settings.rollback:
         st.append(
             _stmt("RollBackAliases", ["lambda:UpdateAlias"], [f + f":{e.alias}" for f in fns])
         )
-    if settings is not None and settings.topic:
+    if settings.topic:
         st.append(_stmt("Alarm", ["sns:Publish"], [settings.topic]))
     st += _registry_statements(cfg, push=False, base=False)
     if (k := _kms(cfg, w, sign=False)) is not None:
