@@ -464,7 +464,7 @@ def _record(guard: Guard, report: GuardReport) -> GuardReport:
     after one. A steady run of ok checks keeps the chain from growing."""
     key = note_key(guard.env)
     before = guard.ledger.note(key)
-    summary = {
+    summary: dict[str, Any] = {
         "checked_at": report.checked_at,
         "result": report.result,
         "trigger": report.trigger,
