@@ -84,6 +84,8 @@ def enforcing(
         }.items():
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("AWS_PROFILE", raising=False)
+        # boto3's default session keeps the credentials it first read: a fresh one here
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
         yield url
     finally:
         proc.terminate()
