@@ -262,6 +262,24 @@ def format_duration(seconds: float) -> str:
     return "".join(parts) or "0m"
 
 
+class GuardConfig(_Section):
+    """`[environments.ENV.guard]`: the drift guard of a lambda environment (release.guard).
+
+    topic: the SNS topic ARN a mismatch is published to (none: the result is only logged
+    and recorded in the ledger); rollback: move a drifted alias back to the promoted
+    version (else alarm only); schedule: the EventBridge schedule of the periodic check.
+    Nothing here selects or skips a verification step."""
+
+    topic: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$"
+    )
+    rollback: bool = False
+    schedule: str = Field(
+        default="rate(5 minutes)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+    )
+
+
 class EnvironmentConfig(_Section):
     target: Literal["lambda", "local"] = "local"
     functions: dict[str, str] = Field(default_factory=dict)
@@ -295,6 +313,9 @@ class EnvironmentConfig(_Section):
     @property
     def soak_seconds(self) -> int:
         return parse_duration(self.soak, "soak") if self.soak else 0
+
+    #: the drift guard (`release guard`); default: it checks and records, no topic, no rollback
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     def variables_of(self, function: str) -> dict[str, str]:
         return {**self.variables, **self.function_variables.get(function, {})}

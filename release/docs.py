@@ -4,7 +4,8 @@ docs/cli.md comes from the click commands (usage, help text, every option with i
 environment variable and default), docs/configuration.md from the config models
 (`release.config`: every key, type and default) plus the one-line meanings below, and the
 IAM blocks of docs/aws-setup.md (between `<!-- iam:ARGS -->` and `<!-- /iam -->`) from
-`release iam ARGS` over the production config written by that file's
+`release iam ARGS` and its guard rules block (`<!-- guard-rules:--env ENV -->`) from
+`release guard rules` over the production config written by that file's
 `cat > release.aws.toml <<'EOF'` step. `--check`
 exits 1 naming each stale file (the test suite runs it), so the references cannot drift.
 """
@@ -88,6 +89,9 @@ MEANINGS: dict[str, str] = {
     "environments.ENV.after": "the environment a digest must be promoted to (a verified promotion statement), and soak in, before the gate allows it here; [promotion.md](promotion.md#environment-chain-and-soak)",
     "environments.ENV.soak": "how long the digest must have been live in `after`, with no rollback there and its alarms never in ALARM: `24h`, `30m`, `2d`, `1d12h` (unset with `after`: 0)",
     "environments.ENV.function_variables": "per function (`[environments.ENV.function_variables.NAME]`), on top of `variables`",
+    "environments.ENV.guard.topic": "the drift guard's SNS topic ARN: every mismatch is published there as JSON (unset: logged and recorded only)",
+    "environments.ENV.guard.rollback": "the drift guard moves a drifted alias back to the promoted version (`guard.rollback` in the ledger); false: alarm only",
+    "environments.ENV.guard.schedule": "the EventBridge schedule of the guard's periodic check (`rate(...)` or `cron(...)`)",
     "environments.ENV.traffic.canary_weight": "share of alias traffic on the new version during the live canary; 0 < w < 1",
     "environments.ENV.traffic.bake_seconds": "live canary duration; 0 turns the live canary off",
     "environments.ENV.traffic.min_samples": "canary predictions needed before L1 can pass",
@@ -315,6 +319,9 @@ def _submodel(ann: Any) -> type[BaseModel] | None:
 
 # --- IAM blocks of docs/aws-setup.md ----------------------------------------------------------
 _IAM_BLOCK = re.compile(r"(<!-- iam:(?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- /iam -->)", re.S)
+_RULES_BLOCK = re.compile(
+    r"(<!-- guard-rules:(?P<args>[^>]*?) -->\n)(?P<body>.*?)(<!-- /guard-rules -->)", re.S
+)
 _CONFIG_BLOCK = re.compile(r"cat > release\.aws\.toml <<'EOF'\n(?P<toml>.*?)\nEOF\n", re.S)
 
 
@@ -337,13 +344,22 @@ def iam_blocks(text: str, root: Path) -> str:
         env = opts.get("--env")
         if "--job" in opts:
             doc = iam.job_policy(cfg, opts["--job"], env)
+        elif opts.get("--function") == "release.guard":
+            doc = iam.guard_policy(cfg, env)
         elif "--function" in opts:
             doc = iam.function_policy(cfg, opts["--function"], env)
         else:
             doc = iam.repository_policy(cfg, env)
         return f"{mb[1]}```json\n{json.dumps(doc, indent=2)}\n```\n{mb[4]}"
 
-    return _IAM_BLOCK.sub(render, text)
+    def render_rules(mb: re.Match[str]) -> str:
+        from release.guard import rules
+
+        env = mb["args"].split()[-1]
+        doc = rules(cfg, env)
+        return f"{mb[1]}```json\n{json.dumps(doc, indent=2, sort_keys=True)}\n```\n{mb[4]}"
+
+    return _RULES_BLOCK.sub(render_rules, _IAM_BLOCK.sub(render, text))
 
 
 def generate() -> dict[Path, str]:

@@ -189,6 +189,7 @@ COMMAND_MODULES: list[str] = [
     "iam",
     "policy",
     "init",
+    "guard",
 ]
 
 

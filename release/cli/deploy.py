@@ -177,10 +177,15 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
     """
     from release import promote
     from release.errors import CheckFailed
+    from release.guard import last_check
+    from release.ledger import open_ledger
 
     cfg = load_config(config_path)
-    st = promote.status(cfg, env)
+    led = open_ledger(cfg)
+    st = promote.status(cfg, env, ledger=led)
     doc = st.to_dict()
+    guard = last_check(led, env)
+    doc["guard"] = guard
     if st.live is None:
         out.status(f"{env}: nothing promoted yet")
     else:
@@ -199,6 +204,11 @@ def status_cmd(config_path: Path | None, out: Out, env: str) -> None:
         out.status(
             f"  promotion lease {state}: {st.lease['holder']} since {st.lease['since']}, "
             f"expires {st.lease['expires']}"
+        )
+    if guard is not None:
+        out.status(
+            f"  guard: {guard.get('result')} at {guard.get('checked_at')} "
+            f"({guard.get('trigger')}; recorded as ledger event {guard.get('event')})"
         )
     out.data(doc)
     if st.drift:

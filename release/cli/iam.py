@@ -34,7 +34,8 @@ from release.cli import Out, cli, common, load_config
     "--function",
     "function",
     metavar="NAME",
-    help="The execution-role policy of function NAME, from the AWS calls its handler makes.",
+    help="The execution-role policy of function NAME, from the AWS calls its handler makes; "
+    "NAME release.guard: the drift guard's (with --env).",
 )
 @click.option(
     "--repository-policy",
@@ -89,6 +90,10 @@ def iam_cmd(
     names. A call it cannot bind (its action, or its resource) is listed with its
     file:line and the command exits 1, unless a statement in [iam] or
     [iam.functions.NAME] covers it, or --allow-unresolved is given.
+
+    --function release.guard --env ENV is the drift guard's role (release guard): the
+    calls the tool's own guard makes, declared with it, scoped to ENV's functions, alias,
+    ledger table, registry, topic and key.
     """
     from release import iam
     from release.errors import UsageError
@@ -118,7 +123,9 @@ def iam_cmd(
             doc = {r.job: r.document for r in results}
         click.echo(json.dumps(doc, indent=2))
         return
-    if function:
+    if function == "release.guard":
+        doc = iam.guard_policy(cfg, env, account=account)
+    elif function:
         result = iam.analyse_function(cfg, function, env, account=account)
         if result.uncovered and not allow_unresolved:
             raise iam.UnresolvedCalls.of(function, result.uncovered)

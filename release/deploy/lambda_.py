@@ -647,3 +647,13 @@ class LambdaTarget:
         weights = {primary: max(0.0, 1.0 - sum(extra.values())), **extra}
         routes = tuple(self._route(function, v, w) for v, w in weights.items())
         return FunctionState(name, function, primary, None, routes)
+
+    # --- read-only views (the drift guard, release.guard) --------------------------------
+    def resolve(self, function: str, version: str) -> Route:
+        """What `version` of the Lambda function `function` runs: its image's resolved
+        digest and CMD (StepFailed when Lambda cannot be read)."""
+        return self._route(function, version, 1.0)
+
+    def live_function(self, name: str) -> FunctionState:
+        """`live()` of one function (its [functions] name)."""
+        return self._live_one(name, self.functions[name])

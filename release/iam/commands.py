@@ -128,6 +128,9 @@ def _ecr(ref: str, *, push: bool) -> list[Grant]:
     ]
 
 
+ecr_grants = _ecr
+
+
 def _subject(ctx: Ctx) -> str:
     """The repository a DIGEST argument names: REPO@sha256:..., else [image].registry."""
     for a in ctx.args:
@@ -136,12 +139,19 @@ def _subject(ctx: Ctx) -> str:
     return ctx.cfg.image.registry
 
 
-def _ledger(ctx: Ctx, *, write: bool) -> list[Grant]:
+def ledger_arn(ctx: Ctx) -> str | None:
+    """The DynamoDB ledger table's ARN (None: a sqlite ledger, no AWS call)."""
     url = ctx.cfg.ledger.url
     if not url.startswith("dynamodb:"):
-        return []
+        return None
     w = ctx.where
-    arn = f"arn:aws:dynamodb:{w.region}:{w.account}:table/{url.split(':', 1)[1]}"
+    return f"arn:aws:dynamodb:{w.region}:{w.account}:table/{url.split(':', 1)[1]}"
+
+
+def _ledger(ctx: Ctx, *, write: bool) -> list[Grant]:
+    arn = ledger_arn(ctx)
+    if arn is None:
+        return []
     return [Grant("Ledger", LEDGER_READ + (LEDGER_WRITE if write else ()), (arn,))]
 
 
@@ -180,6 +190,9 @@ def _kms(ctx: Ctx, *, sign: bool, signer: str | None = None) -> list[Grant]:
         ]
     arn = key if key.startswith("arn:") else f"arn:aws:kms:{w.region}:{w.account}:key/{key}"
     return [Grant("Kms", actions, (arn,))]
+
+
+kms_grants = _kms
 
 
 def _verify(ctx: Ctx, *, ledger: bool) -> list[Grant]:

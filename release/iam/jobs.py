@@ -244,3 +244,55 @@ def repository_policy(
             "StringLike": {"aws:sourceArn": f"arn:aws:lambda:{w.region}:{w.account}:function:*"}
         }
     return {"Version": "2012-10-17", "Statement": [stmt]}
+
+
+LOGS_WRITE = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+GUARD_LAMBDA_READ = ("lambda:GetAlias", "lambda:GetFunction", "lambda:ListVersionsByFunction")
+
+
+def guard_grants(cfg: Config, env: str, *, account: str | None = None) -> list[cmds.Grant]:
+    """What release.guard calls, as data: read the environment's functions, aliases and
+    versions; move an alias back (rollback on); read the ledger and append its events;
+    read the evidence from the registry; publish to the topic; the KMS public key when
+    verification needs it; its own logs."""
+    e = cfg.environment(env)
+    w = where(cfg, env, account)
+    ctx = cmds.Ctx(cfg, env, w, {}, ())
+    ledger = cmds.ledger_arn(ctx)
+    if ledger is None:
+        raise ConfigError(
+            f"the guard runs in Lambda and needs a dynamodb ledger; [ledger].url is {cfg.ledger.url!r}"
+        )
+    fns = tuple(
+        f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())
+    )
+    out = [
+        cmds.Grant(
+            "Logs", LOGS_WRITE, (f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/*",)
+        ),
+        cmds.Grant("ReadFunctions", GUARD_LAMBDA_READ, fns + tuple(f + ":*" for f in fns)),
+        cmds.Grant("Ledger", (*cmds.LEDGER_READ, "dynamodb:PutItem"), (ledger,)),
+    ]
+    if e.guard.rollback:
+        out.append(
+            cmds.Grant(
+                "RollBackAliases", ("lambda:UpdateAlias",), fns
+            )  # alias calls name the function
+        )
+    if e.guard.topic:
+        out.append(cmds.Grant("Alarm", ("sns:Publish",), (e.guard.topic,)))
+    return out + cmds.ecr_grants(cfg.image.registry, push=False) + cmds.kms_grants(ctx, sign=False)
+
+
+def guard_policy(cfg: Config, env: str | None, *, account: str | None = None) -> dict[str, Any]:
+    """The drift guard's execution-role policy (`release iam --function release.guard
+    --env ENV`), declared as data (guard_grants)."""
+    if env is None:
+        raise UsageError("release iam --function release.guard needs --env ENV (what it guards)")
+    e = cfg.environment(env)
+    if e.target != "lambda":
+        raise UsageError(f"[environments.{env}] is a {e.target} target; the guard watches Lambda")
+    return {
+        "Version": "2012-10-17",
+        "Statement": cmds.statements(guard_grants(cfg, env, account=account)),
+    }

@@ -9,7 +9,9 @@ first event that no longer fits.
 Backends (`[ledger].url`): `sqlite:PATH` (default, a file next to the config) and
 `dynamodb:TABLE` (teams; every append is a conditional write on `seq`, so two writers can
 never both claim the same place in the chain). Both also hold the per-environment
-promotion lease (`release.lease`: holder, expiry, takeover of a dead holder's lease).
+promotion lease (`release.lease`: holder, expiry, takeover of a dead holder's lease) and
+notes: the latest state of something, overwritten and outside the chain (the drift
+guard's last check, `Ledger.note`), never used to decide anything.
 
 The live digest of an environment is the digest of its latest `promote` or `rollback`
 event (`Ledger.current`). Nothing acts on a broken chain: `current` and `previous`
@@ -65,6 +67,12 @@ class LedgerStore(Protocol):
     ) -> bool: ...
 
     def drop_lease(self, env: str, token: str) -> None: ...
+
+    # notes: the latest state of something, outside the hash chain (overwritten, never
+    # verified: for display, e.g. the drift guard's last check)
+    def read_note(self, key: str) -> dict[str, Any] | None: ...
+
+    def write_note(self, key: str, row: dict[str, Any]) -> None: ...
 
 
 def open_ledger(cfg: Config, *, dynamodb_client: Any = None) -> Ledger:

@@ -341,3 +341,12 @@ class Ledger:
     def lease(self, env: str) -> Lease | None:
         """The promotion lease of `env` as stored (None: nobody holds one)."""
         return _lease.read(self.store, env)
+
+    # --- notes: the latest state of something, outside the chain --------------------------
+    def note(self, key: str) -> dict[str, Any] | None:
+        """The note stored under `key` (None: none). Not hash-chained: for display only."""
+        return self.store.read_note(key)
+
+    def set_note(self, key: str, row: dict[str, Any]) -> None:
+        """Overwrite the note under `key`."""
+        self.store.write_note(key, row)

@@ -194,3 +194,33 @@ class DynamoStore:
                 raise self._err("DeleteItem (lease)", exc) from None
         except BotoCoreError as exc:
             raise self._err("DeleteItem (lease)", exc) from None
+
+    # notes: the latest state of something, outside the chain (release.guard's last check)
+    @staticmethod
+    def _note_key(key: str) -> dict[str, Any]:
+        return {"pk": {"S": f"note#{key}"}, "seq": {"N": "0"}}
+
+    def read_note(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            item = self.client.get_item(
+                TableName=self.table, Key=self._note_key(key), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._err("GetItem (note)", exc) from None
+        if not item:
+            return None
+        row = row_json(self.location, key, "note", (item.get("note") or {}).get("S"))
+        return row if isinstance(row, dict) else None
+
+    def write_note(self, key: str, row: dict[str, Any]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={**self._note_key(key), "note": {"S": json.dumps(row, sort_keys=True)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._err("PutItem (note)", exc) from None

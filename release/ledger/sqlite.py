@@ -34,6 +34,7 @@ class SqliteStore:
                     CREATE TABLE IF NOT EXISTS leases (
                       env TEXT PRIMARY KEY, token TEXT NOT NULL, lease TEXT NOT NULL,
                       expires REAL NOT NULL);
+                    CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, note TEXT NOT NULL);
                     """
                 )
         except (sqlite3.Error, OSError) as exc:
@@ -139,3 +140,19 @@ class SqliteStore:
     def drop_lease(self, env: str, token: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM leases WHERE env = ? AND token = ?", (env, token))
+
+    # notes: the latest state of something, outside the chain (release.guard's last check)
+    def read_note(self, key: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            r = db.execute("SELECT note FROM notes WHERE key = ?", (key,)).fetchone()
+        if r is None:
+            return None
+        row = row_json(self.location, key, "note", r[0])
+        return row if isinstance(row, dict) else None
+
+    def write_note(self, key: str, row: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO notes (key, note) VALUES (?, ?)",
+                (key, json.dumps(row, sort_keys=True)),
+            )

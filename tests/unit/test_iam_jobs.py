@@ -46,6 +46,7 @@ functions = {{ scorer = "ma-scorer", analysis = "ma-analysis" }}
 alarms = ["ma-errors"]
 after = "staging"
 soak = "1h"
+guard = {{ topic = "arn:aws:sns:{REGION}:{ACCOUNT}:drift", rollback = true }}
 [environments.staging]
 target = "lambda"
 alias = "next"
@@ -417,10 +418,15 @@ def test_every_boto3_operation_in_the_package_is_in_the_table(project: Path) -> 
     A new AWS call anywhere in the tool fails here until the table says who makes it."""
     from botocore import xform_name
 
+    from release import config
     from release.iam import awsmodel
     from release.iam import commands as cmds
+    from release.iam.jobs import guard_grants
 
     granted = set().union(*_granted_by_every_command(project).values())
+    # the drift guard (release/guard, a Lambda function of its own) is declared as data
+    cfg = config.load(project / "release.toml")
+    granted |= {a for g in guard_grants(cfg, "prod") for a in g.actions}
     accounted = granted | {op for c in cmds.COMMANDS.values() for op in c.not_called}
     found: dict[str, str] = {}
     for path in sorted((REPO / "release").rglob("*.py")):
