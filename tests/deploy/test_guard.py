@@ -399,9 +399,12 @@ def test_guard_policy_covers_its_calls(released: dict[str, Any]) -> None:
     doc = guard_policy(released["cfg"], "prod")
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert by_sid["RollBackAliases"]["Action"] == ["lambda:UpdateAlias"]
-    assert (
-        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{SCORER}:live"
-        in (by_sid["RollBackAliases"]["Resource"])
+    # the alias calls are authorised against the function (the shipped IAM data's
+    # resource type for lambda:UpdateAlias), and only the environment's functions
+    fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+    assert fn + SCORER in by_sid["RollBackAliases"]["Resource"]
+    assert all(
+        r.startswith(fn) and r.count(":") == 6 for r in by_sid["RollBackAliases"]["Resource"]
     )
     assert by_sid["Alarm"] == {
         "Sid": "Alarm",
