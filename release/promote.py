@@ -141,6 +141,8 @@ class PromotionResult:
     functions: tuple[FunctionState, ...]
     event: Event
     gate_event: Event | None = None
+    #: the pre-traffic check's result (`[canary.pretraffic]`), signed with the promotion
+    pretraffic: dict[str, Any] | None = None
 
     def predicate(self) -> dict[str, Any]:
         """The promotion predicate (attestations/promotion.schema.json)."""
@@ -173,6 +175,7 @@ class PromotionResult:
                 "extends": {"seq": self.event.seq - 1, "hash": self.event.prev_hash},
             },
             "actor": self.event.actor,
+            **({"pretraffic": self.pretraffic} if self.pretraffic is not None else {}),
         }
 
 
@@ -237,6 +240,7 @@ def promote(
             "reference": result.reference,
             "from": previous or "",
             **{f"version:{f.name}": f.version or "" for f in result.functions},
+            **_pretraffic_summary(result.pretraffic),
         }
         event = led.append(
             env,
@@ -256,7 +260,15 @@ def promote(
         result.functions,
         event,
         g.event,
+        result.pretraffic,
     )
+
+
+def _pretraffic_summary(pt: dict[str, Any] | None) -> dict[str, str]:
+    """The pre-traffic result in the `promote` event (the predicate has all of it)."""
+    if pt is None:
+        return {}
+    return {"pretraffic": f"{'passed' if pt['passed'] else 'failed'}, {pt['items']} items"}
 
 
 def attest_promotion(
