@@ -369,3 +369,94 @@ def test_target_without_pretraffic_config_invokes_nothing(
     assert LambdaTarget(cfg, "prod").pretraffic is None
     res = promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
     assert "pretraffic" not in res.predicate() and ex.invocations == []
+
+
+# --- the example platform ----------------------------------------------------------------------
+@pytest.fixture
+def example(
+    aws_env: dict[str, str], moto_url: str, tmp_path: Path, monkeypatch: Any
+) -> Iterator[tuple[Path, LambdaExecutor]]:
+    """The example's release.toml (its [canary] and [canary.pretraffic] as shipped) with a
+    lambda environment of its analysis function on image `aaaa`, its tables in moto."""
+    from tests.handlers.conftest import TABLES, _create_tables
+
+    proj = tmp_path / "example"
+    proj.mkdir()
+    (proj / "model").symlink_to(REPO / "model")
+    text = (
+        (REPO / "release.toml")
+        .read_text()
+        .replace('registry = "oci:.release/registry"', f'registry = "{ECR}"')
+    )
+    assert "[canary.pretraffic.functions.analysis]" in text
+    text += """
+[environments.prod]
+target = "lambda"
+functions = { analysis = "ma-analysis" }
+traffic = { bake_seconds = 0 }
+"""
+    (proj / "release.toml").write_text(text)
+    for d in (OLD, NEW):
+        put_evidence(proj, good_evidence(d))
+    push_images()
+    _create_tables(boto("dynamodb"))
+    role = boto("iam").create_role(
+        RoleName="ex-role", AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}'
+    )["Role"]["Arn"]
+    lam = boto("lambda")
+    lam.create_function(
+        FunctionName="ma-analysis",
+        Role=role,
+        PackageType="Image",
+        Code={"ImageUri": f"{ECR}@{OLD}"},
+        ImageConfig={"Command": ["handlers.analysis.lambda_handler"]},
+        Environment={"Variables": {"ANALYSIS_TABLE": TABLES["ANALYSIS_TABLE"]}},
+        Timeout=30,
+        MemorySize=2048,
+        Publish=True,
+    )
+    lam.create_alias(FunctionName="ma-analysis", Name="live", FunctionVersion="1")
+    # the image: /var/task (handlers/) and its model and lock where the image puts them
+    image = Image(
+        REPO,
+        {
+            "MODEL_DIR": str(REPO / "model" / "examples" / "sst2-tiny"),
+            "MODEL_LOCK": str(REPO / "model" / "model.lock.json"),
+        },
+    )
+    ex = LambdaExecutor(moto_url, {OLD: image, NEW: image}, aws_env)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", ex.url)
+    try:
+        yield proj, ex
+    finally:
+        ex.close()
+
+
+def test_example_a_token_limit_in_the_configuration_is_caught_before_traffic(
+    example: tuple[Path, LambdaExecutor],
+) -> None:
+    """The same image; `$LATEST` got MAX_TOKENS=8 (the handler truncates what the model
+    reads): the candidate's labels move, so it never takes traffic. Without it, the same
+    promotion passes with the confidence checks too."""
+    proj, ex = example
+    _set_env("ma-analysis", MAX_TOKENS="8")
+    cfg = load(proj / "release.toml")
+    ref = parse_reference(f"{ECR}@{NEW}")
+    with pytest.raises(CanaryFailed) as err:
+        promote(cfg, ref, "prod", file_provider, actor="t")
+    msg = err.value.message
+    assert msg.startswith("pre-traffic check failed for ma-analysis: version 2 against live")
+    assert "flip-rate" in msg and "every function was put back" in msg
+    lam = boto("lambda")
+    assert lam.get_alias(FunctionName="ma-analysis", Name="live")["FunctionVersion"] == "1"
+    assert ex.invocations.count(("ma-analysis", "2")) == 200
+    # the configuration put right: the next promotion passes, on label and confidence
+    _set_env("ma-analysis", MAX_TOKENS=None)
+    res = promote(cfg, ref, "prod", file_provider, actor="t")
+    one = res.predicate()["pretraffic"]["functions"]["analysis"]
+    assert one["passed"] and one["live"] == "1" and one["candidate"] == "3"
+    assert {"share-shift", "flip-rate", "confidence-ks", "accuracy-drop"} <= {
+        c["name"] for c in one["checks"]
+    }
+    assert "note" not in one
+    assert lam.get_alias(FunctionName="ma-analysis", Name="live")["FunctionVersion"] == "3"
