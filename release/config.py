@@ -134,7 +134,8 @@ class PretrafficFunction(_Section):
 
     #: the invocation event, a JSON document. A string that is exactly "{input}" becomes
     #: the corpus input itself (a string or an object); "{input}" inside a longer string
-    #: becomes its text (an object's JSON). "{id}" becomes the item's id the same way.
+    #: becomes its text (an object's JSON); "{input_json}" the input as JSON (a JSON body
+    #: inside a string). "{id}" becomes the item's id.
     event: str = Field(min_length=2)
     #: where the output is in the response: a dotted path (list positions as numbers,
     #: JSON strings on the way are parsed) to the object holding the `[canary].output`
@@ -151,8 +152,10 @@ class PretrafficFunction(_Section):
             json.loads(v)
         except ValueError as exc:
             raise ValueError(f"must be a JSON document: {exc}") from None
-        if "{input}" not in v:
-            raise ValueError('must contain the placeholder "{input}" (the corpus input)')
+        if "{input}" not in v and "{input_json}" not in v:
+            raise ValueError(
+                'must contain the placeholder "{input}" or "{input_json}" (the corpus input)'
+            )
         return v
 
     @field_validator("output")

@@ -10,7 +10,7 @@ each function named in `[canary.pretraffic.functions]`:
    sha256(DIGEST NUL id), so the same release samples the same items every time and the
    evidence can be reproduced;
 2. each item becomes an event (`event`, a JSON template: "{input}" is the corpus input,
-   "{id}" the item's id) and is invoked with Lambda `Invoke` (`Qualifier=VERSION`,
+   "{input_json}" its JSON, "{id}" the item's id) and is invoked with Lambda `Invoke` (`Qualifier=VERSION`,
    RequestResponse) on the new version and on the version the alias serves now - the
    function's real memory, architecture, environment variables, timeout and CMD;
 3. the output is read from each response (`output`: a dotted path to the object with
@@ -158,7 +158,9 @@ def sample(ids: Sequence[str], n: int, digest: str) -> list[int]:
 
 
 def render_event(template: str, iid: str, value: str | dict[str, Any]) -> Any:
-    """The event of one item: `template` parsed, "{input}" / "{id}" filled in."""
+    """The event of one item: `template` parsed, then in every string: exactly "{input}"
+    -> the input itself; "{input_json}" -> the input as JSON (for a JSON body inside a
+    string); "{input}" -> its text; "{id}" -> the item's id."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
     def fill(node: Any) -> Any:
@@ -171,6 +173,7 @@ def render_event(template: str, iid: str, value: str | dict[str, Any]) -> Any:
                 return value
             if node == "{id}":
                 return iid
+            node = node.replace("{input_json}", json.dumps(value, sort_keys=True))
             return node.replace("{input}", text).replace("{id}", iid)
         return node
 

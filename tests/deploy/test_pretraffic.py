@@ -63,6 +63,10 @@ def test_events_and_outputs_from_config() -> None:
     assert pt.render_event('{"detail": "{input}"}', "x", obj) == {"detail": obj}
     body = pt.render_event('{"body": "{\\"q\\": {input}}"}', "x", obj)["body"]
     assert json.loads(body) == {"q": obj}
+    # a string input in a JSON body: {input_json} quotes and escapes it
+    tricky = 'say "hi"\\n'
+    body = pt.render_event('{"body": "{\\"text\\": {input_json}}"}', "x", tricky)["body"]
+    assert json.loads(body) == {"text": tricky}
     resp = {"statusCode": 200, "body": json.dumps({"results": [{"urgency": "URGENT"}]})}
     assert pt.extract(resp, {"label": "body.results.0.urgency"}) == {"label": "URGENT"}
     assert pt.extract({"label": "A", "confidence": 0.9, "id": "x"}, "") == {
@@ -240,9 +244,39 @@ def test_tickets_same_configuration_passes_and_is_signed_evidence(
     events = open_ledger(cfg).events(env="prod")
     checks = [e for e in events if e.action == "pretraffic.check"]
     assert [e.evidence["passed"] for e in checks] == ["true"]
+    assert events[-1].action == "promote" and events[-1].evidence["pretraffic"] == (
+        "passed, 200 items"
+    )
+    # `release verify --env` reads it from the statement naming the promotion
+    assert _verify_rows(pred, events) == {
+        "pre-traffic": (
+            True,
+            "1 function(s) invoked on the new version against the live one with 200 corpus "
+            "items before any traffic: passed",
+        )
+    }
+    bad = json.loads(json.dumps(pred))
+    bad["pretraffic"]["functions"]["classify"]["passed"] = False
+    assert _verify_rows(bad, events)["pre-traffic"][0] is False
     assert [e.action for e in events].index("pretraffic.passed") < [e.action for e in events].index(
         "deploy.alias"
     )
+
+
+def _verify_rows(pred: dict[str, Any], events: list[Any]) -> dict[str, tuple[bool, str]]:
+    """The rows `check_promotion` adds about the pre-traffic check for a statement that
+    carries `pred` (its signature verified elsewhere: tests/e2e/test_evidence.py)."""
+    from release.attest.signatures import VerifiedStatement
+    from release.claims.checklist import Verification
+    from release.claims.promotion import check_promotion
+    from release.digest import Reference
+    from release.evidence import PROMOTION
+
+    v = Verification(Reference(ECR, NEW), ECR, "prod")
+    v.promotions = [VerifiedStatement(PROMOTION, (), pred, "key:test", None, digest_of("9"))]
+    check_promotion(v, events)
+    assert next(c for c in v.checks if c.name == "promotion statement").ok
+    return {c.name: (c.ok, c.detail) for c in v.checks if c.name == "pre-traffic"}
 
 
 def test_tickets_a_configuration_that_changes_the_model_is_caught_before_traffic(
@@ -460,3 +494,18 @@ def test_example_a_token_limit_in_the_configuration_is_caught_before_traffic(
     }
     assert "note" not in one
     assert lam.get_alias(FunctionName="ma-analysis", Name="live")["FunctionVersion"] == "3"
+
+
+def test_the_configurations_docs_promotion_shows_load_and_render() -> None:
+    import tomllib
+
+    from release.config import PretrafficConfig
+
+    text = (REPO / "docs" / "promotion.md").read_text()
+    block = text.split("## The pre-traffic check", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    conf = PretrafficConfig.model_validate(tomllib.loads(block)["canary"]["pretraffic"])
+    assert set(conf.functions) == {"analysis", "classify", "api"}
+    api = pt.render_event(conf.functions["api"].event, "x", 'it "broke"')
+    assert json.loads(api["body"]) == {"text": 'it "broke"'}
+    resp = {"statusCode": 200, "body": json.dumps({"prediction": {"label": "A", "confidence": 1}})}
+    assert pt.extract(resp, conf.functions["api"].output) == {"label": "A", "confidence": 1}
