@@ -196,6 +196,9 @@ def promote(
     if not g.decision.allow:
         raise denied(g.decision)
     tgt = target or target_for(cfg, env)
+    pretraffic = getattr(tgt, "pretraffic", None)
+    if pretraffic is not None and action == "rollback":
+        pretraffic.compare = False  # it restores earlier behaviour: run, not compared
     traffic = cfg.environment(env).traffic
     ttl = LEASE_SECONDS + traffic.bake_seconds / traffic.looks  # outlasts one canary look
     with led.lock(env, ttl=ttl) as lease:

@@ -26,7 +26,8 @@ each function named in `[canary.pretraffic.functions]`:
 A function error, an invocation taking longer than `timeout_seconds`, an output not of
 the declared type or a failing check raises `CanaryFailed` naming the pre-traffic check,
 the function, the versions and the item or check; the target then puts every function
-back. On a first deployment (no live version) the new version is invoked alone: errors,
+back. On a first deployment (no live version), and on a rollback (it restores earlier
+behaviour on purpose: `compare = False`), the new version is invoked alone: errors,
 timeouts and the output type are checked, nothing is compared.
 
 The result (`PretrafficResult.to_dict`) goes into the signed promotion predicate
@@ -288,6 +289,9 @@ class PreTraffic:
                 ),
             )
         self.client = client
+        #: False for a rollback: it restores earlier behaviour, so the new version is
+        #: invoked alone (errors, timeouts, the output type), not compared with the live one
+        self.compare = True
         self._prepared: tuple[rpt.Output, Any] | None = None
 
     @property
@@ -418,6 +422,16 @@ class PreTraffic:
         if s.live is None:
             return FunctionResult(
                 s.name, s.function, None, s.new, cand.n, (), "first deployment: nothing to compare"
+            )
+        if not self.compare:
+            return FunctionResult(
+                s.name,
+                s.function,
+                s.live,
+                s.new,
+                cand.n,
+                (),
+                "rollback: the earlier release invoked alone, not compared with the live one",
             )
         base, b_conf = self._run(s, s.live, fn, out, picked)
         t = rpt.thresholds(self.cfg.canary)

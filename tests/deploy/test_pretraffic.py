@@ -394,6 +394,30 @@ def test_a_first_deployment_invokes_the_new_version_alone(
     assert _alias_versions() == {"tk-classify": "2", "tk-health": "2"}
 
 
+def test_a_rollback_invokes_the_earlier_release_alone(
+    tickets: tuple[Path, LambdaExecutor],
+) -> None:
+    """A bad release got in without the check (a config with no [canary.pretraffic]);
+    rolling back changes behaviour on purpose: invoked, not compared, so it goes through."""
+    from release.promote import rollback
+
+    proj, ex = tickets
+    good = load(proj / "release.toml")
+    (proj / "off.toml").write_text(_toml(pretraffic=""))
+    off = load(proj / "off.toml")
+    promote(off, parse_reference(f"{ECR}@{OLD}"), "prod", file_provider, actor="t")
+    _set_env("tk-classify", MODEL_DIR=str(proj / "ml" / "urgency-v0"))
+    promote(off, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
+    assert ex.invocations == [] and _alias_versions()["tk-classify"] == "3"
+    _set_env("tk-classify", MODEL_DIR=str(proj / "ml" / "urgency"))
+    res = rollback(good, "prod", file_provider, actor="t")
+    assert res.digest == OLD and _alias_versions()["tk-classify"] == "4"
+    one = res.predicate()["pretraffic"]["functions"]["classify"]
+    assert (one["live"], one["candidate"], one["checks"]) == ("3", "4", [])
+    assert one["note"].startswith("rollback:")
+    assert {v for _, v in ex.invocations} == {"4"}
+
+
 def test_target_without_pretraffic_config_invokes_nothing(
     tickets: tuple[Path, LambdaExecutor],
 ) -> None:
