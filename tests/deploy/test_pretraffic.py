@@ -386,12 +386,24 @@ def test_a_first_deployment_invokes_the_new_version_alone(
     lam = boto("lambda")
     for fn in TK.values():
         lam.delete_alias(FunctionName=fn, Name="live")
-    cfg = load(proj / "release.toml")
-    res = promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
-    one = res.predicate()["pretraffic"]["functions"]["classify"]
+    r = run_cli_with_provider(
+        PROVIDER, "promote", f"{ECR}@{NEW}", "--env", "prod", "--json", cwd=proj
+    )
+    assert r.code == 0, r.stderr
+    assert "pre-traffic: passed (classify; 200 items per version)" in r.stderr
+    one = json.loads(r.stdout)["pretraffic"]["functions"]["classify"]
     assert one["live"] is None and one["checks"] == [] and one["n"] == 200
+    assert one["note"] == "first deployment: nothing to compare"
+    r = run_cli_with_provider(
+        PROVIDER, "promote", f"{ECR}@{NEW}", "--env", "prod", "--json", cwd=proj
+    )
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["pretraffic"]["functions"]["classify"]["live"] == "2"
+    events = open_ledger(load(proj / "release.toml")).events(env="prod")
+    first = next(e for e in events if e.action == "pretraffic.check")
+    assert (first.evidence["live"], first.evidence["version"]) == ("", "2")
     assert not [i for i in ex.invocations if i[1] == "1"]
-    assert _alias_versions() == {"tk-classify": "2", "tk-health": "2"}
+    assert _alias_versions() == {"tk-classify": "3", "tk-health": "3"}
 
 
 def test_a_rollback_invokes_the_earlier_release_alone(
