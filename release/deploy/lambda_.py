@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, Route, StepCallback
@@ -54,6 +54,9 @@ from release.errors import (
     aws_error_code,
     aws_error_message,
 )
+
+if TYPE_CHECKING:
+    from release.canary.pretraffic import PreTraffic
 
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
@@ -196,7 +199,7 @@ class LambdaTarget:
         sleep: Callable[[float], None] | None = None,
         before_publish: PublishHook | None = None,
         now: Callable[[], datetime] | None = None,
-        pretraffic: Any = None,
+        pretraffic: PreTraffic | None = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -221,7 +224,7 @@ class LambdaTarget:
         self._checked: Any = None
         #: the pre-traffic check (`release.canary.pretraffic.PreTraffic`), when
         #: [canary.pretraffic] names a function of this environment
-        self.pretraffic = pretraffic
+        self.pretraffic: PreTraffic | None = pretraffic
         if pretraffic is None and any(n in self.functions for n in cfg.canary.pretraffic.functions):
             from release.canary.pretraffic import PreTraffic
 
