@@ -41,7 +41,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -380,11 +380,16 @@ class PreTraffic:
                 ) from None
 
         pool = ThreadPoolExecutor(self.conf.concurrency)
+        futures = [pool.submit(call, item) for item in picked]
         try:
-            futures = [pool.submit(call, item) for item in picked]
-            responses = [f.result() for f in futures]
-        finally:  # the first failure stops the rest from being sent
-            pool.shutdown(wait=True, cancel_futures=True)
+            for done in as_completed(futures):  # the first failure, as soon as it happens
+                done.result()
+        except BaseException:
+            # nothing more is sent; the invocations in flight end on their own timeout
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        responses = [f.result() for f in futures]
         raw: list[dict[str, Any]] = []
         confident = True
         for item, resp in zip(picked, responses, strict=True):

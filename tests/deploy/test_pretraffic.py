@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,16 @@ def test_tickets_an_import_failure_and_a_timeout_abort(
     boto("lambda").update_function_configuration(FunctionName="tk-classify", Timeout=1)
     with pytest.raises(CanaryFailed, match=r"Sandbox\.Timedout: Task timed out after 1\.00"):
         promote(cfg, ref, "prod", file_provider, actor="t")
+    assert _alias_versions() == {"tk-classify": "1", "tk-health": "1"}
+    # the function may take 30 s, the check waits [canary.pretraffic].timeout_seconds (2 s)
+    boto("lambda").update_function_configuration(FunctionName="tk-classify", Timeout=30)
+    (proj / "release.toml").write_text(
+        _toml(pretraffic=CLASSIFY).replace("timeout_seconds = 20", "timeout_seconds = 2")
+    )
+    t0 = time.monotonic()
+    with pytest.raises(CanaryFailed, match=r"version \d+ on item t\d+: .*[Tt]imeout") as err:
+        promote(load(proj / "release.toml"), ref, "prod", file_provider, actor="t")
+    assert time.monotonic() - t0 < 30, err.value.message  # not the function's 30 s
     assert _alias_versions() == {"tk-classify": "1", "tk-health": "1"}
 
 
