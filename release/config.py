@@ -127,6 +127,64 @@ class SigningConfig(_Section):
         raise ValueError('must be "sigstore", "key:PATH" or "awskms:KEY-ID"')
 
 
+class PretrafficFunction(_Section):
+    """`[canary.pretraffic.functions.NAME]`: how the pre-traffic check invokes function NAME
+    with a corpus input and where the model's output is in the function's response
+    (release/canary/pretraffic.py, docs/promotion.md)."""
+
+    #: the invocation event, a JSON document. A string that is exactly "{input}" becomes
+    #: the corpus input itself (a string or an object); "{input}" inside a longer string
+    #: becomes its text (an object's JSON); "{input_json}" the input as JSON (a JSON body
+    #: inside a string). "{id}" becomes the item's id.
+    event: str = Field(min_length=2)
+    #: where the output is in the response: a dotted path (list positions as numbers,
+    #: JSON strings on the way are parsed) to the object holding the `[canary].output`
+    #: type's fields ("" = the response itself), or one path per field, e.g.
+    #: { label = "results.0.urgency" }
+    output: str | dict[str, str] = ""
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str) -> str:
+        import json
+
+        try:
+            json.loads(v)
+        except ValueError as exc:
+            raise ValueError(f"must be a JSON document: {exc}") from None
+        if "{input}" not in v and "{input_json}" not in v:
+            raise ValueError(
+                'must contain the placeholder "{input}" or "{input_json}" (the corpus input)'
+            )
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str | dict[str, str]) -> str | dict[str, str]:
+        fields = ("label", "confidence", "probs", "logits", "score", "vector")
+        if isinstance(v, dict):
+            bad = sorted(set(v) - set(fields))
+            if bad or not v:
+                raise ValueError(
+                    f"names the output fields {', '.join(fields)}, got {', '.join(bad) or 'none'}"
+                )
+        return v
+
+
+class PretrafficConfig(_Section):
+    """`[canary.pretraffic]`: before any alias weight moves, each function named in
+    `functions` is invoked on its new version and on its live version with the same
+    sample of the canary corpus and the two compared with the canary's paired checks."""
+
+    #: corpus items invoked per version (a sample seeded by the digest; all when fewer)
+    items: int = Field(default=200, ge=1, le=100_000)
+    #: one invocation taking longer fails the check
+    timeout_seconds: float = Field(default=30.0, gt=0, le=900)
+    #: invocations in flight at once
+    concurrency: int = Field(default=4, ge=1, le=64)
+    functions: dict[str, PretrafficFunction] = Field(default_factory=dict)
+
+
 class CanaryConfig(_Section):
     """The offline canary: the corpus, what the model returns (`output`, `labels`) and the
     thresholds of each output type's checks (formulas: release/canary/stats.py)."""
@@ -167,6 +225,8 @@ class CanaryConfig(_Section):
     vector_min_cosine: float = Field(default=0.99, ge=-1, le=1)
     vector_alpha: float = Field(default=0.01, gt=0, lt=1)
     vector_min_shift: float = Field(default=0.02, ge=0)
+    #: the pre-traffic check of `release promote` on the lambda target (none by default)
+    pretraffic: PretrafficConfig = Field(default_factory=PretrafficConfig)
 
     @field_validator("labels")
     @classmethod
@@ -497,6 +557,9 @@ class ConfigFile(_Section):
                 raise ValueError(
                     f"[readiness].alarms.{i}.function: {alarm.function!r} is not in [functions]"
                 )
+        unknown_pt = sorted(set(self.canary.pretraffic.functions) - set(self.functions))
+        if unknown_pt:
+            raise ValueError(f"[canary.pretraffic.functions].{unknown_pt[0]}: not in [functions]")
         unknown_iam = sorted(set(self.iam.functions) - set(self.functions))
         if unknown_iam:
             raise ValueError(f"[iam.functions].{unknown_iam[0]}: not in [functions]")

@@ -158,6 +158,8 @@ class PromotionResult:
     functions: tuple[FunctionState, ...]
     event: Event
     gate_event: Event | None = None
+    #: the pre-traffic check's result (`[canary.pretraffic]`), signed with the promotion
+    pretraffic: dict[str, Any] | None = None
 
     def predicate(self) -> dict[str, Any]:
         """The promotion predicate (attestations/promotion.schema.json)."""
@@ -190,6 +192,7 @@ class PromotionResult:
                 "extends": {"seq": self.event.seq - 1, "hash": self.event.prev_hash},
             },
             "actor": self.event.actor,
+            **({"pretraffic": self.pretraffic} if self.pretraffic is not None else {}),
         }
 
 
@@ -214,6 +217,9 @@ def promote(
     if not g.decision.allow:
         raise denied(g.decision)
     tgt = target or target_for(cfg, env)
+    pretraffic = getattr(tgt, "pretraffic", None)
+    if pretraffic is not None and action == "rollback":
+        pretraffic.compare = False  # it restores earlier behaviour: run, not compared
     traffic = cfg.environment(env).traffic
     ttl = LEASE_SECONDS + traffic.bake_seconds / traffic.looks  # outlasts one canary look
     with led.lock(env, ttl=ttl) as lease:
@@ -258,6 +264,7 @@ def promote(
             "reference": result.reference,
             "from": previous or "",
             **{f"version:{f.name}": f.version or "" for f in result.functions},
+            **_pretraffic_summary(result.pretraffic),
         }
         event = led.append(
             env,
@@ -277,7 +284,15 @@ def promote(
         result.functions,
         event,
         g.event,
+        result.pretraffic,
     )
+
+
+def _pretraffic_summary(pt: dict[str, Any] | None) -> dict[str, str]:
+    """The pre-traffic result in the `promote` event (the predicate has all of it)."""
+    if pt is None:
+        return {}
+    return {"pretraffic": f"{'passed' if pt['passed'] else 'failed'}, {pt['items']} items"}
 
 
 def attest_promotion(

@@ -1,6 +1,7 @@
 """Verify the gate decision and the promotion of a digest in one environment: an
 allowing gate decision before the promotion, and a signed promotion statement naming
-the ledger event that made the digest live.
+the ledger event that made the digest live (and, when that statement has one, its
+pre-traffic check).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def check_promotion(v: Verification, all_events: list[Event]) -> None:
             else f"ledger event {last_live.seq} made {v.digest[:19]} live in {v.env!r} but no signed "
             "promotion statement names it (deleted, or never signed)",
         )
+        if named:
+            _pretraffic_row(v, named[0].predicate.get("pretraffic"))
     if promos:
         p = promos[-1]
         preceded = any(g.seq < p.seq and (g.decision or {}).get("allow") for g in gates)
@@ -64,3 +67,19 @@ def check_promotion(v: Verification, all_events: list[Event]) -> None:
             if preceded
             else f"promotion event {p.seq} has no allowing gate decision before it",
         )
+
+
+def _pretraffic_row(v: Verification, pt: object) -> None:
+    """The signed statement's pre-traffic check (`[canary.pretraffic]`), when it has one."""
+    if not isinstance(pt, dict):
+        return
+    fns = pt.get("functions") or {}
+    failed = sorted(n for n, f in fns.items() if not (isinstance(f, dict) and f.get("passed")))
+    ok = bool(pt.get("passed")) and not failed
+    v.add(
+        "pre-traffic",
+        ok,
+        f"{len(fns)} function(s) invoked on the new version against the live one with "
+        f"{pt.get('items')} corpus items before any traffic: "
+        + ("passed" if ok else f"failed ({', '.join(failed) or 'not passed'})"),
+    )

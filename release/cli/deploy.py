@@ -114,6 +114,8 @@ def promote_cmd(
 
     Deny: exit 1, nothing touched. Another promotion of ENV holds its lease: exit 1. A
     function changed by another writer between our update and publish (Lambda): every
+    function put back, exit 1. A failed pre-traffic check ([canary.pretraffic]: the new
+    versions invoked against the live ones before any traffic) or live canary: every
     function put back, exit 1. A target failure part-way puts every function back on its
     previous version: exit 3. Every step is a ledger event. See docs/promotion.md.
     """
@@ -147,6 +149,12 @@ def _promoted(out: Out, res: Any, cfg: Any) -> None:
     out.status(f"{verb} {res.digest} in {res.env} (ledger seq {res.event.seq})")
     for f in res.functions:
         out.status(f"  {f.name}: {f.target_name} version {f.version}")
+    pt = res.pretraffic
+    if pt is not None:
+        out.status(
+            f"pre-traffic: {'passed' if pt['passed'] else 'failed'} "
+            f"({', '.join(sorted(pt['functions']))}; {pt['items']} items per version)"
+        )
     out.info(res.digest)
     out.data(res.predicate())
 

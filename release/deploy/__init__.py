@@ -50,6 +50,8 @@ class FunctionState:
 class DeployResult:
     reference: str
     functions: tuple[FunctionState, ...] = field(default_factory=tuple)
+    #: the pre-traffic check's result (lambda, `[canary.pretraffic]`), for the predicate
+    pretraffic: dict[str, Any] | None = None
 
     def versions(self) -> dict[str, str]:
         return {f.name: f.version or "" for f in self.functions}

@@ -10,6 +10,10 @@ the version's CodeSha256 must be the one our update set, the digest its image re
 `CodeSha256`) must be DIGEST and its CMD the handler. Any difference means another writer
 changed the function between our update and the publish: every function is put back and
 the promotion fails with `VerificationFailed` (exit 1).
+Then the pre-traffic check (`[canary.pretraffic]`, `release.canary.pretraffic`): the new
+version of each model-serving function is invoked by version with a sample of the canary
+corpus, as is the live version, and the two compared; a failure, an error or a timeout
+puts every function back (`CanaryFailed`, exit 1) before any alias weight moves.
 Then the live canary: every alias keeps its old version and sends `traffic.canary_weight`
 of requests to the new one while a `CanaryWatch` looks (default: `release.canary.live.
 LiveCanary`: the environment's CloudWatch `alarms` and the new-vs-stable comparison of the
@@ -34,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from release.config import Config
 from release.deploy import DeployResult, FunctionState, Route, StepCallback
@@ -50,6 +54,9 @@ from release.errors import (
     aws_error_code,
     aws_error_message,
 )
+
+if TYPE_CHECKING:
+    from release.canary.pretraffic import PreTraffic
 
 _ECR_REPO = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
@@ -192,6 +199,7 @@ class LambdaTarget:
         sleep: Callable[[float], None] | None = None,
         before_publish: PublishHook | None = None,
         now: Callable[[], datetime] | None = None,
+        pretraffic: PreTraffic | None = None,
     ) -> None:
         e = cfg.environment(env)
         if not e.functions:
@@ -214,6 +222,13 @@ class LambdaTarget:
         self.before_publish = before_publish
         self.watch: CanaryWatch | None = watch
         self._checked: Any = None
+        #: the pre-traffic check (`release.canary.pretraffic.PreTraffic`), when
+        #: [canary.pretraffic] names a function of this environment
+        self.pretraffic: PreTraffic | None = pretraffic
+        if pretraffic is None and any(n in self.functions for n in cfg.canary.pretraffic.functions):
+            from release.canary.pretraffic import PreTraffic
+
+            self.pretraffic = PreTraffic(cfg, env)
         if watch is None and e.traffic.bake_seconds > 0:
             from release.canary.live import LiveCanary
 
@@ -333,6 +348,8 @@ class LambdaTarget:
         before: list[_Before] = []
         if self._checked is not None:
             self._checked.check_configured()
+        if self.pretraffic is not None:
+            self.pretraffic.prepare()
         try:
             for name, function in self.functions.items():
                 before.append(self._snapshot(name, function))
@@ -379,6 +396,7 @@ class LambdaTarget:
                         "code_sha256": b.code_sha,
                     },
                 )
+            checked = self._pretraffic(before, ref, on_step)
             self._canary(before, on_step)
             for b in before:
                 assert b.new_version is not None
@@ -422,7 +440,25 @@ class LambdaTarget:
         return DeployResult(
             uri,
             tuple(FunctionState(b.name, b.function, b.new_version, uri) for b in before),
+            pretraffic=checked,
         )
+
+    def _pretraffic(
+        self, before: list[_Before], ref: Reference, on_step: StepCallback
+    ) -> dict[str, Any] | None:
+        """The pre-traffic check of the new versions against the live ones (nothing routed
+        yet); CanaryFailed stops the promotion. Its result for the promotion predicate."""
+        if self.pretraffic is None:
+            return None
+        from release.canary.pretraffic import Subject
+
+        subjects = [
+            Subject(b.name, b.function, b.alias_version, b.new_version or "") for b in before
+        ]
+        res = self.pretraffic.check(subjects, ref.digest, on_step)
+        on_step("pretraffic.passed", {"summary": res.summary(), "seconds": f"{res.seconds:g}"})
+        out: dict[str, Any] = res.to_dict()
+        return out
 
     def _publish(self, b: _Before, ref: Reference) -> str:
         """publish_version with our update's CodeSha256 as precondition, then read back
