@@ -274,6 +274,15 @@ def _deploy(ctx: Ctx, cmd: str) -> list[Grant]:
     if fns:
         out.append(Grant("Lambda", LAMBDA_READ + LAMBDA_DEPLOY, tuple(fns)))
         out.append(Grant("LambdaVersions", LAMBDA_VERSION_READ, tuple(f + ":*" for f in fns)))
+        # the pre-traffic check invokes the new and the live version of each function
+        # [canary.pretraffic.functions] names (Qualifier=<version>: function:NAME:VERSION)
+        checked = [
+            f"arn:aws:lambda:{ctx.where.region}:{ctx.where.account}:function:{e.functions[f]}:*"
+            for f in sorted(ctx.cfg.canary.pretraffic.functions)
+            if f in e.functions
+        ]
+        if checked:
+            out.append(Grant("PreTrafficInvoke", ("lambda:InvokeFunction",), tuple(checked)))
         w = ctx.where
         if e.traffic.bake_seconds > 0:  # the live canary: the alarms and the metrics
             if e.alarms:

@@ -25,7 +25,8 @@ WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 
 #: every option that adds AWS calls is on: ECR registry and base, DynamoDB ledger, KMS
 #: signing by alias and verification by key id, ECR scan findings, alarms, a live canary,
-#: an environment chain (prod after staging: staging's alarms and their history)
+#: an environment chain (prod after staging: staging's alarms and their history), a
+#: pre-traffic check of analysis (its versions invoked)
 CONFIG = f"""
 [model]
 path = "model/examples/sst2-tiny"
@@ -39,6 +40,8 @@ analysis = "handlers.analysis.lambda_handler"
 mode = "awskms:alias/release"
 [gate]
 vulnerabilities = "ecr"
+[canary.pretraffic.functions.analysis]
+event = '{{"text": "{{input}}"}}'
 [environments.prod]
 target = "lambda"
 alias = "live"
@@ -153,6 +156,8 @@ def test_the_promote_role_is_the_environments_functions_alias_and_table(project:
     assert not any(":function:st-" in r for rs in g.values() for r in rs)
     assert g["dynamodb:PutItem"] == g["dynamodb:Query"] == {TABLE}
     assert "dynamodb:CreateTable" not in g
+    # the pre-traffic check invokes analysis' new and live versions, nothing else
+    assert g["lambda:InvokeFunction"] == {FN + "ma-analysis:*"}
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
     # its own alarms (the live canary), and staging's with their history (prod's chain)
     assert g["cloudwatch:DescribeAlarms"] == {alarm + "ma-errors", alarm + "st-errors"}
