@@ -9,9 +9,9 @@ they are written), its kind, mode and size, a symlink's or hard link's target, t
 of each regular file, and the bytes of the files `keep` selected (by the path as the
 layer writes it). `release.image.fs` applies the scans in manifest order.
 
-Cold, the blob is streamed once: hashed as it is read, inflated by ISA-L (python-isal,
-about three times zlib's speed; the gzip CRC and length are checked as gzip's are), the
-tar parsed from the same bytes. The scan is written to the cache (atomically) only when
+Cold, the blob is streamed once: hashed as it is read and inflated by ISA-L (python-isal,
+about three times zlib's speed; the gzip CRC and length are checked as gzip's are) in one
+thread, the tar parsed from the same bytes and its files hashed in another. The scan is written to the cache (atomically) only when
 the blob's sha256 and size are its descriptor's.
 
 Warm, the cache is trusted only for a blob that was just hashed: the blob is read (sha256,
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from isal import igzip, isal_zlib
+from isal import igzip, igzip_threaded, isal_zlib
 
 from release._io import CHUNK, HashingReader, atomic_write_bytes
 from release.errors import RemoteError, UsageError, VerificationFailed
@@ -145,16 +145,23 @@ class _Forward:
 
 @contextmanager
 def open_tar(raw: BinaryIO, comp: str) -> Iterator[tarfile.TarFile]:
-    """A forward-only tar reader over `raw` (inflated by ISA-L when `comp` is "gz"). On a
-    clean exit the inflated stream is read to its end, so the gzip trailer (CRC, length)
-    is checked even past the tar's end-of-archive marker."""
-    gz = igzip.GzipFile(fileobj=raw, mode="rb") if comp == "gz" else None  # type: ignore[no-untyped-call]
-    src: IO[bytes] = gz if gz is not None else raw  # type: ignore[assignment]
-    with tarfile.open(fileobj=_Forward(src), mode="r:") as tf:  # type: ignore[call-overload]
-        yield tf
-    if gz is not None:
-        while gz.read(CHUNK):
-            pass
+    """A forward-only tar reader over `raw`. Gzip is inflated by ISA-L in a thread of its
+    own (`isal.igzip_threaded`), which also reads `raw` (and so hashes it, for a
+    HashingReader) while the caller parses the tar and hashes its files. On a clean exit
+    the inflated stream is read to its end, so the gzip trailer (CRC, length) is checked
+    even past the tar's end-of-archive marker; on any exit the inflating thread has
+    ended, so the caller may read `raw` on."""
+    gz = igzip_threaded.open(raw, "rb", threads=1) if comp == "gz" else None  # type: ignore[no-untyped-call]
+    src: IO[bytes] = gz if gz is not None else raw
+    try:
+        with tarfile.open(fileobj=_Forward(src), mode="r:") as tf:  # type: ignore[call-overload]
+            yield tf
+        if gz is not None:
+            while gz.read(CHUNK):
+                pass
+    finally:
+        if gz is not None:
+            gz.close()
 
 
 class ScanCache:
