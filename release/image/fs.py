@@ -11,9 +11,13 @@ inside the image root).
 
 Each blob is read ONCE, as a stream, and hashed as it is read: the gzip/tar is parsed
 from the same bytes, and the blob's sha256 and size are compared with its descriptor
-before `scan` returns. Nothing read (the index, kept bytes, extracted files) reaches a
-caller when a blob does not match: the caller's `dest` is then half-written, so callers
-extract into a temporary or staging directory.
+before `scan` returns. Without extraction the layers are scanned in parallel, each into a
+`release.image.layerscan.LayerScan` (every entry, the sha256 of every regular file),
+cached by blob digest when a `ScanCache` is given - a cached scan is used only after its
+blob was hashed again and matched - and the scans are then applied in order. Nothing read
+(the index, kept bytes, extracted files) reaches a caller when a blob does not match:
+the caller's `dest` is then half-written, so callers extract into a temporary or staging
+directory.
 
 What the scan gives:
 - `nodes`: every path of the merged tree (kind, size, mode, the layer that put it there,
