@@ -203,6 +203,13 @@ def _to_json(s: LayerScan) -> dict[str, Any]:
     }
 
 
+def _clean_name(name: str) -> bool:
+    try:
+        return clean(name, "cache") == name != ""
+    except VerificationFailed:
+        return False
+
+
 def _from_json(doc: Any, digest: str) -> LayerScan | None:
     if doc.get("schema") != SCHEMA or doc.get("digest") != digest:
         return None
@@ -220,7 +227,7 @@ def _from_json(doc: Any, digest: str) -> LayerScan | None:
                 or (kind != "file" and sha is None)
             )
         )
-        if not ok or clean(name, "cache") != name:
+        if not ok or not _clean_name(name):
             return None
         entries.append(Entry(name, kind, mode, size, link, sha))
     names = {e.name for e in entries if e.kind == "file"}

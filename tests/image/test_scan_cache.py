@@ -82,9 +82,12 @@ def test_a_corrupt_or_foreign_cache_file_is_read_again(tmp_path: Path) -> None:
     c = fs.ScanCache(tmp_path / "cache")
     c.path(model).write_bytes(b'{"schema": "release/layer-scan/v1", "digest": ')  # truncated
     c.path(code).write_bytes(c.path(base).read_bytes())  # another layer's scan
+    doc = json.loads(c.path(base).read_bytes())
+    doc["entries"][0][0] = "../../etc/passwd"  # an entry no tar reader would give
+    c.path(base).write_text(json.dumps(doc))
     warm = fs.ScanCache(tmp_path / "cache")
     _same(cold, _scan(img, warm))
-    assert sorted(warm.scanned) == sorted([model, code]) and warm.reused == [base]
+    assert sorted(warm.scanned) == sorted([base, model, code]) and warm.reused == []
     assert json.loads(c.path(code).read_bytes())["digest"] == code  # rewritten
     again = fs.ScanCache(tmp_path / "cache")
     _scan(img, again)
