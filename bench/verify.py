@@ -284,6 +284,9 @@ def main() -> int:
         return inner(*sys.argv[2:5])
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
     big = int(sys.argv[sys.argv.index("--big-mib") + 1]) if "--big-mib" in sys.argv else 1024
+    # the layer scans of this bench's images: in a cache of its own, not the user's
+    scans = tempfile.TemporaryDirectory(prefix="bench-verify-cache-")
+    os.environ["RELEASE_CACHE_DIR"] = scans.name
     py = sys.executable
     images = [("quickstart-like", 384)] + ([(f"big ({big} MiB of weights)", big)] if big else [])
     print(
