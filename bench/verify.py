@@ -288,7 +288,9 @@ def main() -> int:
     scans = tempfile.TemporaryDirectory(prefix="bench-verify-cache-")
     os.environ["RELEASE_CACHE_DIR"] = scans.name
     py = sys.executable
-    images = [("quickstart-like", 384)] + ([(f"big ({big} MiB of binary data)", big)] if big else [])
+    images = [("quickstart-like", 384)] + (
+        [(f"big ({big} MiB of binary data)", big)] if big else []
+    )
     print(
         "verify speed (issue 27.1): seconds, and verify / gzip -dc (targets: cold <= 0.6x, warm <= 0.25x)"
     )
