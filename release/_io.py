@@ -133,6 +133,11 @@ class HashingReader:
         self.n += len(b)
         return b
 
+    def readinto(self, buf: Any) -> int:
+        b = self.read(len(buf))
+        memoryview(buf).cast("B")[: len(b)] = b
+        return len(b)
+
     def drain(self) -> None:
         """Read to the end (tar stops at its end-of-archive marker; the digest covers all)."""
         while self.read(CHUNK):

@@ -155,6 +155,7 @@ def _scan(view: Any, cfg: Any = None) -> Any:
         keep=keep,
         hash=lambda p: p.startswith((model_dir + "/", workdir + "/", RUNTIME_PREFIX)),
         watch=[model_dir, MODEL_LOCK],
+        cache=fs.ScanCache(),
     )
 
 

@@ -20,17 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from release._io import atomic_write_bytes, dumps_json
-from release.canary import checks as ck
 from release.checks import Check
 from release.errors import CanaryFailed, UsageError
 from release.evidence import CANARY
 from release.inputs import read_input
+
+if TYPE_CHECKING:  # numpy (and the checks, on it) load only where a report is computed
+    import numpy as np
+
+    from release.canary import checks as ck
 
 PREDICATE_TYPE = CANARY
 OutputType = Literal["label", "multilabel", "score", "vector"]
@@ -265,6 +268,8 @@ def write_report(path: Path, report: CanaryReport) -> None:
 # --- building -------------------------------------------------------------------------
 def thresholds(canary_cfg: Any) -> ck.Thresholds:
     """checks.Thresholds from a `[canary]` section (release.config.CanaryConfig)."""
+    from release.canary import checks as ck
+
     fields = ck.Thresholds.__dataclass_fields__
     return ck.Thresholds(**{k: getattr(canary_cfg, k) for k in fields})
 
@@ -272,6 +277,10 @@ def thresholds(canary_cfg: Any) -> ck.Thresholds:
 def outputs(output: Output, items: list[Item]) -> ck.Outputs:
     """The items as aligned arrays of their output type (`parse_report` / `check_items`
     have checked every item has its type's fields)."""
+    import numpy as np
+
+    from release.canary import checks as ck
+
     ids = tuple(i.id for i in items)
     labels = tuple(output.labels or ())
     if output.type == "label":
@@ -321,6 +330,8 @@ def confidence_edges(k: int) -> list[float]:
 def histogram(
     values: np.ndarray, edges: list[float], baseline: np.ndarray | None = None
 ) -> Histogram:
+    import numpy as np
+
     def count(v: np.ndarray) -> list[int]:
         c, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)
         return [int(x) for x in c]
@@ -333,6 +344,8 @@ def histogram(
 
 
 def _score_edges(*arrays: np.ndarray) -> list[float]:
+    import numpy as np
+
     lo = min(float(np.min(a)) for a in arrays)
     hi = max(float(np.max(a)) for a in arrays)
     if hi <= lo:
@@ -341,6 +354,8 @@ def _score_edges(*arrays: np.ndarray) -> list[float]:
 
 
 def _shares(o: ck.Outputs) -> dict[str, float] | None:
+    import numpy as np
+
     if o.kind == "label" and o.label is not None:
         counts = np.bincount(o.label, minlength=len(o.labels))
         return {x: float(c) / max(o.n, 1) for x, c in zip(o.labels, counts, strict=True)}
@@ -353,6 +368,8 @@ def _summaries(
     output: Output, cand: ck.Outputs, base: ck.Outputs | None, t: ck.Thresholds
 ) -> dict[str, Any]:
     """The report's summaries of `cand` (and of the paired `base`, over the same bins)."""
+    import numpy as np
+
     out: dict[str, Any] = {"label_shares": _shares(cand)}
     if base is not None:
         out["baseline_label_shares"] = _shares(base)
@@ -404,6 +421,8 @@ def build(
     """A report for `items` (outputs of type `output`), with every check that applies
     (absolute checks always; paired checks against `baseline` when given). `created`
     defaults to now."""
+    from release.canary import checks as ck
+
     if not items:
         raise UsageError("the canary corpus is empty")
     cand = outputs(output, items)

@@ -20,7 +20,9 @@ live canary       two-proportion z-test with the alpha split over the planned lo
 
 The tests themselves come from scipy.stats (`binomtest`, `chi2`, `wilcoxon`, `ks_2samp`,
 `permutation_test`, the normal tail); Stuart-Maxwell and Holm are written here (scipy has
-neither), each in a few lines.
+neither), each in a few lines. scipy is imported inside the functions that compute a
+p-value, never at module import: importing `scipy.stats` costs seconds of CPU, and
+`release verify` (which reads canary reports, computes nothing) must not pay it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats as _st
 
 
 # --- primitives -----------------------------------------------------------------------
@@ -41,6 +42,8 @@ def mcnemar_exact(b: int, c: int) -> float:
     b ~ Binomial(b + c, 1/2): the exact binomial test (`scipy.stats.binomtest`), which for
     p = 1/2 is p = min(1, 2 * P[X <= min(b, c)]).  p = 1 when b + c = 0 (nothing changed).
     """
+    from scipy import stats as _st
+
     if b < 0 or c < 0:
         raise ValueError("counts must be >= 0")
     n = b + c
@@ -68,6 +71,8 @@ def ks_two_sample(
     Gnedenko-Korolyuk sum, O(n) and a millisecond at n = 10,000; the canary always compares
     aligned samples, so n = m). The exact p assumes continuous data: tied confidences make
     it conservative (too large), never too small. The verdict is D against `ks_critical`."""
+    from scipy import stats as _st
+
     if len(a) == 0 or len(b) == 0:
         raise ValueError("both samples must be non-empty")
     res = _st.ks_2samp(
@@ -97,6 +102,8 @@ def two_proportion(x1: float, n1: float, x2: float, n2: float) -> ZTest:
     only for the two-sided case and integer tables, so z is computed here and only the
     normal tail comes from scipy. se = 0 (both rates 0 or both 1): z = 0, p = 1.
     """
+    from scipy import stats as _st
+
     if n1 <= 0 or n2 <= 0:
         raise ValueError("both samples must be non-empty")
     pooled = (x1 + x2) / (n1 + n2)
@@ -124,6 +131,8 @@ def samples_for_power(p0: float, delta: float, alpha: float, power: float, ratio
     p0 = 0.5, delta = 0.05, alpha = 0.01: equal arms (r = 1) at power 0.9 need ~2,970
     canary samples; a 10% canary (r = 9) at power 0.8 ~1,300.
     """
+    from scipy import stats as _st
+
     p1, p2 = p0, p0 + delta
     pbar = (ratio * p1 + p2) / (1 + ratio)
     za: float = _st.norm.isf(alpha / 2.0)
@@ -177,6 +186,8 @@ def marginal_homogeneity(table: np.ndarray) -> Homogeneity:
     exact conditional p-value - each pair total split Binomial(total, 1/2), as it is when
     the models agree in distribution (the candidate is the baseline up to noise), every
     split enumerated, P(chi2 >= observed) - else the chi-square tail with K - 1 df."""
+    from scipy import stats as _st
+
     t = np.asarray(table, dtype=np.int64)
     k = t.shape[0]
     if t.shape != (k, k) or k < 2:
@@ -225,6 +236,8 @@ def wilcoxon_paired(base: np.ndarray, cand: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank p of the differences cand - base
     (`scipy.stats.wilcoxon`, zero differences dropped, exact for small samples);
     1 when every difference is zero (nothing changed)."""
+    from scipy import stats as _st
+
     d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     if not np.any(d != 0):
         return 1.0
@@ -254,6 +267,8 @@ def mean_shift_test(
     sample flips the signs, here of the item numbers 1..N, and the statistic applies each
     item's sign to its difference vector. `resamples` random sign vectors (fixed seed: a
     report is reproducible); p >= 1 / (resamples + 1)."""
+    from scipy import stats as _st
+
     diffs = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     n = len(diffs)
     observed = float(np.linalg.norm(diffs.mean(axis=0)))
@@ -305,6 +320,8 @@ def stratified_difference(
     there (tests/deploy/test_live_canary.py measures it); with none, phi = 1 half the time
     and the test is conservative. Periods where either version had nothing, or p_t is 0 or 1, carry no
     information and are left out; none left: D = 0, p = 1."""
+    from scipy import stats as _st
+
     a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
     m, n = np.asarray(n1, dtype=np.float64), np.asarray(n2, dtype=np.float64)
     ok = (m > 0) & (n > 0)

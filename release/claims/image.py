@@ -31,7 +31,8 @@ RUNTIME_DIR = IMAGE_LOCK.rsplit("/", 1)[0] + "/runtime"
 
 def merged_view(cfg: Config, image: Any) -> MergedFS:
     """One read of every layer: the merged filesystem with the model directory hashed and
-    watched, the baked lock and the deps' METADATA kept (`release.image.fs`)."""
+    watched, the baked lock and the deps' METADATA kept (`release.image.fs`). Each layer's
+    scan comes from the user's scan cache when it holds it, after the blob is hashed."""
     from release.image import fs
 
     model_dir = image_model_dir(cfg, image)
@@ -41,4 +42,5 @@ def merged_view(cfg: Config, image: Any) -> MergedFS:
         keep=lambda p: p == IMAGE_LOCK or bool(meta.fullmatch(p)),
         hash=lambda p: p.startswith((model_dir + "/", RUNTIME_DIR + "/")),
         watch=[model_dir, IMAGE_LOCK, RUNTIME_DIR],
+        cache=fs.ScanCache(),
     )

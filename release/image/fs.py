@@ -11,9 +11,13 @@ inside the image root).
 
 Each blob is read ONCE, as a stream, and hashed as it is read: the gzip/tar is parsed
 from the same bytes, and the blob's sha256 and size are compared with its descriptor
-before `scan` returns. Nothing read (the index, kept bytes, extracted files) reaches a
-caller when a blob does not match: the caller's `dest` is then half-written, so callers
-extract into a temporary or staging directory.
+before `scan` returns. Without extraction the layers are scanned in parallel, each into a
+`release.image.layerscan.LayerScan` (every entry, the sha256 of every regular file),
+cached by blob digest when a `ScanCache` is given - a cached scan is used only after its
+blob was hashed again and matched - and the scans are then applied in order. Nothing read
+(the index, kept bytes, extracted files) reaches a caller when a blob does not match:
+the caller's `dest` is then half-written, so callers extract into a temporary or staging
+directory.
 
 What the scan gives:
 - `nodes`: every path of the merged tree (kind, size, mode, the layer that put it there,
@@ -36,17 +40,30 @@ import hashlib
 import os
 import shutil
 import tarfile
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from release._io import CHUNK, HashingReader
-from release.errors import RemoteError, UsageError, VerificationFailed
+from release.errors import RemoteError, VerificationFailed
+from release.image.layerscan import (
+    TAR_ERRORS,
+    Entry,
+    LayerScan,
+    ScanCache,
+    clean,
+    kind_of,
+    open_tar,
+    scan_layer,
+    tar_mode,
+)
 
 #: a path predicate (paths have no leading slash)
 Select = Callable[[str], bool]
+#: opens the bytes of the tar member being applied
+Opener = Callable[[], IO[bytes]]
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -203,16 +220,6 @@ def _describe(t: Touch) -> str:
     return f"{verb} /{t.path}"
 
 
-def _clean(name: str, where: str) -> str:
-    n = name
-    while n.startswith("./"):
-        n = n[2:]
-    parts = [p for p in n.split("/") if p not in ("", ".")]
-    if name.startswith("/") or ".." in parts:
-        raise VerificationFailed(f"{where} has an unsafe path {name!r}: refusing it")
-    return "/".join(parts)
-
-
 def _under(path: str, prefixes: Sequence[str]) -> str | None:
     for p in prefixes:
         if path == p or path.startswith(p + "/"):
@@ -238,6 +245,8 @@ class _Scanner:
         self.dest = dest.resolve() if dest is not None else None
         # children of each directory, so a whiteout removes a subtree without a full scan
         self.children: dict[str, set[str]] = {"": set()}
+        # layer -> names of files kept here that its LayerScan holds no bytes of
+        self.missing: dict[int, set[str]] = {}
 
     # --- the index ---------------------------------------------------------------------
     def _resolve(self, path: str, where: str) -> str:
@@ -334,13 +343,17 @@ class _Scanner:
             shutil.rmtree(t)
 
     # --- one layer ---------------------------------------------------------------------
-    def layer(self, i: int, tf: tarfile.TarFile) -> None:
+    def layer(
+        self, i: int, items: Iterable[tuple[Entry, Opener | None]], kept: dict[str, bytes]
+    ) -> None:
+        """Apply layer `i`'s entries. A file comes with an opener of its bytes (a streamed
+        read, hashed here) or without one (a `LayerScan`: its sha256 given, its bytes in
+        `kept` when they were kept; one this caller keeps but `kept` lacks is noted in
+        `missing`)."""
         la = self.fs.layers[i]
         where = f"layer {la.digest}"
-        for m in tf:
-            name = _clean(m.name, where)
-            if not name:
-                continue
+        for e, opener in items:
+            name = e.name
             head, _, base = name.rpartition("/")
             if base.startswith(WHITEOUT):
                 parent = self._resolve(name, where).rpartition("/")[0] if head else ""
@@ -358,34 +371,28 @@ class _Scanner:
                 continue
             path = self._resolve(name, where)
             if self._watched(path):
-                kind = (
-                    "dir"
-                    if m.isdir()
-                    else "symlink"
-                    if m.issym()
-                    else ("file" if m.isfile() or m.islnk() else "other")
-                )
+                kind = "file" if e.kind == "hardlink" else e.kind
                 self.fs.touches.append(Touch(i, path, "add", kind))
             old = self.fs.nodes.get(path)
-            if old is not None and not (old.kind == "dir" and m.isdir()):
+            if old is not None and not (old.kind == "dir" and e.kind == "dir"):
                 self._drop(path)  # before anything new is written where it was
             target = self._target(path)
-            if m.isdir():
-                self._put(Node(path, "dir", 0, m.mode & 0o7777, i))
+            if e.kind == "dir":
+                self._put(Node(path, "dir", 0, e.mode, i))
                 if target is not None:
                     if target.is_symlink() or (target.exists() and not target.is_dir()):
                         target.unlink()
                     target.mkdir(parents=True, exist_ok=True)
-            elif m.issym():
-                self._put(Node(path, "symlink", 0, 0o777, i, link=m.linkname))
+            elif e.kind == "symlink":
+                self._put(Node(path, "symlink", 0, 0o777, i, link=e.link))
                 if target is not None:
-                    self._symlink(target, m.linkname, where, name)
-            elif m.islnk():
-                src = self._resolve(_clean(m.linkname, where), where)
+                    self._symlink(target, e.link, where, name)
+            elif e.kind == "hardlink":
+                src = self._resolve(clean(e.link, where), where)
                 sn = self.fs.nodes.get(src)
                 if sn is None or sn.kind != "file":
                     raise VerificationFailed(
-                        f"{where}: hard link {name!r} to {m.linkname!r}, which is not a file"
+                        f"{where}: hard link {name!r} to {e.link!r}, which is not a file"
                     )
                 self._put(Node(path, "file", sn.size, sn.mode, i, sha256=sn.sha256))
                 if src in self.fs.data:
@@ -394,50 +401,51 @@ class _Scanner:
                     st = self._target(src)
                     if st is None or not st.is_file():
                         raise VerificationFailed(
-                            f"{where}: hard link {name!r} to {m.linkname!r} outside the extracted tree"
+                            f"{where}: hard link {name!r} to {e.link!r} outside the extracted tree"
                         )
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.link(st, target)
-            elif m.isfile():
+            elif e.kind == "file":
                 keep = self.keep(path)
-                want_hash = self.hash(path)
-                f = tf.extractfile(m)
-                assert f is not None
-                h = hashlib.sha256() if want_hash else None
-                buf = bytearray() if keep else None
-                out = None
-                if target is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    out = open(target, "wb")  # noqa: SIM115 - closed below
-                try:
-                    while chunk := f.read(CHUNK):
-                        if h is not None:
-                            h.update(chunk)
-                        if buf is not None:
-                            buf += chunk
-                        if out is not None:
-                            out.write(chunk)
-                finally:
-                    if out is not None:
-                        out.close()
-                if out is not None:
-                    os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)  # type: ignore[arg-type]
+                sha = e.sha256
+                data = kept.get(name) if keep else None
+                if opener is not None:
+                    sha, data = self._stream(opener, keep, target, e.mode)
+                elif keep and data is None:
+                    self.missing.setdefault(i, set()).add(name)
                 self._put(
-                    Node(
-                        path,
-                        "file",
-                        m.size,
-                        m.mode & 0o7777,
-                        i,
-                        sha256=h.hexdigest() if h is not None else None,
-                    )
+                    Node(path, "file", e.size, e.mode, i, sha256=sha if self.hash(path) else None)
                 )
-                if buf is not None:
-                    self.fs.data[path] = bytes(buf)
+                if data is not None:
+                    self.fs.data[path] = data
             else:
                 if target is not None:
                     raise VerificationFailed(f"{where} has a device or fifo {name!r}: refusing it")
-                self._put(Node(path, "other", 0, m.mode & 0o7777, i))
+                self._put(Node(path, "other", 0, e.mode, i))
+
+    def _stream(
+        self, opener: Opener, keep: bool, target: Path | None, mode: int
+    ) -> tuple[str, bytes | None]:
+        f = opener()
+        h = hashlib.sha256()
+        buf = bytearray() if keep else None
+        out = None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = open(target, "wb")  # noqa: SIM115 - closed below
+        try:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                if buf is not None:
+                    buf += chunk
+                if out is not None:
+                    out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+        if target is not None:
+            os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+        return h.hexdigest(), (bytes(buf) if buf is not None else None)
 
     def _symlink(self, target: Path, link: str, where: str, name: str) -> None:
         assert self.dest is not None
@@ -454,16 +462,21 @@ class _Scanner:
         os.symlink(link, target)
 
 
-def _tar_mode(media_type: str) -> str:
-    from release.image.oci import GZIP_LAYERS, OCI_LAYER_TAR
+def _streamed(tf: tarfile.TarFile, where: str) -> Iterator[tuple[Entry, Opener | None]]:
+    for m in tf:
+        name = clean(m.name, where)
+        if not name:
+            continue
+        kind = kind_of(m)
+        link = m.linkname if kind in ("symlink", "hardlink") else ""
+        e = Entry(name, kind, m.mode & 0o7777, m.size if kind == "file" else 0, link)
+        yield e, (partial(_member, tf, m) if kind == "file" else None)
 
-    if media_type in GZIP_LAYERS:
-        return "r|gz"
-    if media_type == OCI_LAYER_TAR or media_type.endswith(".tar"):
-        return "r|"
-    raise UsageError(
-        f"layer media type {media_type}: only gzip or uncompressed tar layers can be read"
-    )
+
+def _member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> IO[bytes]:
+    f = tf.extractfile(m)
+    assert f is not None
+    return f
 
 
 def scan(
@@ -474,48 +487,99 @@ def scan(
     watch: Iterable[str] = (),
     extract: Iterable[str] = (),
     dest: Path | None = None,
+    cache: ScanCache | None = None,
 ) -> MergedFS:
-    """The merged filesystem of `image` (an `ImageView`): every layer streamed once and
+    """The merged filesystem of `image` (an `ImageView`): every layer read once and
     verified against its descriptor. `hash` selects the regular files whose sha256 is
-    computed (default: all), `keep` those whose bytes are kept, `watch` the prefixes
-    whose touches are recorded, `extract` the subtrees written under `dest`."""
-    import urllib3
+    given (default: all), `keep` those whose bytes are kept, `watch` the prefixes whose
+    touches are recorded, `extract` the subtrees written under `dest`.
 
+    Without `extract`, the layers are scanned in parallel (`release.image.layerscan`;
+    each from `cache` when it holds the blob's scan, after the blob is hashed) and applied
+    in order; with it, they are streamed in order, each file written as it is read."""
     ext = list(extract)
     if ext and dest is None:
         raise ValueError("extract needs dest")
     if dest is not None:
         dest.mkdir(parents=True, exist_ok=True)
-    sc = _Scanner(image.layers, keep, hash, list(watch), ext, dest)
-    for i, la in enumerate(image.layers):
-        mode = _tar_mode(la.media_type)
-        try:
-            with image.registry.open_blob(la.digest) as raw:
-                hr = HashingReader(raw)
-                failure: BaseException | None = None
-                try:
-                    with tarfile.open(fileobj=hr, mode=mode) as tf:  # type: ignore[call-overload]
-                        sc.layer(i, tf)
-                except (tarfile.TarError, EOFError, zlib.error) as exc:
-                    failure = VerificationFailed(
-                        f"{sc.fs.layer_name(i)} is not a readable tar: {exc or type(exc).__name__}"
-                    )
-                except VerificationFailed as exc:
-                    failure = exc
-                hr.drain()  # the digest covers every byte, the gzip trailer too
-        except urllib3.exceptions.HTTPError as exc:
-            raise RemoteError(
-                f"reading layer {la.digest} from {image.registry.name} failed: {exc}"
-            ) from None
-        got = "sha256:" + hr.h.hexdigest()
-        if got != la.digest or hr.n != la.size:
-            raise VerificationFailed(
-                f"{sc.fs.layer_name(i)}: blob has sha256 {got} ({hr.n} bytes), its descriptor "
-                f"says {la.digest} ({la.size} bytes): the registry's copy is corrupt or lying"
-            )
-        if failure is not None:
-            raise failure
-    return sc.fs
+        sc = _Scanner(image.layers, keep, hash, list(watch), ext, dest)
+        for i, la in enumerate(image.layers):
+            _stream_layer(image.registry, sc, i, la)
+        return sc.fs
+    kp = keep or (lambda _p: False)
+    also: dict[int, frozenset[str]] = {}
+    scans: list[LayerScan | None] = [None] * len(image.layers)
+    for _ in range(3):
+        scans = _scan_layers(image, kp, cache, also, scans)
+        sc = _Scanner(image.layers, keep, hash, list(watch), [], None)
+        for i, ls in enumerate(scans):
+            assert ls is not None
+            sc.layer(i, ((e, None) for e in ls.entries), ls.data)
+        if not sc.missing:
+            return sc.fs
+        # a kept file under a symlinked parent: its layer is read again keeping it by name
+        also = {i: also.get(i, frozenset()) | frozenset(ns) for i, ns in sc.missing.items()}
+        scans = [s if i not in also else None for i, s in enumerate(scans)]
+    raise AssertionError("kept files still missing after re-reading their layers")
 
 
-__all__ = ["MergedFS", "Node", "Touch", "TreeCheck", "check_tree", "scan"]
+def _scan_layers(
+    image: Any,
+    keep: Select,
+    cache: ScanCache | None,
+    also: dict[int, frozenset[str]],
+    have: list[LayerScan | None],
+) -> list[LayerScan | None]:
+    """Every layer's scan, in parallel (inflate and sha256 release the GIL); the first
+    layer's failure, in layer order, is raised after every read has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layers = image.layers
+    names = [MergedFS(list(layers)).layer_name(i) for i in range(len(layers))]
+
+    def one(i: int) -> LayerScan:
+        done = have[i]
+        if done is not None:
+            return done
+        return scan_layer(
+            image.registry, layers[i], names[i], keep, cache, also.get(i, frozenset())
+        )
+
+    workers = max(1, min(len(layers), os.cpu_count() or 2, 4))
+    with ThreadPoolExecutor(workers, thread_name_prefix="layer-scan") as pool:
+        futures = [pool.submit(one, i) for i in range(len(layers))]
+    return [f.result() for f in futures]  # the first failure in layer order
+
+
+def _stream_layer(registry: Any, sc: _Scanner, i: int, la: Any) -> None:
+    import urllib3
+
+    comp = tar_mode(la.media_type)
+    name = sc.fs.layer_name(i)
+    failure: BaseException | None = None
+    try:
+        with registry.open_blob(la.digest) as raw:
+            hr = HashingReader(raw)
+            try:
+                with open_tar(hr, comp) as tf:  # type: ignore[arg-type]
+                    sc.layer(i, _streamed(tf, f"layer {la.digest}"), {})
+            except TAR_ERRORS as exc:
+                failure = VerificationFailed(
+                    f"{name} is not a readable tar: {exc or type(exc).__name__}"
+                )
+            except VerificationFailed as exc:
+                failure = exc
+            hr.drain()  # the digest covers every byte, the gzip trailer too
+    except urllib3.exceptions.HTTPError as exc:
+        raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
+    got = "sha256:" + hr.h.hexdigest()
+    if got != la.digest or hr.n != la.size:
+        raise VerificationFailed(
+            f"{name}: blob has sha256 {got} ({hr.n} bytes), its descriptor "
+            f"says {la.digest} ({la.size} bytes): the registry's copy is corrupt or lying"
+        )
+    if failure is not None:
+        raise failure
+
+
+__all__ = ["MergedFS", "Node", "ScanCache", "Touch", "TreeCheck", "check_tree", "scan"]

@@ -1,0 +1,360 @@
+"""One layer blob, read once: its tar entries and the sha256 of every regular file,
+cached by the blob's digest (the per-layer half of `release.image.fs.scan`).
+
+    scan_layer(registry, layer, keep, cache) -> LayerScan
+
+A `LayerScan` is what a layer says, in tar order, before it is applied to the layers
+below it: each entry's cleaned path (whiteouts `.wh.NAME` and `.wh..wh..opq` included, as
+they are written), its kind, mode and size, a symlink's or hard link's target, the sha256
+of each regular file, and the bytes of the files `keep` selected (by the path as the
+layer writes it). `release.image.fs` applies the scans in manifest order.
+
+Cold, the blob is streamed once: hashed as it is read and inflated by ISA-L (python-isal,
+about three times zlib's speed; the gzip CRC and length are checked as gzip's are) in one
+thread, the tar parsed from the same bytes and its files hashed in another. The scan is written to the cache (atomically) only when
+the blob's sha256 and size are its descriptor's.
+
+Warm, the cache is trusted only for a blob that was just hashed: the blob is read (sha256,
+one read at disk speed) and compared with its descriptor BEFORE the cached scan is read,
+so a swapped blob is refused exactly as on a cold read. A cache file that does not parse,
+is of another version, or names another digest is ignored and the blob scanned again;
+one that lacks the bytes of a file the caller keeps is refreshed the same way. The cache
+lives in the user's cache directory ($RELEASE_CACHE_DIR, default
+$XDG_CACHE_HOME/release, under `scans/sha256/<hex>.json`), trusted as the user's own
+files are (the virtualenv holding this code sits beside it).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+from isal import igzip, igzip_threaded, isal_zlib
+
+from release._io import CHUNK, HashingReader, atomic_write_bytes
+from release.errors import RemoteError, UsageError, VerificationFailed
+
+#: the cache file's version: a file of any other is ignored
+SCHEMA = "release/layer-scan/v1"
+KINDS = ("dir", "symlink", "hardlink", "file", "other")
+_HEX = re.compile(r"[0-9a-f]{64}")
+#: a tar stream's unreadability, from the tar reader or either inflater
+TAR_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    cast("type[BaseException]", isal_zlib.error),  # typed as an instance in isal's stubs
+    igzip.BadGzipFile,
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar entry, as the layer writes it."""
+
+    name: str  # cleaned: no leading slash, no `.` parts; never `..`
+    kind: str  # one of KINDS
+    mode: int
+    size: int
+    link: str = ""  # a symlink's target, or a hard link's (as written)
+    sha256: str | None = None  # of a regular file
+
+
+@dataclass
+class LayerScan:
+    digest: str
+    entries: list[Entry]
+    data: dict[str, bytes]  # entry name -> bytes, for the kept files
+
+
+def clean(name: str, where: str) -> str:
+    """A tar member name without `./` and empty parts; an absolute or `..` path refused."""
+    n = name
+    while n.startswith("./"):
+        n = n[2:]
+    parts = [p for p in n.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise VerificationFailed(f"{where} has an unsafe path {name!r}: refusing it")
+    return "/".join(parts)
+
+
+def kind_of(m: tarfile.TarInfo) -> str:
+    if m.isdir():
+        return "dir"
+    if m.issym():
+        return "symlink"
+    if m.islnk():
+        return "hardlink"
+    if m.isfile():
+        return "file"
+    return "other"
+
+
+def tar_mode(media_type: str) -> str:
+    """ "gz" or "" (plain tar) for a layer media type; UsageError for any other."""
+    from release.image.oci import GZIP_LAYERS, OCI_LAYER_TAR
+
+    if media_type in GZIP_LAYERS:
+        return "gz"
+    if media_type == OCI_LAYER_TAR or media_type.endswith(".tar"):
+        return ""
+    raise UsageError(
+        f"layer media type {media_type}: only gzip or uncompressed tar layers can be read"
+    )
+
+
+class _Forward:
+    """A stream that tarfile may treat as a file: `tell`, and `seek` forward (by reading
+    on); a backward seek is an unreadable tar. With it tarfile reads a member's bytes in
+    the caller's chunks straight from the inflater, not 10 KiB at a time as its stream
+    mode does."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._f.read(n)
+        self.pos += len(b)
+        return b
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self.pos
+        elif whence != 0:
+            raise tarfile.ReadError("a layer stream cannot seek from its end")
+        if pos < self.pos:
+            raise tarfile.ReadError("a layer stream cannot seek backwards")
+        while self.pos < pos and self.read(min(CHUNK, pos - self.pos)):
+            pass
+        return self.pos
+
+
+@contextmanager
+def open_tar(raw: BinaryIO, comp: str) -> Iterator[tarfile.TarFile]:
+    """A forward-only tar reader over `raw`. Gzip is inflated by ISA-L in a thread of its
+    own (`isal.igzip_threaded`), which also reads `raw` (and so hashes it, for a
+    HashingReader) while the caller parses the tar and hashes its files. On a clean exit
+    the inflated stream is read to its end, so the gzip trailer (CRC, length) is checked
+    even past the tar's end-of-archive marker; on any exit the inflating thread has
+    ended, so the caller may read `raw` on."""
+    gz = igzip_threaded.open(raw, "rb", threads=1) if comp == "gz" else None  # type: ignore[no-untyped-call]
+    src: IO[bytes] = gz if gz is not None else raw
+    try:
+        with tarfile.open(fileobj=_Forward(src), mode="r:") as tf:  # type: ignore[call-overload]
+            yield tf
+        if gz is not None:
+            while gz.read(CHUNK):
+                pass
+    finally:
+        if gz is not None:
+            gz.close()
+
+
+class ScanCache:
+    """Layer scans by blob digest: `scans/sha256/<hex>.json` under `root` (default: the
+    user's cache directory, as the model cache). `scanned` and `reused` list the digests
+    this instance read cold and took from the cache."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        if root is None:
+            from release.modelpin.cache import Cache
+
+            root = Cache().root
+        self.dir = root / "scans" / "sha256"
+        self.scanned: list[str] = []
+        self.reused: list[str] = []
+
+    def path(self, digest: str) -> Path:
+        return self.dir / (digest.removeprefix("sha256:") + ".json")
+
+    def load(self, digest: str) -> LayerScan | None:
+        """The cached scan of `digest`, or None when absent or not a valid scan of it."""
+        try:
+            doc = json.loads(self.path(digest).read_bytes())
+            return _from_json(doc, digest)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def store(self, scan: LayerScan) -> None:
+        with contextlib.suppress(OSError):  # a cache not written is only a slower next run
+            atomic_write_bytes(self.path(scan.digest), json.dumps(_to_json(scan)).encode())
+
+
+def _to_json(s: LayerScan) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "digest": s.digest,
+        "entries": [[e.name, e.kind, e.mode, e.size, e.link, e.sha256] for e in s.entries],
+        "data": {k: base64.b64encode(v).decode() for k, v in sorted(s.data.items())},
+    }
+
+
+def _clean_name(name: str) -> bool:
+    try:
+        return clean(name, "cache") == name != ""
+    except VerificationFailed:
+        return False
+
+
+def _from_json(doc: Any, digest: str) -> LayerScan | None:
+    if doc.get("schema") != SCHEMA or doc.get("digest") != digest:
+        return None
+    entries = []
+    for name, kind, mode, size, link, sha in doc["entries"]:
+        ok = (
+            isinstance(name, str)
+            and kind in KINDS
+            and type(mode) is int
+            and type(size) is int
+            and size >= 0
+            and isinstance(link, str)
+            and (
+                (kind == "file" and isinstance(sha, str) and _HEX.fullmatch(sha) is not None)
+                or (kind != "file" and sha is None)
+            )
+        )
+        if not ok or not _clean_name(name):
+            return None
+        entries.append(Entry(name, kind, mode, size, link, sha))
+    names = {e.name for e in entries if e.kind == "file"}
+    data = {}
+    for k, v in doc["data"].items():
+        if k not in names:
+            return None
+        data[k] = base64.b64decode(v, validate=True)
+    return LayerScan(digest, entries, data)
+
+
+@dataclass
+class _Read:
+    """A cold read of one blob: the scan (or why the tar could not be read) and the
+    blob's real sha256 and size."""
+
+    scan: LayerScan | None
+    sha256: str
+    size: int
+    failure: BaseException | None = None
+
+
+def _read(registry: Any, la: Any, keep: Callable[[str], bool], where: str) -> _Read:
+    import urllib3
+
+    comp = tar_mode(la.media_type)
+    entries: list[Entry] = []
+    data: dict[str, bytes] = {}
+    failure: BaseException | None = None
+    try:
+        with registry.open_blob(la.digest) as raw:
+            hr = HashingReader(raw)
+            try:
+                with open_tar(hr, comp) as tf:  # type: ignore[arg-type]
+                    for m in tf:
+                        name = clean(m.name, f"layer {la.digest}")
+                        if not name:
+                            continue
+                        kind = kind_of(m)
+                        if kind != "file":
+                            link = m.linkname if kind in ("symlink", "hardlink") else ""
+                            entries.append(Entry(name, kind, m.mode & 0o7777, 0, link))
+                            continue
+                        f = tf.extractfile(m)
+                        assert f is not None
+                        h = hashlib.sha256()
+                        buf = bytearray() if keep(name) else None
+                        while chunk := f.read(CHUNK):
+                            h.update(chunk)
+                            if buf is not None:
+                                buf += chunk
+                        if buf is not None:
+                            data[name] = bytes(buf)
+                        entries.append(
+                            Entry(name, "file", m.mode & 0o7777, m.size, "", h.hexdigest())
+                        )
+            except TAR_ERRORS as exc:
+                failure = VerificationFailed(
+                    f"{where} is not a readable tar: {exc or type(exc).__name__}"
+                )
+            except VerificationFailed as exc:
+                failure = exc
+            hr.drain()  # the digest covers every byte, the gzip trailer too
+    except urllib3.exceptions.HTTPError as exc:
+        raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
+    scan = None if failure is not None else LayerScan(la.digest, entries, data)
+    return _Read(scan, "sha256:" + hr.h.hexdigest(), hr.n, failure)
+
+
+def _hash_blob(registry: Any, la: Any) -> tuple[str, int]:
+    import urllib3
+
+    h, n = hashlib.sha256(), 0
+    try:
+        with registry.open_blob(la.digest) as raw:
+            while chunk := raw.read(CHUNK):
+                h.update(chunk)
+                n += len(chunk)
+    except urllib3.exceptions.HTTPError as exc:
+        raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
+    return "sha256:" + h.hexdigest(), n
+
+
+def _check(where: str, la: Any, sha256: str, size: int) -> None:
+    if sha256 != la.digest or size != la.size:
+        raise VerificationFailed(
+            f"{where}: blob has sha256 {sha256} ({size} bytes), its descriptor "
+            f"says {la.digest} ({la.size} bytes): the registry's copy is corrupt or lying"
+        )
+
+
+def scan_layer(
+    registry: Any,
+    la: Any,
+    where: str,
+    keep: Callable[[str], bool],
+    cache: ScanCache | None,
+    also_keep: frozenset[str] = frozenset(),
+) -> LayerScan:
+    """The scan of layer `la` (a LayerInfo): from `cache` when it holds one, after the
+    blob is hashed and found to be `la.digest`; else read cold (and cached). `keep`
+    selects, by entry name, the files whose bytes are kept; `also_keep` names more
+    (a cached scan without them is read again). VerificationFailed when the blob is not
+    its descriptor (checked first) or not a readable tar."""
+    tar_mode(la.media_type)  # a layer we cannot read is bad input before any read
+    if cache is not None and cache.path(la.digest).is_file():
+        sha, size = _hash_blob(registry, la)
+        _check(where, la, sha, size)
+        hit = cache.load(la.digest)
+        if hit is not None:
+            files = {e.name for e in hit.entries if e.kind == "file"}
+            needed = {n for n in files if keep(n)} | (also_keep & files)
+            if needed <= hit.data.keys():
+                cache.reused.append(la.digest)
+                return hit
+        if hit is not None:  # keep what it kept: the next caller may want it again
+            also_keep = also_keep | frozenset(hit.data)
+    names = also_keep
+    r = _read(registry, la, lambda p: p in names or keep(p), where)
+    _check(where, la, r.sha256, r.size)
+    if r.failure is not None:
+        raise r.failure
+    assert r.scan is not None
+    if cache is not None:
+        cache.scanned.append(la.digest)
+        cache.store(r.scan)
+    return r.scan
+
+
+__all__ = ["Entry", "LayerScan", "ScanCache", "clean", "open_tar", "scan_layer", "tar_mode"]
