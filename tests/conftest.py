@@ -30,7 +30,28 @@ SHARED = {
 }
 #: the longest modules first (their `--durations` in bench/RESULTS.md, "test suite"), so
 #: the workers, which take whole modules in this order, finish together
-FIRST: list[str] = []
+FIRST = [
+    "tests/e2e/test_evidence.py",
+    "tests/e2e/test_fuzz.py",
+    "tests/e2e/test_pipeline.py",
+    "tests/e2e/test_merged_fs.py",
+    "tests/image/test_build.py",
+    "tests/e2e/test_layout.py",
+    "tests/workflows/test_adopter_act.py",
+    "tests/workflows/test_release_act.py",
+    "tests/integration/test_iam_enforced.py",
+    "tests/image/test_container.py",
+    "tests/verifiers/test_third_party.py",
+    "tests/canary/test_image_canary.py",
+    "tests/deploy/test_pretraffic.py",
+    "tests/deploy/test_guard.py",
+    "tests/deploy/test_chain.py",
+    "tests/integration/test_action.py",
+    "tests/integration/test_setup.py",
+    "tests/e2e/test_docs_aws.py",
+    "tests/adoption/test_install.py",
+    "tests/attest/test_built_image.py",
+]
 
 
 @pytest.hookimpl(tryfirst=True)
