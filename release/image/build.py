@@ -13,13 +13,14 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
             + /opt/release/runtime/ (the pre-optimized model, docs/model-format.md)
     policy  /var/task/policy
-    code    /var/task/handlers
+    code    /var/task/handlers (+ __pycache__/*.pyc of the image's Python, bytecode.py)
 
 Same inputs => same manifest digest: tars are normalised (see layers.py), the config's
 `created` and the code/policy mtimes come from SOURCE_DATE_EPOCH or the git commit time,
 and the content-addressed layers (deps, model) use a fixed mtime (1980-01-01) so a new
-commit does not invalidate them. Dependencies ship unchecked-hash .pyc files (no mtimes,
-image paths) when the build interpreter is the image's Python. The image is written to `[image].registry` or `--push
+commit does not invalidate them. Dependencies and every module of the code layer ship
+unchecked-hash .pyc files (no mtimes, image paths; bytecode.py), compiled only by an
+interpreter of the image's Python. The image is written to `[image].registry` or `--push
 REF` (OCI layout, any OCI registry, ECR): blobs that exist are skipped, the manifest is
 put as exact bytes and the digest the registry reports is checked.
 """
@@ -43,6 +44,7 @@ from release.errors import ConfigError, UsageError, VerificationFailed
 from release.gitremote import git as _git
 from release.gitremote import repo_url
 from release.image.base import iso
+from release.image.bytecode import ImagePython, compile_tree, image_python, no_bytecode_reason
 from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
@@ -225,12 +227,24 @@ def missing_tree(cfg: Config, key: str, src: str) -> ConfigError:
     return ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}{hint}")
 
 
-def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
+def tree_layer(
+    cfg: Config,
+    cache: LayerCache,
+    role: str,
+    src: str,
+    dest: str,
+    mtime: int,
+    py: ImagePython | None = None,
+) -> Layer:
+    """A directory of the project as a layer at `/dest`; with `py` (the code layer) an
+    unchecked-hash .pyc beside every module, compiled by the image's Python (bytecode.py)."""
     d = cfg.resolve(src)
     if not d.is_dir():
         raise missing_tree(cfg, "[code].policy" if role == "policy" else "[code].package", src)
-    entries = with_parents(tree_entries(d, dest, skip=_skip))
-    return cache.build(None, role, entries, mtime)
+    entries = tree_entries(d, dest, skip=_skip)
+    if py is not None:
+        entries += compile_tree(d, dest, py, _SKIP_NAMES)
+    return cache.build(None, role, with_parents(entries), mtime)
 
 
 # --- config and manifest ----------------------------------------------------------------
@@ -387,6 +401,12 @@ def build(
     base_reg = open_registry(bref.location, cfg.root)
     base_digest = resolve_platform(base_reg, bref.digest, cfg.image.platform)
     base_img = open_image(base_reg, base_digest)
+    py = image_python(cfg)
+    bytecode = (
+        {"python": py.version, "magic": py.magic, "invalidation": "unchecked-hash"}
+        if py is not None
+        else {"python": cfg.image.python, "skipped": no_bytecode_reason(cfg)}
+    )
     timings["base"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -417,6 +437,7 @@ def build(
                 cfg.code.package,
                 f"{cfg.image.workdir.strip('/')}/{cfg.code.package}",
                 epoch,
+                py,
             ),
         ]
         layers = [f.result() for f in futs]
@@ -465,6 +486,7 @@ def build(
         pushed_blobs=pushed,
         skipped_blobs=skipped,
         timings=timings,
+        bytecode=bytecode,
     )
 
 
