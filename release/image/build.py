@@ -11,7 +11,8 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
             /opt/release/wheels.json         the wheel pip installed for each package and
                                              its sha256 (pip's --report; see docs/sbom.md)
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
-            + /opt/release/runtime/ (the pre-optimized model, docs/model-format.md)
+            /opt/model/runtime/ (the pre-optimized model, docs/model-format.md) in
+            place of the source ONNX it was made from: the weights ship once
     policy  /var/task/policy
     code    /var/task/handlers (+ __pycache__/*.pyc of the image's Python, bytecode.py)
 
@@ -163,7 +164,9 @@ def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin
 
 
 def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Layer:
-    """The model files straight from the content-addressed cache, each re-hashed."""
+    """The model files straight from the content-addressed cache, each re-hashed: what
+    `modelpin.shipped` says the image's model directory holds (the runtime model in place
+    of the source ONNX it was made from: the weights once, docs/model-format.md)."""
     from release import modelformat
 
     mcache = modelpin.Cache()
@@ -173,32 +176,22 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
     image_lock = modelformat.with_runtime(lock, runtime[0] if runtime else None)
     lock_bytes = modelpin.lock_bytes(image_lock)
     model_dir = cfg.image.model_dir.strip("/")
+    blobs = {f.path: mcache.blob(f.sha256) for f in lock.files}
+    if runtime is not None:
+        rt, rt_blobs = runtime
+        blobs.update({f"{rt.dir}/{name}": path for name, path in rt_blobs.items()})
     entries = [
         Entry(
             f"{model_dir}/{f.path}",
             "file",
             0o644,
-            source=mcache.blob(f.sha256),
+            source=blobs[f.path],
             size=f.size,
             sha256=f.sha256,
         )
-        for f in lock.files
+        for f in modelpin.shipped(image_lock).files
     ]
     entries.append(Entry(MODEL_LOCK_PATH, "file", 0o644, data=lock_bytes))
-    if runtime is not None:
-        rt, blobs = runtime
-        rt_dir = f"{MODEL_LOCK_PATH.rsplit('/', 1)[0]}/{rt.dir}"
-        entries += [
-            Entry(
-                f"{rt_dir}/{f.path}",
-                "file",
-                0o644,
-                source=blobs[f.path],
-                size=f.size,
-                sha256=f.sha256,
-            )
-            for f in rt.files
-        ]
     entries = with_parents(entries)
     key = key_of(
         "model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME)

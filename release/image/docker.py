@@ -155,10 +155,16 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
         modelpin.lock_bytes(modelformat.with_runtime(lock, runtime[0] if runtime else None))
     )
     if runtime is not None:
+        # the runtime model in place of its source (modelpin.shipped): the weights once
         rt, blobs = runtime
-        (lock_file.parent / rt.dir).mkdir(parents=True, exist_ok=True)
+        (model_dest / rt.source.path).unlink()
+        for parent in (model_dest / rt.source.path).parents:
+            if parent == model_dest or any(parent.iterdir()):
+                break
+            parent.rmdir()
+        (model_dest / rt.dir).mkdir(parents=True, exist_ok=True)
         for f in rt.files:
-            shutil.copyfile(blobs[f.path], lock_file.parent / rt.dir / f.path)
+            shutil.copyfile(blobs[f.path], model_dest / rt.dir / f.path)
     for key, src, dest in (
         ("[code].policy", cfg.code.policy, ctx / "policy" / workdir / "policy"),
         ("[code].package", cfg.code.package, ctx / "code" / workdir / cfg.code.package),
