@@ -97,11 +97,11 @@ def test_a_shipped_source_or_a_stray_runtime_file_is_refused(copy: tuple[Path, P
     model_dir, lock = copy
     (model_dir / "onnx").mkdir()
     shutil.copyfile(MODEL_DIR / "onnx" / "model.onnx", model_dir / "onnx" / "model.onnx")
-    with pytest.raises(mm.ModelLoadError, match="extra: onnx/model.onnx"):
+    with pytest.raises(mm.ModelLoadError, match=r"extra: onnx/model\.onnx"):
         mm.SentimentModel.load(model_dir, lock)
     shutil.rmtree(model_dir / "onnx")
     (model_dir / "runtime" / "evil.so").write_bytes(b"x")
-    with pytest.raises(mm.ModelLoadError, match="extra: runtime/evil.so"):
+    with pytest.raises(mm.ModelLoadError, match=r"extra: runtime/evil\.so"):
         mm.SentimentModel.load(model_dir, lock)
     (model_dir / "runtime" / "evil.so").unlink()
     assert mm.SentimentModel.load(model_dir, lock).predict(TEXTS[:1])[0].label == "POSITIVE"
