@@ -55,7 +55,8 @@ from release.errors import VerificationFailed
 DEPS_PREFIX = "opt/deps/"
 MODEL_LOCK = "opt/release/model.lock.json"
 WHEELS = "opt/release/wheels.json"
-#: the runtime model format (release/modelformat.py, RUNTIME_DIR) next to the lock
+#: a runtime model next to the lock (images built before it replaced its source ONNX in
+#: the model directory: release/image/modeltree.py)
 RUNTIME_PREFIX = "opt/release/runtime/"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
