@@ -15,10 +15,20 @@ example model plus a random `--model-mb` weights file, pinned in the copy):
      fetch, build, compress, push): `release build --push` vs `release build --backend
      docker --push` (docker compresses at push time)
 
+and the image's size (27.3, the weights once) from the native clean build: uncompressed
+bytes of base + deps + model + policy + code against base + deps + ONE copy of the pinned
+model (+ policy + code), and what shipping the source ONNX beside the runtime model
+(before 27.3) would add.
+
+--weights-in onnx (default): the --model-mb go into the example ONNX itself (embedding rows
+no token reaches, model/examples/generate.py --pad-mb), so the runtime model the build
+derives carries them too, as a real model's do; file: a separate random weights.bin next
+to it (what this bench used before).
+
 Needs: mmdebstrap (the base rootfs is cached under ~/.cache/release-tests/), dockerd (a
 private one is started and stopped). Run:
 
-    .venv/bin/python bench/build.py [--model-mb 256]
+    .venv/bin/python bench/build.py [--model-mb 256] [--weights-in onnx|file] [--size-only]
 """
 
 from __future__ import annotations
@@ -55,9 +65,23 @@ def run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return dt, p.stdout.strip().splitlines()[-1]
 
 
-def project(dest: Path, model_mb: int) -> Path:
+def project(dest: Path, model_mb: int, weights_in: str = "file") -> Path:
     p = copy_project(dest)
-    if model_mb:
+    if model_mb and weights_in == "onnx":
+        model = p / "model" / "examples" / "sst2-tiny"
+        subprocess.run(
+            [
+                sys.executable,
+                str(p / "model" / "examples" / "generate.py"),
+                "--out",
+                str(model),
+                "--pad-mb",
+                str(model_mb),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    elif model_mb:
         big = p / "model" / "examples" / "sst2-tiny" / "onnx" / "weights.bin"
         with open(big, "wb") as f:
             rnd = __import__("random").Random(42)
@@ -68,6 +92,49 @@ def project(dest: Path, model_mb: int) -> Path:
             toml.replace('"onnx/model.onnx"]', '"onnx/model.onnx", "onnx/weights.bin"]')
         )
     return p
+
+
+def size_report(proj: Path, ref: str, mb: int) -> None:
+    """The image's uncompressed size against base + deps + one copy of the pinned model."""
+    from release import modelpin
+    from release.image.inspect import open_image
+    from release.image.layers import gunzip_size
+    from release.image.registry import open_registry
+
+    loc, _, digest = ref.rpartition("@")
+    reg = open_registry(loc, proj)
+    img = open_image(reg, digest)  # type: ignore[arg-type]
+    by_role: dict[str, int] = {}
+    for la in img.layers:
+        by_role[la.role] = by_role.get(la.role, 0) + gunzip_size(reg.blob_path(la.digest))
+    lock = modelpin.read_lock(proj / "model" / "model.lock.json")
+    model_files = {p: n for p, n, _ in img.iter_files("model")}
+    runtime = sum(n for p, n in model_files.items() if "/runtime/" in p)
+    one = by_role["base"] + by_role["deps"] + lock.total_size
+    rest = by_role.get("policy", 0) + by_role.get("code", 0)
+    image = sum(by_role.values())
+    src = lock.by_path().get("onnx/model.onnx")
+    twice = image + (src.size if src is not None and runtime else 0)
+    rows = [
+        ("base", by_role["base"]),
+        ("deps", by_role["deps"]),
+        ("one copy of the pinned model (lock total)", lock.total_size),
+        ("policy + code", rest),
+        ("= base + deps + one model + policy + code", one + rest),
+        ("image (every layer, uncompressed tar)", image),
+        ("  of which model layer (tar)", by_role["model"]),
+        ("  of which runtime model files", runtime),
+        ("image before 27.3 (source ONNX shipped too)", twice),
+    ]
+    print(f"\nimage size vs base + deps + one model copy  (example + {mb} MiB of weights)\n")
+    print(f"{'':<46} {'MiB':>9} {'x one copy':>11}")
+    for label, n in rows:
+        print(f"{label:<46} {n / 2**20:>9.1f} {n / (one + rest):>11.3f}")
+    print(
+        f"\nmodel bytes in the image: {sum(model_files.values()) / 2**20:.1f} MiB for a "
+        f"{lock.total_size / 2**20:.1f} MiB model "
+        f"({sum(model_files.values()) / lock.total_size:.3f} copies)"
+    )
 
 
 def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -128,6 +195,10 @@ def start_dockerd() -> tuple[subprocess.Popen[bytes], str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-mb", type=int, default=256)
+    ap.add_argument("--weights-in", choices=("onnx", "file"), default="onnx")
+    ap.add_argument(
+        "--size-only", action="store_true", help="one native build and the size report only"
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="release-bench-"))
     proc = reg_proc = None
@@ -137,13 +208,18 @@ def main() -> None:
             "base", "--rootfs", str(rootfs), "--out", f"oci:{work / 'base'}", cwd=work, env={}
         )
         env = {"RELEASE_BASE": base, "SOURCE_DATE_EPOCH": "1700000000"}
-        p1 = project(work / "a" / "p", args.model_mb)
+        p1 = project(work / "a" / "p", args.model_mb, args.weights_in)
         run("model", "pin", cwd=p1, env={**env, "RELEASE_CACHE_DIR": str(work / "c-pin")})
+        if args.size_only:
+            _, ref = run("build", cwd=p1, env={**env, "RELEASE_CACHE_DIR": str(work / "c0")})
+            size_report(p1, ref, args.model_mb)
+            return
         p2 = work / "b" / "checkout"
         shutil.copytree(p1, p2)
         env1 = {**env, "RELEASE_CACHE_DIR": str(work / "c1")}
         env2 = {**env, "RELEASE_CACHE_DIR": str(work / "c2")}
         t_clean, d_clean = run("build", cwd=p1, env=env1)
+        size_report(p1, d_clean, args.model_mb)
         with open(p1 / "handlers" / "scorer.py", "a") as f:
             f.write("# one-line change\n")
         t_re, d_re = run("build", cwd=p1, env=env1)

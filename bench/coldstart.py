@@ -35,8 +35,17 @@ this project, `release build` (native, base from the cached test rootfs), then p
 invoked once on one direct-invoke item (a private dockerd is started and stopped; the
 DynamoDB put fails at once: no network, one attempt).
 
+--bytecode (alone: no torch needed): the handlers' init with and without the code layer's
+.pyc (issue 27.2). A copy of [code].package laid out as /var/task/handlers, (a) source
+only, (b) plus the unchecked-hash .pyc `release build` ships (release/image/bytecode.py);
+each run a fresh `python -I` with PYTHONDONTWRITEBYTECODE=1 (Lambda's /var/task is
+read-only: nothing compiled is kept) imports every [functions] module; the deps are the
+venv's, compiled at install time on both sides. Timed: spawn to imports done (process
+wall) and the imports alone, median of --runs.
+
 Usage: .venv/bin/python bench/coldstart.py [--runs 5] [--warm 200] [--threads 1]
        [--dim 384] [--layers 4] [--vocab 30522] [--setup] [--image] [--json FILE]
+       .venv/bin/python bench/coldstart.py --bytecode [--runs 20]
 """
 
 from __future__ import annotations
@@ -224,6 +233,130 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+IMPORTS = r"""
+import importlib, json, sys, time
+t0 = time.perf_counter()
+for m in sys.argv[2:]:
+    importlib.import_module(m)
+t1 = time.perf_counter()
+print(json.dumps({"imports_s": t1 - t0, "spawn": float(sys.argv[1]), "done": time.time()}))
+"""
+
+
+def bytecode_bench(runs: int) -> dict:
+    """Handler init with and without the code layer's .pyc (see the module docstring)."""
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    from release.config import load
+    from release.image.bytecode import compile_tree, image_python
+
+    cfg = load(REPO / "release.toml")
+    py = image_python(cfg)
+    if py is None:
+        raise SystemExit(f"no interpreter of the image's Python {cfg.image.python} here")
+    modules = sorted({h.rsplit(".", 1)[0] for h in cfg.functions.values()})
+    out: dict = {"modules": modules, "python": py.version}
+    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as tmp:
+        roots = {}
+        for side in ("source only", "with .pyc"):
+            root = Path(tmp) / side.replace(" ", "-").replace(".", "") / "var" / "task"
+            pkg = root / cfg.code.package
+            shutil.copytree(
+                REPO / cfg.code.package, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+            if side == "with .pyc":
+                for e in compile_tree(pkg, f"var/task/{cfg.code.package}", py, {"__pycache__"}):
+                    dest = root.parents[1] / e.path
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    assert e.data is not None
+                    dest.write_bytes(e.data)
+            roots[side] = root
+        n_py = sum(1 for _ in (roots["source only"] / cfg.code.package).rglob("*.py"))
+        out["handler_modules"] = n_py
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # a read-only /var/task keeps nothing
+        # the venv's site-packages (the deps) on the path, like /opt/deps in the image
+        site = subprocess.run(
+            [sys.executable, "-c", "import site; print(site.getsitepackages()[0])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        import resource
+
+        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in roots}
+        cpu: dict[str, list[float]] = {k: [] for k in roots}
+        for _ in range(runs):
+            for side, root in roots.items():  # interleaved: load drift hits both alike
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                spawn = time.time()
+                p = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        f"import sys; sys.path[:0] = [{str(root)!r}, {site!r}]\n" + IMPORTS,
+                        f"{spawn:.6f}",
+                        *modules,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={
+                        **env,
+                        "POWERTOOLS_SERVICE_NAME": "bench",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                    },
+                    cwd=root,
+                    check=False,
+                )
+                if p.returncode != 0:
+                    raise SystemExit(f"import failed ({side}): {p.stderr[-2000:]}")
+                d = json.loads(p.stdout.strip().splitlines()[-1])
+                samples[side].append((d["done"] - d["spawn"], d["imports_s"]))
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[side].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+        # the compile itself, in one process (CPU time: steadier than wall on a busy machine)
+        srcs = [
+            (f, f.read_text())
+            for f in sorted((roots["source only"] / cfg.code.package).rglob("*.py"))
+        ]
+        compile_cpu = []
+        for _ in range(runs):
+            c0 = time.process_time()
+            for f, text in srcs:
+                compile(text, str(f), "exec", dont_inherit=True)
+            compile_cpu.append(time.process_time() - c0)
+    base_wall = statistics.median(w for w, _ in samples["source only"])
+    base_imp = statistics.median(i for _, i in samples["source only"])
+    print(
+        f"\nhandler init with and without the code layer's .pyc  (Python {py.version}, "
+        f"{n_py} handler modules, imports {', '.join(modules)}; median of {runs} runs, "
+        f"{os.cpu_count()} cores)\n"
+    )
+    base_cpu = statistics.median(cpu["source only"])
+    print(
+        f"{'side':<14} {'process ms':>11} {'x source':>9} {'imports ms':>11} {'x source':>9}"
+        f" {'CPU ms':>8} {'x source':>9}"
+    )
+    for side, xs in samples.items():
+        wall = statistics.median(w for w, _ in xs)
+        imp = statistics.median(i for _, i in xs)
+        c = statistics.median(cpu[side])
+        out[side] = {"process_ms": wall * 1000, "imports_ms": imp * 1000, "cpu_ms": c * 1000}
+        print(
+            f"{side:<14} {wall * 1000:>11.1f} {wall / base_wall:>9.2f} "
+            f"{imp * 1000:>11.1f} {imp / base_imp:>9.2f} {c * 1000:>8.1f} {c / base_cpu:>9.2f}"
+        )
+    saved = base_imp - statistics.median(i for _, i in samples["with .pyc"])
+    out["compile_cpu_ms"] = statistics.median(compile_cpu) * 1000
+    print(
+        f"\nimport time saved per cold start: {saved * 1000:.1f} ms (wall); CPU time of "
+        f"compiling the {n_py} handler modules, measured alone: {out['compile_cpu_ms']:.1f} ms"
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -242,7 +375,17 @@ def main() -> None:
         "--image", action="store_true", help="also cold-start the built image in docker"
     )
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="only: handler init with and without the code layer's .pyc (no torch)",
+    )
     a = ap.parse_args()
+    if a.bytecode:
+        res = bytecode_bench(a.runs)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=2))
+        return
 
     tpy = a.venv / "bin" / "python"
     if not tpy.exists():

@@ -16,6 +16,12 @@ requirements.lock); its output is deterministic (same source + same onnxruntime 
 bytes, see tests/unit/test_modelformat.py) and cached in the model cache by the source's
 digest, the onnxruntime version and the options. The converter's onnxruntime must be the
 one the image ships (`onnxruntime==` in [image].requirements), else the build refuses.
+
+The image ships the weights once: the runtime model REPLACES the source ONNX in the model
+directory (`placement = "replaces-source"`: <model_dir>/runtime/{model.onnx,model.weights},
+no <model_dir>/onnx/model.onnx). `modelpin.shipped(lock)` is what that directory holds;
+every verifier (release verify, the SBOM, model-signing, the canary, the handler) checks
+the image against it.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from release.modelpin import (
 )
 
 FORMAT: Literal["onnx-external-data-v1"] = "onnx-external-data-v1"
-#: the runtime files' directory, relative to the image lock's directory (/opt/release)
+#: the runtime files' directory: inside the model directory in an image (replaces-source),
+#: next to the lock for `bake` (beside-lock)
 RUNTIME_DIR = "runtime"
+PLACEMENT: Literal["replaces-source"] = "replaces-source"
 GRAPH = "model.onnx"
 WEIGHTS = "model.weights"
 OPTIMIZATION: Literal["basic", "extended"] = "extended"
@@ -190,11 +198,25 @@ def runtime_for(
                 if not cache.blob(sha).is_file():
                     cache.put(out / name, sha)
         atomic_write_bytes(index, json.dumps({"files": [f.model_dump() for f in files]}).encode())
-    return _runtime_model(files, src, ort_version), {f.path: cache.blob(f.sha256) for f in files}
+    rt = _runtime_model(files, src, ort_version, PLACEMENT)
+    top = RUNTIME_DIR.split("/", 1)[0]
+    clash = [f.path for f in lock.files if f.path.split("/", 1)[0] == top]
+    if clash:
+        raise ConfigError(
+            f"the model lock has {clash[0]}: the runtime model's {RUNTIME_DIR}/ directory in "
+            f"{cfg.image.model_dir} would mix with it (leave {top}/ out of [model].include)"
+        )
+    return rt, {f.path: cache.blob(f.sha256) for f in files}
 
 
-def _runtime_model(files: list[LockedFile], src: LockedFile, ort_version: str) -> RuntimeModel:
+def _runtime_model(
+    files: list[LockedFile],
+    src: LockedFile,
+    ort_version: str,
+    placement: Literal["beside-lock", "replaces-source"],
+) -> RuntimeModel:
     return RuntimeModel(
+        placement=placement,
         format=FORMAT,
         dir=RUNTIME_DIR,
         files=files,
@@ -208,10 +230,17 @@ def _runtime_model(files: list[LockedFile], src: LockedFile, ort_version: str) -
     )
 
 
-def bake(lock: ModelLock, model_dir: Path, lock_dir: Path) -> ModelLock:
+def bake(
+    lock: ModelLock,
+    model_dir: Path,
+    lock_dir: Path,
+    placement: Literal["beside-lock", "replaces-source"] = "beside-lock",
+) -> ModelLock:
     """What the build bakes, for a model directory outside an image: converts the locked
-    ONNX of `model_dir` (verified against `lock` first) into lock_dir/runtime/ and writes
-    the image lock to lock_dir/model.lock.json. Used by bench/coldstart.py and tests."""
+    ONNX of `model_dir` (verified against `lock` first) and writes the image lock to
+    lock_dir/model.lock.json. `beside-lock`: the runtime files go to lock_dir/runtime/;
+    `replaces-source`: to model_dir/runtime/ and the source file is removed from
+    `model_dir`, as in an image. Used by bench/coldstart.py and tests."""
     from release.modelpin import lock_bytes, verify_dir
 
     res = verify_dir(model_dir, lock, progress=False)
@@ -220,13 +249,20 @@ def bake(lock: ModelLock, model_dir: Path, lock_dir: Path) -> ModelLock:
     src = source_file(lock)
     if src is None:
         raise UsageError("the lock names no ONNX file (onnx/model.onnx or model.onnx)")
-    out = lock_dir / RUNTIME_DIR
+    out = (model_dir if placement == "replaces-source" else lock_dir) / RUNTIME_DIR
     version = convert(model_dir / src.path, out)
     files = []
     for name in (GRAPH, WEIGHTS):
         size, sha, _ = hash_file(out / name)
         files.append(LockedFile(path=name, size=size, sha256=sha))
-    image_lock = with_runtime(lock, _runtime_model(files, src, version))
+    image_lock = with_runtime(lock, _runtime_model(files, src, version, placement))
+    if placement == "replaces-source":
+        (model_dir / src.path).unlink()
+        parent = (model_dir / src.path).parent
+        while parent != model_dir and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(lock_dir / "model.lock.json", lock_bytes(image_lock))
     return image_lock
 
@@ -237,13 +273,14 @@ def with_runtime(lock: ModelLock, rt: RuntimeModel | None) -> ModelLock:
 
 
 def verify_runtime(lock_dir: Path, lock: ModelLock) -> list[str]:
-    """Every problem of the runtime files next to an image lock (`lock_dir`/runtime/)
-    against `lock.runtime`, each file re-hashed; empty when verified or when the lock has
-    no runtime model. Used by `release verify` and the canary's pre-check."""
+    """Every problem of the runtime files next to an image lock (`lock_dir`/runtime/, a
+    `beside-lock` runtime model) against `lock.runtime`, each file re-hashed; empty when
+    verified or when there is none there (a `replaces-source` model is checked as part of
+    the model directory: `modelpin.shipped`). Used by the canary's pre-check."""
     from release.modelpin import verify_dir
 
     rt = lock.runtime
-    if rt is None:
+    if rt is None or rt.placement != "beside-lock":
         return []
     d = lock_dir / rt.dir
     if not d.is_dir():

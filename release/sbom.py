@@ -14,9 +14,10 @@ its digest as it streams) and builds:
 - the model as a `machine-learning-model` component (purl `pkg:huggingface/REPO@COMMIT`,
   or `pkg:generic/NAME@COMMIT` for a local model) from the lock baked at
   /opt/release/model.lock.json, every model file as a nested `file` component with its
-  SHA-256; the merged model directory must be exactly the lock's files, written by the
-  model layer only (else VerificationFailed), and `modelCard` from README.md front matter; the runtime model the build
-  derived from it (/opt/release/runtime/*, docs/model-format.md) as a second
+  SHA-256; the merged model directory must be exactly what the lock says ships
+  (`modelpin.shipped`), written by the model layer only (else VerificationFailed), and
+  `modelCard` from README.md front matter; the runtime model the build derived from it
+  (/opt/model/runtime/*, in place of the source ONNX: docs/model-format.md) as a second
   machine-learning-model component that depends on the pinned one (file hashes checked
   against the image's merged filesystem, source digest and converter version as properties);
 - the base image as a `container` component with its digest (label
@@ -54,7 +55,8 @@ from release.errors import VerificationFailed
 DEPS_PREFIX = "opt/deps/"
 MODEL_LOCK = "opt/release/model.lock.json"
 WHEELS = "opt/release/wheels.json"
-#: the runtime model format (release/modelformat.py, RUNTIME_DIR) next to the lock
+#: a runtime model next to the lock (images built before it replaced its source ONNX in
+#: the model directory: release/image/modeltree.py)
 RUNTIME_PREFIX = "opt/release/runtime/"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
@@ -93,10 +95,11 @@ def _runtime_component(
     merged: Any,
     components: list[dict[str, Any]],
     digest: str,
+    rt_dir: str,
 ) -> str:
     """The runtime model (docs/model-format.md) as its own machine-learning-model
-    component: its files with hashes (checked against the image), source and converter."""
-    rt_dir = f"{MODEL_LOCK.rsplit('/', 1)[0]}/{rt['dir']}"
+    component: its files (in `rt_dir` of the image) with hashes checked against the
+    image, its source (and whether it replaces it in the image) and converter."""
     ref = f"{purl}#runtime"
     parts = []
     for f in rt["files"]:
@@ -129,6 +132,10 @@ def _runtime_component(
                 },
                 {"name": "release:converter", "value": f"onnxruntime {conv['onnxruntime']}"},
                 {"name": "release:converter-optimization", "value": str(conv["optimization"])},
+                {
+                    "name": "release:runtime-placement",
+                    "value": str(rt.get("placement", "beside-lock")),
+                },
             ],
             "components": parts,
         }
@@ -582,7 +589,6 @@ def generate(
     `cfg` gives `[image].model_dir` and `.workdir` (else the image's own config says).
     `check` validates it against the 1.6 schema (slow: importing jsonschema costs
     seconds, so only `release sbom --validate` and the tests do)."""
-    from release.image.fs import check_tree
     from release.image.inspect import open_image
 
     view = view or open_image(registry, digest)
@@ -647,23 +653,23 @@ def generate(
             else f"pkg:generic/{repo.rstrip('/').rsplit('/', 1)[-1]}@{commit}"
         )
         model_ref = purl
-        res = check_tree(
-            merged,
-            model_dir,
-            {f["path"]: f["sha256"] for f in lock["files"]},
-            owner="model",
-            also=[MODEL_LOCK],
-        )
-        if not res.ok:
+        from release.image.modeltree import check_model
+        from release.modelpin import parse_lock
+
+        parsed = parse_lock(raw_lock, "/" + MODEL_LOCK)
+        res, problems = check_model(merged, model_dir, parsed)
+        if problems:
             bad = [
                 *res.missing,
                 *(c.split(":", 1)[0] for c in res.changed),
                 *res.extra,
                 *res.foreign,
-            ]
+            ] or problems
             raise VerificationFailed(
                 f"image {digest}: model files differ from the baked lock: {', '.join(bad[:5])}"
             )
+        rt = lock.get("runtime")
+        replaced = rt["source"]["path"] if rt and rt.get("placement") == "replaces-source" else None
         mfiles = [
             {
                 "type": "file",
@@ -672,6 +678,7 @@ def generate(
                 "hashes": [{"alg": "SHA-256", "content": f["sha256"]}],
             }
             for f in lock["files"]
+            if f["path"] != replaced  # shipped as the runtime model (its own component)
         ]
         model: dict[str, Any] = {
             "type": "machine-learning-model",
@@ -694,9 +701,13 @@ def generate(
             model["modelCard"] = card
         components.append(model)
         deps[purl] = []
-        rt = lock.get("runtime")
         if rt:  # the pre-optimized model the handler runs, derived from the pinned one
-            runtime_ref = _runtime_component(lock, rt, purl, merged, components, digest)
+            rt_dir = (
+                f"{model_dir}/{rt['dir']}"
+                if replaced
+                else f"{MODEL_LOCK.rsplit('/', 1)[0]}/{rt['dir']}"
+            )
+            runtime_ref = _runtime_component(lock, rt, purl, merged, components, digest, rt_dir)
             deps[runtime_ref] = [purl]
             extra_refs.append(runtime_ref)  # the image runs it
 

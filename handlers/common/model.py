@@ -12,8 +12,11 @@ there (`model.onnx` graph + `model.weights`, memory-mapped by ONNX Runtime) inst
 source ONNX: the graph is read once, hashed and handed to ONNX Runtime as those same
 bytes; the weights are hashed on a worker thread (the second core) while the runtime is
 imported and the session is built, and the session is discarded unless every digest
-matches (fail closed, nothing is returned or served before). The source ONNX the runtime
-model was made from is checked for presence and size only: it is never read at run time.
+matches (fail closed, nothing is returned or served before). In an image the runtime
+model sits in the model directory in place of the source ONNX it was made from (the
+weights ship once: placement "replaces-source"); the source must then be absent. With a
+runtime model next to the lock ("beside-lock") the source ONNX is checked for presence
+and size only: it is never read at run time.
 
 `predict(texts, batch_size)` tokenizes with the model's own tokenizer.json, truncates to
 the model's token limit (512, or less if the config says so), pads per batch and returns
@@ -30,7 +33,8 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +77,9 @@ class RuntimeInfo:
     dir: str  # relative to the lock file's directory
     files: dict[str, tuple[int, str]] = field(repr=False)
     source: str  # the locked file it was made from (not read at run time)
+    #: placement "replaces-source": `dir` is in the model directory and the source is not
+    #: shipped (the weights once); else `dir` is next to the lock, the source shipped too
+    replaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,15 @@ def _read_runtime(doc: Any, files: dict[str, tuple[int, str]]) -> RuntimeInfo | 
         raise ValueError("the runtime digest does not match its files")
     if files.get(source, (0, ""))[1] != str(rt["source"]["sha256"]).lower():
         raise ValueError(f"runtime source {source} is not a locked file")
-    return RuntimeInfo(digest=str(rt["digest"]), dir=rdir, files=rfiles, source=source)
+    placement = rt.get("placement", "beside-lock")
+    if placement not in ("beside-lock", "replaces-source"):
+        raise ValueError(f"unknown runtime placement {placement!r}")
+    replaces = placement == "replaces-source"
+    if replaces and ("/" in rdir or any(p.split("/", 1)[0] == rdir for p in files)):
+        raise ValueError(f"runtime dir {rdir!r} is not a directory of its own in the model's")
+    return RuntimeInfo(
+        digest=str(rt["digest"]), dir=rdir, files=rfiles, source=source, replaces=replaces
+    )
 
 
 def read_lock(lock_path: Path) -> LockInfo:
@@ -184,15 +199,21 @@ def _hash_mapped(path: Path, size: int) -> str | None:
 
 
 def verify_dir(
-    model_dir: Path, lock: LockInfo, size_only: frozenset[str] = frozenset()
+    model_dir: Path,
+    lock: LockInfo,
+    size_only: frozenset[str] = frozenset(),
+    skip_dir: str | None = None,
 ) -> list[str]:
     """Every problem of `model_dir` against the lock (empty = verified). Files named in
-    `size_only` are checked for presence, type and size but not read."""
+    `size_only` are checked for presence, type and size but not read; the top-level
+    directory `skip_dir` (the runtime model's, checked on its own) is not walked."""
     problems: list[str] = []
     seen: set[str] = set()
     if not model_dir.is_dir():
         return [f"{model_dir}: not a directory"]
     for root, dirs, names in os.walk(model_dir, followlinks=False):
+        if skip_dir is not None and Path(root) == model_dir and skip_dir in dirs:
+            dirs.remove(skip_dir)
         for d in list(dirs):
             if os.path.islink(os.path.join(root, d)):
                 rel = os.path.relpath(os.path.join(root, d), model_dir).replace(os.sep, "/")
@@ -257,12 +278,18 @@ def _runtime_session(
     the session dropped on any mismatch. Each byte is read once from the file system."""
     rt = lock.runtime
     assert rt is not None
-    rt_dir = lock_file.parent / rt.dir
     wsize, wsha = rt.files[RUNTIME_WEIGHTS]
     gsize, gsha = rt.files[RUNTIME_GRAPH]
+    if rt.replaces:  # the runtime model in the model directory, in place of its source
+        rt_dir = model_dir / rt.dir
+        shipped = replace(lock, files={p: f for p, f in lock.files.items() if p != rt.source})
+        check = partial(verify_dir, model_dir, shipped, skip_dir=rt.dir)
+    else:
+        rt_dir = lock_file.parent / rt.dir
+        check = partial(verify_dir, model_dir, lock, size_only=frozenset({rt.source}))
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_hash_mapped, rt_dir / RUNTIME_WEIGHTS, wsize)
-        problems = verify_dir(model_dir, lock, size_only=frozenset({rt.source}))
+        problems = check()
         problems += _runtime_dir_problems(rt_dir, rt)
         graph = b""
         if not problems:

@@ -18,8 +18,9 @@ a bias. Sentiment words carry strong weights; every other word a small determini
 "noise" weight, so confidences vary like a real model's. It gets obviously positive and
 obviously negative English right; negation and sarcasm it does not (like any bag of words).
 
-Usage: python model/examples/generate.py [--out DIR] [--scale S] [--bias B]
-(--scale/--bias exist so tests can make altered models for the canary).
+Usage: python model/examples/generate.py [--out DIR] [--scale S] [--bias B] [--pad-mb N]
+(--scale/--bias exist so tests can make altered models for the canary; --pad-mb makes
+the ONNX N MiB bigger with embedding rows no token id reaches, for size benches and tests).
 """
 
 from __future__ import annotations
@@ -73,12 +74,18 @@ def weights(vocab: list[str], scale: float) -> list[list[float]]:
     return rows
 
 
-def build_onnx(vocab: list[str], scale: float, bias: float) -> bytes:
+def build_onnx(vocab: list[str], scale: float, bias: float, pad_mb: int = 0) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     import numpy as np
 
     emb = np.asarray(weights(vocab, scale), dtype=np.float32)
+    if pad_mb:
+        # rows no token id reaches: a model of realistic size with the same outputs
+        # (seeded noise, so the bytes do not compress away in an image layer)
+        rows = pad_mb * (1 << 20) // (4 * emb.shape[1])
+        pad = np.random.default_rng(0).standard_normal((rows, emb.shape[1]), dtype=np.float32)
+        emb = np.concatenate([emb, pad * np.float32(1e-3)])
     b = np.asarray([-bias, bias], dtype=np.float32)
     nodes = [
         helper.make_node("Gather", ["embedding", "input_ids"], ["token_logits"], axis=0),
@@ -181,7 +188,9 @@ A lexicon-weighted bag of words: negation, sarcasm and context are not modelled.
 """
 
 
-def generate(out: Path, scale: float = 1.0, bias: float = 0.0) -> dict[str, bytes]:
+def generate(
+    out: Path, scale: float = 1.0, bias: float = 0.0, pad_mb: int = 0
+) -> dict[str, bytes]:
     vocab = vocabulary()
     files = {
         "config.json": config_json(len(vocab)).encode(),
@@ -219,7 +228,7 @@ def generate(out: Path, scale: float = 1.0, bias: float = 0.0) -> dict[str, byte
         ).encode(),
         "vocab.txt": ("\n".join(vocab) + "\n").encode(),
         "README.md": MODEL_CARD.encode(),
-        "onnx/model.onnx": build_onnx(vocab, scale, bias),
+        "onnx/model.onnx": build_onnx(vocab, scale, bias, pad_mb),
     }
     for rel, data in files.items():
         p = out / rel
@@ -242,8 +251,15 @@ def main() -> None:
     ap.add_argument(
         "--bias", type=float, default=0.0, help="logit bias towards POSITIVE (0.0 = none)"
     )
+    ap.add_argument(
+        "--pad-mb",
+        type=int,
+        default=0,
+        help="grow the ONNX by this many MiB of embedding rows no token reaches (same "
+        "outputs; benches and tests of image size use it)",
+    )
     args = ap.parse_args()
-    files = generate(args.out, args.scale, args.bias)
+    files = generate(args.out, args.scale, args.bias, args.pad_mb)
     print(f"wrote {len(files)} files to {args.out}", file=sys.stderr)
 
 

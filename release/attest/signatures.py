@@ -16,7 +16,8 @@ Order of checks (each failure is final):
 3. the payload is an in-toto v1 Statement (parsed here: sigstore-python's model rejects
    statements without subject names);
 4. one subject's sha256 equals the image digest (for the model signature: the model's
-   root digest, model-signing's subject, which must be the image's baked lock digest);
+   root digest, model-signing's subject: the image's model directory as its baked lock
+   says it ships, `modelpin.shipped(lock).digest`);
 5. predicateType is the one expected.
 
 Predicate fields are claims of the signer; the certificate (or key) is what is trusted.

@@ -9,8 +9,10 @@
   Checked against attestations/slsa-provenance-v1.schema.json in the tests.
 - CycloneDX SBOM (`https://cyclonedx.org/bom`): release.sbom.generate.
 - OpenSSF model signing v1.0: the statement model-signing itself signs (built with its
-  library): subject = the model (name + root digest, = the lock's digest), predicate =
-  the locked files (name, sha256), read from the image's baked lock. `model_signing
+  library): subject = the model (name + root digest of the image's model directory:
+  `modelpin.shipped(lock).digest`, the lock's digest when no runtime model replaces a
+  file), predicate = the files that directory holds (name, sha256), read from the
+  image's baked lock. `model_signing
   verify` accepts the bundle for the image's model directory.
 - Our own predicates (canary report, promotion) from files, validated against
   attestations/*.schema.json.
@@ -164,7 +166,14 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
             {
                 "name": "model-runtime",
                 "digest": {"sha256": runtime["digest"][7:]},
-                "annotations": {"path": f"/opt/release/{runtime['dir']}/"},
+                "annotations": (
+                    {
+                        "path": f"/{cfg.image.model_dir.strip('/')}/{runtime['dir']}/",
+                        "replaces": f"/{cfg.image.model_dir.strip('/')}/{runtime['source']['path']}",
+                    }
+                    if runtime.get("placement") == "replaces-source"
+                    else {"path": f"/opt/release/{runtime['dir']}/"}
+                ),
             }
         )
         deps.append(
@@ -227,7 +236,7 @@ def provenance(cfg: Any, view: Any, lock: dict[str, Any] | None) -> dict[str, An
     if runtime:
         internal["modelRuntime"] = {
             k: runtime[k] for k in ("format", "digest", "source", "converter")
-        }
+        } | {"placement": runtime.get("placement", "beside-lock")}
     from release import __version__
 
     return {
@@ -256,7 +265,11 @@ def model_signature(lock: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_predicate(lock: dict[str, Any]) -> dict[str, Any]:
-    from release.modelpin import IGNORED
+    from release.modelpin import IGNORED, ModelLock, shipped
+
+    # what the image's model directory holds: the runtime model in place of the source
+    # it replaces (docs/model-format.md), so `model_signing verify` of /opt/model passes
+    files = shipped(ModelLock.model_validate(lock)).files
 
     return {
         "serialization": {
@@ -265,9 +278,7 @@ def _model_predicate(lock: dict[str, Any]) -> dict[str, Any]:
             "allow_symlinks": False,
             "ignore_paths": list(IGNORED),
         },
-        "resources": [
-            {"name": f["path"], "algorithm": "sha256", "digest": f["sha256"]} for f in lock["files"]
-        ],
+        "resources": [{"name": f.path, "algorithm": "sha256", "digest": f.sha256} for f in files],
     }
 
 

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -182,7 +182,8 @@ def verify_model_dir(model_dir: Path, lock_path: Path, where: str) -> Any:
         raise VerificationFailed(f"{where}: no model directory")
     from release.modelformat import verify_runtime
 
-    res = modelpin.verify_dir(model_dir, lock, progress=False)
+    # what the image's model directory holds: the runtime model in place of its source
+    res = modelpin.verify_dir(model_dir, modelpin.shipped(lock), progress=False)
     problems = res.problems() + verify_runtime(lock_path.parent, lock)  # the file the handler runs
     if problems:
         raise VerificationFailed(
@@ -372,7 +373,7 @@ def extract_merged(
     lock's files or a layer other than the model layer touched it or the lock."""
     from release import modelpin
     from release.image import fs
-    from release.modelformat import RUNTIME_DIR
+    from release.image.modeltree import BESIDE_LOCK_RUNTIME, check_model
 
     model_dir = cfg.image.model_dir.strip("/")
     workdir = cfg.image.workdir.strip("/")
@@ -381,7 +382,7 @@ def extract_merged(
         raise VerificationFailed(
             f"{where}: no model layer (dev.release.layer.role); not an image built by `release build`"
         )
-    runtime = f"{PurePosixPath(IMAGE_LOCK).parent}/{RUNTIME_DIR}"  # the runtime model format
+    runtime = BESIDE_LOCK_RUNTIME  # a runtime model of an image built before it replaced its source
     merged = fs.scan(
         image,
         hash=lambda p: p.startswith((model_dir + "/", runtime + "/")),
@@ -398,16 +399,7 @@ def extract_merged(
         lock = modelpin.parse_lock(raw, f"/{IMAGE_LOCK}")
     except UsageError as exc:
         raise VerificationFailed(f"{where}: model lock unreadable: {exc.message}") from None
-    res = fs.check_tree(
-        merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK]
-    )
-    problems = res.problems()
-    if lock.runtime is not None or merged.get(runtime) is not None:
-        want = {f.path: f.sha256 for f in lock.runtime.files} if lock.runtime is not None else {}
-        problems += [
-            f"runtime model /{runtime}: {p}"
-            for p in fs.check_tree(merged, runtime, want, owner="model").problems()
-        ]
+    problems = check_model(merged, model_dir, lock)[1]
     if problems:
         raise VerificationFailed(
             f"{where}: model does not match the lock baked in the image "

@@ -47,6 +47,7 @@ from release.evidence import (
     Signature,
     VulnerabilityClaim,
 )
+from release.modelpin import shipped
 
 
 def collect(cfg: Config, ref: Reference, env: str) -> Evidence:
@@ -110,8 +111,9 @@ def verify_release(
         vs for t in CANARY_TYPES for vs in verify_all_stored(registry, ref.digest, t, policy)
     ]
     for name, pt in ALL_PREDICATES.items():
-        # the model signature is model-signing's: about the model (the lock's root digest)
-        model = v.lock.digest if name == "model" and v.lock is not None else None
+        # the model signature is model-signing's: about the image's model directory (its
+        # root digest: the lock's, with the runtime model in place of the source it replaces)
+        model = shipped(v.lock).digest if name == "model" and v.lock is not None else None
         att = verify_attestation(registry, ref, name, pt, policy, model)
         if name == "canary" and not att.present:
             att = verify_attestation(registry, ref, name, CANARY_V1, policy, model)

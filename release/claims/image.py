@@ -25,7 +25,8 @@ def image_model_dir(cfg: Config, image: Any) -> str:
     return cfg.image.model_dir.strip("/")
 
 
-#: the runtime model format the handler runs (release/modelformat.py), next to the lock
+#: a runtime model next to the lock (images built before it replaced its source in the
+#: model directory: release.image.modeltree); watched so that one is still checked
 RUNTIME_DIR = IMAGE_LOCK.rsplit("/", 1)[0] + "/runtime"
 
 

@@ -1,6 +1,7 @@
 """Verify the model layer against the lock baked in the image: the merged model
-directory holds exactly the locked files (and the runtime model its own), only the
-model layer wrote them, and the baked lock is the project's lock.
+directory holds exactly the files the lock says ship (the locked files, the runtime
+model in place of the source ONNX it replaces), only the model layer wrote them, and
+the baked lock is the project's lock.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hashlib
 from typing import Any
 
 from release.claims.checklist import Verification
-from release.claims.image import IMAGE_LOCK, RUNTIME_DIR, image_model_dir
+from release.claims.image import IMAGE_LOCK, image_model_dir
 from release.config import Config
 from release.errors import ReleaseError
 from release.evidence import ModelLayerClaim
@@ -20,8 +21,8 @@ def check_model_layer(cfg: Config, v: Verification, merged: Any, image: Any) -> 
     lock (by sha256), nothing else, and no layer but the model layer touched it or the
     lock (a base or code layer adding, replacing or whiting-out a model file fails here,
     named)."""
-    from release.image.fs import check_tree
-    from release.modelpin import lock_bytes, parse_lock, read_lock
+    from release.image.modeltree import check_model
+    from release.modelpin import lock_bytes, parse_lock, read_lock, shipped
 
     raw = merged.read(IMAGE_LOCK)
     if raw is None:
@@ -48,23 +49,23 @@ def check_model_layer(cfg: Config, v: Verification, merged: Any, image: Any) -> 
         reason = f"no model directory /{model_dir} in the image"
         v.add("model layer", False, reason)
         return ModelLayerClaim(ok=False, reason=reason, lock_digest=lock_digest)
-    res = check_tree(
-        merged, model_dir, {f.path: f.sha256 for f in lock.files}, owner="model", also=[IMAGE_LOCK]
-    )
+    # the model directory holds what the lock says ships (the runtime model in place of
+    # the source it replaces: release.image.modeltree), every byte by sha256
+    res, problems = check_model(merged, model_dir, lock)
     changed = [c.split(":", 1)[0] for c in res.changed]
-    problems = res.problems()
-    if lock.runtime is not None or merged.get(RUNTIME_DIR) is not None:  # the file the handler runs
-        want = {f.path: f.sha256 for f in lock.runtime.files} if lock.runtime is not None else {}
-        rt = check_tree(merged, RUNTIME_DIR, want, owner="model")
-        problems += [f"runtime model /{RUNTIME_DIR}: {p}" for p in rt.problems()]
     if not problems:
         ok, reason = True, ""
         v.add(
             "model layer",
             True,
-            f"{len(lock.files)} files match the baked lock {lock.digest}; the merged "
+            f"{len(shipped(lock).files)} files match the baked lock {lock.digest}; the merged "
             f"/{model_dir} holds nothing else and only the model layer wrote it"
-            + (f"; runtime model {lock.runtime.digest[:19]}" if lock.runtime else ""),
+            + (f"; runtime model {lock.runtime.digest[:19]}" if lock.runtime else "")
+            + (
+                f" in place of {lock.runtime.source.path}"
+                if lock.runtime and lock.runtime.placement == "replaces-source"
+                else ""
+            ),
         )
     else:
         ok = False

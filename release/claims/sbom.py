@@ -9,7 +9,7 @@ from typing import Any
 
 from release.claims.checklist import Verification
 from release.evidence import SbomClaim
-from release.modelpin import ModelLock
+from release.modelpin import ModelLock, shipped
 
 
 def dist_infos(merged: Any) -> dict[str, str]:
@@ -89,7 +89,8 @@ def check_sbom(v: Verification, merged: Any) -> SbomClaim:
     v.add(
         "sbom model",
         model_ok,
-        f"model component lists the {len(v.lock.files) if v.lock else 0} locked files with their sha256"
+        f"model components list the {len(shipped(v.lock).files) if v.lock else 0} shipped model "
+        "files with their sha256"
         if model_ok
         else model_reason,
     )
@@ -119,16 +120,35 @@ def sbom_model_matches(comps: list[dict[str, Any]], lock: ModelLock | None) -> t
     if lock is None:
         return False, "the image has no readable model lock to compare with"
     model = models[0]
+    rt = lock.runtime
+    replaced = rt.source.path if rt is not None and rt.placement == "replaces-source" else None
+    # the pinned files the image ships (a source the runtime model replaces is not one)
+    want = {f.path: f.sha256 for f in lock.files if f.path != replaced}
+    parts = _diff(_file_hashes(model), want)
+    if rt is not None:
+        runtime = next((c for c in models if str(c.get("bom-ref", "")).endswith("#runtime")), None)
+        if runtime is None:
+            parts.append("no runtime model component")
+        else:
+            got = {n.rsplit("/", 1)[-1]: h for n, h in _file_hashes(runtime).items()}
+            parts += [f"runtime {p}" for p in _diff(got, {f.path: f.sha256 for f in rt.files})]
+    if not parts:
+        return True, ""
+    return False, "model files: " + "; ".join(parts)
+
+
+def _file_hashes(component: dict[str, Any]) -> dict[str, str]:
     files: dict[str, str] = {}
-    for sub in model.get("components") or []:
+    for sub in component.get("components") or []:
         if sub.get("type") != "file":
             continue
         for h in sub.get("hashes") or []:
             if h.get("alg") == "SHA-256":
                 files[str(sub.get("name"))] = str(h.get("content"))
-    want = {f.path: f.sha256 for f in lock.files}
-    if files == want:
-        return True, ""
+    return files
+
+
+def _diff(files: dict[str, str], want: dict[str, str]) -> list[str]:
     missing = sorted(set(want) - set(files))
     extra = sorted(set(files) - set(want))
     changed = sorted(p for p in set(want) & set(files) if want[p] != files[p])
@@ -139,4 +159,4 @@ def sbom_model_matches(comps: list[dict[str, Any]], lock: ModelLock | None) -> t
         parts.append(f"not in the lock: {', '.join(extra[:3])}")
     if changed:
         parts.append(f"hash differs from the lock: {', '.join(changed[:3])}")
-    return False, "model files: " + "; ".join(parts)
+    return parts

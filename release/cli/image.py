@@ -51,6 +51,10 @@ def build_cmd(
     policy + code, reproducibly (same inputs => same digest; SOURCE_DATE_EPOCH or the
     commit time), and write it to the registry. Prints REGISTRY@sha256:...
 
+    Every module of [code].package ships an unchecked-hash .pyc compiled by an
+    interpreter of [image].python (this one, or pythonX.Y on PATH); without one the
+    build says so and ships none (--json: "bytecode").
+
     Exit 1 when a model file does not match the lock or the image is over Lambda's 10 GiB
     (or [image].max_size); 2 when the base is not pinned by digest; 3 when the registry,
     pip's index or the Docker engine fails.
@@ -64,6 +68,8 @@ def build_cmd(
             f"  {la.role:<7} {la.digest[:19]}  {_human(la.size):>10} gz  {_human(la.usize):>10}"
             + ("  (cached)" if la.cached and la.role != "base" else "")
         )
+    if img.bytecode.get("skipped"):
+        out.status(f"note: {img.bytecode['skipped']}")
     out.status(
         f"built {len(img.functions)} functions into {img.ref} "
         f"({_human(img.size)} compressed, {_human(img.usize)} uncompressed, {img.backend})"

@@ -11,15 +11,17 @@ model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
             /opt/release/wheels.json         the wheel pip installed for each package and
                                              its sha256 (pip's --report; see docs/sbom.md)
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
-            + /opt/release/runtime/ (the pre-optimized model, docs/model-format.md)
+            /opt/model/runtime/ (the pre-optimized model, docs/model-format.md) in
+            place of the source ONNX it was made from: the weights ship once
     policy  /var/task/policy
-    code    /var/task/handlers
+    code    /var/task/handlers (+ __pycache__/*.pyc of the image's Python, bytecode.py)
 
 Same inputs => same manifest digest: tars are normalised (see layers.py), the config's
 `created` and the code/policy mtimes come from SOURCE_DATE_EPOCH or the git commit time,
 and the content-addressed layers (deps, model) use a fixed mtime (1980-01-01) so a new
-commit does not invalidate them. Dependencies ship unchecked-hash .pyc files (no mtimes,
-image paths) when the build interpreter is the image's Python. The image is written to `[image].registry` or `--push
+commit does not invalidate them. Dependencies and every module of the code layer ship
+unchecked-hash .pyc files (no mtimes, image paths; bytecode.py), compiled only by an
+interpreter of the image's Python. The image is written to `[image].registry` or `--push
 REF` (OCI layout, any OCI registry, ECR): blobs that exist are skipped, the manifest is
 put as exact bytes and the digest the registry reports is checked.
 """
@@ -43,6 +45,7 @@ from release.errors import ConfigError, UsageError, VerificationFailed
 from release.gitremote import git as _git
 from release.gitremote import repo_url
 from release.image.base import iso
+from release.image.bytecode import ImagePython, compile_tree, image_python, no_bytecode_reason
 from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
@@ -161,7 +164,9 @@ def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin
 
 
 def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Layer:
-    """The model files straight from the content-addressed cache, each re-hashed."""
+    """The model files straight from the content-addressed cache, each re-hashed: what
+    `modelpin.shipped` says the image's model directory holds (the runtime model in place
+    of the source ONNX it was made from: the weights once, docs/model-format.md)."""
     from release import modelformat
 
     mcache = modelpin.Cache()
@@ -171,32 +176,22 @@ def model_layer(cfg: Config, cache: LayerCache, lock: modelpin.ModelLock) -> Lay
     image_lock = modelformat.with_runtime(lock, runtime[0] if runtime else None)
     lock_bytes = modelpin.lock_bytes(image_lock)
     model_dir = cfg.image.model_dir.strip("/")
+    blobs = {f.path: mcache.blob(f.sha256) for f in lock.files}
+    if runtime is not None:
+        rt, rt_blobs = runtime
+        blobs.update({f"{rt.dir}/{name}": path for name, path in rt_blobs.items()})
     entries = [
         Entry(
             f"{model_dir}/{f.path}",
             "file",
             0o644,
-            source=mcache.blob(f.sha256),
+            source=blobs[f.path],
             size=f.size,
             sha256=f.sha256,
         )
-        for f in lock.files
+        for f in modelpin.shipped(image_lock).files
     ]
     entries.append(Entry(MODEL_LOCK_PATH, "file", 0o644, data=lock_bytes))
-    if runtime is not None:
-        rt, blobs = runtime
-        rt_dir = f"{MODEL_LOCK_PATH.rsplit('/', 1)[0]}/{rt.dir}"
-        entries += [
-            Entry(
-                f"{rt_dir}/{f.path}",
-                "file",
-                0o644,
-                source=blobs[f.path],
-                size=f.size,
-                sha256=f.sha256,
-            )
-            for f in rt.files
-        ]
     entries = with_parents(entries)
     key = key_of(
         "model", lock.digest, hashlib.sha256(lock_bytes).hexdigest(), model_dir, str(CONTENT_MTIME)
@@ -225,12 +220,24 @@ def missing_tree(cfg: Config, key: str, src: str) -> ConfigError:
     return ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}{hint}")
 
 
-def tree_layer(cfg: Config, cache: LayerCache, role: str, src: str, dest: str, mtime: int) -> Layer:
+def tree_layer(
+    cfg: Config,
+    cache: LayerCache,
+    role: str,
+    src: str,
+    dest: str,
+    mtime: int,
+    py: ImagePython | None = None,
+) -> Layer:
+    """A directory of the project as a layer at `/dest`; with `py` (the code layer) an
+    unchecked-hash .pyc beside every module, compiled by the image's Python (bytecode.py)."""
     d = cfg.resolve(src)
     if not d.is_dir():
         raise missing_tree(cfg, "[code].policy" if role == "policy" else "[code].package", src)
-    entries = with_parents(tree_entries(d, dest, skip=_skip))
-    return cache.build(None, role, entries, mtime)
+    entries = tree_entries(d, dest, skip=_skip)
+    if py is not None:
+        entries += compile_tree(d, dest, py, _SKIP_NAMES)
+    return cache.build(None, role, with_parents(entries), mtime)
 
 
 # --- config and manifest ----------------------------------------------------------------
@@ -387,6 +394,12 @@ def build(
     base_reg = open_registry(bref.location, cfg.root)
     base_digest = resolve_platform(base_reg, bref.digest, cfg.image.platform)
     base_img = open_image(base_reg, base_digest)
+    py = image_python(cfg)
+    bytecode = (
+        {"python": py.version, "magic": py.magic, "invalidation": "unchecked-hash"}
+        if py is not None
+        else {"python": cfg.image.python, "skipped": no_bytecode_reason(cfg)}
+    )
     timings["base"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -417,6 +430,7 @@ def build(
                 cfg.code.package,
                 f"{cfg.image.workdir.strip('/')}/{cfg.code.package}",
                 epoch,
+                py,
             ),
         ]
         layers = [f.result() for f in futs]
@@ -465,6 +479,7 @@ def build(
         pushed_blobs=pushed,
         skipped_blobs=skipped,
         timings=timings,
+        bytecode=bytecode,
     )
 
 

@@ -31,6 +31,7 @@ from release.config import Config
 from release.digest import Digest, parse_digest
 from release.errors import ConfigError, RemoteError, UsageError
 from release.image import engine
+from release.image.bytecode import compile_tree, image_python
 from release.image.deps import DEPS_DIR, WHEELS_PATH, install_deps
 from release.image.distribution import DistributionRegistry
 from release.image.inspect import local_blob, open_image, resolve_platform
@@ -154,10 +155,16 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
         modelpin.lock_bytes(modelformat.with_runtime(lock, runtime[0] if runtime else None))
     )
     if runtime is not None:
+        # the runtime model in place of its source (modelpin.shipped): the weights once
         rt, blobs = runtime
-        (lock_file.parent / rt.dir).mkdir(parents=True, exist_ok=True)
+        (model_dest / rt.source.path).unlink()
+        for parent in (model_dest / rt.source.path).parents:
+            if parent == model_dest or any(parent.iterdir()):
+                break
+            parent.rmdir()
+        (model_dest / rt.dir).mkdir(parents=True, exist_ok=True)
         for f in rt.files:
-            shutil.copyfile(blobs[f.path], lock_file.parent / rt.dir / f.path)
+            shutil.copyfile(blobs[f.path], model_dest / rt.dir / f.path)
     for key, src, dest in (
         ("[code].policy", cfg.code.policy, ctx / "policy" / workdir / "policy"),
         ("[code].package", cfg.code.package, ctx / "code" / workdir / cfg.code.package),
@@ -167,6 +174,19 @@ def prepare_context(cfg: Config, lock: modelpin.ModelLock, ctx: Path) -> None:
         if not cfg.resolve(src).is_dir():
             raise ConfigError(f"{key}: directory {src}/ not found next to {cfg.path.name}")
         _copytree(cfg.resolve(src), dest)
+    # the code layer's bytecode, as the native build makes it (bytecode.py)
+    py = image_python(cfg)
+    if py is not None:
+        code = ctx / "code"
+        for e in compile_tree(
+            cfg.resolve(cfg.code.package),
+            f"{workdir}/{cfg.code.package}",
+            py,
+            {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"},
+        ):
+            assert e.data is not None
+            (code / e.path).parent.mkdir(parents=True, exist_ok=True)
+            (code / e.path).write_bytes(e.data)
 
 
 def build_docker(

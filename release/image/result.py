@@ -50,6 +50,8 @@ class BuiltImage:
     skipped_blobs: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     docker_digest: str | None = None
+    #: the code layer's .pyc: {python, magic, invalidation}, or {python, skipped: why not}
+    bytecode: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -69,6 +71,7 @@ class BuiltImage:
             "created": self.created,
             "model": self.model,
             **({"docker_digest": self.docker_digest} if self.docker_digest else {}),
+            **({"bytecode": dict(self.bytecode)} if self.bytecode else {}),
         }
 
 

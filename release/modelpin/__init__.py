@@ -33,6 +33,7 @@ from release.modelpin.lock import (
     path_key,
     read_lock,
     root_digest,
+    shipped,
 )
 from release.modelpin.pin import PinResult, pin
 from release.modelpin.sources import (
@@ -78,6 +79,7 @@ __all__ = [
     "require_local_source",
     "root_digest",
     "select",
+    "shipped",
     "source_for",
     "verify",
     "verify_dir",

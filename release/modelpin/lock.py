@@ -57,8 +57,12 @@ class RuntimeConverter(BaseModel):
 
 class RuntimeModel(BaseModel):
     """The fast-loading model `release build` derives from the locked ONNX: only in the
-    image's lock (/opt/release/model.lock.json), never in the project's. `dir` is relative
-    to the lock file's directory; `digest` is the root digest of `files`."""
+    image's lock (/opt/release/model.lock.json), never in the project's. `digest` is the
+    root digest of `files`. `placement` says where `dir` is and whether the source ships:
+    `replaces-source` (what `release build` makes): `dir` is inside the model directory
+    and the source file is not in the image, the runtime files take its place (the
+    weights ship once); `beside-lock` (images built before, and `modelformat.bake`):
+    `dir` is relative to the lock file's directory and the source ships as pinned."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +72,7 @@ class RuntimeModel(BaseModel):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     source: RuntimeSource
     converter: RuntimeConverter
+    placement: Literal["beside-lock", "replaces-source"] = "beside-lock"
 
 
 class ModelLock(BaseModel):
@@ -87,8 +92,11 @@ class ModelLock(BaseModel):
 
     def to_json(self) -> dict[str, object]:
         out = self.model_dump(by_alias=True, mode="json")
-        if out.get("runtime") is None:
+        rt = out.get("runtime")
+        if rt is None:
             out.pop("runtime", None)
+        elif rt.get("placement") == "beside-lock":
+            del rt["placement"]  # the default: the bytes of locks made before the field
         return out
 
     def by_path(self) -> dict[str, LockedFile]:
@@ -160,7 +168,28 @@ def parse_lock(raw: bytes, name: str) -> ModelLock:
                 f"{name}: runtime model names source {rt.source.path} ({rt.source.sha256[:12]}), "
                 "which is not a locked file"
             )
+        if rt.placement == "replaces-source":
+            clash = [f.path for f in lock.files if PurePosixPath(f.path).parts[0] == rt.dir]
+            if "/" in rt.dir or clash:
+                raise VerificationFailed(
+                    f"{name}: runtime model directory {rt.dir}/ is not a directory of its own "
+                    "in the model directory" + (f" (locked file {clash[0]})" if clash else "")
+                )
     return lock
+
+
+def shipped(lock: ModelLock) -> ModelLock:
+    """What the image's model directory holds, as a lock (files and their root digest):
+    the locked files, except a source the runtime model replaces, plus that runtime
+    model's files under its `dir`. The lock itself when nothing is replaced."""
+    rt = lock.runtime
+    if rt is None or rt.placement != "replaces-source":
+        return lock
+    files = [f for f in lock.files if f.path != rt.source.path] + [
+        LockedFile(path=f"{rt.dir}/{f.path}", size=f.size, sha256=f.sha256) for f in rt.files
+    ]
+    files.sort(key=lambda f: path_key(f.path))
+    return lock.model_copy(update={"files": files, "digest": root_digest(files), "runtime": None})
 
 
 def check_relpath(p: str) -> None:

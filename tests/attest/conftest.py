@@ -116,10 +116,12 @@ def build_image(
     base: list[tuple[str, bytes]] | None = None,
     after: list[list[tuple[str, bytes]]] | None = None,
     extra_model: dict[str, bytes] | None = None,
+    omit_model: frozenset[str] = frozenset(),
 ) -> Digest:
     """Push a 5-layer image (base, deps, model, policy, code) and return its digest.
     `base` replaces the base layer's entries; `after` adds layers (role "code") on top;
-    `extra_model`: more files of the model layer, by image path."""
+    `extra_model`: more files of the model layer, by image path; `omit_model`: locked
+    files (by lock path) the model layer leaves out."""
     mf = model_files(seed)
     lk = lock or lock_for(mf)
     layers = [
@@ -132,7 +134,7 @@ def build_image(
         ),
         (
             "model",
-            [(f"opt/model/{p}", d) for p, d in mf.items()]
+            [(f"opt/model/{p}", d) for p, d in mf.items() if p not in omit_model]
             + [("opt/release/model.lock.json", json.dumps(lk).encode())]
             + sorted((extra_model or {}).items()),
         ),

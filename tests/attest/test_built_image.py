@@ -41,9 +41,14 @@ def test_attest_and_verify_built_image(built: tuple[Path, str, dict[str, str]]) 
     pol = Policy.from_key_file(proj / ".release" / "keys" / "signing.pem.pub")
     bom = verify_stored(reg, digest, evidence.SBOM, pol).predicate
     lock = json.loads((proj / "model" / "model.lock.json").read_text())
-    model = next(c for c in bom["components"] if c["type"] == "machine-learning-model")
+    model, runtime = (c for c in bom["components"] if c["type"] == "machine-learning-model")
+    # the pinned files the image ships; the ONNX ships as the runtime model (the weights once)
     assert {c["name"]: c["hashes"][0]["content"] for c in model["components"]} == {
-        f["path"]: f["sha256"] for f in lock["files"]
+        f["path"]: f["sha256"] for f in lock["files"] if f["path"] != "onnx/model.onnx"
+    }
+    assert {c["name"] for c in runtime["components"]} == {
+        "/opt/model/runtime/model.onnx",
+        "/opt/model/runtime/model.weights",
     }
     names = {c["name"].lower() for c in bom["components"] if c["type"] == "library"}
     assert {"numpy", "onnxruntime", "tokenizers"} <= names
@@ -63,5 +68,37 @@ def test_attest_and_verify_built_image(built: tuple[Path, str, dict[str, str]]) 
     )
     assert base["digest"] == {"sha256": base_digest[7:]}
     assert prov["buildDefinition"]["externalParameters"]["base"] == env["RELEASE_BASE"]
-    ms = verify_stored(reg, digest, evidence.MODEL_SIGNATURE, pol, subject=lock["digest"]).predicate
-    assert len(ms["resources"]) == len(lock["files"])
+    # model-signing's manifest is of /opt/model as shipped (its subject that directory's
+    # root digest): the locked files but the ONNX, and the runtime model's two files
+    from release.modelpin import ModelLock, shipped
+
+    shipped_lock = shipped(ModelLock.model_validate(bake_lock(reg, digest)))
+    ms = verify_stored(
+        reg, digest, evidence.MODEL_SIGNATURE, pol, subject=shipped_lock.digest
+    ).predicate
+    assert {r["name"] for r in ms["resources"]} == {
+        *(f["path"] for f in lock["files"] if f["path"] != "onnx/model.onnx"),
+        "runtime/model.onnx",
+        "runtime/model.weights",
+    }
+    # and `release verify` passes on the image, every shipped model byte re-hashed
+    r = run_cli("verify", digest, "--json", cwd=proj, env=env)
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["model layer"]["ok"], checks["model layer"]
+    assert "in place of onnx/model.onnx" in checks["model layer"]["detail"]
+    assert checks["sbom model"]["ok"], checks["sbom model"]
+    assert checks["attestation model"]["ok"], checks["attestation model"]
+
+
+def bake_lock(reg: object, digest: str) -> dict[str, object]:
+    """The lock baked in the image (/opt/release/model.lock.json)."""
+    from release.image.inspect import open_image
+
+    img = open_image(reg, digest)
+    with img._tar(img.layers_with(["model"])[0]) as tf:
+        for m in tf:
+            if m.name == "opt/release/model.lock.json":
+                f = tf.extractfile(m)
+                assert f is not None
+                return dict(json.loads(f.read()))
+    raise AssertionError("no baked lock")

@@ -110,8 +110,9 @@ def images(
 
 
 def _tamper(project: Path, repo: str, digest: str) -> str:
-    """The image with one byte of onnx/model.onnx in its model layer changed (the lock
-    baked in the image unchanged): the kind of swap a compromised registry would make."""
+    """The image with one byte of the shipped weights (runtime/model.weights, which the
+    image carries in place of onnx/model.onnx) in its model layer changed (the lock baked
+    in the image unchanged): the kind of swap a compromised registry would make."""
     from release.image.registry import open_registry
 
     reg = open_registry(repo, project)
@@ -130,7 +131,7 @@ def _tamper(project: Path, repo: str, digest: str) -> str:
     ):
         for m in src.getmembers():
             data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
-            if data is not None and m.name.endswith("onnx/model.onnx"):
+            if data is not None and m.name.endswith("runtime/model.weights"):
                 data = data[:-1] + bytes([data[-1] ^ 1])
             dst.addfile(m, io.BytesIO(data) if data is not None else None)
     tar = raw.getvalue()
@@ -241,7 +242,7 @@ def test_tampered_model_is_refused_before_running(images: dict[str, Any]) -> Non
     )
     assert head in lines, r.stderr
     [detail] = lines[lines.index(head) + 1 :]
-    assert "onnx/model.onnx" in detail and "changed" in detail, detail
+    assert "runtime/model.weights" in detail and "changed" in detail, detail
     assert "canary:" not in r.stderr  # nothing ran
 
 

@@ -91,7 +91,9 @@ def test_invoke_passes_the_functions_environment(
     )["Item"]
     assert item["label"]["S"] in ("POSITIVE", "NEGATIVE")
     root = p / ".release" / "invoke" / digest.split(":")[1]
-    assert (root / "opt" / "m2" / "onnx" / "model.onnx").is_file()
+    # the runtime model in place of the source ONNX (docs/model-format.md, the weights once)
+    assert (root / "opt" / "m2" / "runtime" / "model.weights").is_file()
+    assert not (root / "opt" / "m2" / "onnx").exists()
     assert (root / "srv" / "app" / "handlers" / "analysis.py").is_file()
     assert r.stderr.splitlines()[-1] == (
         f"analysis (handlers.analysis.lambda_handler) from {digest} in local: returned statusCode 200"

@@ -116,12 +116,20 @@ def test_build_into_layout_json_shape_and_contract(
     assert img.labels["dev.release.model.digest"] == lock["digest"]
     assert img.labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
     files = {p: sha for p, _, sha in img.iter_files("model")}
-    for f in lock["files"]:
-        assert files["/opt/model/" + f["path"]] == f["sha256"]
+    for f in lock["files"]:  # every locked file but the ONNX its runtime model replaces
+        if f["path"] != "onnx/model.onnx":
+            assert files["/opt/model/" + f["path"]] == f["sha256"]
+    assert "/opt/model/onnx/model.onnx" not in files
+    assert {"/opt/model/runtime/model.onnx", "/opt/model/runtime/model.weights"} <= set(files)
     assert "/opt/release/model.lock.json" in files
     code = {p for p, _, _ in img.iter_files("code")}
     assert "/var/task/handlers/common/model.py" in code
-    assert not any("__pycache__" in p for p in code)
+    # bytecode beside every module (tests/image/test_bytecode.py), nothing from the checkout
+    assert {p for p in code if "__pycache__" in p} == {
+        f"{p.rsplit('/', 1)[0]}/__pycache__/{p.rsplit('/', 1)[1][:-3]}.{sys.implementation.cache_tag}.pyc"
+        for p in code
+        if p.endswith(".py")
+    }
     assert any(p.startswith("/var/task/policy/") for p, _, _ in img.iter_files("policy"))
     deps = {p for p, _, _ in img.iter_files("deps")}
     assert "/opt/deps/onnxruntime/__init__.py" in deps
@@ -463,8 +471,9 @@ def test_tampered_model_file_fails_even_when_the_model_layer_is_cached(
 def test_model_layer_carries_the_runtime_model_named_in_the_image_lock(
     build_cli: Callable[..., Any], project: Path, tmp_path: Path
 ) -> None:
-    """docs/model-format.md: the pre-optimized model sits in the model layer next to the
-    image's lock, which records its digests, its source and its converter; the pin is unchanged."""
+    """docs/model-format.md: the pre-optimized model sits in the model directory in place
+    of the source ONNX it was made from; the image's lock records its digests, its source
+    and its converter; the pin is unchanged."""
     import onnxruntime
 
     from handlers.common import model as mm
@@ -479,6 +488,7 @@ def test_model_layer_carries_the_runtime_model_named_in_the_image_lock(
     assert image_lock.digest == project_lock.digest and image_lock.files == project_lock.files
     rt = image_lock.runtime
     assert rt is not None and rt.format == "onnx-external-data-v1" and rt.dir == "runtime"
+    assert rt.placement == "replaces-source"
     assert rt.source.path == "onnx/model.onnx"
     assert rt.source.sha256 == project_lock.by_path()["onnx/model.onnx"].sha256
     assert rt.converter.onnxruntime == onnxruntime.__version__
@@ -486,13 +496,14 @@ def test_model_layer_carries_the_runtime_model_named_in_the_image_lock(
         f"onnxruntime=={onnxruntime.__version__} "
         in (project / "handlers" / "requirements.lock").read_text()
     )
+    runtime = tmp_path / "opt" / "model" / "runtime"
     for f in rt.files:
-        data = (tmp_path / "opt" / "release" / "runtime" / f.path).read_bytes()
+        data = (runtime / f.path).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (f.size, f.sha256)
-    assert sorted(p.name for p in (tmp_path / "opt" / "release" / "runtime").iterdir()) == [
-        "model.onnx",
-        "model.weights",
-    ]
+    assert sorted(p.name for p in runtime.iterdir()) == ["model.onnx", "model.weights"]
+    # the weights once: the source ONNX is not shipped, nothing sits next to the lock
+    assert not (tmp_path / "opt" / "model" / "onnx").exists()
+    assert sorted(p.name for p in (tmp_path / "opt" / "release").iterdir()) == ["model.lock.json"]
     # the handler's loader serves exactly these files
     m = mm.SentimentModel.load(
         tmp_path / "opt" / "model", tmp_path / "opt" / "release" / "model.lock.json"

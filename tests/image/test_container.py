@@ -190,9 +190,22 @@ def test_docker_backend_builds_the_same_content_and_reports_its_digest(
     assert "MODEL_LOCK=/opt/release/model.lock.json" in cfg["Env"]
     code = {p for p, _, _ in img.iter_files("code")}
     assert "/var/task/handlers/common/model.py" in code
+    tag = sys.implementation.cache_tag  # the same bytecode as the native build ships
+    assert f"/var/task/handlers/common/__pycache__/model.{tag}.pyc" in code
     model = {p: sha for p, _, sha in img.iter_files("model")}
+    # the same model directory as the native build: the runtime model in place of the
+    # source ONNX (modelpin.shipped), one copy of the weights
+    from release.modelpin import parse_lock, shipped
+
+    with img._tar(img.layers_with(["model"])[0]) as tf:
+        m = next(m for m in tf if m.name.lstrip("./") == "opt/release/model.lock.json")
+        member = tf.extractfile(m)
+        assert member is not None
+        image_lock = parse_lock(member.read(), "image lock")
     lock = json.loads((REPO / "model" / "model.lock.json").read_text())
-    assert all(model["/opt/model/" + f["path"]] == f["sha256"] for f in lock["files"])
+    assert image_lock.digest == lock["digest"]
+    want = {"/opt/model/" + f.path: f.sha256 for f in shipped(image_lock).files}
+    assert {p: sha for p, sha in model.items() if p.startswith("/opt/model/")} == want
     out = docker_engine.containers.run(
         f"{registry}/dk@{doc['digest']}",
         entrypoint=["python3", "-c", "import onnxruntime, tokenizers, regopy; print('ok')"],

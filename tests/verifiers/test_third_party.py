@@ -170,7 +170,14 @@ def test_umoci_lists_and_unpacks_the_image(released: Released, unpacked: Path) -
         for f in model.rglob("*")
         if f.is_file()
     }
-    assert got == {f["path"]: f["sha256"] for f in released.lock["files"]}
+    # what the baked lock says ships: the locked files, the runtime model in place of the
+    # source ONNX it replaces (docs/model-format.md, the weights once)
+    from release.modelpin import read_lock, shipped
+
+    image_lock = read_lock(unpacked / "opt" / "release" / "model.lock.json")
+    assert image_lock.digest == released.lock["digest"]
+    assert got == {f.path: f.sha256 for f in shipped(image_lock).files}
+    assert "onnx/model.onnx" not in got and "runtime/model.weights" in got
 
 
 # --- OpenSSF model-signing's own CLI ---------------------------------------------------
@@ -178,7 +185,7 @@ def _model_signing() -> str:
     return str(Path(sys.executable).with_name("model_signing"))
 
 
-def test_model_sig_is_the_stored_referrer(released: Released) -> None:
+def test_model_sig_is_the_stored_referrer(released: Released, unpacked: Path) -> None:
     sig = (released.out_dir / "model.sig").read_bytes()
     stored = [
         _bundle_of(released.registry, m)
@@ -187,7 +194,15 @@ def test_model_sig_is_the_stored_referrer(released: Released) -> None:
     ]
     assert sig == stored[-1]
     st = json.loads(base64.b64decode(json.loads(sig)["dsseEnvelope"]["payload"]))
-    assert st["subject"] == [{"name": "model", "digest": {"sha256": released.lock["digest"][7:]}}]
+    # the subject is the image's model directory as shipped (the runtime model in place of
+    # the source ONNX), which `model_signing verify` recomputes over /opt/model (below)
+    from release.modelpin import read_lock, shipped
+
+    image_lock = read_lock(unpacked / "opt" / "release" / "model.lock.json")
+    assert image_lock.digest == released.lock["digest"]  # the pin itself is unchanged
+    want = shipped(image_lock)
+    assert st["subject"] == [{"name": "model", "digest": {"sha256": want.digest[7:]}}]
+    assert {r["name"] for r in st["predicate"]["resources"]} == {f.path for f in want.files}
 
 
 def test_model_signing_verify_key(released: Released, unpacked: Path, tmp_path: Path) -> None:
