@@ -308,12 +308,23 @@ def test_model_signing_verify_certificate_does_not_read_keyless_bundles(
 
 
 # --- sigstore-js ------------------------------------------------------------------------
-def _subject_of(released: Released, ptype: str) -> str:
-    return released.lock["digest"] if ptype == evidence.MODEL_SIGNATURE else released.digest
+@pytest.fixture(scope="module")
+def model_subject(unpacked: Path) -> str:
+    """The subject model-signing itself gives the image's model directory as umoci unpacks
+    it (its own file hashing and its own statement): what the model signature must name."""
+    from model_signing import hashing
+    from model_signing._signing import signing as ms_signing
+
+    manifest = hashing.Config().hash(unpacked / "opt" / "model")
+    return "sha256:" + ms_signing.Payload(manifest).statement.pb.subject[0].digest["sha256"]
+
+
+def _subject_of(released: Released, model_subject: str, ptype: str) -> str:
+    return model_subject if ptype == evidence.MODEL_SIGNATURE else released.digest
 
 
 def test_sigstore_js_key_mode_every_bundle(
-    released: Released, sigstore_js: Path, tmp_path: Path
+    released: Released, model_subject: str, sigstore_js: Path, tmp_path: Path
 ) -> None:
     """Every bundle the pipeline stored (key mode), verified by sigstore-js with the public
     key (no tlog entry: key bundles carry none); a flipped payload byte is refused."""
@@ -328,7 +339,9 @@ def test_sigstore_js_key_mode_every_bundle(
         assert p.returncode == 0, f"{ptype}: {p.stderr}"
         st = json.loads(p.stdout)["statement"]
         assert st["predicateType"] == ptype
-        assert "sha256:" + st["subject"][0]["digest"]["sha256"] == _subject_of(released, ptype)
+        assert "sha256:" + st["subject"][0]["digest"]["sha256"] == _subject_of(
+            released, model_subject, ptype
+        )
         seen.add(ptype)
     assert seen == OUR_TYPES
     doc = json.loads(f.read_bytes())
@@ -342,7 +355,7 @@ def test_sigstore_js_key_mode_every_bundle(
 
 
 def test_sigstore_js_keyless(
-    keyless: Keyless, released: Released, sigstore_js: Path, tmp_path: Path
+    keyless: Keyless, released: Released, model_subject: str, sigstore_js: Path, tmp_path: Path
 ) -> None:
     node = require_binary("node")
     for i, (ptype, bundle) in enumerate(sorted(keyless.bundles.items())):
@@ -363,7 +376,7 @@ def test_sigstore_js_keyless(
         out = json.loads(p.stdout)
         assert out["signer"]["subjectAlternativeName"] == IDENTITY
         assert "sha256:" + out["statement"]["subject"][0]["digest"]["sha256"] == _subject_of(
-            released, ptype
+            released, model_subject, ptype
         )
     p = run(
         node,
@@ -381,7 +394,9 @@ def test_sigstore_js_keyless(
 
 
 # --- sigstore-python's own CLI (keyless) ------------------------------------------------
-def test_sigstore_python_cli_keyless(keyless: Keyless, released: Released, tmp_path: Path) -> None:
+def test_sigstore_python_cli_keyless(
+    keyless: Keyless, released: Released, model_subject: str, tmp_path: Path
+) -> None:
     for i, (ptype, bundle) in enumerate(sorted(keyless.bundles.items())):
         f = tmp_path / f"k{i}.json"
         f.write_bytes(bundle)
@@ -400,7 +415,7 @@ def test_sigstore_python_cli_keyless(keyless: Keyless, released: Released, tmp_p
             IDENTITY,
             "--cert-oidc-issuer",
             ISSUER,
-            _subject_of(released, ptype),
+            _subject_of(released, model_subject, ptype),
         )
         assert p.returncode == 0, f"{ptype}: {p.stdout}{p.stderr}"
         assert "OK:" in p.stdout + p.stderr
