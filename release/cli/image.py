@@ -51,9 +51,9 @@ def build_cmd(
     policy + code, reproducibly (same inputs => same digest; SOURCE_DATE_EPOCH or the
     commit time), and write it to the registry. Prints REGISTRY@sha256:...
 
-    Exit 1 when a model file does not match the lock or the image is over Lambda's 10 GiB
-    (or [image].max_size); 2 when the base is not pinned by digest; 3 when the registry,
-    pip's index or the Docker engine fails.
+    Exit 1 when a model file or a wheel does not match its lock or the image is over
+    Lambda's 10 GiB (or [image].max_size); 2 when the base is not pinned by digest; 3 when
+    the registry, the package index (uv) or the Docker engine fails.
     """
     from release.image.build import build
 
