@@ -44,7 +44,14 @@ from release.errors import ConfigError, UsageError, VerificationFailed
 from release.gitremote import git as _git
 from release.gitremote import repo_url
 from release.image.base import iso
-from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps, installer
+from release.image.deps import (
+    DEPS_DIR,
+    DEPS_LEVEL,
+    WHEELS_PATH,
+    compiles,
+    install_deps,
+    installer,
+)
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
     Entry,
@@ -148,6 +155,7 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
         str(CONTENT_MTIME),
         WHEELS_PATH,
         installer(),  # a new installer (pip before, another uv) may lay files out otherwise
+        f"gzip-{DEPS_LEVEL}",
     )
     hit = cache.lookup(key)
     if hit is not None:
@@ -158,7 +166,7 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
         entries = with_parents(
             [*tree_entries(target, DEPS_DIR), Entry(WHEELS_PATH, "file", 0o644, data=wheels)]
         )
-        return cache.build(key, "deps", entries, CONTENT_MTIME)
+        return cache.build(key, "deps", entries, CONTENT_MTIME, level=DEPS_LEVEL)
 
 
 def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin.Cache) -> None:
