@@ -24,6 +24,7 @@ link files into uv's cache or add bytecode.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -225,17 +226,32 @@ def install_deps(cfg: Config, target: Path) -> bytes:
 
 def tidy(target: Path) -> None:
     """Drop what belongs to this machine, not the image: console scripts (they name this
-    machine's interpreter), uv's lock file, and the RECORD rows of files not shipped."""
+    machine's interpreter), uv's lock file, the `uv_cache.json` uv writes for a wheel from
+    a local directory (find-links: it holds that file's time), and the RECORD rows of
+    every file not shipped."""
     shutil.rmtree(target / "bin", ignore_errors=True)
     (target / ".lock").unlink(missing_ok=True)
+    for extra in target.glob("*.dist-info/uv_cache.json"):
+        extra.unlink()
     for record in target.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        kept = [ln for ln in lines if not ln.startswith(("../", "/", "bin/"))]
+        kept = [ln for ln in lines if _shipped(target, ln)]
         if kept != lines:
             # a new file, never writing through a link into uv's cache
             new = record.with_name("RECORD.new")
             new.write_text("".join(kept))
             os.replace(new, record)
+
+
+def _shipped(target: Path, row: str) -> bool:
+    """A RECORD row names a file inside the installed tree."""
+    fields = next(csv.reader([row]), [])
+    if not fields:
+        return False
+    rel = os.path.normpath(fields[0])
+    if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
+        return False
+    return os.path.isfile(target / rel)
 
 
 _REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
