@@ -238,8 +238,10 @@ def tidy(target: Path) -> None:
         kept = [ln for ln in lines if _shipped(target, ln)]
         if kept != lines:
             # a new file, never writing through a link into uv's cache
+            # with the installer's mode (from the wheel), whether or not a row went
             new = record.with_name("RECORD.new")
             new.write_text("".join(kept))
+            os.chmod(new, record.stat().st_mode & 0o7777)
             os.replace(new, record)
 
 
