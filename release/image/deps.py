@@ -19,7 +19,7 @@ carries exactly the tags (and build tag) of the installed `*.dist-info/WHEEL`, a
 sha256 is one the lock pins for that package: the wheel uv checked and installed. uv runs
 with `--no-config` and only the environment variables that say where packages come from
 (indexes, find-links, offline, cache, network): no setting can turn off the hash check,
-link files into uv's cache or add bytecode.
+symlink files into uv's cache or add bytecode.
 """
 
 from __future__ import annotations
