@@ -181,8 +181,16 @@ def offline_wheels(config: Path = REPO / "release.prod.toml") -> Path:
         timeout=600,
     )
     (tmp / ".complete").write_text("")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    # another process (an xdist worker: tests/image/test_deps.py uses these wheels too) may
+    # have finished first and be reading its copy: keep that one
+    if not (out / ".complete").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / ".complete").is_file():
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
