@@ -38,7 +38,7 @@ MEANINGS: dict[str, str] = {
     "image.registry": "where images and attestations live: `oci:DIR`, `HOST[:PORT]/REPO` (plain HTTP only for 127.0.0.1/localhost), or `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO`",
     "image.requirements": "the handlers' hash lock, installed into `/opt/deps`",
     "image.platform": "one single-platform manifest (Lambda rejects an index)",
-    "image.python": "the image's Python, for pip's wheel selection",
+    "image.python": "the image's Python, for uv's wheel selection",
     "image.model_dir": "where the model goes in the image (build, verify, canary and invoke read it there; `MODEL_DIR` in the image)",
     "image.workdir": "where the code and policy go (`<workdir>/<[code].package>`, `<workdir>/policy`); the image's WorkingDir",
     "image.max_size": "refuse images larger than this (bytes, uncompressed); Lambda's 10 GiB always applies",
