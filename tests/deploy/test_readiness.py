@@ -62,6 +62,16 @@ threshold = 0
 """
 ALARM_KINDS = ("alarm-analysis-errors", "alarm-latency", "alarm-model-load-errors")
 
+#: the example's triggers, as its release.prod.toml declares them
+TRIGGERS = """
+[readiness.functions.analysis]
+triggers = [{ type = "sqs", queue = "news-items" }, { type = "sns", topic = "news" }]
+[readiness.functions.scorer]
+triggers = [{ type = "sqs", queue = "scoring-jobs" }]
+[readiness.functions.remediator]
+triggers = [{ type = "sqs", queue = "findings" }]
+"""
+
 
 def build_env(root: Path, broken: str | None = None) -> Path:
     """The ready environment of the review; `broken` names the one thing done wrong."""
@@ -114,6 +124,8 @@ def build_env(root: Path, broken: str | None = None) -> Path:
             lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=20)
     dlq_arns = {}
     for name, q in QUEUES.items():
+        if broken == "trigger-declared" and name == "scorer":  # the queue feeds nothing
+            continue
         retention = str(4 * 86400 if broken == "dlq-retention" and name == "scorer" else 14 * 86400)
         dlq_arns[name] = _queue(sqs, f"{q}-dlq", MessageRetentionPeriod=retention)
         attrs = {
@@ -216,8 +228,13 @@ def build_env(root: Path, broken: str | None = None) -> Path:
             Threshold=1000 if broken == "alarm-dlq-depth" and name == "remediator" else 100,
             Dimensions=[{"Name": "QueueName", "Value": f"{q}-dlq"}],
         )
+    if broken == "trigger-undeclared":  # a rule invokes the remediator, nobody declared it
+        boto("events").put_rule(Name="stray-sweep", ScheduleExpression="rate(1 hour)")
+        boto("events").put_targets(
+            Rule="stray-sweep", Targets=[{"Id": "1", "Arn": f"{arns['remediator']}:live"}]
+        )
     cfg = write_config(root, target="lambda")
-    text = cfg.read_text() + ALARMS
+    text = cfg.read_text() + ALARMS + TRIGGERS
     if broken == "function":  # configured, never created in Lambda
         text = text.replace(
             'analysis = "handlers.analysis.lambda_handler"',
@@ -253,6 +270,9 @@ EXPECTED = {
     "tracing": "X-Ray tracing PassThrough",
     "ecr-scan-on-push": "scan on push disabled",
     "metric-namespace": f"emits to 'Other/NS', the alarms and the review watch '{NS}'",
+    "trigger-declared": "no SQS event source mapping from scoring-jobs to ma-scorer",
+    "trigger-undeclared": "live but not in [readiness.functions.remediator].triggers: "
+    "eventbridge:stray-sweep (on alias live)",
 }
 
 
