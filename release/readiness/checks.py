@@ -787,7 +787,8 @@ def _triggers(
             used.update(hits)
             serving = {alias, str(f.config.get("Version", alias))}
             on_alias = sorted({_on(live[i][2]) for i in hits if live[i][2] in serving})
-            if on_alias:
+            off = sorted({_on(live[i][2]) for i in hits if live[i][2] not in serving})
+            if on_alias and not off:
                 r.add(
                     "trigger-declared",
                     subject,
@@ -800,8 +801,8 @@ def _triggers(
                     "trigger-declared",
                     subject,
                     False,
-                    f"{_KIND[t.type]} from {_short(value)} invokes "
-                    f"{', '.join(sorted({_on(live[i][2]) for i in hits}))}, not alias {alias} "
+                    f"{_KIND[t.type]} from {_short(value)} "
+                    f"{'also ' if on_alias else ''}invokes {', '.join(off)}, not alias {alias} "
                     "(nor the version it serves): that code is never canaried nor rolled back",
                 )
             else:

@@ -563,9 +563,9 @@ def test_an_alarm_of_an_unknown_function_is_a_config_error(tmp_path: Path) -> No
 
 def test_declared_triggers_of_another_platform(aws_env: dict[str, str], tmp_path: Path) -> None:
     """tests/platforms/tickets declares classify's triggers: its queue through a variable of
-    the environment (`${TICKETS_QUEUE_URL}`, a URL), a rule, a topic. The mapping on the
-    alias and the rule pass; the topic subscribes the bare function ($LATEST, never
-    canaried): fail; a queue nobody declared is reported; health (configured, not in
+    the environment (`${TICKETS_QUEUE_URL}`, a URL), two rules, a topic. The mapping on the
+    alias and one rule pass; the other rule (by ARN) also targets the bare function and the
+    topic subscribes only the bare function ($LATEST, never canaried): both fail; a queue nobody declared is reported; health (configured, not in
     Lambda) and intake (not in the environment) fail naming the function."""
     lam, sqs, sns, events, iam = (boto(s) for s in ("lambda", "sqs", "sns", "events", "iam"))
     role = iam.create_role(RoleName="t-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -585,6 +585,11 @@ def test_declared_triggers_of_another_platform(aws_env: dict[str, str], tmp_path
         )
     events.put_rule(Name="tickets-sweep", ScheduleExpression="rate(5 minutes)")
     events.put_targets(Rule="tickets-sweep", Targets=[{"Id": "1", "Arn": f"{base}:live"}])
+    events.put_rule(Name="tickets-nightly", ScheduleExpression="rate(1 day)")
+    events.put_targets(
+        Rule="tickets-nightly",
+        Targets=[{"Id": "1", "Arn": f"{base}:live"}, {"Id": "2", "Arn": base}],
+    )
     topic = sns.create_topic(Name="tickets-new")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=base)
     queue_url = sqs.get_queue_url(QueueName="tickets-in")["QueueUrl"]
@@ -610,6 +615,7 @@ variables = {{ TICKETS_QUEUE_URL = "{queue_url}" }}
 triggers = [
   {{ type = "sqs", queue = "${{TICKETS_QUEUE_URL}}" }},
   {{ type = "eventbridge", rule = "tickets-sweep" }},
+  {{ type = "eventbridge", rule = "arn:aws:events:us-east-1:123456789012:rule/tickets-nightly" }},
   {{ type = "sns", topic = "{topic}" }},
   {{ type = "sqs", queue = "${{ESCALATION_QUEUE_URL}}" }},
 ]
@@ -629,6 +635,11 @@ triggers = []
         "trigger-declared:tickets-classify<-eventbridge:tickets-sweep": (
             "pass",
             "rule on alias live (alias live serves version 1)",
+        ),
+        "trigger-declared:tickets-classify<-eventbridge:tickets-nightly": (
+            "fail",
+            "rule from tickets-nightly also invokes the bare function ($LATEST), not alias "
+            "live (nor the version it serves): that code is never canaried nor rolled back",
         ),
         "trigger-declared:tickets-classify<-sns:tickets-new": (
             "fail",
