@@ -122,6 +122,7 @@ MEANINGS: dict[str, str] = {
     "readiness.max_batch_size": "event source mapping batch size at most",
     "readiness.max_batching_window_seconds": "event source mapping batching window at most",
     "readiness.alarms": "`[[readiness.alarms]]`: each an alarm the platform's handlers must have: `name` (row kind `alarm-NAME`), `metric`, `function` (a `[functions]` name: its version-free series), `threshold` (at most), optional `period_seconds` (window at most) and `statistic` (e.g. `p95`); none built in",
+    "readiness.functions.ENV.triggers": '`[readiness.functions.NAME]` (a `[functions]` name): `triggers`, every SQS, SNS and EventBridge trigger the function must have live on its alias: `{ type = "sqs", queue = Q }`, `{ type = "sns", topic = T }`, `{ type = "eventbridge", rule = R }` (a name, an ARN or a queue URL; `${VAR}` from `[environments.ENV].variables`, else `[iam].variables`); rows `trigger-declared`, `trigger-undeclared` in [readiness.md](readiness.md); a function not here gets no trigger rows',
     "readiness.sns_failures_threshold": "the SNS delivery-failure alarm's threshold at most",
     "readiness.sns_failures_period_seconds": "... over a window at most this long",
     "readiness.dlq_depth_threshold": "the DLQ depth alarm's threshold at most",
