@@ -422,6 +422,8 @@ READINESS_ROWS = (
     "tracing",
     "ecr-scan-on-push",
     "metric-namespace",
+    "trigger-declared",
+    "trigger-undeclared",
 )
 
 
@@ -439,6 +441,43 @@ class ReadinessAlarm(_Section):
     threshold: float = Field(ge=0)
     period_seconds: int | None = Field(default=None, ge=10)
     statistic: str | None = None
+
+
+_TRIGGER_KEY = {"sqs": "queue", "sns": "topic", "eventbridge": "rule"}
+
+
+class ReadinessTrigger(_Section):
+    """One trigger a function must have live, on its alias: `{ type = "sqs", queue = Q }`
+    (an event source mapping from queue Q), `{ type = "sns", topic = T }` (a subscription
+    of the function to topic T) or `{ type = "eventbridge", rule = R }` (a rule of the
+    default event bus, schedule or event pattern, targeting the function). Each value is a
+    name, an ARN or (a queue) a URL, and may be `${VAR}`: a variable of
+    `[environments.ENV].variables` / `function_variables`, else `[iam].variables`."""
+
+    type: Literal["sqs", "sns", "eventbridge"]
+    queue: str | None = Field(default=None, min_length=1)
+    topic: str | None = Field(default=None, min_length=1)
+    rule: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ReadinessTrigger:
+        need = _TRIGGER_KEY[self.type]
+        extra = sorted(k for k in _TRIGGER_KEY.values() if k != need and getattr(self, k))
+        if extra:
+            raise ValueError(f"a {self.type} trigger takes {need}, not {extra[0]}")
+        if not getattr(self, need):
+            raise ValueError(f"a {self.type} trigger needs {need}")
+        return self
+
+    @property
+    def source(self) -> str:
+        return str(getattr(self, _TRIGGER_KEY[self.type]))
+
+
+class ReadinessFunction(_Section):
+    """`[readiness.functions.NAME]`: the function's triggers, all of them (`[]`: none)."""
+
+    triggers: list[ReadinessTrigger] = Field(default_factory=list)
 
 
 class ReadinessConfig(_Section):
@@ -464,6 +503,9 @@ class ReadinessConfig(_Section):
     #: the alarms the platform's handlers must have (none built in: the example's are in
     #: its release.prod.toml)
     alarms: list[ReadinessAlarm] = Field(default_factory=list)
+    #: per [functions] name, the triggers it must have live (none built in: the example's
+    #: are in its release.prod.toml); a function not here gets no trigger rows
+    functions: dict[str, ReadinessFunction] = Field(default_factory=dict)
     optional: list[str] = Field(default_factory=list)
     gate: bool = False
 
@@ -557,6 +599,8 @@ class ConfigFile(_Section):
                 raise ValueError(
                     f"[readiness].alarms.{i}.function: {alarm.function!r} is not in [functions]"
                 )
+        for name in sorted(set(self.readiness.functions) - set(self.functions)):
+            raise ValueError(f"[readiness.functions.{name}]: {name!r} is not in [functions]")
         unknown_pt = sorted(set(self.canary.pretraffic.functions) - set(self.functions))
         if unknown_pt:
             raise ValueError(f"[canary.pretraffic.functions].{unknown_pt[0]}: not in [functions]")

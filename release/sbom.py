@@ -8,9 +8,9 @@ its digest as it streams) and builds:
 - every Python package installed in /opt/deps (`*.dist-info/METADATA`): name, version,
   purl `pkg:pypi/NAME@VERSION` (as packageurl-python and cyclonedx-py spell it),
   licences as SPDX `license.id` or `expression` (free-text `name` only for what is not
-  SPDX), and the SHA-256 of the wheel pip installed: pip checked it against the
-  requirements lock at build time and `release build` recorded it from pip's
-  installation report in /opt/release/wheels.json (no record: no hash);
+  SPDX), and the SHA-256 of the wheel uv installed: uv checked it against the
+  requirements lock at build time and `release build` recorded it in
+  /opt/release/wheels.json (release/image/deps.py; no record: no hash);
 - the model as a `machine-learning-model` component (purl `pkg:huggingface/REPO@COMMIT`,
   or `pkg:generic/NAME@COMMIT` for a local model) from the lock baked at
   /opt/release/model.lock.json, every model file as a nested `file` component with its

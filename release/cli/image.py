@@ -55,9 +55,9 @@ def build_cmd(
     interpreter of [image].python (this one, or pythonX.Y on PATH); without one the
     build says so and ships none (--json: "bytecode").
 
-    Exit 1 when a model file does not match the lock or the image is over Lambda's 10 GiB
-    (or [image].max_size); 2 when the base is not pinned by digest; 3 when the registry,
-    pip's index or the Docker engine fails.
+    Exit 1 when a model file or a wheel does not match its lock or the image is over
+    Lambda's 10 GiB (or [image].max_size); 2 when the base is not pinned by digest; 3 when
+    the registry, the package index (uv) or the Docker engine fails.
     """
     from release.image.build import build
 

@@ -370,6 +370,7 @@ _READINESS_OPS = {
         "sns:ListSubscriptions",
         "sns:GetSubscriptionAttributes",
         "ecr:DescribeRepositories",
+        "events:ListRuleNamesByTarget",
     )
 }
 _CREATE_TABLE = {

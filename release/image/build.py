@@ -3,13 +3,14 @@
     build(cfg, base=..., push=..., backend="native") -> BuiltImage
 
 Inputs: the base image **by digest** (`[image].base`, `$RELEASE_BASE` or `--base`), the
-handlers' `requirements.lock` installed by pip for the target platform and Python, the
+handlers' `requirements.lock` installed by uv for the target platform and Python, the
 model fetched per `model.lock.json` and re-hashed as it is packed, `policy/` and
 `handlers/`. Layers, ordered by change rate (contract 1):
 
-    deps    /opt/deps                        pip --target, cached by the lock's digest
-            /opt/release/wheels.json         the wheel pip installed for each package and
-                                             its sha256 (pip's --report; see docs/sbom.md)
+    deps    /opt/deps                        uv pip install --target, cached by the
+                                             lock's digest and the installer's version
+            /opt/release/wheels.json         the wheel uv installed for each package and
+                                             its sha256 (deps.py; see docs/sbom.md)
     model   /opt/model + /opt/release/model.lock.json   cached by the model lock's digest
             /opt/model/runtime/ (the pre-optimized model, docs/model-format.md) in
             place of the source ONNX it was made from: the weights ship once
@@ -46,7 +47,14 @@ from release.gitremote import git as _git
 from release.gitremote import repo_url
 from release.image.base import iso
 from release.image.bytecode import ImagePython, compile_tree, image_python, no_bytecode_reason
-from release.image.deps import DEPS_DIR, WHEELS_PATH, compiles, install_deps
+from release.image.deps import (
+    DEPS_DIR,
+    DEPS_LEVEL,
+    WHEELS_PATH,
+    compiles,
+    install_deps,
+    installer,
+)
 from release.image.inspect import ImageView, local_blob, open_image, resolve_platform
 from release.image.layers import (
     Entry,
@@ -142,7 +150,15 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
         raise ConfigError(f"[image].requirements: {lock.name} not found in {lock.parent}") from None
     pyc = sys.version if compiles(cfg) else "no-pyc"
     key = key_of(
-        "deps", lock_sha, cfg.image.platform, cfg.image.python, pyc, str(CONTENT_MTIME), WHEELS_PATH
+        "deps",
+        lock_sha,
+        cfg.image.platform,
+        cfg.image.python,
+        pyc,
+        str(CONTENT_MTIME),
+        WHEELS_PATH,
+        installer(),  # a new installer (pip before, another uv) may lay files out otherwise
+        f"gzip-{DEPS_LEVEL}",
     )
     hit = cache.lookup(key)
     if hit is not None:
@@ -153,7 +169,7 @@ def deps_layer(cfg: Config, cache: LayerCache) -> Layer:
         entries = with_parents(
             [*tree_entries(target, DEPS_DIR), Entry(WHEELS_PATH, "file", 0o644, data=wheels)]
         )
-        return cache.build(key, "deps", entries, CONTENT_MTIME)
+        return cache.build(key, "deps", entries, CONTENT_MTIME, level=DEPS_LEVEL)
 
 
 def _ensure_model_cached(cfg: Config, lock: modelpin.ModelLock, mcache: modelpin.Cache) -> None:

@@ -308,13 +308,16 @@ class LayerCache:
             cached=True,
         )
 
-    def build(self, key: str | None, role: str, entries: list[Entry], mtime: int) -> Layer:
-        """Tar + compress `entries` into the cache (recorded under `key` when given)."""
+    def build(
+        self, key: str | None, role: str, entries: list[Entry], mtime: int, *, level: int = LEVEL
+    ) -> Layer:
+        """Tar + compress `entries` into the cache (recorded under `key` when given, which
+        must name `level` when it is not LEVEL)."""
         self._ensure()
         tmp = self.tmp / f"{role}-{os.getpid()}-{threading.get_ident()}.tmp"
         try:
             with open(tmp, "wb") as raw:
-                gz = GzipWriter(raw)
+                gz = GzipWriter(raw, level=level)
                 write_tar(entries, mtime, gz)  # type: ignore[arg-type]
                 digest, diff_id = gz.finish()
             layer = Layer(role, digest, diff_id, gz.csize, gz.size, self.blob(digest))

@@ -12,7 +12,9 @@ Row kinds (docs/readiness.md lists each with its threshold and config key):
 live-digest, esm-report-failures, esm-batching, redrive, dlq-retention,
 visibility-timeout, sns-failure-destination, alarm-sns-failures, alarm-dlq-depth, memory,
 timeout, reserved-concurrency, architecture, tracing, ecr-scan-on-push, metric-namespace,
-function (each configured function and its alias exist), and `alarm-NAME` for each
+function (each configured function and its alias exist), trigger-declared (each trigger of
+`[readiness.functions.NAME]` is live on the alias), trigger-undeclared (a declared
+function has no live SQS, SNS or EventBridge trigger beyond those), and `alarm-NAME` for each
 `[[readiness.alarms]]` (the platform's own handler alarms: metric, function, threshold).
 """
 
@@ -49,13 +51,19 @@ class Clients:
     sns: Any
     cloudwatch: Any
     ecr: Any
+    events: Any
 
     @classmethod
     def default(cls, region: str | None) -> Clients:
         import boto3
 
         kw = {"region_name": region} if region else {}
-        return cls(*(boto3.client(s, **kw) for s in ("lambda", "sqs", "sns", "cloudwatch", "ecr")))
+        return cls(
+            *(
+                boto3.client(s, **kw)
+                for s in ("lambda", "sqs", "sns", "cloudwatch", "ecr", "events")
+            )
+        )
 
 
 def _call(what: str, fn: Callable[..., Any], **kw: Any) -> Any:
@@ -264,6 +272,7 @@ def collect(
     _function_settings(review, fns)
     _ecr(review, c, fns)
     _namespace(review, fns, alarms)
+    _triggers(review, c, e.functions, fns, mappings, subs)
     stamp = (now or (lambda: datetime.now(UTC)))().strftime("%Y-%m-%dT%H:%M:%SZ")
     return ReadinessReport(env, stamp, digest, namespace, tuple(review.rows))
 
@@ -654,3 +663,167 @@ def _namespace(r: _Review, fns: list[_Function], alarms: list[dict[str, Any]]) -
             )
         else:
             r.add("metric-namespace", f.target, True, f"emits to {ns!r}")
+
+
+# --- declared triggers -------------------------------------------------------------------
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KIND = {"sqs": "SQS event source mapping", "sns": "SNS subscription", "eventbridge": "rule"}
+
+
+def _expand(text: str, variables: dict[str, str], declared: dict[str, str], scope: str) -> str:
+    """`${VAR}` filled as `release iam --function` fills it: the environment's variables
+    of the function, else `[iam].variables`; ValueError names the variable missing."""
+
+    def one(m: re.Match[str]) -> str:
+        value = variables.get(m.group(1), declared.get(m.group(1)))
+        if not value:
+            why = "is empty" if value == "" else f"is set in neither {scope} nor [iam].variables"
+            raise ValueError(f"${{{m.group(1)}}} {why}")
+        return value
+
+    return _VAR.sub(one, text)
+
+
+def _short(value: str) -> str:
+    """The name in a name, an ARN (queue, topic, rule/[BUS/]NAME) or a queue URL."""
+    return value.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _matches(declared: str, live_arn: str) -> bool:
+    if declared.startswith("arn:"):
+        return declared == live_arn or (
+            ":rule/" in declared and _short(declared) == _short(live_arn)
+        )
+    return _short(declared) == _short(live_arn)
+
+
+def _qualifier(function_arn: str) -> str | None:
+    parts = function_arn.split(":")
+    return parts[7] if len(parts) > 7 else None
+
+
+def _live_triggers(
+    c: Clients, f: _Function, mappings: list[dict[str, Any]], subs: list[dict[str, Any]]
+) -> list[tuple[str, str, str | None]]:
+    """(type, source ARN or rule name, qualifier invoked: None = the bare function) of every
+    SQS mapping, SNS subscription and EventBridge rule (default bus) that invokes `f`."""
+    out: list[tuple[str, str, str | None]] = []
+    for m in mappings:
+        fa, src = str(m.get("FunctionArn", "")), str(m.get("EventSourceArn", ""))
+        if _base_name(fa) == f.target and src.startswith("arn:aws:sqs:"):
+            out.append(("sqs", src, _qualifier(fa)))
+    for s in subs:
+        ep = str(s.get("Endpoint", ""))
+        if s.get("Protocol") == "lambda" and _base_name(ep) == f.target:
+            out.append(("sns", str(s.get("TopicArn", "")), _qualifier(ep)))
+    base = ":".join(f.arn.split(":")[:7])
+    for arn, qual in ((base, None), (f"{base}:{f.alias}", f.alias)):
+        for rule in _pages(
+            f"EventBridge rules of {f.target}",
+            c.events,
+            "list_rule_names_by_target",
+            "RuleNames",
+            TargetArn=arn,
+        ):
+            out.append(("eventbridge", str(rule), qual))
+    return out
+
+
+def _on(qual: str | None) -> str:
+    if qual is None:
+        return "the bare function ($LATEST)"
+    return f"version {qual}" if qual.isdigit() else f"alias {qual}"
+
+
+def _triggers(
+    r: _Review,
+    c: Clients,
+    targets: dict[str, str],
+    fns: list[_Function],
+    mappings: list[dict[str, Any]],
+    subs: list[dict[str, Any]],
+) -> None:
+    by_name = {f.name: f for f in fns}
+    scope = f"[environments.{r.env}].variables"
+    for name, spec in sorted(r.rc.functions.items()):
+        target = targets.get(name)
+        if target is None:
+            r.add(
+                "trigger-declared",
+                name,
+                False,
+                f"[readiness.functions.{name}]: {name!r} is not in "
+                f"[environments.{r.env}].functions",
+            )
+            continue
+        f = by_name.get(name)
+        alias = r.cfg.environment(r.env).alias
+        live = _live_triggers(c, f, mappings, subs) if f else []
+        variables = r.cfg.environment(r.env).variables_of(name)
+        used: set[int] = set()
+        for t in spec.triggers:
+            try:
+                value = _expand(t.source, variables, r.cfg.iam.variables, scope)
+            except ValueError as exc:
+                r.add(
+                    "trigger-declared",
+                    f"{target}<-{t.type}:{t.source}",
+                    False,
+                    f"[readiness.functions.{name}] {t.type} trigger {t.source}: {exc}",
+                )
+                continue
+            subject = f"{target}<-{t.type}:{_short(value)}"
+            if f is None:
+                r.add(
+                    "trigger-declared",
+                    subject,
+                    False,
+                    f"function {target}:{alias} ([functions] {name}) does not exist in Lambda",
+                )
+                continue
+            hits = [
+                i for i, (ty, src, _q) in enumerate(live) if ty == t.type and _matches(value, src)
+            ]
+            used.update(hits)
+            serving = {alias, str(f.config.get("Version", alias))}
+            on_alias = sorted({_on(live[i][2]) for i in hits if live[i][2] in serving})
+            off = sorted({_on(live[i][2]) for i in hits if live[i][2] not in serving})
+            if on_alias and not off:
+                r.add(
+                    "trigger-declared",
+                    subject,
+                    True,
+                    f"{_KIND[t.type]} on {' and '.join(on_alias)} (alias {alias} serves "
+                    f"version {f.config.get('Version')})",
+                )
+            elif hits:
+                r.add(
+                    "trigger-declared",
+                    subject,
+                    False,
+                    f"{_KIND[t.type]} from {_short(value)} "
+                    f"{'also ' if on_alias else ''}invokes {', '.join(off)}, not alias {alias} "
+                    "(nor the version it serves): that code is never canaried nor rolled back",
+                )
+            else:
+                r.add(
+                    "trigger-declared",
+                    subject,
+                    False,
+                    f"no {_KIND[t.type]} from {_short(value)} to {target}",
+                )
+        if f is None:
+            continue
+        stray = sorted(
+            f"{ty}:{_short(src)} (on {_on(q)})"
+            for i, (ty, src, q) in enumerate(live)
+            if i not in used
+        )
+        r.add(
+            "trigger-undeclared",
+            target,
+            not stray,
+            f"live but not in [readiness.functions.{name}].triggers: {', '.join(stray)}"
+            if stray
+            else f"every live SQS, SNS and EventBridge trigger is declared ({len(live)})",
+        )

@@ -18,7 +18,15 @@ from release.config import READINESS_ROWS, load
 from release.ledger import open_ledger
 from release.readiness import collect
 from release.readiness.render import to_html, to_markdown
-from tests.deploy.conftest import ECR, FUNCTIONS, HANDLERS, boto, digest_of, write_config
+from tests.deploy.conftest import (
+    ECR,
+    FUNCTIONS,
+    HANDLERS,
+    boto,
+    digest_of,
+    push_images,
+    write_config,
+)
 from tests.fixtures.tools import run_cli
 
 pytestmark = pytest.mark.aws
@@ -61,6 +69,16 @@ function = "analysis"
 threshold = 0
 """
 ALARM_KINDS = ("alarm-analysis-errors", "alarm-latency", "alarm-model-load-errors")
+
+#: the example's triggers, as its release.prod.toml declares them
+TRIGGERS = """
+[readiness.functions.analysis]
+triggers = [{ type = "sqs", queue = "news-items" }, { type = "sns", topic = "news" }]
+[readiness.functions.scorer]
+triggers = [{ type = "sqs", queue = "scoring-jobs" }]
+[readiness.functions.remediator]
+triggers = [{ type = "sqs", queue = "findings" }]
+"""
 
 
 def build_env(root: Path, broken: str | None = None) -> Path:
@@ -114,6 +132,8 @@ def build_env(root: Path, broken: str | None = None) -> Path:
             lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=20)
     dlq_arns = {}
     for name, q in QUEUES.items():
+        if broken == "trigger-declared" and name == "scorer":  # the queue feeds nothing
+            continue
         retention = str(4 * 86400 if broken == "dlq-retention" and name == "scorer" else 14 * 86400)
         dlq_arns[name] = _queue(sqs, f"{q}-dlq", MessageRetentionPeriod=retention)
         attrs = {
@@ -216,8 +236,13 @@ def build_env(root: Path, broken: str | None = None) -> Path:
             Threshold=1000 if broken == "alarm-dlq-depth" and name == "remediator" else 100,
             Dimensions=[{"Name": "QueueName", "Value": f"{q}-dlq"}],
         )
+    if broken == "trigger-undeclared":  # a rule invokes the remediator, nobody declared it
+        boto("events").put_rule(Name="stray-sweep", ScheduleExpression="rate(1 hour)")
+        boto("events").put_targets(
+            Rule="stray-sweep", Targets=[{"Id": "1", "Arn": f"{arns['remediator']}:live"}]
+        )
     cfg = write_config(root, target="lambda")
-    text = cfg.read_text() + ALARMS
+    text = cfg.read_text() + ALARMS + TRIGGERS
     if broken == "function":  # configured, never created in Lambda
         text = text.replace(
             'analysis = "handlers.analysis.lambda_handler"',
@@ -253,6 +278,9 @@ EXPECTED = {
     "tracing": "X-Ray tracing PassThrough",
     "ecr-scan-on-push": "scan on push disabled",
     "metric-namespace": f"emits to 'Other/NS', the alarms and the review watch '{NS}'",
+    "trigger-declared": "no SQS event source mapping from scoring-jobs to ma-scorer",
+    "trigger-undeclared": "live but not in [readiness.functions.remediator].triggers: "
+    "eventbridge:stray-sweep (on alias live)",
 }
 
 
@@ -531,3 +559,137 @@ def test_an_alarm_of_an_unknown_function_is_a_config_error(tmp_path: Path) -> No
         "release: error: release.toml: (top level): [readiness].alarms.0.function: "
         "'ghost' is not in [functions]",
     )
+
+
+def test_declared_triggers_of_another_platform(aws_env: dict[str, str], tmp_path: Path) -> None:
+    """tests/platforms/tickets declares classify's triggers: its queue through a variable of
+    the environment (`${TICKETS_QUEUE_URL}`, a URL), two rules, a topic. The mapping on the
+    alias and one rule pass; the other rule (by ARN) also targets the bare function and the
+    topic subscribes only the bare function ($LATEST, never canaried): both fail; a queue nobody declared is reported; health (configured, not in
+    Lambda) and intake (not in the environment) fail naming the function."""
+    lam, sqs, sns, events, iam = (boto(s) for s in ("lambda", "sqs", "sns", "events", "iam"))
+    role = iam.create_role(RoleName="t-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    push_images("a")
+    arn = lam.create_function(
+        FunctionName="tickets-classify",
+        Role=role,
+        PackageType="Image",
+        Code={"ImageUri": f"{ECR}@{digest_of('a')}"},
+        Publish=True,
+    )["FunctionArn"]
+    base = arn.rsplit(":", 1)[0] if arn.count(":") > 6 else arn
+    lam.create_alias(FunctionName="tickets-classify", Name="live", FunctionVersion="1")
+    for q in ("tickets-in", "tickets-stray"):
+        lam.create_event_source_mapping(
+            EventSourceArn=_queue(sqs, q), FunctionName="tickets-classify:live"
+        )
+    events.put_rule(Name="tickets-sweep", ScheduleExpression="rate(5 minutes)")
+    events.put_targets(Rule="tickets-sweep", Targets=[{"Id": "1", "Arn": f"{base}:live"}])
+    events.put_rule(Name="tickets-nightly", ScheduleExpression="rate(1 day)")
+    events.put_targets(
+        Rule="tickets-nightly",
+        Targets=[{"Id": "1", "Arn": f"{base}:live"}, {"Id": "2", "Arn": base}],
+    )
+    topic = sns.create_topic(Name="tickets-new")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=base)
+    queue_url = sqs.get_queue_url(QueueName="tickets-in")["QueueUrl"]
+    cfg = tmp_path / "release.toml"
+    cfg.write_text(
+        f"""
+[model]
+path = "ml/urgency"
+[image]
+base = "oci:base@{digest_of("0")}"
+registry = "{ECR}"
+[code]
+package = "svc"
+[functions]
+classify = "svc.classify.handler"
+health = "svc.health.handler"
+intake = "svc.classify.handler"
+[environments.prod]
+target = "lambda"
+functions = {{ classify = "tickets-classify", health = "tickets-health" }}
+variables = {{ TICKETS_QUEUE_URL = "{queue_url}" }}
+[readiness.functions.classify]
+triggers = [
+  {{ type = "sqs", queue = "${{TICKETS_QUEUE_URL}}" }},
+  {{ type = "eventbridge", rule = "tickets-sweep" }},
+  {{ type = "eventbridge", rule = "arn:aws:events:us-east-1:123456789012:rule/tickets-nightly" }},
+  {{ type = "sns", topic = "{topic}" }},
+  {{ type = "sqs", queue = "${{ESCALATION_QUEUE_URL}}" }},
+]
+[readiness.functions.health]
+triggers = [{{ type = "eventbridge", rule = "health-ping" }}]
+[readiness.functions.intake]
+triggers = []
+"""
+    )
+    report = collect(load(cfg), "prod", live_digest=LIVE)
+    rows = {r.id: (r.status, r.why) for r in report.rows if r.kind.startswith("trigger-")}
+    assert rows == {
+        "trigger-declared:tickets-classify<-sqs:tickets-in": (
+            "pass",
+            "SQS event source mapping on version 1 (alias live serves version 1)",
+        ),
+        "trigger-declared:tickets-classify<-eventbridge:tickets-sweep": (
+            "pass",
+            "rule on alias live (alias live serves version 1)",
+        ),
+        "trigger-declared:tickets-classify<-eventbridge:tickets-nightly": (
+            "fail",
+            "rule from tickets-nightly also invokes the bare function ($LATEST), not alias "
+            "live (nor the version it serves): that code is never canaried nor rolled back",
+        ),
+        "trigger-declared:tickets-classify<-sns:tickets-new": (
+            "fail",
+            "SNS subscription from tickets-new invokes the bare function ($LATEST), not alias "
+            "live (nor the version it serves): that code is never canaried nor rolled back",
+        ),
+        "trigger-declared:tickets-classify<-sqs:${ESCALATION_QUEUE_URL}": (
+            "fail",
+            "[readiness.functions.classify] sqs trigger ${ESCALATION_QUEUE_URL}: "
+            "${ESCALATION_QUEUE_URL} is set in neither [environments.prod].variables nor "
+            "[iam].variables",
+        ),
+        "trigger-undeclared:tickets-classify": (
+            "fail",
+            "live but not in [readiness.functions.classify].triggers: "
+            "sqs:tickets-stray (on version 1)",
+        ),
+        "trigger-declared:tickets-health<-eventbridge:health-ping": (
+            "fail",
+            "function tickets-health:live ([functions] health) does not exist in Lambda",
+        ),
+        "trigger-declared:intake": (
+            "fail",
+            "[readiness.functions.intake]: 'intake' is not in [environments.prod].functions",
+        ),
+    }
+    r = run_cli("readiness", "--env", "prod", "--config", cfg, "--format", "json", env=aws_env)
+    assert r.code == 1
+    assert "trigger-declared:tickets-health<-eventbridge:health-ping" in r.stdout
+
+
+def test_a_trigger_of_an_unknown_function_or_shape_is_a_config_error(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, target="lambda")
+    base = cfg.read_text()
+    for extra, msg in (
+        (
+            '\n[readiness.functions.ghost]\ntriggers = [{ type = "sqs", queue = "q" }]\n',
+            "(top level): [readiness.functions.ghost]: 'ghost' is not in [functions]",
+        ),
+        (
+            '\n[readiness.functions.scorer]\ntriggers = [{ type = "sqs", topic = "t" }]\n',
+            "a sqs trigger takes queue, not topic",
+        ),
+        (
+            '\n[readiness.functions.scorer]\ntriggers = [{ type = "kinesis", queue = "q" }]\n',
+            "[readiness].functions.scorer.triggers.0.type: Input should be 'sqs', 'sns' or "
+            "'eventbridge'",
+        ),
+    ):
+        cfg.write_text(base + extra)
+        r = run_cli("readiness", "--env", "prod", "--config", cfg)
+        assert r.code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert msg in r.stderr and "Traceback" not in r.stderr, r.stderr

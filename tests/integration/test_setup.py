@@ -67,7 +67,7 @@ def test_new_user_setup_then_help(version: str, tmp_path: Path) -> None:
             f"Python {version} not found on this machine (.ci/pythons); the set-up must work with it"
         )
     python = pythons[version]
-    # pip is a dependency of the tool (`release build` runs it): the lock's pip, hash-checked,
+    # pip is a dev dependency (the tests' offline wheels): the lock's pip, hash-checked,
     # replaces the one the interpreter bundles (which only bootstraps uv)
     locked_pip = re.search(r"^pip==(\S+)", (REPO / "requirements.lock").read_text(), re.M)
     assert locked_pip, "requirements.lock pins no pip"

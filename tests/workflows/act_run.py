@@ -35,7 +35,8 @@ What is real and what stands in (and why):
   traffic a feeder puts what the handlers (EMF) and Lambda would publish into moto's
   CloudWatch, the same share of positive predictions on both versions;
 - PyPI: the jobs run offline (`PIP_NO_INDEX`, `PIP_FIND_LINKS`, `UV_OFFLINE`,
-  `UV_CACHE_DIR`): the wheels the build needs, the uv wheel the Action bootstraps and the
+  `UV_FIND_LINKS`, `UV_CACHE_DIR`): the wheels the build needs (its uv reads them from
+  UV_FIND_LINKS), the uv wheel the Action bootstraps and the
   onnx wheels .ci/example-model installs are downloaded once per machine (hash-checked,
   like the mmdebstrap rootfs) into ~/.cache/release-tests; uv installs from its own cache
   (this machine's, filled by .ci/setup);
@@ -130,10 +131,9 @@ HOST_WHEELS = ("uv", "onnx", "ml-dtypes")
 
 def offline_wheels(config: Path = REPO / "release.prod.toml") -> Path:
     """Wheels the jobs install without an index: the platform's lock for the image's
-    platform (what `release build` pip-installs) and HOST_WHEELS for this machine.
+    platform (what `release build` installs with uv) and HOST_WHEELS for this machine.
     Downloaded once (hash-checked) and cached by the locks' content."""
     from release.config import load
-    from release.image.deps import pip_command
 
     cfg = load(config)
     lock = cfg.resolve(cfg.image.requirements)
@@ -150,10 +150,14 @@ def offline_wheels(config: Path = REPO / "release.prod.toml") -> Path:
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = pip_command(cfg, tmp / "unused", lock, tmp / "unused.json")
-    i = cmd.index("install")
-    cmd[i : i + 6] = ["download", "--quiet", "--dest", str(tmp)]  # drop --target X --report Y
-    cmd = [c for c in cmd if c not in ("--no-compile", "--no-warn-script-location")]
+    # pip download for the image's platform and Python (uv has no download command); the
+    # build's uv finds them through UV_FIND_LINKS (job_env)
+    arch = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[cfg.image.platform]
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(tmp)]
+    for tag in ("manylinux2014", "manylinux_2_28"):
+        cmd += ["--platform", f"{tag}_{arch}"]
+    cmd += ["--python-version", cfg.image.python, "--implementation", "cp"]
+    cmd += ["--only-binary", ":all:", "--require-hashes", "-r", str(lock)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
     (tmp / "host.txt").write_text(host)
     subprocess.run(
@@ -177,8 +181,16 @@ def offline_wheels(config: Path = REPO / "release.prod.toml") -> Path:
         timeout=600,
     )
     (tmp / ".complete").write_text("")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    # another process (an xdist worker: tests/image/test_deps.py uses these wheels too) may
+    # have finished first and be reading its copy: keep that one
+    if not (out / ".complete").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / ".complete").is_file():
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -574,6 +586,7 @@ class WorkflowRun:
             "PIP_FIND_LINKS": str(self.wheels),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "UV_OFFLINE": "1",
+            "UV_FIND_LINKS": str(self.wheels),  # `release build` installs the image's lock with uv
             "UV_CACHE_DIR": self._uv_cache(),
             "RELEASE_TEST_ARTIFACTS": str(self.artifacts),
             # set by GitHub's runner, not by act: the workflow that runs (provenance's builder id)
