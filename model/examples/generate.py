@@ -188,9 +188,7 @@ A lexicon-weighted bag of words: negation, sarcasm and context are not modelled.
 """
 
 
-def generate(
-    out: Path, scale: float = 1.0, bias: float = 0.0, pad_mb: int = 0
-) -> dict[str, bytes]:
+def generate(out: Path, scale: float = 1.0, bias: float = 0.0, pad_mb: int = 0) -> dict[str, bytes]:
     vocab = vocabulary()
     files = {
         "config.json": config_json(len(vocab)).encode(),
