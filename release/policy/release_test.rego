@@ -125,7 +125,7 @@ test_every_reason_is_reported if {
 
 # --- readiness -----------------------------------------------------------------------
 not_ready := {"ok": false, "reason": "2 required rows fail", "configured": true, "failed": [
-	"tracing:ma-analysis: X-Ray tracing PassThrough",
+	"tracing:svc-classify: X-Ray tracing PassThrough",
 	"redrive:findings: no redrive policy: a message that keeps failing is lost",
 ]}
 
@@ -141,7 +141,7 @@ test_readiness_absent_is_not_required if {
 test_unready_environment_is_denied_with_every_row if {
 	doc := object.union(good, {"readiness": not_ready})
 	gate.reasons(doc) == {
-		"readiness: tracing:ma-analysis: X-Ray tracing PassThrough",
+		"readiness: tracing:svc-classify: X-Ray tracing PassThrough",
 		"readiness: redrive:findings: no redrive policy: a message that keeps failing is lost",
 	}
 }
@@ -200,6 +200,6 @@ test_chain_rollback_is_denied if {
 }
 
 test_chain_alarm_is_denied if {
-	doc := with_chain({"ok": false, "alarms": {"ok": false, "reason": "ma-errors went to ALARM"}})
-	gate.reasons(doc) == {"ma-errors went to ALARM"}
+	doc := with_chain({"ok": false, "alarms": {"ok": false, "reason": "svc-errors went to ALARM"}})
+	gate.reasons(doc) == {"svc-errors went to ALARM"}
 }
