@@ -10,9 +10,6 @@ referrers API), KMS (key signing) and Logs (Lambda's runtime writes them)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +21,7 @@ from release.iam import guard_policy
 from release.ledger import DynamoStore, Ledger
 from tests.deploy import test_guard as g
 from tests.deploy.conftest import ACCOUNT, FUNCTIONS, REGION
-from tests.fixtures.parts import require_marker
-from tests.fixtures.tools import REPO, free_port, wait_for_http
+from tests.fixtures.aws import enforcing_moto
 
 pytestmark = pytest.mark.aws
 
@@ -39,46 +35,12 @@ def enforcing(
 ) -> Iterator[str]:
     """An enforcing moto whose Lambda resolves images in its ECR; AWS_* in this process
     are an admin's (the set-up), the guard gets its own credentials."""
-    require_marker("moto_url")
     import boto3
 
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-guard-iam") / "moto.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fixtures.moto_iam", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**env, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_LAMBDA_STUB_ECR": "false"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/moto-api/", proc, log, "moto_server (IAM enforced)")
-        iam = boto3.client(
-            "iam",
-            endpoint_url=url,
-            region_name=REGION,
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",
-        )
-        iam.create_user(UserName="admin")
-        iam.put_user_policy(
-            UserName="admin",
-            PolicyName="all",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-                }
-            ),
-        )
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
+    with enforcing_moto(tmp_path_factory.mktemp("moto-guard-iam")) as (url, admin):
         for k, v in {
             "AWS_ENDPOINT_URL": url,
-            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            **admin,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
         }.items():
@@ -87,9 +49,6 @@ def enforcing(
         # boto3's default session keeps the credentials it first read: a fresh one here
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _user(policy: dict[str, Any], n: int) -> dict[str, str]:

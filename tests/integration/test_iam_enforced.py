@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.parts import require_marker
-from tests.fixtures.tools import REPO, copy_project, free_port, run_cli, wait_for_http
+from tests.fixtures.aws import enforcing_moto
+from tests.fixtures.tools import REPO, copy_project, run_cli
 
 pytestmark = [pytest.mark.aws]
 
@@ -82,24 +82,10 @@ class Moto:
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     """An enforcing moto: the first 3 requests make an admin user, then every request is
     authorised against its caller's policies."""
-    require_marker("moto_url")
     import boto3
 
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fixtures.moto_iam", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # MOTO_LAMBDA_STUB_ECR=false: Lambda resolves an image in moto's ECR, as AWS does
-            env={**env, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_LAMBDA_STUB_ECR": "false"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/moto-api/", proc, log, "moto_server (IAM enforced)")
+    with enforcing_moto(tmp_path_factory.mktemp("moto-iam")) as (url, admin):
+        # enforcement is on: unknown credentials are refused
         iam = boto3.client(
             "iam",
             endpoint_url=url,
@@ -107,32 +93,9 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
             aws_access_key_id="bootstrap",
             aws_secret_access_key="bootstrap",
         )
-        iam.create_user(UserName="admin")
-        iam.put_user_policy(
-            UserName="admin",
-            PolicyName="all",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-                }
-            ),
-        )
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        m = Moto(
-            url,
-            {
-                "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-            },
-        )
-        # enforcement is on: unknown credentials are refused
         with pytest.raises(iam.exceptions.ClientError, match="InvalidClientTokenId"):
             iam.list_users()
-        yield m
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        yield Moto(url, admin)
 
 
 def run_handler(
