@@ -1,15 +1,12 @@
 """The guard's Lambda entry: `release.guard.handler.lambda_handler`.
 
 Deploy it from the platform's image or an image of its own with `release` installed and
-CMD `release.guard.handler.lambda_handler`, its release.toml beside it (with the signing
-public key or the pinned trust root it names). Its environment variables only wire it:
+CMD `release.guard.handler.lambda_handler`, its release.toml (with the signing public key
+or the pinned trust root it names) in the function's working directory, as the image
+ships it: the config is never taken from anywhere the function's settings could point.
+One environment variable wires it: `RELEASE_GUARD_ENV`, the environment it guards.
 
-- `RELEASE_GUARD_CONFIG`: the release.toml to read (default: `release.toml` in the
-  function's working directory);
-- `RELEASE_GUARD_ENV`: the environment it guards.
-
-The topic, rollback and schedule are `[environments.ENV.guard]` of that config; nothing
-in the environment selects or skips a verification step. The config and clients are
+The topic, rollback and schedule are `[environments.ENV.guard]` of that config. The config and clients are
 built on the first event and kept while the function is warm.
 
 An event for a function outside the environment is ignored (no ledger event); any other
@@ -39,8 +36,8 @@ def _guard_from_environment() -> Guard:
     from release.config import load
 
     env = os.environ.get("RELEASE_GUARD_ENV", "")
-    path = os.environ.get("RELEASE_GUARD_CONFIG", "release.toml")
-    key = (path, env)
+    path = "release.toml"  # the image's own copy, in the working directory
+    key = (str(Path(path).resolve()), env)
     if key not in _GUARDS:
         if not env:
             from release.errors import ConfigError

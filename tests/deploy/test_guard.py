@@ -507,8 +507,9 @@ def test_cli_check_refuses_a_local_environment(tmp_path: Path) -> None:
 def test_lambda_handler_is_wired_by_its_environment(
     released: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """RELEASE_GUARD_CONFIG and RELEASE_GUARD_ENV only say where the config is and which
-    environment to guard; a call on another function is ignored without a ledger event."""
+    """RELEASE_GUARD_ENV only says which environment to guard (the config is the
+    release.toml in the working directory); a call on another function is ignored
+    without a ledger event."""
     from release.guard import handler
 
     monkeypatch.setattr(handler, "_GUARDS", {})
@@ -517,7 +518,7 @@ def test_lambda_handler_is_wired_by_its_environment(
         "ok": False,
         "error": "release guard: RELEASE_GUARD_ENV names no environment",
     }
-    monkeypatch.setenv("RELEASE_GUARD_CONFIG", str(released["cfg"].path))
+    monkeypatch.chdir(released["cfg"].path.parent)
     monkeypatch.setenv("RELEASE_GUARD_ENV", "prod")
     before = _ledger_actions(released)
     event = cloudtrail("UpdateAlias20150331", "someone-else")
