@@ -178,7 +178,7 @@ PREDICTION_METRICS = {"POSITIVE": "SentimentPositive", "NEGATIVE": "SentimentNeg
 
 
 def _count(pred: Prediction, cfg: settings.Settings) -> None:
-    count_prediction(metrics, pred.label.upper(), PREDICTION_METRICS)
+    count_prediction(metrics, pred.label.upper(), PREDICTION_METRICS, resolution=1)
     if pred.confidence < cfg.low_confidence:
         metrics.add_metric(name="LowConfidence", unit=MetricUnit.Count, value=1)
 

@@ -12,8 +12,13 @@ EMF line, so no value is counted twice within a set):
 
 `count_prediction` counts one prediction the way the live canary reads it (`release`'s
 `[environments.ENV].traffic.label_metrics`): under its label's own metric (the example's
-`SentimentPositive`/`SentimentNegative`). A few lines on powertools: adopters can import
-it or copy it.
+`SentimentPositive`/`SentimentNegative`); `count_prediction_by_dimension` under one
+metric with the label in a dimension (`traffic.label_metric` + `label_dimension`). Both
+take `resolution`: 1 stores the count at one-second resolution, so the live canary can
+compare ten-second periods (`traffic.period_seconds = 10`): a handler that makes several
+predictions per invocation (an SQS batch) needs many periods for its dispersion to be
+estimated (docs/canary.md). A few lines on powertools: adopters can import them or copy
+them.
 
 The Tracer records each invocation as an X-Ray subsegment (and patches boto3 calls) when
 the function runs in Lambda with active tracing; outside Lambda it is a no-op.
@@ -26,9 +31,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-__all__ = ["MetricUnit", "count_prediction", "logger_for", "metrics_for", "tracer_for"]
+__all__ = [
+    "MetricUnit",
+    "count_prediction",
+    "count_prediction_by_dimension",
+    "logger_for",
+    "metrics_for",
+    "tracer_for",
+]
 
 #: the dimension sets without a version (alarms and the runbook query these)
 VERSION_FREE_SETS: tuple[tuple[str, ...], ...] = (("service", "FunctionName"), ("service",))
@@ -77,11 +89,45 @@ def refresh_namespace(metrics: Metrics, context: Any = None) -> None:
     metrics.add_dimensions(service=service)
 
 
-def count_prediction(metrics: Metrics, label: str, per_label: Mapping[str, str]) -> None:
+def count_prediction(
+    metrics: Metrics, label: str, per_label: Mapping[str, str], resolution: int = 60
+) -> None:
     """Count one prediction of `label` for the live canary under its label's metric
     (`per_label`: label -> metric name, what `traffic.label_metrics` names); a label it
     does not name is not counted. The per-version dimensions `refresh_namespace` set
-    apply, so the canary can compare versions."""
+    apply, so the canary can compare versions. `resolution`: 60 (standard) or 1 (high)."""
     name = per_label.get(label)
     if name:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1, resolution=resolution)
+
+
+def count_prediction_by_dimension(
+    metrics: Metrics,
+    label: str,
+    metric: str,
+    dimension: str = "label",
+    context: Any = None,
+    resolution: int = 60,
+) -> None:
+    """Count one prediction of `label` under one metric (`traffic.label_metric`) with the
+    label in `dimension` (`traffic.label_dimension`), per function and version (the
+    dimensions the live canary reads). Its own EMF document (powertools `single_metric`):
+    a label dimension must not split the handler's other metrics."""
+    name = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    version = getattr(context, "function_version", None) or os.environ.get(
+        "AWS_LAMBDA_FUNCTION_VERSION"
+    )
+    dims = {"service": metrics.service or "handlers", dimension: label}
+    if isinstance(name, str) and name:
+        dims["FunctionName"] = name
+    if isinstance(version, str) and version:
+        dims["ExecutedVersion"] = version
+    with single_metric(
+        name=metric,
+        unit=MetricUnit.Count,
+        value=1,
+        resolution=resolution,
+        namespace=metrics.namespace,
+        default_dimensions=dims,
+    ):
+        pass

@@ -18,13 +18,19 @@ metric per label (`label_metrics`) or one metric with a label dimension (`label_
   for both versions, so neither counts traffic from before the shift). `evaluate_look`
   (pure) compares new against stable:
 
-  L1 label shares (all functions together; only when prediction metrics are named):
-     per label (K = 2: the second), the share difference estimated within each period and
-     pooled, its variance scaled by the between-period overdispersion
-     (`stats.stratified_difference`): a traffic mix that drifts over the bake and
-     predictions correlated within a period do not make it alarm. Holm over the labels;
-     fail when P < alpha / looks (Bonferroni over the looks). Needs `min_samples` canary
-     predictions and `min_periods` periods with predictions on both; fewer -> inconclusive.
+  L1 label shares (only when prediction metrics are named): per label (K = 2: the
+     second), the share difference estimated within each stratum - one whole period of
+     one function - and pooled (`stats.stratified_difference`), so a traffic mix that
+     drifts over the bake moves both versions alike and cancels. A function whose
+     invocations make one prediction each is compared on a normal reference: the alias
+     routes each invocation at random, which makes the within-stratum variance exact
+     however bursty the traffic. A batched function (more predictions than invocations,
+     or no Invocations counted) spreads more than binomial: the dispersion is estimated
+     from the strata and the reference is Student's t with strata - 1 df (more periods
+     - `period_seconds` 10 with high-resolution metrics - or more functions buy power).
+     Holm over the labels; fail when P < alpha / looks (Bonferroni over the looks). Needs
+     `min_samples` canary predictions and `min_periods` periods with predictions on both;
+     fewer -> inconclusive.
   L2 handler errors (`error_metric` per prediction + error) and L3 Lambda errors
      (`Errors` per `Invocations`), per function: one-sided two-proportion test P <
      alpha / looks AND the rate higher by more than `max_error_rate_increase`.
@@ -127,25 +133,27 @@ def metric_names(traffic: TrafficConfig) -> str:
 L1 = "L1 label shares"
 
 
-def _label_shares(tn: Counts, ts: Counts, traffic: TrafficConfig, alpha: float) -> LiveCheck:
-    """L1 over the periods both versions have (see the module docstring)."""
+#: predictions per invocation above which a function counts as batched (an invocation's
+#: predictions go to one version together); the slack absorbs predictions and invocations
+#: timestamped on either side of a period boundary
+BATCHED_ABOVE = 1.05
+
+
+def batched(new: Counts, stable: Counts) -> bool:
+    """Does an invocation of this function make several predictions (over both versions,
+    the same whole periods)? Unknown (no Invocations counted) -> batched, the safe side."""
+    invocations = new.invocations + stable.invocations
+    return invocations <= 0 or (new.predictions + stable.predictions) > BATCHED_ABOVE * invocations
+
+
+def _label_shares(
+    new: dict[str, Counts], stable: dict[str, Counts], traffic: TrafficConfig, alpha: float
+) -> LiveCheck:
+    """L1 over the strata (function x whole period) both versions have (module docstring)."""
+    tn = sum(new.values(), Counts())
+    ts = sum(stable.values(), Counts())
     labels = list(traffic.label_metrics) or sorted({*tn.labels, *ts.labels})
     periods = max([len(v) for v in (*tn.labels.values(), *ts.labels.values())] or [0])
-
-    def matrix(c: Counts) -> list[list[float]]:
-        return [
-            [
-                c.labels.get(k, ())[t] if t < len(c.labels.get(k, ())) else 0.0
-                for t in range(periods)
-            ]
-            for k in labels
-        ]
-
-    new, old = matrix(tn), matrix(ts)
-    n1 = [sum(row[t] for row in new) for t in range(periods)]
-    n2 = [sum(row[t] for row in old) for t in range(periods)]
-    both = [t for t in range(periods) if n1[t] > 0 and n2[t] > 0]
-    n_new, n_old = sum(n1[t] for t in both), sum(n2[t] for t in both)
     if traffic.min_samples == 0 and tn.predictions == 0:
         return LiveCheck(L1, "pass", None, None, "no predictions and min_samples = 0: not compared")
     if tn.predictions == 0 and ts.predictions == 0:
@@ -159,6 +167,24 @@ def _label_shares(tn: Counts, ts: Counts, traffic: TrafficConfig, alpha: float) 
             f"in the {periods} whole periods since the shift (do the handlers publish them "
             "per version?)",
         )
+
+    def cell(c: Counts, k: str, t: int) -> float:
+        series = c.labels.get(k, ())
+        return series[t] if t < len(series) else 0.0
+
+    # strata: (function, period) with predictions on both versions
+    strata: list[tuple[Counts, Counts, int]] = []
+    functions: set[str] = set()
+    for fn in sorted(new):
+        a, b = new[fn], stable.get(fn, Counts())
+        for t in range(periods):
+            if sum(cell(a, k, t) for k in labels) > 0 and sum(cell(b, k, t) for k in labels) > 0:
+                strata.append((a, b, t))
+                functions.add(fn)
+    n1 = [sum(cell(a, k, t) for k in labels) for a, _, t in strata]
+    n2 = [sum(cell(b, k, t) for k in labels) for _, b, t in strata]
+    n_new, n_old = sum(n1), sum(n2)
+    both = sorted({t for _, _, t in strata})
     if n_new < max(traffic.min_samples, 1) or n_old == 0:
         return LiveCheck(
             L1,
@@ -176,21 +202,28 @@ def _label_shares(tn: Counts, ts: Counts, traffic: TrafficConfig, alpha: float) 
             f"{len(both)} whole periods of {traffic.period_seconds}s with predictions on both "
             f"versions since the shift (need {traffic.min_periods})",
         )
+    is_batched = any(batched(new[fn], stable.get(fn, Counts())) for fn in functions)
     tested = [1] if len(labels) == 2 else list(range(len(labels)))
     results = [
         stratified_difference(
-            [new[k][t] for t in both],
-            [n1[t] for t in both],
-            [old[k][t] for t in both],
-            [n2[t] for t in both],
+            [cell(a, labels[k], t) for a, _, t in strata],
+            n1,
+            [cell(b, labels[k], t) for _, b, t in strata],
+            n2,
+            batched=is_batched,
         )
         for k in tested
     ]
     adj = holm([r.p_value for r in results])
     j = min(range(len(tested)), key=lambda i: adj[i])
     k, r, p = tested[j], results[j], adj[j]
-    share_new = sum(new[k][t] for t in both) / n_new
-    share_old = sum(old[k][t] for t in both) / n_old
+    share_new = sum(cell(a, labels[k], t) for a, _, t in strata) / n_new
+    share_old = sum(cell(b, labels[k], t) for _, b, t in strata) / n_old
+    how = (
+        f"dispersion {r.dispersion:.2g}, t with {r.df} df"
+        if r.df is not None
+        else "one prediction per invocation: binomial within periods"
+    )
     return LiveCheck(
         L1,
         "fail" if p < alpha else "pass",
@@ -198,7 +231,8 @@ def _label_shares(tn: Counts, ts: Counts, traffic: TrafficConfig, alpha: float) 
         alpha,
         f"{labels[k]} share {share_new:.3f} (new, n={n_new:.0f}) vs {share_old:.3f} (stable, "
         f"n={n_old:.0f}), shift {r.difference * 100:+.1f} points within {len(both)} whole "
-        f"periods (dispersion {r.dispersion:.2g}), P={p:.2g} (fail below {alpha:.2g})",
+        f"periods x {len(functions)} functions ({how}), "
+        f"P={p:.2g} (fail below {alpha:.2g})",
     )
 
 
@@ -209,10 +243,8 @@ def evaluate_look(
     periods since the shift."""
     alpha = traffic.alpha / traffic.looks
     checks: list[LiveCheck] = []
-    tn = sum(new.values(), Counts())
-    ts = sum(stable.values(), Counts())
     if traffic.prediction_metrics:
-        checks.append(_label_shares(tn, ts, traffic, alpha))
+        checks.append(_label_shares(new, stable, traffic, alpha))
     for fn in sorted(new):
         a, b = new[fn], stable.get(fn, Counts())
         rows = [("L3 lambda errors", a.errors, a.invocations, b.errors, b.invocations)]

@@ -15,8 +15,11 @@ multi-label       per label the exact McNemar of its on/off decisions, Holm-corr
 score             Wilcoxon signed-rank on the paired differences; two-sample KS.
 vector            per-item cosine similarity; a sign-flip permutation test of the mean
                   paired difference (`scipy.stats.permutation_test`).
-live canary       two-proportion z-test with the alpha split over the planned looks
-                  (Bonferroni), and the sample size needed for a given power.
+live canary       label shares compared within strata (period x function) and pooled
+                  (`stratified_difference`; normal reference when each invocation makes
+                  one prediction, quasi-binomial with a t reference when invocations
+                  are batched); error rates by the two-proportion z-test; the alpha
+                  split over the planned looks (Bonferroni).
 
 The tests themselves come from scipy.stats (`binomtest`, `chi2`, `wilcoxon`, `ks_2samp`,
 `permutation_test`, the normal tail); Stuart-Maxwell and Holm are written here (scipy has
@@ -292,34 +295,56 @@ def mean_shift_test(
     return observed, float(res.pvalue)
 
 
-# --- live canary: per-period comparison ---------------------------------------------------
+# --- live canary: per-stratum comparison ---------------------------------------------
 class Stratified(NamedTuple):
-    """A share difference new - stable estimated within periods and pooled."""
+    """A share difference new - stable estimated within strata (period x function) and
+    pooled."""
 
-    difference: float  # the pooled within-period difference D
+    difference: float  # the pooled within-stratum difference D
     z: float
     p_value: float  # two-sided
-    dispersion: float  # phi >= 1: the excess of between-period variation over binomial
-    periods: int  # periods that carried information
+    dispersion: float  # phi >= 1: the excess of between-stratum variation over binomial
+    periods: int  # strata that carried information
+    df: int | None = None  # t reference with df degrees of freedom; None: normal
 
 
 def stratified_difference(
-    x1: Sequence[float], n1: Sequence[float], x2: Sequence[float], n2: Sequence[float]
+    x1: Sequence[float],
+    n1: Sequence[float],
+    x2: Sequence[float],
+    n2: Sequence[float],
+    *,
+    batched: bool = True,
+    heterogeneity_alpha: float = 0.01,
 ) -> Stratified:
     """Is the share x1/n1 of one version different from x2/n2 of the other, when both are
-    counted over the same periods (version 1 and 2 see the same traffic in a period)?
+    counted within the same strata (one period of one function: version 1 and 2 see the
+    same traffic there)?
 
-    Per period t: d_t = x1_t/n1_t - x2_t/n2_t, v_t = p_t (1 - p_t) (1/n1_t + 1/n2_t) with
+    Per stratum t: d_t = x1_t/n1_t - x2_t/n2_t, v_t = p_t (1 - p_t) (1/n1_t + 1/n2_t) with
     p_t pooled; D = sum w_t d_t / sum w_t, w_t = 1/v_t (the Cochran-Mantel-Haenszel idea:
-    each period compares like with like, so a traffic mix that drifts over the bake moves
-    both versions together and cancels). Predictions correlated within a period spread
-    the d_t more than binomial: phi = max(1, Q / (T - 1)), Q = sum w_t (d_t - D)^2 (the
-    heterogeneity statistic; quasi-binomial scaling), z = D / sqrt(phi / sum w_t), p from
-    the normal tail. phi is estimated from the T periods: with few periods and strongly
-    clustered traffic it is underestimated now and then, so the test is somewhat liberal
-    there (tests/deploy/test_live_canary.py measures it); with none, phi = 1 half the time
-    and the test is conservative. Periods where either version had nothing, or p_t is 0 or 1, carry no
-    information and are left out; none left: D = 0, p = 1."""
+    each stratum compares like with like, so a traffic mix that drifts over the bake
+    moves both versions together and cancels).
+
+    How far D may stray by chance depends on what the alias routes at random:
+    - `batched=False` (each invocation makes one prediction): Lambda's weighted alias
+      sends each invocation to a version at random, so within a stratum the new version's
+      predictions are a random draw from that stratum's - v_t is their exact
+      (hypergeometric) variance however bursty or alike the traffic is; z = D /
+      sqrt(1 / sum w_t), normal reference. A safety net: when the heterogeneity statistic
+      Q = sum w_t (d_t - D)^2 is itself significant (chi-square, T - 1 df, P <
+      `heterogeneity_alpha`), the predictions are not one per invocation after all, and
+      the batched test below is used.
+    - `batched=True` (an invocation makes several predictions, e.g. an SQS batch, and
+      they go to one version together): predictions correlated within an invocation
+      spread the d_t more than binomial, by a factor phi nobody knows in advance.
+      phi = max(1, Q / (T - 1)) (quasi-binomial), z = D / sqrt(phi / sum w_t), and the
+      reference is Student's t with T - 1 df: phi is estimated from T strata, and a
+      normal reference would alarm several times too often when T is small. Power
+      then grows with T: more periods (high-resolution metrics, `period_seconds` 10) or
+      more functions.
+    Strata where either version had nothing, or p_t is 0 or 1, carry no information and
+    are left out; none left: D = 0, p = 1."""
     from scipy import stats as _st
 
     a, b = np.asarray(x1, dtype=np.float64), np.asarray(x2, dtype=np.float64)
@@ -336,6 +361,12 @@ def stratified_difference(
     big_d = float(np.sum(w * d) / np.sum(w))
     t = int(keep.sum())
     q = float(np.sum(w * (d - big_d) ** 2))
-    phi = max(1.0, q / (t - 1)) if t > 1 else 1.0
+    phi = q / (t - 1) if t > 1 else 1.0
+    if not batched and (t < 2 or float(_st.chi2.sf(q, t - 1)) >= heterogeneity_alpha):
+        z = big_d / math.sqrt(1.0 / float(np.sum(w)))
+        return Stratified(big_d, z, float(2.0 * _st.norm.sf(abs(z))), max(phi, 1.0), t)
+    if t < 2:  # one stratum: no estimate of phi, no test
+        return Stratified(big_d, 0.0, 1.0, 1.0, t, 0)
+    phi = max(1.0, phi)
     z = big_d / math.sqrt(phi / float(np.sum(w)))
-    return Stratified(big_d, z, float(2.0 * _st.norm.sf(abs(z))), phi, t)
+    return Stratified(big_d, z, float(2.0 * _st.t.sf(abs(z), t - 1)), phi, t, t - 1)
