@@ -258,6 +258,13 @@ class TrafficConfig(_Section):
     label_metrics: dict[str, str] = Field(default_factory=dict)
     label_metric: str | None = None
     label_dimension: str | None = None
+    #: a score output (regressors, cross-encoders): the metric the handlers publish per
+    #: prediction (its value the score), the CloudWatch statistic compared per period
+    #: (Average, p50, p90, tm90, ...), and how far that statistic may move before a
+    #: significant shift fails the canary (absolute, in the score's units)
+    score_metric: str | None = None
+    score_statistic: str = "p50"
+    max_score_shift: float = Field(default=0.0, ge=0)
     #: the handlers' own error count (per version), compared per function as L2
     error_metric: str | None = None
     #: the comparison uses whole periods after the shift only, the same for both versions;
@@ -278,11 +285,20 @@ class TrafficConfig(_Section):
             raise ValueError("label_metrics needs a metric for each of at least 2 labels")
         if self.period_seconds not in (1, 5, 10, 30) and self.period_seconds % 60:
             raise ValueError("period_seconds must be 1, 5, 10, 30 or a multiple of 60 (CloudWatch)")
+        if not re.fullmatch(r"Average|p\d{1,2}(\.\d+)?|(tm|wm|tc|ts)\d{1,2}", self.score_statistic):
+            raise ValueError(
+                f"score_statistic {self.score_statistic!r}: give Average, a percentile (p50, "
+                "p99.9) or a trimmed statistic (tm90, wm90, tc90, ts90)"
+            )
         return self
 
     @property
-    def prediction_metrics(self) -> bool:
+    def label_metrics_named(self) -> bool:
         return bool(self.label_metrics or self.label_metric)
+
+    @property
+    def prediction_metrics(self) -> bool:
+        return self.label_metrics_named or bool(self.score_metric)
 
     @field_validator("canary_weight")
     @classmethod

@@ -5,7 +5,8 @@ version (`RoutingConfig.AdditionalVersionWeights`) and hands the shifts to `Live
 which looks at the traffic until it can decide. What the handlers publish is the
 platform's, named in `[environments.ENV].traffic` (the tool knows no metric name): one
 metric per label (`label_metrics`) or one metric with a label dimension (`label_metric`,
-`label_dimension`), and optionally an error count (`error_metric`), all in
+`label_dimension`), a score metric (`score_metric`, one value per prediction) and
+optionally an error count (`error_metric`), all in
 `traffic.metrics_namespace` with `FunctionName` and `ExecutedVersion` dimensions.
 
 - every poll: any configured CloudWatch alarm (`[environments.ENV].alarms`) in ALARM ->
@@ -31,6 +32,9 @@ metric per label (`label_metrics`) or one metric with a label dimension (`label_
      Holm over the labels; fail when P < alpha / looks (Bonferroni over the looks). Needs
      `min_samples` canary predictions and `min_periods` periods with predictions on both;
      fewer -> inconclusive.
+  L1 score (a score output, `score_metric`): per stratum the configured CloudWatch
+     statistic (`score_statistic`, p50 by default) new - stable; Student's t over the
+     strata; fail when P < alpha / looks and the mean moved more than `max_score_shift`.
   L2 handler errors (`error_metric` per prediction + error) and L3 Lambda errors
      (`Errors` per `Invocations`), per function: one-sided two-proportion test P <
      alpha / looks AND the rate higher by more than `max_error_rate_increase`.
@@ -50,11 +54,14 @@ wait).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+import numpy as np
 
 from release.canary.stats import ZTest, holm, stratified_difference, two_proportion
 from release.config import TrafficConfig
@@ -63,6 +70,8 @@ from release.errors import CanaryFailed, ConfigError, RemoteError, aws_error_mes
 log = logging.getLogger(__name__)
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
+#: markers of the score metric's two queries (its statistic, its SampleCount)
+SCORE, SCORED = "\x00score", "\x00scored"
 LAMBDA_METRICS = ("Invocations", "Errors")
 VERSION_DIMENSION = "ExecutedVersion"
 FUNCTION_DIMENSION = "FunctionName"
@@ -86,6 +95,10 @@ class Counts:
     invocations: float = 0.0
     errors: float = 0.0
     p99_ms: float | None = None
+    #: a score output: per period the configured statistic of the scores (None: no data)
+    #: and how many scores it summarises (SampleCount); per function, never summed
+    score: tuple[float | None, ...] = ()
+    scored: tuple[float, ...] = ()
 
     @property
     def predictions(self) -> float:
@@ -236,6 +249,63 @@ def _label_shares(
     )
 
 
+L1_SCORE = "L1 score"
+
+
+def _score_shift(
+    new: dict[str, Counts], stable: dict[str, Counts], traffic: TrafficConfig, alpha: float
+) -> LiveCheck:
+    """L1 for a score output: per stratum (function x whole period) the difference of the
+    configured statistic, new - stable; their mean is tested against 0 by Student's t
+    over the strata (a statistic per period is not a count: its spread is estimated, as
+    Kayenta compares per-interval values); fail when P < alpha / looks AND the mean
+    moved by more than `max_score_shift`. Needs `min_samples` canary scores and
+    `min_periods` strata with a statistic on both versions."""
+    stat, metric = traffic.score_statistic, traffic.score_metric
+    diffs: list[float] = []
+    n_new = n_old = 0.0
+    periods: set[int] = set()
+    for fn in sorted(new):
+        a, b = new[fn], stable.get(fn, Counts())
+        for t, (x, y) in enumerate(zip(a.score, b.score, strict=False)):
+            if x is None or y is None or not a.scored[t] or not b.scored[t]:
+                continue
+            diffs.append(x - y)
+            n_new += a.scored[t]
+            n_old += b.scored[t]
+            periods.add(t)
+    if n_new < max(traffic.min_samples, 1) or len(periods) < traffic.min_periods:
+        return LiveCheck(
+            L1_SCORE,
+            "inconclusive",
+            n_new,
+            float(traffic.min_samples),
+            f"{n_new:.0f} canary scores (need {traffic.min_samples}) in {len(periods)} whole "
+            f"periods with {metric} {stat} on both versions (need {traffic.min_periods}; "
+            f"{traffic.metrics_namespace}, {FUNCTION_DIMENSION} and {VERSION_DIMENSION} "
+            "dimensions)",
+        )
+    d = np.asarray(diffs)
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    if sd > 0:
+        from scipy import stats as _st
+
+        p = float(2.0 * _st.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
+    else:
+        p = 0.0 if mean != 0 else 1.0
+    bad = p < alpha and abs(mean) > traffic.max_score_shift
+    return LiveCheck(
+        L1_SCORE,
+        "fail" if bad else "pass",
+        mean,
+        traffic.max_score_shift,
+        f"{metric} {stat} moved {mean:+.4g} (new - stable, mean of {len(d)} strata; "
+        f"tolerance {traffic.max_score_shift:g}), n={n_new:.0f} new vs {n_old:.0f} stable "
+        f"scores, P={p:.2g} (fail below {alpha:.2g})",
+    )
+
+
 def evaluate_look(
     new: dict[str, Counts], stable: dict[str, Counts], traffic: TrafficConfig
 ) -> list[LiveCheck]:
@@ -243,8 +313,10 @@ def evaluate_look(
     periods since the shift."""
     alpha = traffic.alpha / traffic.looks
     checks: list[LiveCheck] = []
-    if traffic.prediction_metrics:
+    if traffic.label_metrics_named:
         checks.append(_label_shares(new, stable, traffic, alpha))
+    if traffic.score_metric:
+        checks.append(_score_shift(new, stable, traffic, alpha))
     for fn in sorted(new):
         a, b = new[fn], stable.get(fn, Counts())
         rows = [("L3 lambda errors", a.errors, a.invocations, b.errors, b.invocations)]
@@ -379,6 +451,9 @@ class CloudWatchMetrics:
             out.append((self.namespace, t.label_metric, "Sum", ""))
         if t.error_metric:
             out.append((self.namespace, t.error_metric, "Sum", None))
+        if t.score_metric:
+            out.append((self.namespace, t.score_metric, t.score_statistic, SCORE))
+            out.append((self.namespace, t.score_metric, "SampleCount", SCORED))
         out += [(LAMBDA_NAMESPACE, n, "Sum", None) for n in LAMBDA_METRICS]
         out.append((LAMBDA_NAMESPACE, "Duration", "p99", None))
         return out
@@ -391,7 +466,13 @@ class CloudWatchMetrics:
         queries: list[dict[str, Any]] = []
         kinds: dict[str, tuple[str, str | None]] = {}
         for ns, name, stat, label in self._wanted():
-            for dims in self._series(ns, name, function, version):
+            series = self._series(ns, name, function, version)
+            if label in (SCORE, SCORED):
+                # a statistic of scores cannot be added up over dimension sets: the one
+                # series with the fewest dimensions (FunctionName + ExecutedVersion
+                # alone when the handlers publish it so)
+                series = sorted(series, key=len)[:1]
+            for dims in series:
                 if label == "":  # one metric, the label in a dimension
                     found = [d["Value"] for d in dims if d["Name"] == self.traffic.label_dimension]
                     if not found:
@@ -415,6 +496,8 @@ class CloudWatchMetrics:
         labels: dict[str, list[float]] = {}
         sums: dict[str, float] = {}
         p99: list[float] = []
+        score: list[float | None] = [None] * periods
+        scored = [0.0] * periods
         for i in range(0, len(queries), 500):
             kw: dict[str, Any] = {
                 "MetricDataQueries": queries[i : i + 500],
@@ -431,7 +514,11 @@ class CloudWatchMetrics:
                         k = int((_utc(ts) - start).total_seconds() // period)
                         if not 0 <= k < periods:
                             continue  # CloudWatch answers whole periods; never a partial one
-                        if name == "Duration":
+                        if label == SCORE:
+                            score[k] = float(v)
+                        elif label == SCORED:
+                            scored[k] += float(v)
+                        elif name == "Duration":
                             p99.append(float(v))
                         elif label is not None:
                             labels.setdefault(label, [0.0] * periods)[k] += float(v)
@@ -448,6 +535,8 @@ class CloudWatchMetrics:
             errors=sums.get("Errors", 0.0),
             # the worst period's p99: conservative, never averaged away
             p99_ms=max(p99) if p99 else None,
+            score=tuple(score) if self.traffic.score_metric else (),
+            scored=tuple(scored) if self.traffic.score_metric else (),
         )
 
 
@@ -544,7 +633,7 @@ class LiveCanary:
         if not t.prediction_metrics:
             log.warning(
                 "live canary: no prediction metrics named ([environments.ENV].traffic."
-                "label_metrics or label_metric): comparing errors and latency only"
+                "label_metrics, label_metric or score_metric): comparing errors and latency only"
             )
         start = self.now()
         t0 = self.clock()

@@ -491,8 +491,8 @@ def test_no_prediction_metrics_compares_errors_and_latency_only(
     with caplog.at_level("WARNING", logger="release.canary.live"):
         promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
     assert [r.getMessage() for r in caplog.records if r.name == "release.canary.live"] == [
-        "live canary: no prediction metrics named ([environments.ENV].traffic.label_metrics "
-        "or label_metric): comparing errors and latency only"
+        "live canary: no prediction metrics named ([environments.ENV].traffic.label_metrics, "
+        "label_metric or score_metric): comparing errors and latency only"
     ]
     looks = _looks(cfg)
     assert [lk["decision"] for lk in looks] == ["continue", "continue", "pass"]
@@ -570,3 +570,144 @@ def test_three_labels_in_a_dimension_on_moto(
     looks = _looks(cfg)
     assert looks[-1]["decision"] == verdict
     assert looks[-1]["L1 label shares"].startswith(detail), looks[-1]["L1 label shares"]
+
+
+# --- scores --------------------------------------------------------------------------
+SCORES = TrafficConfig(
+    min_samples=3000,
+    looks=3,
+    alpha=0.01,
+    score_metric="Score",
+    score_statistic="p50",
+    max_score_shift=0.02,
+)
+
+
+def _scores(medians: list[float], n: float, invocations: float | None = None) -> Counts:
+    return Counts(
+        score=tuple(medians),
+        scored=tuple([n / len(medians)] * len(medians)),
+        invocations=invocations if invocations is not None else n,
+    )
+
+
+def test_score_statistic_is_compared_per_period_with_a_tolerance() -> None:
+    drift = [0.40, 0.45, 0.52, 0.58, 0.61]  # the day's traffic moves the median
+    old = {"fn": _scores(drift, 27000)}
+    same = [m + e for m, e in zip(drift, [0.004, -0.003, 0.002, -0.004, 0.001], strict=True)]
+    [c, *_] = evaluate_look({"fn": _scores(same, 3000)}, old, SCORES)
+    assert (c.name, c.verdict) == ("L1 score", "pass"), c.detail
+    up = [m + 0.05 + e for m, e in zip(drift, [0.004, -0.003, 0.002, -0.004, 0.001], strict=True)]
+    [c, *_] = evaluate_look({"fn": _scores(up, 3000)}, old, SCORES)
+    assert c.verdict == "fail" and c.detail.startswith(
+        "Score p50 moved +0.05 (new - stable, mean of 5 strata; tolerance 0.02), "
+        "n=3000 new vs 27000 stable scores"
+    ), c.detail
+    # significant but within the tolerance: not a failure
+    small = [
+        m + 0.01 + e / 10 for m, e in zip(drift, [0.004, -0.003, 0.002, -0.004, 0.001], strict=True)
+    ]
+    [c, *_] = evaluate_look({"fn": _scores(small, 3000)}, old, SCORES)
+    assert c.verdict == "pass" and (c.value or 0) == pytest.approx(0.01, abs=1e-3)
+    # a version whose periods have no statistic yet: inconclusive, not a pass
+    [c, *_] = evaluate_look({"fn": _scores([None, None, 0.5, None, None], 3000)}, old, SCORES)  # type: ignore[list-item]
+    assert c.verdict == "inconclusive" and "1 whole periods with Score p50 on both" in c.detail
+
+
+def test_score_check_holds_alpha_when_the_scores_drift_within_the_bake() -> None:
+    """Per-period medians of 10% / 90% of the traffic, whose score distribution follows a
+    daily cycle (mean 0.5 +- 0.2, sd 0.2, correlated within a period by a shared shock):
+    false alarms per look at alpha / looks over 2,000 bakes of 5 and 12 periods within
+    alpha / looks + 2 SE; a 0.05 shift of every score is found with power >= 0.9 over 12."""
+    rng = np.random.default_rng(8)
+    runs, a = 2000, 0.01 / 3
+    bound = a + 2 * (a * (1 - a) / runs) ** 0.5
+    t = TrafficConfig(**{**SCORES.model_dump(), "max_score_shift": 0.0, "min_samples": 0})
+
+    def bake(periods: int, shift: float) -> bool:
+        phase = rng.uniform(0, 2 * np.pi)
+        new, old = [], []
+        for k in range(periods):
+            mu = 0.5 + 0.2 * np.sin(phase + 2 * np.pi * k / 24) + rng.normal(0, 0.05)
+            x = rng.normal(mu, 0.2, 3000)
+            to_new = rng.random(3000) < 0.1
+            new.append(float(np.median(x[to_new] + shift)))
+            old.append(float(np.median(x[~to_new])))
+        c = evaluate_look(
+            {"fn": _scores(new, 300 * periods)}, {"fn": _scores(old, 2700 * periods)}, t
+        )[0]
+        return c.verdict == "fail"
+
+    for periods in (5, 12):
+        false_alarms = sum(bake(periods, 0.0) for _ in range(runs)) / runs
+        assert false_alarms <= bound, (periods, false_alarms)
+    assert sum(bake(12, 0.05) for _ in range(500)) / 500 >= 0.9
+
+
+def _score_traffic(shift: float) -> Callable[[], None]:
+    """A regressor platform: one `Score` value per prediction (FunctionName and
+    ExecutedVersion dimensions, in `Scores`); per whole period 40 scores on the new
+    version, 360 on the stable one, drawn alike (a median that drifts period by period)
+    and the new ones moved by `shift`."""
+    rng = np.random.default_rng(4)
+
+    def put() -> None:
+        cw = boto("cloudwatch")
+        first = SHIFT.replace(second=0) + timedelta(minutes=1)
+        for k in range(6):
+            at = first + timedelta(minutes=k, seconds=20)
+            mu = 0.4 + 0.02 * k
+            for version, n, moved in (("2", 40, shift), ("1", 360, 0.0)):
+                ver = [
+                    {"Name": "FunctionName", "Value": "ma-analysis"},
+                    {"Name": "ExecutedVersion", "Value": version},
+                ]
+                values = [round(float(v), 4) for v in rng.normal(mu + moved, 0.1, n)]
+                for i in range(0, n, 150):
+                    cw.put_metric_data(
+                        Namespace="Scores",
+                        MetricData=[
+                            {
+                                "MetricName": "Score",
+                                "Dimensions": ver,
+                                "Values": values[i : i + 150],
+                                "Timestamp": at,
+                            }
+                        ],
+                    )
+                emit("ma-analysis", version, at, invocations=n)
+
+    return put
+
+
+SCORE_ENV = """traffic = { canary_weight = 0.1, bake_seconds = 300, looks = 3, min_samples = 150, deadline_seconds = 900, metrics_namespace = "Scores", score_metric = "Score", score_statistic = "p50", max_score_shift = 0.02 }"""
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize(("shift", "verdict"), [(0.0, "pass"), (0.1, "fail")])
+def test_score_median_on_moto(
+    lambdas: dict[str, str], tmp_path: Path, shift: float, verdict: str
+) -> None:
+    cfg, _ft, target = _promote(tmp_path, _score_traffic(shift), SCORE_ENV)
+    if verdict == "pass":
+        promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+        assert aliases()["ma-analysis"] == ("2", {})
+    else:
+        with pytest.raises(
+            CanaryFailed, match=r"^live canary failed L1 score: Score p50 moved \+0\.[01]"
+        ):
+            promote(cfg, parse_reference(NEW), "prod", file_provider, target=target, actor="ci")
+        assert aliases()["ma-analysis"] == ("1", {})
+    looks = _looks(cfg)
+    assert looks[-1]["decision"] == verdict
+    assert looks[-1]["L1 score"].startswith(f"{verdict}: Score p50 moved"), looks[-1]["L1 score"]
+    assert "n=160 new vs 1440 stable scores" in looks[-1]["L1 score"]
+
+
+def test_score_statistic_must_be_one_cloudwatch_computes() -> None:
+    from pydantic import ValidationError
+
+    for ok in ("Average", "p50", "p99.9", "tm90"):
+        assert TrafficConfig(score_metric="S", score_statistic=ok).score_statistic == ok
+    with pytest.raises(ValidationError, match="score_statistic 'median': give Average"):
+        TrafficConfig(score_metric="S", score_statistic="median")
