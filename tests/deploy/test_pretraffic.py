@@ -1,4 +1,4 @@
-"""The pre-traffic check on Lambda executing the image: moto's Lambda API behind the
+"""The pre-traffic check and the live canary on Lambda executing the image: moto's Lambda API behind the
 project's own Runtime API runner (tests/fixtures/lambda_runtime.py: each version's
 function configuration - its environment variables, CMD, timeout - runs the image's
 code in an execution environment of its own).
@@ -99,7 +99,7 @@ def test_config_refuses_a_template_without_the_input_and_an_unknown_function(
 
 
 # --- on Lambda (moto + the Runtime API runner) -----------------------------------------------
-def _toml(*, pretraffic: str, items: int = 200) -> str:
+def _toml(*, pretraffic: str, items: int = 200, traffic: str = "{ bake_seconds = 0 }") -> str:
     fns = ", ".join(f'{k} = "{v}"' for k, v in TK.items())
     return f"""
 [model]
@@ -130,7 +130,7 @@ timeout_seconds = 20
 [environments.prod]
 target = "lambda"
 functions = {{ {fns} }}
-traffic = {{ bake_seconds = 0 }}
+traffic = {traffic}
 
 [ledger]
 url = "sqlite:.release/ledger.db"
@@ -556,3 +556,92 @@ def test_the_configurations_docs_promotion_shows_load_and_render() -> None:
     assert json.loads(api["body"]) == {"text": 'it "broke"'}
     resp = {"statusCode": 200, "body": json.dumps({"prediction": {"label": "A", "confidence": 1}})}
     assert pt.extract(resp, conf.functions["api"].output) == {"label": "A", "confidence": 1}
+
+
+# --- the live canary on the same Lambda ---------------------------------------------------
+#: the second platform's live canary, in seconds: its handler's own EMF `Urgency` count
+#: (label in an `urgency` dimension, one-second resolution), 5-second periods; half the
+#: traffic on the new version so a short bake has the samples; L4 made lenient (handler
+#: durations of a few ms on a loaded test machine are not what this test is about)
+TICKETS_LIVE = (
+    "{ canary_weight = 0.5, bake_seconds = 20, looks = 2, alpha = 0.001, min_samples = 60, "
+    "deadline_seconds = 60, period_seconds = 5, min_periods = 2, metrics_namespace = "
+    '"Tickets", label_metric = "Urgency", label_dimension = "urgency", '
+    "max_p99_increase = 20.0 }"
+)
+
+
+class Feeder:
+    """Production traffic on the `live` alias: one corpus ticket per invocation, in a
+    loop, until stopped (the executor routes each invocation by the alias's weights)."""
+
+    def __init__(self, proj: Path) -> None:
+        import threading
+
+        rows = [json.loads(x) for x in (proj / "data" / "tickets.jsonl").read_text().splitlines()]
+        self.events = [json.dumps({"id": r["id"], "text": r["text"]}).encode() for r in rows]
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        lam = boto("lambda")
+        while not self.stop.is_set():
+            ev = self.events[self.sent % len(self.events)]
+            lam.invoke(FunctionName="tk-classify", Qualifier="live", Payload=ev)
+            self.sent += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def _live(proj: Path) -> Any:
+    (proj / "release.toml").write_text(_toml(pretraffic="", traffic=TICKETS_LIVE))
+    return load(proj / "release.toml")
+
+
+def test_tickets_live_canary_on_its_own_metrics_passes(
+    tickets: tuple[Path, LambdaExecutor],
+) -> None:
+    """The second platform, three labels, its handler's own metrics (plain EMF lines,
+    which the executor turns into CloudWatch metrics as Lambda's log pipeline does):
+    the same model on both versions -> the live canary passes and promotes."""
+    proj, ex = tickets
+    cfg = _live(proj)
+    feed = Feeder(proj)
+    try:
+        promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
+    finally:
+        feed.close()
+    assert _alias_versions() == {"tk-classify": "2", "tk-health": "2"}
+    looks = [e.evidence for e in open_ledger(cfg).events() if e.action == "canary.look"]
+    assert looks[-1]["decision"] == "pass"
+    l1 = looks[-1]["L1 label shares"]
+    assert l1.startswith("pass: ") and "one prediction per invocation" in l1, l1
+    assert any(lbl in l1 for lbl in ("ROUTINE", "URGENT", "CRITICAL")), l1
+    # the traffic really was split: the handler ran on both versions through the alias
+    assert ex.invocations.count(("tk-classify", "2")) >= 60
+    assert ex.invocations.count(("tk-classify", "1")) >= 60
+
+
+def test_tickets_live_canary_catches_a_model_that_lost_a_label(
+    tickets: tuple[Path, LambdaExecutor],
+) -> None:
+    """The new version was published with MODEL_DIR on a stale model that never says
+    CRITICAL (no pre-traffic check configured): live, its CRITICAL share is 0 against
+    ~19% -> L1 fails, every function goes back to version 1."""
+    proj, _ex = tickets
+    cfg = _live(proj)
+    _set_env("tk-classify", MODEL_DIR=str(proj / "ml" / "urgency-v0"))
+    feed = Feeder(proj)
+    try:
+        with pytest.raises(CanaryFailed, match=r"^live canary failed L1 label shares: CRITICAL"):
+            promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
+    finally:
+        feed.close()
+    assert _alias_versions() == {"tk-classify": "1", "tk-health": "1"}
+    looks = [e.evidence for e in open_ledger(cfg).events() if e.action == "canary.look"]
+    assert looks[-1]["decision"] == "fail"
+    assert looks[-1]["L1 label shares"].startswith("fail: CRITICAL share 0.000 (new, n=")
