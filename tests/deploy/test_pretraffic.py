@@ -560,12 +560,12 @@ def test_the_configurations_docs_promotion_shows_load_and_render() -> None:
 
 # --- the live canary on the same Lambda ---------------------------------------------------
 #: the second platform's live canary, in seconds: its handler's own EMF `Urgency` count
-#: (label in an `urgency` dimension, one-second resolution), 5-second periods; half the
+#: (label in an `urgency` dimension, one-second resolution), 1-second periods; half the
 #: traffic on the new version so a short bake has the samples; L4 made lenient (handler
 #: durations of a few ms on a loaded test machine are not what this test is about)
 TICKETS_LIVE = (
-    "{ canary_weight = 0.5, bake_seconds = 20, looks = 2, alpha = 0.001, min_samples = 60, "
-    "deadline_seconds = 60, period_seconds = 5, min_periods = 2, metrics_namespace = "
+    "{ canary_weight = 0.5, bake_seconds = 10, looks = 2, alpha = 0.001, min_samples = 60, "
+    "deadline_seconds = 40, period_seconds = 1, min_periods = 3, metrics_namespace = "
     '"Tickets", label_metric = "Urgency", label_dimension = "urgency", '
     "max_p99_increase = 20.0 }"
 )
