@@ -358,6 +358,77 @@ def _none(ctx: Ctx) -> list[Grant]:
     return []
 
 
+def _readiness(ctx: Ctx) -> list[Grant]:
+    """`release readiness` (release/readiness/checks.py) reads each function behind its
+    alias, its concurrency, its async destinations, its triggers (event source mappings,
+    SNS subscriptions, EventBridge rules), the queues those name and their attributes, the
+    account's alarms, the image's ECR repository, and the ledger's live digest. The queues
+    and alarms it reads are found at run time (a trigger's queue, a destination's DLQ,
+    every alarm on the functions' metrics), so they are granted account-wide, read-only."""
+    env = _env(ctx, "readiness")
+    e = ctx.cfg.environment(env)
+    fns = _functions(ctx, env)
+    if not fns:
+        return []
+    w = ctx.where
+    region = e.region or w.region
+    out = [
+        Grant(
+            "ReadinessFunctions",
+            ("lambda:GetFunction", "lambda:GetFunctionEventInvokeConfig"),
+            tuple(f"{f}:{e.alias}" for f in fns),
+        ),
+        Grant("ReadinessConcurrency", ("lambda:GetFunctionConcurrency",), tuple(fns)),
+        Grant(
+            "ReadinessTriggers",
+            _star(
+                (
+                    "lambda:ListEventSourceMappings",
+                    "sns:ListSubscriptions",
+                    "sns:GetSubscriptionAttributes",
+                    "events:ListRuleNamesByTarget",
+                )
+            ),
+            ("*",),
+        ),
+        Grant(
+            "ReadinessQueues",
+            ("sqs:GetQueueUrl", "sqs:GetQueueAttributes"),
+            (f"arn:aws:sqs:{region}:{w.account}:*",),
+        ),
+        Grant(
+            "ReadinessAlarms",
+            ("cloudwatch:DescribeAlarms",),
+            (f"arn:aws:cloudwatch:{region}:{w.account}:alarm:*",),
+        ),
+    ]
+    repo = repo_arn(ctx.cfg.image.registry)
+    if repo:
+        out.append(Grant("ReadinessRepository", ("ecr:DescribeRepositories",), (repo,)))
+    return out + _ledger(ctx, write=False)
+
+
+def _pipeline(ctx: Ctx) -> list[Grant]:
+    """`release pipeline` runs build, sbom, attest, canary, gate and promote in one job:
+    their union (a `local` environment: only what build, attest and canary reach)."""
+    env = ctx.env
+    if env is None:
+        raise NeedsMore("release pipeline without an environment: give --env ENV")
+    out = _build(ctx) + _attest(ctx) + _canary(ctx)
+    if ctx.cfg.environment(env).target == "lambda" or ledger_arn(ctx):
+        out += _deploy(ctx, "pipeline")
+    return out
+
+
+def _guard_check(ctx: Ctx) -> list[Grant]:
+    """`release guard check` from a job: the guard's own calls (release/iam/jobs.py
+    guard_grants), without the Lambda function's log writes."""
+    from release.iam.jobs import guard_grants
+
+    env = _env(ctx, "guard check")
+    return guard_grants(ctx.cfg, env, account=ctx.where.account, in_lambda=False)
+
+
 _NOT_CALLED_READINESS = "only with [readiness].gate = true, which the mapping refuses (NeedsMore)"
 _READINESS_OPS = {
     op: _NOT_CALLED_READINESS
@@ -440,6 +511,26 @@ COMMANDS: dict[str, Command] = {
     "policy export": Command("release.cli.policy:export_cmd", _none),
     "init": Command("release.cli.init:init_cmd", _none),
     "iam": Command("release.cli.iam:iam_cmd", _none),
+    "base": Command("release.cli.image:base_cmd", _none),
+    "readiness": Command(
+        "release.cli.readiness:readiness_cmd",
+        _readiness,
+        env_var="RELEASE_ENV",
+        not_called=_CREATE_TABLE,
+    ),
+    "pipeline": Command(
+        "release.cli.pipeline:pipeline_cmd",
+        _pipeline,
+        env_var="RELEASE_ENV",
+        not_called=_READINESS_OPS | _CREATE_TABLE,
+    ),
+    "guard check": Command(
+        "release.cli.guard:guard_check",
+        _guard_check,
+        env_var="RELEASE_ENV",
+        not_called=_CREATE_TABLE,
+    ),
+    "guard rules": Command("release.cli.guard:guard_rules", _none),
 }
 
 #: subcommands that are groups: the command is the group and its first argument

@@ -250,29 +250,31 @@ LOGS_WRITE = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"
 GUARD_LAMBDA_READ = ("lambda:GetAlias", "lambda:GetFunction", "lambda:ListVersionsByFunction")
 
 
-def guard_grants(cfg: Config, env: str, *, account: str | None = None) -> list[cmds.Grant]:
+def guard_grants(
+    cfg: Config, env: str, *, account: str | None = None, in_lambda: bool = True
+) -> list[cmds.Grant]:
     """What release.guard calls, as data: read the environment's functions, aliases and
     versions; move an alias back (rollback on); read the ledger and append its events;
     read the evidence from the registry; publish to the topic; the KMS public key when
-    verification needs it; its own logs."""
+    verification needs it; its own logs (`in_lambda`; `release guard check` from a job
+    writes no logs and may keep a sqlite ledger)."""
     e = cfg.environment(env)
     w = where(cfg, env, account)
     ctx = cmds.Ctx(cfg, env, w, {}, ())
     ledger = cmds.ledger_arn(ctx)
-    if ledger is None:
+    if ledger is None and in_lambda:
         raise ConfigError(
             f"the guard runs in Lambda and needs a dynamodb ledger; [ledger].url is {cfg.ledger.url!r}"
         )
     fns = tuple(
         f"arn:aws:lambda:{w.region}:{w.account}:function:{n}" for n in sorted(e.functions.values())
     )
-    out = [
-        cmds.Grant(
-            "Logs", LOGS_WRITE, (f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/*",)
-        ),
-        cmds.Grant("ReadFunctions", GUARD_LAMBDA_READ, fns + tuple(f + ":*" for f in fns)),
-        cmds.Grant("Ledger", (*cmds.LEDGER_READ, "dynamodb:PutItem"), (ledger,)),
-    ]
+    out = [cmds.Grant("ReadFunctions", GUARD_LAMBDA_READ, fns + tuple(f + ":*" for f in fns))]
+    if in_lambda:
+        log_groups = f"arn:aws:logs:{w.region}:{w.account}:log-group:/aws/lambda/*"
+        out.insert(0, cmds.Grant("Logs", LOGS_WRITE, (log_groups,)))
+    if ledger is not None:
+        out.append(cmds.Grant("Ledger", (*cmds.LEDGER_READ, "dynamodb:PutItem"), (ledger,)))
     if e.guard.rollback:
         out.append(
             cmds.Grant(

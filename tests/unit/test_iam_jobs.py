@@ -241,7 +241,7 @@ jobs:
     runs-on: x
     steps:
       - name: readiness
-        run: release readiness --env prod
+        run: release readiness --env nowhere
       - run: release frobnicate && release promote "$D" --env prod
       - name: no env
         run: release status --env "${{ inputs.env }}"
@@ -252,8 +252,8 @@ jobs:
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith(
         "release: error: release iam --job: 3 release command(s) not mapped to AWS calls "
-        "(job deploy, step 'readiness': release readiness --env prod: `release readiness` is "
-        "not in the job mapping"
+        "(job deploy, step 'readiness': release readiness --env nowhere: "
+        "no [environments.nowhere]); give --allow-unresolved"
     )
     assert (
         "job deploy, step 'step 2': release frobnicate: `release frobnicate` is not in"
@@ -275,6 +275,76 @@ jobs:
     assert r.code == 1 and "[readiness].gate = true" in r.stderr
     r = run_cli("iam", "--job", "promote", "--workflow", tmp_path / "none.yml", cwd=project)
     assert r.code == 2 and "no workflow" in r.stderr
+
+
+def test_review_jobs_readiness_guard_pipeline_base(project: Path, tmp_path: Path) -> None:
+    """`release readiness` reads the functions behind the alias, their triggers, queues,
+    alarms, repository and the ledger - nothing that writes; `guard check` in a job is
+    the guard's own calls without its Lambda log writes; `guard rules` and `base` call
+    nothing; `pipeline` is build + attest + canary + promote."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        """
+on: push
+jobs:
+  review:
+    runs-on: x
+    steps:
+      - run: release readiness --env prod -o readiness.md
+  guard:
+    runs-on: x
+    steps:
+      - run: release guard check --env prod && release guard rules --env prod
+  base:
+    runs-on: x
+    steps:
+      - run: release base --rootfs rootfs.tar
+  all:
+    runs-on: x
+    steps:
+      - run: release pipeline --env prod
+"""
+    )
+
+    def job(name: str) -> dict[str, Any]:
+        r = run_cli("iam", "--job", name, "--workflow", wf, cwd=project)
+        assert r.code == 0, r.stderr
+        return dict(json.loads(r.stdout))
+
+    review = job("review")
+    by_sid = {s["Sid"]: s for s in review["Statement"]}
+    fns = [f"{FN}ma-analysis", f"{FN}ma-scorer"]
+    assert by_sid["ReadinessFunctions"]["Resource"] == [f + ":live" for f in fns]
+    assert by_sid["ReadinessConcurrency"]["Resource"] == fns
+    assert by_sid["ReadinessQueues"]["Resource"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:*"
+    assert by_sid["ReadinessAlarms"]["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert "ecr:DescribeRepositories" in by_sid["ReadinessRepository"]["Action"]
+    assert by_sid["Ledger"]["Resource"] == TABLE
+    acts = set(grants(review))
+    writes = ("Put", "Update", "Delete", "Publish", "Create", "Invoke", "Send")
+    assert not [a for a in acts if a.split(":")[1].startswith(writes)], acts
+
+    guard = set(grants(job("guard")))
+    assert {
+        "lambda:GetAlias",
+        "lambda:ListVersionsByFunction",
+        "sns:Publish",
+        "lambda:UpdateAlias",
+    } <= guard
+    assert not any(a.startswith("logs:") for a in guard)  # a job writes no Lambda logs
+    assert job("base")["Statement"] == []
+    everything = grants(job("all"))
+    for command in ("release build", "release attest", "release promote D --env prod"):
+        for action, resources in grants(job_policy_of(project, tmp_path, command)).items():
+            assert resources <= everything.get(action, set()), (command, action)
+
+
+def job_policy_of(project: Path, tmp_path: Path, command: str) -> dict[str, Any]:
+    wf = tmp_path / f"one-{command.split()[1]}.yml"
+    wf.write_text(f"on: push\njobs:\n  one:\n    runs-on: x\n    steps:\n      - run: {command}\n")
+    r = run_cli("iam", "--job", "one", "--workflow", wf, cwd=project)
+    assert r.code == 0, r.stderr
+    return dict(json.loads(r.stdout))
 
 
 def test_no_linter_error_in_any_job_policy(project: Path) -> None:
