@@ -160,6 +160,8 @@ class PromotionResult:
     gate_event: Event | None = None
     #: the pre-traffic check's result (`[canary.pretraffic]`), signed with the promotion
     pretraffic: dict[str, Any] | None = None
+    #: what the live canary saw before the alias moved, signed with the promotion
+    live_canary: dict[str, Any] | None = None
 
     def predicate(self) -> dict[str, Any]:
         """The promotion predicate (attestations/promotion.schema.json)."""
@@ -193,6 +195,7 @@ class PromotionResult:
             },
             "actor": self.event.actor,
             **({"pretraffic": self.pretraffic} if self.pretraffic is not None else {}),
+            **({"live_canary": self.live_canary} if self.live_canary is not None else {}),
         }
 
 
@@ -265,6 +268,7 @@ def promote(
             "from": previous or "",
             **{f"version:{f.name}": f.version or "" for f in result.functions},
             **_pretraffic_summary(result.pretraffic),
+            **_live_summary(result.live_canary),
         }
         event = led.append(
             env,
@@ -285,6 +289,7 @@ def promote(
         event,
         g.event,
         result.pretraffic,
+        result.live_canary,
     )
 
 
@@ -293,6 +298,17 @@ def _pretraffic_summary(pt: dict[str, Any] | None) -> dict[str, str]:
     if pt is None:
         return {}
     return {"pretraffic": f"{'passed' if pt['passed'] else 'failed'}, {pt['items']} items"}
+
+
+def _live_summary(live: dict[str, Any] | None) -> dict[str, str]:
+    """The live canary's outcome in the `promote` event (the predicate has all of it)."""
+    if live is None:
+        return {}
+    looks = live.get("looks") or []
+    return {
+        "live_canary": f"{'passed' if live.get('passed') else 'failed'} after {len(looks)} "
+        f"look(s) over {live.get('bake_seconds')}s"
+    }
 
 
 def attest_promotion(

@@ -606,6 +606,30 @@ class LiveCanary:
         self.poll_seconds = poll_seconds
         self.looks: list[Look] = []
 
+    def evidence(self) -> dict[str, Any]:
+        """What the watch saw, for the signed promotion (`live_canary` in the promotion
+        predicate): the settings it decided on, every look's decision, and the checks of
+        the look that decided."""
+        t = self.traffic
+        last = self.looks[-1] if self.looks else None
+        return {
+            "passed": last is not None and last.decision == "pass",
+            "bake_seconds": t.bake_seconds,
+            "alpha": t.alpha,
+            "period_seconds": t.period_seconds,
+            "metrics": {
+                "namespace": t.metrics_namespace,
+                "labels": metric_names(t) if t.label_metrics_named else None,
+                "score": f"{t.score_metric} {t.score_statistic}" if t.score_metric else None,
+                "errors": t.error_metric,
+            },
+            "looks": [
+                {"look": lk.index, "elapsed": round(lk.elapsed, 1), "decision": lk.decision}
+                for lk in self.looks
+            ],
+            "checks": [c.to_dict() for c in last.checks] if last is not None else [],
+        }
+
     # alarms ------------------------------------------------------------------------------
     def check_configured(self) -> None:
         """Every configured alarm exists (checked before anything is touched)."""

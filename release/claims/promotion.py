@@ -57,6 +57,7 @@ def check_promotion(v: Verification, all_events: list[Event]) -> None:
         )
         if named:
             _pretraffic_row(v, named[0].predicate.get("pretraffic"))
+            _live_canary_row(v, named[0].predicate.get("live_canary"))
     if promos:
         p = promos[-1]
         preceded = any(g.seq < p.seq and (g.decision or {}).get("allow") for g in gates)
@@ -82,4 +83,27 @@ def _pretraffic_row(v: Verification, pt: object) -> None:
         f"{len(fns)} function(s) invoked on the new version against the live one with "
         f"{pt.get('items')} corpus items before any traffic: "
         + ("passed" if ok else f"failed ({', '.join(failed) or 'not passed'})"),
+    )
+
+
+def _live_canary_row(v: Verification, live: object) -> None:
+    """The signed statement's live canary, when one ran: it passed, its deciding look
+    passed, and no check of that look failed or was left undecided."""
+    if not isinstance(live, dict):
+        return
+    looks = [lk for lk in live.get("looks") or [] if isinstance(lk, dict)]
+    checks = [c for c in live.get("checks") or [] if isinstance(c, dict)]
+    bad = sorted(str(c.get("name")) for c in checks if c.get("verdict") != "pass")
+    ok = bool(live.get("passed")) and bool(looks) and looks[-1].get("decision") == "pass"
+    ok = ok and not bad
+    what = (live.get("metrics") or {}) if isinstance(live.get("metrics"), dict) else {}
+    compared = ", ".join(str(x) for x in (what.get("labels"), what.get("score")) if x) or (
+        "errors and latency only"
+    )
+    v.add(
+        "live canary",
+        ok,
+        f"{len(live.get('functions') or {})} function(s) at weight {live.get('weight')} for "
+        f"{live.get('bake_seconds')}s, {len(looks)} look(s), comparing {compared}: "
+        + ("passed" if ok else f"not passed ({', '.join(bad) or 'deciding look not a pass'})"),
     )

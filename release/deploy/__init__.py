@@ -52,6 +52,8 @@ class DeployResult:
     functions: tuple[FunctionState, ...] = field(default_factory=tuple)
     #: the pre-traffic check's result (lambda, `[canary.pretraffic]`), for the predicate
     pretraffic: dict[str, Any] | None = None
+    #: what the live canary saw (lambda, `traffic.bake_seconds > 0`), for the predicate
+    live_canary: dict[str, Any] | None = None
 
     def versions(self) -> dict[str, str]:
         return {f.name: f.version or "" for f in self.functions}

@@ -397,7 +397,7 @@ class LambdaTarget:
                     },
                 )
             checked = self._pretraffic(before, ref, on_step)
-            self._canary(before, on_step)
+            watched = self._canary(before, on_step)
             for b in before:
                 assert b.new_version is not None
                 b.alias_changed = True
@@ -441,6 +441,7 @@ class LambdaTarget:
             uri,
             tuple(FunctionState(b.name, b.function, b.new_version, uri) for b in before),
             pretraffic=checked,
+            live_canary=watched,
         )
 
     def _pretraffic(
@@ -545,12 +546,13 @@ class LambdaTarget:
             )
         return Route(version, weight, tail, cmd)
 
-    def _canary(self, before: list[_Before], on_step: StepCallback) -> None:
+    def _canary(self, before: list[_Before], on_step: StepCallback) -> dict[str, Any] | None:
         """Route canary traffic to the new versions and let the watch look. Skipped on a
         first deployment (no old version to share the alias with) or without a watch
-        (`traffic.bake_seconds = 0` and none given)."""
+        (`traffic.bake_seconds = 0` and none given). What the live canary saw, for the
+        promotion predicate (None: no live canary ran)."""
         if self.watch is None or any(b.alias_version is None for b in before):
-            return
+            return None
         shifts = []
         for b in before:
             assert b.new_version is not None and b.alias_version is not None
@@ -580,6 +582,13 @@ class LambdaTarget:
             )
         self.watch(shifts, on_step)
         on_step("canary.passed", {"functions": ",".join(b.function for b in before)})
+        evidence = getattr(self.watch, "evidence", None)
+        if not callable(evidence):
+            return None  # an alarms-only watch
+        seen: dict[str, Any] = evidence()
+        seen["weight"] = self.canary_weight
+        seen["functions"] = {b.function: [b.alias_version, b.new_version] for b in before}
+        return seen
 
     def _point_alias(self, function: str, version: str, *, exists: bool) -> None:
         validate_routing({version: 1.0})

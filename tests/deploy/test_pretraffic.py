@@ -264,9 +264,12 @@ def test_tickets_same_configuration_passes_and_is_signed_evidence(
     )
 
 
-def _verify_rows(pred: dict[str, Any], events: list[Any]) -> dict[str, tuple[bool, str]]:
-    """The rows `check_promotion` adds about the pre-traffic check for a statement that
-    carries `pred` (its signature verified elsewhere: tests/e2e/test_evidence.py)."""
+def _verify_rows(
+    pred: dict[str, Any], events: list[Any], row: str = "pre-traffic"
+) -> dict[str, tuple[bool, str]]:
+    """The rows `check_promotion` adds about the pre-traffic check (or `row`) for a
+    statement that carries `pred` (its signature verified elsewhere:
+    tests/e2e/test_evidence.py)."""
     from release.attest.signatures import VerifiedStatement
     from release.claims.checklist import Verification
     from release.claims.promotion import check_promotion
@@ -277,7 +280,7 @@ def _verify_rows(pred: dict[str, Any], events: list[Any]) -> dict[str, tuple[boo
     v.promotions = [VerifiedStatement(PROMOTION, (), pred, "key:test", None, digest_of("9"))]
     check_promotion(v, events)
     assert next(c for c in v.checks if c.name == "promotion statement").ok
-    return {c.name: (c.ok, c.detail) for c in v.checks if c.name == "pre-traffic"}
+    return {c.name: (c.ok, c.detail) for c in v.checks if c.name == row}
 
 
 def test_tickets_a_configuration_that_changes_the_model_is_caught_before_traffic(
@@ -612,10 +615,40 @@ def test_tickets_live_canary_on_its_own_metrics_passes(
     cfg = _live(proj)
     feed = Feeder(proj)
     try:
-        promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
+        res = promote(cfg, parse_reference(f"{ECR}@{NEW}"), "prod", file_provider, actor="t")
     finally:
         feed.close()
     assert _alias_versions() == {"tk-classify": "2", "tk-health": "2"}
+    # what it saw is signed with the promotion, valid against the shipped schema, and
+    # `release verify --env` reads it back
+    from release.attest.statements import load_predicate
+
+    pred = res.predicate()
+    live = pred["live_canary"]
+    assert live["passed"] and live["weight"] == 0.5 and live["bake_seconds"] == 10
+    assert live["metrics"] == {
+        "namespace": "Tickets",
+        "labels": "Urgency (by urgency)",
+        "score": None,
+        "errors": None,
+    }
+    assert live["functions"] == {"tk-classify": ["1", "2"], "tk-health": ["1", "2"]}
+    assert [lk["decision"] for lk in live["looks"]][-1] == "pass"
+    assert {c["name"] for c in live["checks"]} >= {
+        "L1 label shares",
+        "L3 lambda errors tk-classify",
+    }
+    (proj / "promotion.json").write_text(json.dumps(pred))
+    assert load_predicate("promotion", proj / "promotion.json")[1]["live_canary"] == live
+    events = open_ledger(cfg).events(env="prod")
+    assert events[-1].evidence["live_canary"] == "passed after 2 look(s) over 10s"
+    [(ok, detail)] = _verify_rows(pred, events, "live canary").values()
+    assert ok and detail.startswith(
+        "2 function(s) at weight 0.5 for 10s, 2 look(s), comparing Urgency (by urgency): passed"
+    ), detail
+    bad = json.loads(json.dumps(pred))
+    bad["live_canary"]["checks"][0]["verdict"] = "inconclusive"
+    assert _verify_rows(bad, events, "live canary")["live canary"][0] is False
     looks = [e.evidence for e in open_ledger(cfg).events() if e.action == "canary.look"]
     assert looks[-1]["decision"] == "pass"
     l1 = looks[-1]["L1 label shares"]
