@@ -138,6 +138,7 @@ def test_digest_flows_through_job_outputs_and_is_released(
         "canary",
         "ledger chain",
         "promotion",
+        "live canary",  # what the live canary saw, signed with the promotion
     ):
         assert checks.get(name) is True, (name, checks)
     st = cli(w, clone, "status", "--env", "prod", "--json")
