@@ -35,10 +35,10 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from isal import igzip, isal_zlib
 
@@ -261,9 +261,7 @@ def open_tar(raw: BinaryIO, comp: str) -> Iterator[tarfile.TarFile]:
     length) is checked even past the tar's end-of-archive marker; on any exit the
     inflating thread has ended, so the caller may read `raw` on."""
     inflater = _Inflater(raw) if comp == "gz" else None
-    stream = TarStream(
-        inflater.next_block if inflater is not None else partial(raw.read, BLOCK)
-    )
+    stream = TarStream(inflater.next_block if inflater is not None else partial(raw.read, BLOCK))
     try:
         with tarfile.open(fileobj=stream, mode="r:") as tf:  # type: ignore[call-overload]
             yield tf
