@@ -9,6 +9,7 @@ bytes after the last gzip member."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -189,3 +190,69 @@ def test_bytes_after_the_last_gzip_member_are_refused(tmp_path: Path) -> None:
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(blob)
     _refused(tmp_path, blob)
+
+
+def _headers() -> list[bytes]:
+    """512-byte header blocks as tarfile writes them (every format, member type and
+    numeric encoding), then mutated: random bytes (under a bad checksum, and under one
+    fixed up to hold), a signed checksum, a short or empty block, end-of-archive zeros."""
+    rng = random.Random(27)
+    blocks: list[bytes] = []
+    types = [
+        tarfile.REGTYPE,
+        tarfile.AREGTYPE,
+        tarfile.DIRTYPE,
+        tarfile.SYMTYPE,
+        tarfile.LNKTYPE,
+        tarfile.CHRTYPE,
+        tarfile.FIFOTYPE,
+        tarfile.CONTTYPE,
+        tarfile.GNUTYPE_SPARSE,
+    ]
+    names = ["a", "dir/", "x/" * 60 + "deep", "é-non-ascii", "p/" * 40 + "q" * 60]
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        for t in types:
+            for name in names:
+                for size, mtime, uid in ((0, 0, 0), (1, 1_700_000_000, 1000), (8**11, -1, 8**8)):
+                    ti = tarfile.TarInfo(name)
+                    ti.type, ti.size, ti.mtime, ti.uid = t, size, mtime, uid
+                    ti.linkname = "target" if t in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+                    ti.devmajor, ti.devminor = (3, 7) if t == tarfile.CHRTYPE else (0, 0)
+                    try:
+                        raw = ti.tobuf(fmt, "utf-8", "surrogateescape")
+                    except ValueError:  # not expressible in this format
+                        continue
+                    blocks += [raw[i : i + 512] for i in range(0, len(raw), 512)]
+    out = list(blocks)
+    for b in blocks:
+        for fix in (False, True, True, True):
+            m = bytearray(b)
+            for _ in range(rng.randint(1, 3)):
+                m[rng.randrange(512)] = rng.randrange(256)
+            if fix:  # odd fields under a checksum that holds
+                m[148:156] = b"%06o\0 " % tarfile.calc_chksums(bytes(m))[0]  # type: ignore[attr-defined]
+            out.append(bytes(m))
+        high = bytearray(b)
+        high[rng.randrange(100)] = 0xE9  # a byte >= 128: signed and unsigned sums differ
+        for chk in tarfile.calc_chksums(bytes(high)):  # type: ignore[attr-defined]
+            high[148:156] = b"%06o\0 " % chk
+            out.append(bytes(high))
+    return [*out, bytes(512), b"", blocks[0][:300]]
+
+
+def test_tar_headers_are_read_as_tarfile_reads_them() -> None:
+    def outcome(cls: type[tarfile.TarInfo], buf: bytes) -> Any:
+        try:
+            t = cls.frombuf(buf, "utf-8", "surrogateescape")
+        except Exception as exc:
+            return type(exc)
+        return t.get_info(), getattr(t, "_sparse_structs", None)
+
+    blocks = _headers()
+    unsigned = 0
+    for buf in blocks:
+        assert outcome(layerscan.TarHeader, buf) == outcome(tarfile.TarInfo, buf), buf
+        with contextlib.suppress(Exception):
+            sums = tarfile.calc_chksums(buf)  # type: ignore[attr-defined]
+            unsigned += tarfile.nti(buf[148:156]) == sums[0]  # type: ignore[attr-defined]
+    assert len(blocks) > 4000 and unsigned > 2500  # most take the one-sum path
