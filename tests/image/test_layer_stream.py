@@ -5,7 +5,8 @@ extracting read (tarfile's own file objects), for gzip and plain tar layers: fil
 end exactly on, just past and across block boundaries, empty files, long (PAX) names,
 links, GNU sparse files, a gzip of several members; refused, as `gzip` refuses them: a
 wrong CRC or length in the gzip trailer (past the tar's end), a truncated member,
-bytes after the last gzip member."""
+bytes after the last gzip member; a transfer cut mid-blob is a remote error (exit 3), and
+reading a local layout never imports the HTTP client."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ import gzip
 import hashlib
 import io
 import random
+import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from release.errors import VerificationFailed
+from release.errors import RemoteError, VerificationFailed
 from release.image import fs, layerscan
 from release.image.inspect import open_image
 from release.image.oci import (
@@ -33,6 +36,7 @@ from release.image.oci import (
     digest_of,
 )
 from release.image.registry import open_registry
+from tests.fixtures.registry import RegistryProxy
 
 B = layerscan.BLOCK
 
@@ -74,8 +78,10 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return raw.getvalue()
 
 
-def _image(tmp_path: Path, blob: bytes, media_type: str = OCI_LAYER_GZIP) -> Any:
-    reg = open_registry("oci:reg", tmp_path)
+def _image(
+    tmp_path: Path, blob: bytes, media_type: str = OCI_LAYER_GZIP, where: str = "oci:reg"
+) -> Any:
+    reg = open_registry(where, tmp_path)
     reg.put_blob(blob, digest_of(blob))
     config = canonical(
         {
@@ -256,3 +262,39 @@ def test_tar_headers_are_read_as_tarfile_reads_them() -> None:
             sums = tarfile.calc_chksums(buf)  # type: ignore[attr-defined]
             unsigned += tarfile.nti(buf[148:156]) == sums[0]  # type: ignore[attr-defined]
     assert len(blocks) > 4000 and unsigned > 2500  # most take the one-sum path
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("media_type", [OCI_LAYER_GZIP, OCI_LAYER_TAR])
+def test_a_transfer_cut_mid_blob_is_a_remote_error(
+    registry_proxy: RegistryProxy, tmp_path: Path, media_type: str
+) -> None:
+    tar = _tar(FILES)
+    blob = gzip.compress(tar, mtime=0) if media_type == OCI_LAYER_GZIP else tar
+    repo = f"{registry_proxy.host}/cut{random.Random(str(tmp_path)).randrange(1 << 30):x}"
+    img = _image(tmp_path, blob, media_type, repo)
+    digest = digest_of(blob)
+    registry_proxy.cut("GET", f"/blobs/{digest}", after=len(blob) // 2, times=2)
+    want = rf"^reading layer {digest} from {re.escape(repo)} failed: "
+    with pytest.raises(RemoteError, match=want):  # raised in the inflating thread, for gzip
+        fs.scan(img)
+    with pytest.raises(RemoteError, match=want):
+        fs.scan(img, extract=["opt"], dest=tmp_path / "out")
+    assert len(registry_proxy.requests("GET", f"/blobs/{digest}")) == 2
+    _check_files(tmp_path / "again", img, FILES)  # the whole blob, once the cut is over
+
+
+def test_a_layout_is_read_without_the_http_client(tmp_path: Path) -> None:
+    img = _image(tmp_path, gzip.compress(_tar({"opt/one": b"1"}), mtime=0))
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from release.image import fs\n"
+        "from release.image.inspect import open_image\n"
+        "from release.image.registry import open_registry\n"
+        f"reg = open_registry('oci:reg', Path({str(tmp_path)!r}))\n"
+        f"m = fs.scan(open_image(reg, {img.digest!r}))\n"
+        "assert m.get('opt/hard') is not None\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('urllib3', 'requests')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
