@@ -134,9 +134,16 @@ class HashingReader:
         return b
 
     def readinto(self, buf: Any) -> int:
-        b = self.read(len(buf))
-        memoryview(buf).cast("B")[: len(b)] = b
-        return len(b)
+        view = memoryview(buf).cast("B")
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is None:
+            b = self.read(len(view))
+            view[: len(b)] = b
+            return len(b)
+        n = readinto(view) or 0  # straight into the caller's buffer, hashed there
+        self.h.update(view[:n])
+        self.n += n
+        return n
 
     def drain(self) -> None:
         """Read to the end (tar stops at its end-of-archive marker; the digest covers all)."""

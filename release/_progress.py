@@ -7,9 +7,10 @@ import os
 import sys
 import threading
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Progress:
@@ -25,6 +26,8 @@ class Progress:
         self._lock = threading.Lock()
         self._bar: tqdm[None] | None = None
         if self._enabled:
+            from tqdm import tqdm  # only when a bar is drawn
+
             cols, rows = _size(self._stream)
             self._bar = tqdm(
                 desc=label,

@@ -12,7 +12,7 @@ false` with the reason, never missing: absence of evidence is a failed claim.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -207,3 +207,17 @@ class Evidence(_Doc):
         if self.model_layer.lock_digest:
             out["model-lock"] = self.model_layer.lock_digest
         return out
+
+
+def newest_canary(statements: list[Any]) -> Any:
+    """The canary report that counts among a digest's verified canary statements: the newest by
+    the `created` time inside the signed predicate (reports without one rank oldest); at
+    equal times a failing report wins, so a failing report is never outranked by a passing
+    one that is not newer. None when the list is empty."""
+
+    def key(vs: Any) -> tuple[str, bool]:
+        pred = vs.predicate if isinstance(vs.predicate, dict) else {}
+        created = pred.get("created")
+        return (created if isinstance(created, str) else "", pred.get("passed") is not True)
+
+    return max(statements, key=key) if statements else None

@@ -419,7 +419,7 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
     report is a VerificationFailed naming it (pass --baseline FILE to override)."""
     from release.attest.signatures import policy_from_config, verify_all_stored
     from release.digest import parse_reference
-    from release.evidence import CANARY, CANARY_TYPES
+    from release.evidence import CANARY, CANARY_TYPES, newest_canary
     from release.image.registry import open_registry
     from release.ledger import open_ledger
 
@@ -433,7 +433,7 @@ def promoted_baseline(cfg: Any, env: str) -> tuple[rpt.CanaryReport, str] | None
             f"ledger event {cur.seq}: reference {ref} does not match {cur.digest}"
         )
     registry = open_registry(ref.repository or cfg.image.registry, cfg.root)
-    found = rpt.newest(
+    found = newest_canary(
         [
             vs
             for t in CANARY_TYPES

@@ -152,7 +152,7 @@ class CanaryReport(_M):
     passed: bool
     failed_checks: list[str]
     #: when the report was made (UTC, RFC 3339); signed with it, it orders a digest's
-    #: reports (`newest`) - the referrers index order is nobody's signature
+    #: reports (`release.evidence.newest_canary`) - the referrers index order is nobody's signature
     created: str | None = Field(default=None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
     #: the sha256 of the bytes it was read from (a version 1 report is upgraded on read)
     _source_sha256: str | None = PrivateAttr(default=None)
@@ -509,20 +509,6 @@ def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def newest(statements: list[Any]) -> Any:
-    """The report that counts among a digest's verified canary statements: the newest by
-    the `created` time inside the signed predicate (reports without one rank oldest); at
-    equal times a failing report wins, so a failing report is never outranked by a passing
-    one that is not newer. None when the list is empty."""
-
-    def key(vs: Any) -> tuple[str, bool]:
-        pred = vs.predicate if isinstance(vs.predicate, dict) else {}
-        created = pred.get("created")
-        return (created if isinstance(created, str) else "", pred.get("passed") is not True)
-
-    return max(statements, key=key) if statements else None
 
 
 def compare(

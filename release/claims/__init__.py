@@ -20,10 +20,11 @@ order (`verify_release`) and assembles the gate's Evidence (`collect`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from release.attest.signatures import policy_from_config, verify_all_stored
 from release.claims.attestations import ALL_PREDICATES, verify_attestation
 from release.claims.canary import check_canary
-from release.claims.chain import Clock, check_chain
 from release.claims.checklist import Attestation, Verification
 from release.claims.image import merged_view
 from release.claims.ledger import LedgerCheck, check_ledger, verify_ledger
@@ -48,6 +49,9 @@ from release.evidence import (
     VulnerabilityClaim,
 )
 from release.modelpin import shipped
+
+if TYPE_CHECKING:
+    from release.claims.chain import Clock
 
 
 def collect(cfg: Config, ref: Reference, env: str) -> Evidence:
@@ -138,6 +142,8 @@ def verify_release(
         if events is not None:
             check_promotion(v, events)
         if env and cfg.environment(env).after is not None:
+            from release.claims.chain import check_chain  # an environment chain's claims only
+
             chain = check_chain(
                 cfg, ref.digest, env, statements=v.promotions, registry=registry, now=now
             )

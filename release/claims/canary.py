@@ -13,7 +13,7 @@ from release.attest.signatures import VerifiedStatement
 from release.claims.checklist import Verification
 from release.config import Config
 from release.errors import VerificationFailed
-from release.evidence import CanaryClaim
+from release.evidence import CanaryClaim, newest_canary
 
 
 def expected_baselines(cfg: Config, v: Verification) -> tuple[set[str | None] | None, str]:
@@ -43,10 +43,8 @@ def check_canary(cfg: Config, v: Verification, statements: list[VerifiedStatemen
     """The report that counts is the newest by the signed `created` time (a failing one
     wins ties); it must be about this image and model, compare with the digest live in
     the environment, and pair at least [canary].min_paired_fraction of its corpus."""
-    from release.canary.report import newest  # numpy: imported when a canary is checked
-
     att = v.attestations.get("canary")
-    chosen = newest(statements)
+    chosen = newest_canary(statements)
     if chosen is None:
         return CanaryClaim(ok=False, reason=att.reason if att else "missing", passed=False)
     rep = chosen.predicate

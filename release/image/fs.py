@@ -59,6 +59,7 @@ from release.image.layerscan import (
     scan_layer,
     tar_mode,
 )
+from release.image.registry import transport_errors
 
 #: a path predicate (paths have no leading slash)
 Select = Callable[[str], bool]
@@ -552,8 +553,6 @@ def _scan_layers(
 
 
 def _stream_layer(registry: Any, sc: _Scanner, i: int, la: Any) -> None:
-    import urllib3
-
     comp = tar_mode(la.media_type)
     name = sc.fs.layer_name(i)
     failure: BaseException | None = None
@@ -570,7 +569,7 @@ def _stream_layer(registry: Any, sc: _Scanner, i: int, la: Any) -> None:
             except VerificationFailed as exc:
                 failure = exc
             hr.drain()  # the digest covers every byte, the gzip trailer too
-    except urllib3.exceptions.HTTPError as exc:
+    except transport_errors() as exc:
         raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
     got = "sha256:" + hr.h.hexdigest()
     if got != la.digest or hr.n != la.size:

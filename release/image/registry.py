@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from release.digest import Digest
 from release.errors import UsageError
-from release.image.auth import Auth, EcrAuth, EnvAuth
-from release.image.distribution import DistributionRegistry
 from release.image.layout import LayoutRegistry
+
+if TYPE_CHECKING:
+    from release.image.auth import Auth
 
 _ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
@@ -92,6 +94,18 @@ def open_registry(ref: str, root: Path) -> Registry:
             f"registry {ref!r}: repository {repo!r} must be lowercase path components "
             "(no :tag here)"
         )
+    # the HTTP backend (urllib3) is imported only for a remote registry
+    from release.image.auth import EcrAuth, EnvAuth
+    from release.image.distribution import DistributionRegistry
+
     m = _ECR_HOST.fullmatch(host)
     auth: Auth = EcrAuth(m.group(1), m.group(3)) if m else EnvAuth()
     return DistributionRegistry(host, repo, auth)
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a remote registry's blob stream may raise while it is read (urllib3's
+    `HTTPError`), for the `except` clause that reports it as a RemoteError. Empty while no
+    remote registry was opened: urllib3 is then not imported, and nothing raises its errors."""
+    mod = sys.modules.get("urllib3.exceptions")
+    return () if mod is None else (mod.HTTPError,)
