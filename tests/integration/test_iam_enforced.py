@@ -458,6 +458,10 @@ jobs:
     runs-on: ubuntu-24.04
     steps:
       - run: release status
+  review:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: release readiness --format json -o readiness.json
 """
 
 
@@ -638,3 +642,44 @@ def policy_of_job(project: Path, job: str) -> dict[str, Any]:
         if s["Resource"] == "*":
             assert all(awsmodel.resource_types(a) == [] for a in s["Action"]), s
     return doc
+
+
+def test_readiness_runs_under_its_job_policy_and_needs_each_statement(
+    moto: Moto, promotion: Path
+) -> None:
+    """`release readiness` as a user holding only `release iam --job review`: it reads
+    everything its review needs (exit 0 or 1 on its rows, never 3), and each statement
+    whose reads this environment makes is needed (removing it: AccessDenied, exit 3).
+    Nothing it is granted writes. (The enforcing moto authorises CloudWatch's alarm
+    calls and ECR's against their ARNs: tests/fixtures/moto_iam.py.)"""
+    doc = policy_of_job(promotion, "review")
+    actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert not [a for a in actions if a.split(":")[1].startswith(("Put", "Update", "Delete"))]
+    creds = moto.user_with("reviewer", doc)
+    r = _as(moto, creds, promotion, "readiness", "--env", "prod", "--format", "json")
+    assert r.code in (0, 1), r.stderr[-3000:]
+    rows = json.loads(r.stdout)["rows"] if r.stdout.strip().startswith("{") else []
+    assert rows, r.stdout[-2000:]
+    needed = {}
+    for sid in [s["Sid"] for s in doc["Statement"]]:
+        r = _as(
+            moto,
+            moto.user_with("reviewer", without(doc, sid)),
+            promotion,
+            "readiness",
+            "--env",
+            "prod",
+            "--format",
+            "json",
+        )
+        needed[sid] = r.code == 3 and "not authorized" in r.stderr
+    # every read is made here but the queues' (no queue is attached to these functions)
+    assert needed == {
+        "ReadinessFunctions": True,  # GetFunction, GetFunctionEventInvokeConfig by alias
+        "ReadinessConcurrency": True,
+        "NoResourceLevel": True,  # event source mappings, subscriptions, rules
+        "ReadinessQueues": False,
+        "ReadinessAlarms": True,  # every alarm of the account: alarm:*
+        "ReadinessRepository": True,  # DescribeRepositories of the image's repository
+        "Ledger": True,  # the live digest
+    }, needed
