@@ -249,8 +249,13 @@ class Ledger:
         )
 
     def events(self, env: str | None = None, digest: str | None = None) -> list[Event]:
+        return self._parse(self.store.read_all(), env, digest)
+
+    def _parse(
+        self, rows: list[dict[str, Any]], env: str | None = None, digest: str | None = None
+    ) -> list[Event]:
         out = []
-        for r in self.store.read_all():
+        for r in rows:
             try:
                 out.append(Event.from_dict(r))
             except (KeyError, TypeError, ValueError) as exc:
@@ -265,14 +270,17 @@ class Ledger:
         return out
 
     def _live(self, env: str) -> list[Event]:
-        """The live events of `env`, from a chain that verifies (else LedgerBroken)."""
-        chain = self.verify_chain()
+        """The live events of `env`, from a chain that verifies (else LedgerBroken): one
+        read of the store, verified and then used, so what is acted on is exactly what was
+        verified (an event appended between two reads could not slip in unverified)."""
+        rows = self.store.read_all()
+        chain = self._verify_rows(rows)
         if not chain.ok:
             raise LedgerBroken(
                 f"ledger {self.location} chain broken: {chain.problems[0]}; refusing to act on "
                 f"what it says is live in {env!r} (run `release ledger verify`)"
             )
-        return [e for e in self.events(env=env) if e.action in LIVE_ACTIONS]
+        return [e for e in self._parse(rows, env=env) if e.action in LIVE_ACTIONS]
 
     def current(self, env: str) -> Event | None:
         """The event that made the environment's live digest live (None: never promoted).
@@ -293,7 +301,9 @@ class Ledger:
 
     def verify_chain(self) -> ChainStatus:
         """Recompute every hash and link; name the first event that does not fit."""
-        rows = self.store.read_all()
+        return self._verify_rows(self.store.read_all())
+
+    def _verify_rows(self, rows: list[dict[str, Any]]) -> ChainStatus:
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1

@@ -38,6 +38,40 @@ def test_events_chain_and_current(tmp_path: Path) -> None:
     assert st.ok and st.events == 4 and st.problems == ()
 
 
+class _Racing(SqliteStore):
+    """A store whose second and later reads see a forged event another writer slipped in
+    after the first read (a row with a made-up hash: no chain would verify it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reads = 0
+
+    def read_all(self) -> list[dict[str, object]]:
+        rows = super().read_all()
+        self.reads += 1
+        if self.reads > 1:
+            last = rows[-1]
+            rows = [*rows, {**last, "seq": int(str(last["seq"])) + 1, "digest": digest_of("e")}]
+        return rows
+
+
+def test_current_acts_on_the_one_read_it_verified(tmp_path: Path) -> None:
+    """`current` reads the store once and acts on exactly the rows it verified: a forged
+    event slipped in after that read is not what is live (with a verify read and then an
+    events read, the second would have named it); the next read sees it and refuses."""
+    from release.ledger.chain import LedgerBroken
+
+    store = _Racing(tmp_path / "ledger.db")
+    led = Ledger(store)
+    for ch in "ab":
+        led.append("prod", "promote", digest_of(ch), actor="ci")
+    store.reads = 0
+    assert led.current("prod").digest == digest_of("b")  # type: ignore[union-attr]
+    assert store.reads == 1
+    with pytest.raises(LedgerBroken, match="event seq 3: prev_hash does not match"):
+        led.previous("prod")
+
+
 def _sql(db: Path, stmt: str) -> None:
     con = sqlite3.connect(db)
     con.execute(stmt)
