@@ -61,8 +61,7 @@ def collect(
     if digest is not None:
         digest = parse_digest(digest)
     led = open_ledger(cfg)
-    chain = led.verify_chain()
-    events = led.events(env=env)
+    chain, events = led.snapshot(env)
     since_iso = parse_since(since)
     if since_iso:
         events = [e for e in events if e.time[:19] >= since_iso]

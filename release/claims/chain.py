@@ -142,14 +142,19 @@ def check_chain(
         from release.ledger import open_ledger
 
         led = open_ledger(cfg)
-    chain = led.verify_chain()
-    if not chain.ok:
+    from release.ledger import LedgerBroken
+
+    try:
+        chain, events = led.snapshot(after)
+        problem = None if chain.ok else chain.problems[0]
+    except LedgerBroken as exc:  # a row that does not even parse
+        problem, events = exc.message, []
+    if problem is not None:
         why = (
-            f"{wants} promoted to {after}: the ledger chain is broken ({chain.problems[0]}); "
+            f"{wants} promoted to {after}: the ledger chain is broken ({problem}); "
             "cannot show what happened there since"
         )
         return _failed(base, promotion=Claim(ok=False, reason=why))
-    events = led.events(env=after)
     named = [x for x in events if x.seq == p.seq]
     if (
         not named

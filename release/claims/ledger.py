@@ -28,8 +28,7 @@ def check_ledger(cfg: Config, v: Verification) -> list[Event] | None:
     (a failed `ledger chain` check)."""
     led = open_ledger(cfg)
     try:
-        chain = led.verify_chain()
-        all_events = led.events()
+        chain, all_events = led.snapshot()
     except LedgerBroken as exc:
         v.add("ledger chain", False, exc.message)
         return None
@@ -71,8 +70,7 @@ def verify_ledger(cfg: Config) -> LedgerCheck:
     from release.image.registry import open_registry
 
     led = open_ledger(cfg)
-    chain = led.verify_chain()
-    events = led.events()
+    chain, events = led.snapshot()
     where: dict[str, set[str]] = {}
     for e in events:
         ref = e.evidence.get("reference") or ""

@@ -269,6 +269,13 @@ class Ledger:
             out = [e for e in out if e.digest == digest]
         return out
 
+    def snapshot(self, env: str | None = None) -> tuple[ChainStatus, list[Event]]:
+        """The chain's status and its events (of `env`), from ONE read of the store: what
+        a caller reports or acts on is exactly what was verified. A malformed row raises
+        LedgerBroken, as `events` does."""
+        rows = self.store.read_all()
+        return self._verify_rows(rows), self._parse(rows, env)
+
     def _live(self, env: str) -> list[Event]:
         """The live events of `env`, from a chain that verifies (else LedgerBroken): one
         read of the store, verified and then used, so what is acted on is exactly what was
