@@ -211,13 +211,47 @@ def _render(name: str, **values: Any) -> str:
     return _env(name.endswith(".yml.j2")).get_template(name).render(**values)
 
 
+def guess_output(model_dir: Path | None) -> tuple[str, str]:
+    """`[canary].output` from a local model's own files, and why (a hub model is not
+    fetched by init: "label", to be checked). A sentence-transformers model (modules.json)
+    gives a vector; config.json's `problem_type` multi_label_classification a multilabel,
+    regression (or a single output) a score; an id2label of two or more labels a label."""
+    if model_dir is None:
+        return "label", "the hub model is not read by init: check it"
+    if (model_dir / "modules.json").is_file() or (
+        model_dir / "config_sentence_transformers.json"
+    ).is_file():
+        return "vector", "a sentence-transformers model (modules.json): an embedding per input"
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "label", "no readable config.json in the model directory: check it"
+    if not isinstance(cfg, dict):
+        return "label", "config.json is not an object: check it"
+    raw = cfg.get("id2label")
+    labels: dict[Any, Any] = raw if isinstance(raw, dict) else {}
+    names = ", ".join(str(v) for _, v in sorted(labels.items(), key=lambda kv: str(kv[0]))[:6])
+    problem = cfg.get("problem_type")
+    if problem == "multi_label_classification":
+        return "multilabel", f"config.json: problem_type multi_label_classification ({names})"
+    if problem == "regression" or cfg.get("num_labels") == 1 or len(labels) == 1:
+        return "score", "config.json: a regression (one output per input)"
+    if len(labels) >= 2:
+        return "label", f"config.json id2label: {names}"
+    return "label", "config.json names no labels: check it"
+
+
 def render_config(opts: Options, functions: Mapping[str, str], github_repo: str) -> str:
     """The release.toml text; ConfigError (naming the key) when it would not load."""
     from release import config
 
+    model_dir = opts.config.parent / opts.model_path if opts.model_path is not None else None
+    output, output_why = guess_output(model_dir)
     text = _render(
         "release.toml.j2",
         version=__version__,
+        output=output,
+        output_why=output_why,
         model_repo=opts.model_repo,
         model_path=opts.model_path,
         revision=opts.revision or "main",

@@ -471,3 +471,48 @@ def test_templates_are_package_data() -> None:
     names = {p.name for p in resources.files("release.init").joinpath("templates").iterdir()}
     assert names >= {"release.toml.j2", "release.yml.j2", "canary.jsonl.j2", "requirements.in.j2"}
     assert os.path.isfile(REPO / "release" / "init" / "templates" / "release.yml.j2")
+
+
+@pytest.mark.parametrize(
+    ("files", "output", "why"),
+    [
+        (
+            {"config.json": {"id2label": {"0": "ROUTINE", "1": "URGENT", "2": "CRITICAL"}}},
+            "label",
+            "config.json id2label: ROUTINE, URGENT, CRITICAL",
+        ),
+        (
+            {
+                "config.json": {
+                    "problem_type": "multi_label_classification",
+                    "id2label": {"0": "toxic", "1": "insult"},
+                }
+            },
+            "multilabel",
+            "problem_type multi_label_classification (toxic, insult)",
+        ),
+        ({"config.json": {"problem_type": "regression", "num_labels": 1}}, "score", "regression"),
+        ({"config.json": {"id2label": {"0": "LABEL_0"}}}, "score", "regression"),
+        ({"config.json": {}, "modules.json": []}, "vector", "sentence-transformers"),
+        ({"weights.bin": "x"}, "label", "no readable config.json"),
+    ],
+)
+def test_the_output_type_is_read_from_a_local_model(
+    tmp_path: Path, files: dict[str, object], output: str, why: str
+) -> None:
+    """`[canary].output` from the model's own files (config.json problem_type and
+    id2label, a sentence-transformers modules.json); the line says why."""
+    from release.config import load
+
+    repo = _adopter(tmp_path)
+    for name, doc in files.items():
+        _write(repo / "weights" / name, doc if isinstance(doc, str) else json.dumps(doc))
+    r = run_cli(
+        "init", "--package", "app", "--model-path", "weights", "--action-ref", ACTION, cwd=repo
+    )
+    assert r.code == 0, r.stderr
+    assert load(repo / "release.toml").canary.output == output
+    [line] = [
+        x for x in (repo / "release.toml").read_text().splitlines() if x.startswith("output =")
+    ]
+    assert line.startswith(f'output = "{output}"   # ') and why in line, line
