@@ -46,20 +46,17 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from release._io import CHUNK, HashingReader
-from release.errors import RemoteError, VerificationFailed
+from release._io import CHUNK
+from release.errors import VerificationFailed
 from release.image.layerscan import (
-    TAR_ERRORS,
     Entry,
     LayerScan,
     ScanCache,
     clean,
     kind_of,
-    open_tar,
+    read_blob_tar,
     scan_layer,
-    tar_mode,
 )
-from release.image.registry import transport_errors
 
 #: a path predicate (paths have no leading slash)
 Select = Callable[[str], bool]
@@ -553,28 +550,13 @@ def _scan_layers(
 
 
 def _stream_layer(registry: Any, sc: _Scanner, i: int, la: Any) -> None:
-    comp = tar_mode(la.media_type)
     name = sc.fs.layer_name(i)
-    failure: BaseException | None = None
-    try:
-        with registry.open_blob(la.digest) as raw:
-            hr = HashingReader(raw)
-            try:
-                with open_tar(hr, comp) as tf:  # type: ignore[arg-type]
-                    sc.layer(i, _streamed(tf, f"layer {la.digest}"), {})
-            except TAR_ERRORS as exc:
-                failure = VerificationFailed(
-                    f"{name} is not a readable tar: {exc or type(exc).__name__}"
-                )
-            except VerificationFailed as exc:
-                failure = exc
-            hr.drain()  # the digest covers every byte, the gzip trailer too
-    except transport_errors() as exc:
-        raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
-    got = "sha256:" + hr.h.hexdigest()
-    if got != la.digest or hr.n != la.size:
+    got, n, failure = read_blob_tar(
+        registry, la, name, lambda tf: sc.layer(i, _streamed(tf, f"layer {la.digest}"), {})
+    )
+    if got != la.digest or n != la.size:
         raise VerificationFailed(
-            f"{name}: blob has sha256 {got} ({hr.n} bytes), its descriptor "
+            f"{name}: blob has sha256 {got} ({n} bytes), its descriptor "
             f"says {la.digest} ({la.size} bytes): the registry's copy is corrupt or lying"
         )
     if failure is not None:

@@ -402,43 +402,22 @@ class _Read:
     failure: BaseException | None = None
 
 
-def _read(registry: Any, la: Any, keep: Callable[[str], bool], where: str) -> _Read:
-    comp = tar_mode(la.media_type)
-    entries: list[Entry] = []
-    data: dict[str, bytes] = {}
+def read_blob_tar(
+    registry: Any, la: Any, where: str, each: Callable[[tarfile.TarFile], None]
+) -> tuple[str, int, BaseException | None]:
+    """One pass over a layer blob: `each(tf)` reads its tar (forward only) while the
+    compressed bytes are hashed, and the rest of the blob is read (and hashed) after it,
+    gzip trailer included. Returns the blob's real sha256, its size and why its tar could
+    not be read (a VerificationFailed naming `where`, or None): returned, not raised, so
+    the caller compares the digest with the descriptor first - a corrupt blob is named as
+    such, not as a bad tar. A transport failure raises RemoteError."""
     failure: BaseException | None = None
     try:
         with registry.open_blob(la.digest) as raw:
             hr = HashingReader(raw)
             try:
-                with open_tar(hr, comp) as tf:  # type: ignore[arg-type]
-                    stream = cast("TarStream", tf.fileobj)
-                    for m in tf:
-                        name = clean(m.name, f"layer {la.digest}")
-                        if not name:
-                            continue
-                        kind = kind_of(m)
-                        if kind != "file":
-                            link = m.linkname if kind in ("symlink", "hardlink") else ""
-                            entries.append(Entry(name, kind, m.mode & 0o7777, 0, link))
-                            continue
-                        h = hashlib.sha256()
-                        buf = bytearray() if keep(name) else None
-                        if m.issparse():  # its data is not its bytes in the tar
-                            f = tf.extractfile(m)
-                            assert f is not None
-                            while chunk := f.read(CHUNK):
-                                h.update(chunk)
-                                if buf is not None:
-                                    buf += chunk
-                        else:  # the member's bytes follow its header
-                            stream.seek(m.offset_data)
-                            stream.digest_into(m.size, h, buf)
-                        if buf is not None:
-                            data[name] = bytes(buf)
-                        entries.append(
-                            Entry(name, "file", m.mode & 0o7777, m.size, "", h.hexdigest())
-                        )
+                with open_tar(hr, tar_mode(la.media_type)) as tf:  # type: ignore[arg-type]
+                    each(tf)
             except TAR_ERRORS as exc:
                 failure = VerificationFailed(
                     f"{where} is not a readable tar: {exc or type(exc).__name__}"
@@ -448,8 +427,43 @@ def _read(registry: Any, la: Any, keep: Callable[[str], bool], where: str) -> _R
             hr.drain()  # the digest covers every byte, the gzip trailer too
     except transport_errors() as exc:
         raise RemoteError(f"reading layer {la.digest} from {registry.name} failed: {exc}") from None
+    return "sha256:" + hr.h.hexdigest(), hr.n, failure
+
+
+def _read(registry: Any, la: Any, keep: Callable[[str], bool], where: str) -> _Read:
+    entries: list[Entry] = []
+    data: dict[str, bytes] = {}
+
+    def each(tf: tarfile.TarFile) -> None:
+        stream = cast("TarStream", tf.fileobj)
+        for m in tf:
+            name = clean(m.name, f"layer {la.digest}")
+            if not name:
+                continue
+            kind = kind_of(m)
+            if kind != "file":
+                link = m.linkname if kind in ("symlink", "hardlink") else ""
+                entries.append(Entry(name, kind, m.mode & 0o7777, 0, link))
+                continue
+            h = hashlib.sha256()
+            buf = bytearray() if keep(name) else None
+            if m.issparse():  # its data is not its bytes in the tar
+                f = tf.extractfile(m)
+                assert f is not None
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    if buf is not None:
+                        buf += chunk
+            else:  # the member's bytes follow its header
+                stream.seek(m.offset_data)
+                stream.digest_into(m.size, h, buf)
+            if buf is not None:
+                data[name] = bytes(buf)
+            entries.append(Entry(name, "file", m.mode & 0o7777, m.size, "", h.hexdigest()))
+
+    sha, size, failure = read_blob_tar(registry, la, where, each)
     scan = None if failure is not None else LayerScan(la.digest, entries, data)
-    return _Read(scan, "sha256:" + hr.h.hexdigest(), hr.n, failure)
+    return _Read(scan, sha, size, failure)
 
 
 def _hash_blob(registry: Any, la: Any) -> tuple[str, int]:
