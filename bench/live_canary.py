@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
 """The live canary's L1 under simulated production traffic: false alarms per look and power.
 
-One bake = `periods` whole periods after the shift (plus the part of the shift's period
-before it, on the stable version only). The label mix follows a daily cycle (share 0.52
-+- 0.2, a random phase), as does the volume (3,000 predictions a period on average);
-`burst` moves each period's mix by a Normal(0, burst) shock; traffic comes in invocations
-of `batch` predictions whose texts are alike (share Beta(kappa) around the period's);
-each invocation goes to the new version with probability 0.1 (the alias's weight), so
-both versions see the same traffic. Per scenario, the share of bakes in which each test
+One bake = `periods` whole periods after the shift, the traffic of
+tests/fixtures/traffic.py (the model the live canary's tests assert on): a label mix and
+volume that follow a daily cycle, per-period bursts, invocations of `batch` alike
+predictions, each invocation on the new version with probability 0.1 (the alias's
+weight), so both versions see the same traffic. Per scenario, the share of bakes in which each test
 rejects at alpha / looks = 0.01 / 3:
 
 - L1: `release.canary.stats.stratified_difference` as the live canary runs it (batched
@@ -38,41 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from release.canary.live import Counts, evaluate_look
 from release.canary.stats import stratified_difference, two_proportion
 from release.config import TrafficConfig
+from tests.fixtures import traffic
 
 ALPHA = 0.01 / 3
-
-
-def bake(
-    rng: np.random.Generator,
-    periods: int,
-    batch: int,
-    kappa: float | None,
-    burst: float,
-    shift: float,
-) -> list[np.ndarray]:
-    phase = rng.uniform(0, 2 * np.pi)
-    out: list[list[float]] = [[], [], [], []]
-    for t in range(periods + 1):
-        cycle = np.sin(phase + 2 * np.pi * t / 24)
-        mix = 0.52 + 0.2 * cycle
-        mix = float(np.clip(mix + rng.normal(0, burst), 0.05, 0.95)) if burst else mix
-        k = rng.poisson(3000 * (1.2 + cycle) / batch)
-        q = rng.beta(mix * kappa, (1 - mix) * kappa, k) if kappa else np.full(k, mix)
-        new = (rng.random(k) < 0.1) & (t > 0)
-        q = np.where(new, np.clip(q - shift, 0.0, 1.0), q)
-        x = rng.binomial(batch, q)
-        for i, v in enumerate(
-            (x[new].sum(), batch * new.sum(), x[~new].sum(), batch * (~new).sum())
-        ):
-            out[i].append(float(v))
-    return [np.asarray(v) for v in out]
 
 
 def rates(rng: np.random.Generator, reps: int, **kw: float) -> tuple[float, float, float]:
     ours = pooled = old = 0
     batched = kw["batch"] > 1
     for _ in range(reps):
-        x1, n1, x2, n2 = bake(rng, **kw)  # type: ignore[arg-type]
+        x1, n1, x2, n2 = traffic.day(rng, **kw)  # type: ignore[arg-type]
         ours += (
             stratified_difference(x1[1:], n1[1:], x2[1:], n2[1:], batched=batched).p_value < ALPHA
         )
@@ -85,14 +58,7 @@ def score_rate(rng: np.random.Generator, reps: int, periods: int, shift: float) 
     t = TrafficConfig(score_metric="S", min_samples=0, looks=3, alpha=0.01)
     fails = 0
     for _ in range(reps):
-        phase = rng.uniform(0, 2 * np.pi)
-        new, old = [], []
-        for k in range(periods):
-            mu = 0.5 + 0.2 * np.sin(phase + 2 * np.pi * k / 24) + rng.normal(0, 0.05)
-            x = rng.normal(mu, 0.2, 3000)
-            to_new = rng.random(3000) < 0.1
-            new.append(float(np.median(x[to_new] + shift)))
-            old.append(float(np.median(x[~to_new])))
+        new, old = traffic.score_periods(rng, periods, shift)
         n = Counts(score=tuple(new), scored=tuple([300.0] * periods), invocations=300.0 * periods)
         o = Counts(score=tuple(old), scored=tuple([2700.0] * periods), invocations=2700.0 * periods)
         fails += evaluate_look({"fn": n}, {"fn": o}, t)[0].verdict == "fail"

@@ -33,6 +33,7 @@ from tests.deploy.conftest import (
     promotion_project,
     set_alarm,
 )
+from tests.fixtures import traffic
 
 NEW = digest_of("b")
 #: the example's prediction metrics, as its release.prod.toml names them
@@ -191,38 +192,6 @@ def test_error_rates_and_p99_are_compared_per_function() -> None:
     assert set(_verdicts(ok, old, t).values()) == {"pass"}
 
 
-def _day(
-    rng: np.random.Generator,
-    periods: int = 12,
-    batch: int = 20,
-    kappa: float | None = 20.0,
-    burst: float = 0.0,
-) -> list[np.ndarray]:
-    """(x_new, n_new, x_stable, n_stable) per period for one bake of `periods` whole
-    periods after the shift, plus period 0: the part of the shift's minute before it (all
-    on the stable version). The positive share follows a daily cycle (0.52 +- 0.2, a random
-    phase: the bake may span the morning rush) and so does the volume; `burst`: each
-    period's mix is off the cycle by a Normal(0, burst) shock (a wave of alike texts that
-    minute); the traffic comes in invocations of `batch` predictions (an SQS batch goes
-    to one version as a whole) whose texts are alike (share Beta(kappa) around the
-    period's; None: independent); each invocation goes to the new version with
-    probability 0.1. Same model on both."""
-    phase = rng.uniform(0, 2 * np.pi)
-    out: list[list[float]] = [[], [], [], []]
-    for t in range(periods + 1):
-        mix = 0.52 + 0.2 * np.sin(phase + 2 * np.pi * t / 24)
-        mix = float(np.clip(mix + rng.normal(0, burst), 0.05, 0.95)) if burst else mix
-        k = rng.poisson(3000 * (1.2 + np.sin(phase + 2 * np.pi * t / 24)) / batch)
-        q = rng.beta(mix * kappa, (1 - mix) * kappa, k) if kappa else np.full(k, mix)
-        x = rng.binomial(batch, q)
-        new = (rng.random(k) < 0.1) & (t > 0)
-        for i, v in enumerate(
-            (x[new].sum(), batch * new.sum(), x[~new].sum(), batch * (~new).sum())
-        ):
-            out[i].append(float(v))
-    return [np.asarray(v) for v in out]
-
-
 def test_per_period_test_holds_alpha_under_a_daily_cycle_and_limits_bursts() -> None:
     """The issue's flaky run, simulated: a mix that drifts with the time of day, traffic
     before the shift's minute, bursts, predictions correlated within an invocation. False
@@ -243,7 +212,7 @@ def test_per_period_test_holds_alpha_under_a_daily_cycle_and_limits_bursts() -> 
     def rates(batched: bool, **day: Any) -> tuple[float, float, float]:
         ours = pooled = old = 0
         for _ in range(runs):
-            x1, n1, x2, n2 = _day(rng, **day)
+            x1, n1, x2, n2 = traffic.day(rng, **day)
             r = stratified_difference(x1[1:], n1[1:], x2[1:], n2[1:], batched=batched)
             ours += r.p_value < a
             pooled += two_proportion(x1[1:].sum(), n1[1:].sum(), x2[1:].sum(), n2[1:].sum())[1] < a
@@ -625,14 +594,7 @@ def test_score_check_holds_alpha_when_the_scores_drift_within_the_bake() -> None
     t = TrafficConfig(**{**SCORES.model_dump(), "max_score_shift": 0.0, "min_samples": 0})
 
     def bake(periods: int, shift: float) -> bool:
-        phase = rng.uniform(0, 2 * np.pi)
-        new, old = [], []
-        for k in range(periods):
-            mu = 0.5 + 0.2 * np.sin(phase + 2 * np.pi * k / 24) + rng.normal(0, 0.05)
-            x = rng.normal(mu, 0.2, 3000)
-            to_new = rng.random(3000) < 0.1
-            new.append(float(np.median(x[to_new] + shift)))
-            old.append(float(np.median(x[~to_new])))
+        new, old = traffic.score_periods(rng, periods, shift)
         c = evaluate_look(
             {"fn": _scores(new, 300 * periods)}, {"fn": _scores(old, 2700 * periods)}, t
         )[0]
