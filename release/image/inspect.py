@@ -26,6 +26,7 @@ from typing import IO, Any
 from release._io import CHUNK, hash_file
 from release.digest import Digest, parse_digest
 from release.errors import UsageError, VerificationFailed
+from release.image.layerscan import clean
 from release.image.layout import LayoutRegistry
 from release.image.oci import (
     FUNCTIONS_LABEL,
@@ -225,13 +226,7 @@ def local_blob(registry: Registry, digest: Digest) -> Iterator[Path]:
 
 
 def _clean_name(name: str, layer: LayerInfo) -> str:
-    n = name
-    while n.startswith("./"):
-        n = n[2:]
-    parts = [p for p in n.split("/") if p not in ("", ".")]
-    if name.startswith("/") or ".." in parts:
-        raise VerificationFailed(f"layer {layer.digest} has an unsafe path {name!r}: refusing it")
-    return "/".join(parts)
+    return clean(name, f"layer {layer.digest}")
 
 
 def _extract_member(
