@@ -298,3 +298,27 @@ def test_a_layout_is_read_without_the_http_client(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "opt/../../etc/passwd", "../escape"])
+def test_an_unsafe_member_path_is_refused_by_scan_and_extraction(tmp_path: Path, name: str) -> None:
+    """A member that names an absolute path or climbs out with `..` is refused (the cached
+    scan, the streamed extraction) before anything is written outside `dest`."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        ti = tarfile.TarInfo(name)
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"bad"))
+    img = _image(tmp_path, gzip.compress(raw.getvalue(), mtime=0))
+    pattern = rf"has an unsafe path {re.escape(repr(name))}: refusing it"
+    with pytest.raises(VerificationFailed, match=pattern):
+        fs.scan(img)
+    out = tmp_path / "out"
+    with pytest.raises(VerificationFailed, match=pattern):
+        fs.scan(img, extract=["opt", "etc"], dest=out)
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "escape").exists()
+
+
+def test_member_names_are_normalised() -> None:
+    assert layerscan.clean("./opt//model/./w.bin", "layer x") == "opt/model/w.bin"
+    assert layerscan.clean("opt/", "layer x") == "opt"
