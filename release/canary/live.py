@@ -54,7 +54,6 @@ wait).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -187,15 +186,18 @@ def _label_shares(
 
     # strata: (function, period) with predictions on both versions
     strata: list[tuple[Counts, Counts, int]] = []
+    n1: list[float] = []  # predictions per stratum: new version, stable
+    n2: list[float] = []
     functions: set[str] = set()
     for fn in sorted(new):
         a, b = new[fn], stable.get(fn, Counts())
         for t in range(periods):
-            if sum(cell(a, k, t) for k in labels) > 0 and sum(cell(b, k, t) for k in labels) > 0:
+            m, n = sum(cell(a, k, t) for k in labels), sum(cell(b, k, t) for k in labels)
+            if m > 0 and n > 0:
                 strata.append((a, b, t))
+                n1.append(m)
+                n2.append(n)
                 functions.add(fn)
-    n1 = [sum(cell(a, k, t) for k in labels) for a, _, t in strata]
-    n2 = [sum(cell(b, k, t) for k in labels) for _, b, t in strata]
     n_new, n_old = sum(n1), sum(n2)
     both = sorted({t for _, _, t in strata})
     if n_new < max(traffic.min_samples, 1) or n_old == 0:
@@ -287,12 +289,11 @@ def _score_shift(
         )
     d = np.asarray(diffs)
     mean = float(d.mean())
-    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
-    if sd > 0:
+    if len(d) > 1 and float(d.std(ddof=1)) > 0:
         from scipy import stats as _st
 
-        p = float(2.0 * _st.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
-    else:
+        p = float(_st.ttest_1samp(d, 0.0).pvalue)
+    else:  # no spread: any move is certain, none is none
         p = 0.0 if mean != 0 else 1.0
     bad = p < alpha and abs(mean) > traffic.max_score_shift
     return LiveCheck(
